@@ -1,0 +1,40 @@
+"""transferkit: transfer learning on small data.
+
+Heavy libraries (torch, sklearn, onnxruntime) load lazily, so ``import transferkit`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; resolved on first attribute access (PEP 562)
+_LAZY = {
+    "TransferClassifier": "transferkit.estimator",
+    "Dataset": "transferkit.data.dataset",
+    "load_dataset": "transferkit.data.dataset",
+    "load_backbone": "transferkit.backbones",
+    "list_backbones": "transferkit.backbones",
+    "load_bundle": "transferkit.bundle",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transferkit.backbones import list_backbones, load_backbone
+    from transferkit.bundle import load_bundle
+    from transferkit.data.dataset import Dataset, load_dataset
+    from transferkit.estimator import TransferClassifier
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'transferkit' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__():
+    return __all__
