@@ -1,0 +1,31 @@
+"""Data: reading image folders into a Dataset, labels, splits, and decoding image files."""
+
+from __future__ import annotations
+
+from transferkit.data.dataset import (
+    Dataset,
+    DatasetWarning,
+    Sample,
+    UnreadableFilesWarning,
+    load_dataset,
+    load_image_folder,
+    load_inputs,
+    report_unreadable,
+    write_image_folder,
+)
+from transferkit.data.images import IMAGE_SUFFIXES, is_image_path, open_image
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "Dataset",
+    "DatasetWarning",
+    "Sample",
+    "UnreadableFilesWarning",
+    "is_image_path",
+    "load_dataset",
+    "load_image_folder",
+    "load_inputs",
+    "open_image",
+    "report_unreadable",
+    "write_image_folder",
+]

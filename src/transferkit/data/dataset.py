@@ -1,0 +1,574 @@
+"""The Dataset: labelled samples, their label set, splits, and readers that validate what they load.
+
+A Dataset knows files and labels, never models. Files are not decoded here (too slow for big
+folders): decode failures surface at feature extraction, which reports them with
+``report_unreadable`` exactly as loading reports empty files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import unicodedata
+import uuid
+import warnings
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from transferkit.data.images import IMAGE_SUFFIXES, is_image_path
+from transferkit.errors import BadInputError
+
+_MAX_LISTED = 20  # files named in one message before "and N more"
+_SUPPORTED = " ".join(sorted(IMAGE_SUFFIXES))
+_PNG_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "I;16"})
+
+
+class DatasetWarning(UserWarning):
+    """Something in the data was ignored; the message names it."""
+
+
+class UnreadableFilesWarning(DatasetWarning):
+    """Files were skipped because they could not be read; the message lists them."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One example: a file and its label (``None`` when unlabelled, e.g. for ``predict``)."""
+
+    path: Path
+    label: str | None
+
+
+@dataclass(frozen=True, repr=False)
+class Dataset:
+    """Samples, the label set they are indexed against, and where they came from.
+
+    ``labels`` is sorted when read from a folder; ``with_labels`` keeps the order it is given,
+    so ``targets`` can index a trained model's classes.
+    """
+
+    samples: tuple[Sample, ...]
+    labels: tuple[str, ...] = ()
+    source: str = "<in memory>"
+    modality: str = "image"
+    skipped: tuple[tuple[Path, str], ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        # Frozen, yet callers may pass lists; store tuples so a Dataset is truly immutable.
+        object.__setattr__(self, "samples", tuple(self.samples))
+        object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "skipped", tuple(self.skipped))
+        if len(set(self.labels)) != len(self.labels):
+            repeated = sorted({x for x in self.labels if self.labels.count(x) > 1})
+            raise BadInputError(
+                f"{self.source}: the label set repeats {repeated}; labels must be unique"
+            )
+        unknown = {s.label for s in self.samples if s.label is not None} - set(self.labels)
+        if unknown:
+            raise BadInputError(
+                f"{self.source}: samples carry labels missing from the label set: "
+                f"{sorted(unknown)}; the label set is {list(self.labels)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(source={self.source!r}, modality={self.modality!r}, "
+            f"n={len(self)}, labels={list(self.labels)!r})"
+        )
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The sample files, in sample order."""
+        return tuple(s.path for s in self.samples)
+
+    @property
+    def targets(self) -> np.ndarray:
+        """Each sample's index into ``labels`` (int64); -1 for unlabelled samples."""
+        index = {label: i for i, label in enumerate(self.labels)}
+        return np.array([index.get(s.label, -1) for s in self.samples], dtype=np.int64)
+
+    def class_counts(self) -> dict[str, int]:
+        """Number of samples per label, in ``labels`` order (0 for labels with no samples)."""
+        counts = dict.fromkeys(self.labels, 0)
+        for s in self.samples:
+            if s.label is not None:
+                counts[s.label] += 1
+        return counts
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> Dataset:
+        """The samples at ``indices`` (ints or a boolean mask), with the same label set.
+
+        ``skipped`` stays with the loaded dataset only, so reports do not count it once per split.
+        """
+        picked = np.asarray(indices)
+        if picked.dtype == bool:
+            picked = np.flatnonzero(picked)
+        return replace(self, samples=tuple(self.samples[int(i)] for i in picked), skipped=())
+
+    def merge(self, other: Dataset) -> Dataset:
+        """This dataset's samples followed by ``other``'s (both must share the label set)."""
+        if other.labels != self.labels:
+            raise BadInputError(
+                f"cannot merge datasets with different label sets: {list(self.labels)} vs "
+                f"{list(other.labels)}"
+            )
+        return replace(self, samples=self.samples + other.samples, skipped=())
+
+    def split(
+        self, *, test_size: float = 0.2, val_size: float = 0.1, seed: int = 0
+    ) -> tuple[Dataset, Dataset, Dataset]:
+        """Seeded, stratified (train, val, test) split; the same files give the same split.
+
+        Every class keeps at least one train example and, when ``test_size > 0``, gets at least
+        one test example; a class too small for a validation share gets none.
+        """
+        _check_fraction("test_size", test_size)
+        _check_fraction("val_size", val_size)
+        if test_size + val_size >= 1:
+            raise BadInputError(
+                f"test_size + val_size must be below 1 to leave data to train on; "
+                f"got {test_size} + {val_size} instead"
+            )
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise BadInputError(f"The 'seed' parameter must be an int >= 0; got {seed!r} instead.")
+        by_class = self._indices_by_class()
+        parts: tuple[list[int], list[int], list[int]] = ([], [], [])
+        for label, members in by_class.items():
+            n = len(members)
+            if test_size > 0 and n < 2:
+                raise self._too_small_to_split(label, members)
+            n_test, n_val = _split_sizes(n, test_size, val_size)
+            # One generator per class, keyed by its name: a class's split depends only on its own
+            # files and the seed, not on which other classes exist or their order.
+            rng = np.random.default_rng([int(seed), zlib.crc32(label.encode("utf-8"))])
+            shuffled = [members[j] for j in rng.permutation(n)]
+            parts[2].extend(shuffled[:n_test])
+            parts[1].extend(shuffled[n_test : n_test + n_val])
+            parts[0].extend(shuffled[n_test + n_val :])
+        order = {i: rank for rank, i in enumerate(self._canonical_order())}
+        train, val, test = (self.subset(sorted(p, key=order.__getitem__)) for p in parts)
+        return train, val, test
+
+    def with_labels(self, labels: Sequence[str]) -> Dataset:
+        """The same samples indexed against another label set, e.g. a trained model's classes."""
+        labels = tuple(labels)
+        counts = {k: v for k, v in self.class_counts().items() if v}
+        unknown = [k for k in counts if k not in set(labels)]
+        if unknown:
+            found = ", ".join(f"'{k}' ({counts[k]})" for k in unknown)
+            raise BadInputError(
+                f"{self.source} has labels the model does not know: {found}; the model knows "
+                f"{list(labels)}. Evaluate on data whose classes the model was trained on, or "
+                "retrain including these classes."
+            )
+        return replace(self, labels=labels)
+
+    def check_trainable(self) -> None:
+        """Raise ``BadInputError`` unless this data can train a classifier (2+ labelled classes)."""
+        if not self.samples:
+            raise BadInputError(
+                f"{self.source} has no samples; a classifier needs labelled examples of at least "
+                "two classes, e.g. one folder of images per class."
+            )
+        unlabelled = sum(s.label is None for s in self.samples)
+        if unlabelled:
+            raise BadInputError(
+                f"{self.source}: {unlabelled} of {len(self)} samples have no label; training "
+                "needs a label for every sample (put each image in its class's folder)."
+            )
+        present = [k for k, v in self.class_counts().items() if v]
+        if len(present) < 2:
+            raise BadInputError(
+                f"a classifier needs at least two classes; found only '{present[0]}' in "
+                f"{self.source}. Add a folder of examples for each other class next to it."
+            )
+
+    def _indices_by_class(self) -> dict[str, list[int]]:
+        """Sample indices per present label, in canonical (path) order; rejects unlabelled data."""
+        by_class: dict[str, list[int]] = {}
+        for i in self._canonical_order():
+            label = self.samples[i].label
+            if label is None:
+                raise BadInputError(
+                    f"{self.source} has unlabelled samples; only labelled data can be split"
+                )
+            by_class.setdefault(label, []).append(i)
+        return by_class
+
+    def _canonical_order(self) -> list[int]:
+        """Sample indices sorted by (label, path), so nothing depends on file-system order."""
+        rank = {label: i for i, label in enumerate(self.labels)}
+        return sorted(
+            range(len(self)),
+            key=lambda i: (
+                rank.get(self.samples[i].label, -1),
+                self.samples[i].path.as_posix(),
+                i,
+            ),
+        )
+
+    def _too_small_to_split(self, label: str, members: list[int]) -> BadInputError:
+        """The error for a class with too few examples to hold one out for testing."""
+        parents = [str(self.samples[i].path.parent) for i in members]
+        where = os.path.commonpath(parents) if parents else self.source
+        noun = "image" if self.modality == "image" else "example"
+        n = len(members)
+        return BadInputError(
+            f"class '{label}' ({where}) has only {n} {noun}{'' if n == 1 else 's'}; holding out a "
+            f"test set needs at least 2 per class (1 to train on, 1 to test on). Fix: add "
+            f"{noun}s, remove the folder, or pass --test with a separate test set."
+        )
+
+
+def load_dataset(path: str | os.PathLike[str], *, strict: bool = False) -> Dataset:
+    """Load labelled data, choosing the reader from what ``path`` is."""
+    path = Path(path)
+    return _reader_for(path)(path, strict=strict)
+
+
+def _reader_for(path: Path) -> Callable[..., Dataset]:
+    """Pick the reader for a path; a new format (CSV, JSONL, audio) adds one branch here."""
+    _require_folder(path)  # only image folders so far; names the problem for anything else
+    return load_image_folder
+
+
+def load_image_folder(root: str | os.PathLike[str], *, strict: bool = False) -> Dataset:
+    """Read ``root/<class>/**/<image>`` into a Dataset; sub-folder names are the labels.
+
+    Files are listed, not decoded. Empty (0-byte) files are skipped with an
+    ``UnreadableFilesWarning``, or rejected with ``strict=True``.
+    """
+    root = Path(root)
+    _require_folder(root)
+    class_dirs, loose_images = _list_top(root)
+    images_by_label: dict[str, list[Path]] = {}
+    empty_dirs: list[tuple[Path, list[Path]]] = []
+    problems: list[tuple[Path, str]] = []
+    for folder in class_dirs:
+        scan = _scan(folder)
+        problems += scan.problems
+        if scan.images:
+            # NFC: macOS writes names decomposed, Linux/Windows composed; the same folder name
+            # must give the same label everywhere or a model's labels would not match.
+            label = unicodedata.normalize("NFC", folder.name)
+            images_by_label.setdefault(label, []).extend(scan.images)
+        else:
+            empty_dirs.append((folder, scan.others))
+    report_unreadable(problems, strict=strict, context=f"loading {root}")
+    if not images_by_label:
+        raise _no_images_error(root, class_dirs, loose_images, empty_dirs, problems)
+    if empty_dirs:
+        _warn_empty_dirs(root, empty_dirs)
+    if loose_images:
+        warnings.warn(
+            f"{root}: ignored {len(loose_images)} image(s) lying directly in it, outside any "
+            f"class folder (e.g. {loose_images[0].name}); move them into their class's folder.",
+            DatasetWarning,
+            stacklevel=2,
+        )
+    labels = tuple(sorted(images_by_label))
+    samples = tuple(
+        Sample(path, label)
+        for label in labels
+        for path in sorted(images_by_label[label], key=Path.as_posix)
+    )
+    return Dataset(samples, labels, source=str(root), skipped=tuple(problems))
+
+
+def load_inputs(paths: Sequence[str | os.PathLike[str]]) -> Dataset:
+    """Unlabelled Dataset of images to predict: each path an image file or a folder of images.
+
+    Explicit files keep the order given; a folder contributes its images sorted by path.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not paths:
+        raise BadInputError("no inputs given; pass image files or folders of images to predict")
+    found: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            scan = _scan(path)
+            if not scan.images and not scan.problems:
+                raise BadInputError(
+                    f"{path}: no images in this folder (looked for {_SUPPORTED}, in sub-folders "
+                    "too); pass image files or a folder that holds some."
+                )
+            found += scan.images
+            problems += scan.problems
+        elif path.is_file():
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                raise BadInputError(
+                    f"{path}: not an image file (supported: {_SUPPORTED}); convert it or leave "
+                    "it out."
+                )
+            if path.stat().st_size == 0:
+                problems.append((path, "empty file (0 bytes)"))
+            else:
+                found.append(path)
+        else:
+            raise BadInputError(f"{path}: no such file or folder; check the path.")
+    source = str(paths[0]) if len(paths) == 1 else f"{len(paths)} inputs"
+    report_unreadable(problems, strict=False, context=f"reading {source}")
+    if not found:
+        raise BadInputError(f"{source}: no readable images to predict (all were empty files).")
+    return Dataset(tuple(Sample(p, None) for p in found), (), source=source, skipped=problems)
+
+
+def report_unreadable(problems: list[tuple[Path, str]], *, strict: bool, context: str) -> None:
+    """Warn once about unreadable files (``UnreadableFilesWarning``), or raise when ``strict``.
+
+    Args:
+        problems: (file, reason) pairs; the reason should not repeat the path.
+        context: what was being done, e.g. ``"loading photos"``; starts the message.
+    """
+    if not problems:
+        return
+    n = len(problems)
+    listed = "\n".join(f"  {path}: {reason}" for path, reason in problems[:_MAX_LISTED])
+    if n > _MAX_LISTED:
+        listed += f"\n  ... and {n - _MAX_LISTED} more"
+    files = f"{n} unreadable file{'' if n == 1 else 's'}"
+    if strict:
+        raise BadInputError(
+            f"{context}: {files} (strict mode):\n{listed}\nFix or delete them, or turn strict "
+            "mode off to skip them with a warning."
+        )
+    warnings.warn(
+        f"{context}: skipped {files}:\n{listed}\nFix or delete them to use them.",
+        UnreadableFilesWarning,
+        stacklevel=2,
+    )
+
+
+def write_image_folder(
+    root: str | os.PathLike[str],
+    images_by_label: dict[str, list[np.ndarray | Image.Image]],
+) -> Path:
+    """Write images as ``root/<label>/<00000>.png``, all or nothing (built aside, then renamed).
+
+    Arrays may be uint8 or bool, or floats in [0, 1]; shaped (H, W), (H, W, 3) or (H, W, 4).
+    """
+    root = Path(root)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise BadInputError(
+            f"{root} already exists and is not empty; delete it or pick another path"
+        )
+    for label in images_by_label:
+        _check_folder_name(label)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # A hidden sibling: same file system (so the rename is atomic) and ignored by our loaders.
+    staging = root.parent / f".{root.name}.partial-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    try:
+        for label, images in images_by_label.items():
+            folder = staging / label
+            folder.mkdir()
+            width = max(5, len(str(len(images))))
+            for i, image in enumerate(images):
+                _to_pil(image, label, i).save(folder / f"{i:0{width}d}.png")
+        if root.exists():
+            root.rmdir()  # empty (checked above); Windows cannot rename onto an existing folder
+        os.replace(staging, root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return root
+
+
+@dataclass
+class _Scan:
+    """What one recursive walk of a folder found."""
+
+    images: list[Path] = field(default_factory=list)
+    others: list[Path] = field(default_factory=list)  # visible files without an image suffix
+    problems: list[tuple[Path, str]] = field(default_factory=list)  # empty files, unlistable dirs
+
+
+def _scan(folder: Path) -> _Scan:
+    """Walk ``folder`` recursively (hidden entries pruned); stat files but never decode them."""
+    scan = _Scan()
+    seen: set[str] = set()  # real paths, so a symlink loop cannot walk forever
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        real = os.path.realpath(current)
+        if real in seen:
+            continue
+        seen.add(real)
+        try:
+            with os.scandir(current) as it:
+                entries = list(it)
+        except OSError as err:
+            scan.problems.append((current, f"cannot list folder ({err.strerror or err})"))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            try:
+                if entry.is_dir():
+                    pending.append(path)
+                elif not is_image_path(entry.name):
+                    scan.others.append(path)
+                elif entry.stat().st_size == 0:
+                    scan.problems.append((path, "empty file (0 bytes)"))
+                else:
+                    scan.images.append(path)
+            except OSError as err:  # e.g. a broken symlink
+                scan.problems.append((path, f"cannot read ({err.strerror or err})"))
+    scan.images.sort(key=Path.as_posix)
+    scan.problems.sort(key=lambda p: p[0].as_posix())
+    return scan
+
+
+def _list_top(root: Path) -> tuple[list[Path], list[Path]]:
+    """Visible class folders and loose image files directly in ``root``, sorted."""
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as err:
+        raise BadInputError(f"{root}: cannot list this folder ({err.strerror or err})") from err
+    visible = [e for e in entries if not e.name.startswith(".")]
+    folders = [Path(e.path) for e in visible if e.is_dir()]
+    loose = [Path(e.path) for e in visible if e.is_file() and is_image_path(e.name)]
+    return folders, loose
+
+
+def _require_folder(path: Path) -> None:
+    """Raise the right ``BadInputError`` unless ``path`` is an existing folder."""
+    layout = f"one sub-folder per class holding its images, e.g. {path}/cats/001.jpg"
+    if path.is_dir():
+        return
+    if not path.exists():
+        raise BadInputError(f"{path}: no such file or folder; expected a folder with {layout}.")
+    if is_image_path(path):
+        raise BadInputError(
+            f"{path} is a single image, not a dataset; training and evaluation read a folder "
+            f"with {layout} (to classify images, use `transferkit predict MODEL {path}`)."
+        )
+    raise BadInputError(
+        f"{path} is a file, not a dataset folder; transferkit reads a folder with {layout}."
+    )
+
+
+def _no_images_error(
+    root: Path,
+    class_dirs: list[Path],
+    loose_images: list[Path],
+    empty_dirs: list[tuple[Path, list[Path]]],
+    problems: list[tuple[Path, str]],
+) -> BadInputError:
+    """Explain why a folder yielded no labelled images, and what layout is expected."""
+    layout = f"one sub-folder per class holding its images, e.g. {root}/cats/001.jpg"
+    if loose_images:
+        return BadInputError(
+            f"{root} holds {len(loose_images)} image(s) directly (e.g. {loose_images[0].name}) "
+            f"but no class folders with images; the folder names are the labels, so move each "
+            f"image into its class's folder: {root}/<class name>/{loose_images[0].name}."
+        )
+    if not class_dirs:
+        return BadInputError(f"{root} is empty (or holds no images); expected {layout}.")
+    names = ", ".join(d.name for d in class_dirs[:10]) + (", ..." if len(class_dirs) > 10 else "")
+    others = [p for _, files in empty_dirs for p in files]
+    hint = ""
+    if others:
+        hint = (
+            f" It holds {len(others)} file(s) of other types (e.g. {others[0].name}); "
+            "convert them to JPEG or PNG."
+        )
+    if problems:
+        hint += f" {len(problems)} unreadable or empty file(s) were skipped."
+    return BadInputError(
+        f"{root}: found no images in its {len(class_dirs)} sub-folder(s) ({names}); expected "
+        f"{layout} (file types: {_SUPPORTED}).{hint}"
+    )
+
+
+def _warn_empty_dirs(root: Path, empty_dirs: list[tuple[Path, list[Path]]]) -> None:
+    """One warning naming the class folders ignored for having no images."""
+    names = ", ".join(d.name for d, _ in empty_dirs[:_MAX_LISTED])
+    if len(empty_dirs) > _MAX_LISTED:
+        names += f" and {len(empty_dirs) - _MAX_LISTED} more"
+    warnings.warn(
+        f"{root}: ignored {len(empty_dirs)} folder(s) with no images: {names}. Add images "
+        f"({_SUPPORTED}) or remove the folders.",
+        DatasetWarning,
+        stacklevel=3,
+    )
+
+
+def _check_fraction(name: str, value: float) -> None:
+    """Reject a split fraction outside [0, 1)."""
+    if not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise BadInputError(
+            f"The '{name}' parameter must be a fraction in [0, 1); got {value!r} instead."
+        )
+
+
+def _split_sizes(n: int, test_size: float, val_size: float) -> tuple[int, int]:
+    """(n_test, n_val) for a class of ``n``: rounded shares, test >= 1, train >= 1 kept."""
+
+    def share(fraction: float) -> int:
+        return math.floor(n * fraction + 0.5)  # half-up, unlike round()'s banker's rounding
+
+    n_test = min(max(1, share(test_size)), n - 1) if test_size > 0 else 0
+    n_val = max(0, min(share(val_size), n - n_test - 1))
+    return n_test, n_val
+
+
+def _check_folder_name(label: object) -> None:
+    """Reject labels that cannot round-trip as a visible folder name."""
+    bad = (
+        not isinstance(label, str)
+        or not label.strip()
+        or label.startswith(".")
+        or any(c in label for c in "/\\\0")
+    )
+    if bad:
+        raise BadInputError(
+            f"label {label!r} cannot be a class folder name; use a non-empty name without "
+            "slashes that does not start with '.' (those folders are hidden and skipped)."
+        )
+
+
+def _to_pil(image: np.ndarray | Image.Image, label: str, i: int) -> Image.Image:
+    """An image or array as something PNG can store, or a BadInputError naming the bad array."""
+    if isinstance(image, Image.Image):
+        return image if image.mode in _PNG_MODES else image.convert("RGB")
+    array = np.asarray(image)
+    where = f"image {i} of label '{label}'"
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))):
+        raise BadInputError(
+            f"{where} has shape {array.shape}; expected (H, W), (H, W, 3) or (H, W, 4) "
+            "(transpose channels-first arrays to channels-last)."
+        )
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype != np.uint8:
+        array = _to_uint8(array, where)
+    return Image.fromarray(np.ascontiguousarray(array))
+
+
+def _to_uint8(array: np.ndarray, where: str) -> np.ndarray:
+    """Floats in [0, 1] or integers in [0, 255] as uint8; anything else is ambiguous."""
+    lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+    if np.issubdtype(array.dtype, np.floating) and 0 <= lo and hi <= 1:
+        return np.rint(array * 255).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer) and 0 <= lo and hi <= 255:
+        return array.astype(np.uint8)
+    raise BadInputError(
+        f"{where} has dtype {array.dtype} with values {lo:g}..{hi:g}; pass uint8 (0-255) or "
+        "floats in [0, 1]."
+    )
