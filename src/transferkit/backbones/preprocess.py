@@ -1,0 +1,109 @@
+"""Image preprocessing config owned by a backbone, and the one function that applies it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from PIL import Image
+
+logger = logging.getLogger("transferkit")
+
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """Resize the shorter side to ``resize_size``, center-crop ``input_size``, scale, normalise."""
+
+    input_size: int = 224
+    resize_size: int = 256
+    interpolation: str = "bilinear"  # bilinear | bicubic | nearest
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        for name in ("input_size", "resize_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(
+                    f"The {name!r} parameter of ImagePreprocess must be a positive int. "
+                    f"Got {value!r} instead."
+                )
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(
+                f"The 'interpolation' parameter of ImagePreprocess must be one of "
+                f"{list(INTERPOLATIONS)}. Got {self.interpolation!r} instead."
+            )
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            try:
+                triple = tuple(float(v) for v in value)
+            except (TypeError, ValueError):
+                triple = ()
+            if len(triple) != 3 or not all(math.isfinite(v) for v in triple):
+                raise ValueError(
+                    f"The {name!r} parameter of ImagePreprocess must be 3 finite numbers "
+                    f"(R, G, B). Got {value!r} instead."
+                )
+            if name == "std" and min(triple) <= 0:
+                raise ValueError(
+                    f"The 'std' parameter of ImagePreprocess must be > 0. Got {value!r}."
+                )
+            # frozen dataclass: normalise lists from JSON to tuples of float so equality and
+            # fingerprints do not depend on how the config was written
+            object.__setattr__(self, name, triple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of this config."""
+        data = asdict(self)
+        data["mean"] = list(self.mean)
+        data["std"] = list(self.std)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImagePreprocess:
+        """Build from ``to_dict()`` output; unknown keys (newer versions) warn and are ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            logger.warning(
+                "ImagePreprocess: ignoring unknown keys %s (written by a newer transferkit?)",
+                unknown,
+            )
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def fingerprint(self) -> str:
+        """Stable sha256 hex of the canonical JSON form; a cache key for embeddings."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def preprocess_image(img: Image.Image, cfg: ImagePreprocess) -> torch.Tensor:
+    """Float32 (3, input_size, input_size) tensor, identical to torchvision's weights.transforms().
+
+    Same operations in the same order as ``ImageClassification`` applied to a PIL image: PIL
+    resize of the shorter side (PIL always antialiases), center crop, to uint8 tensor, /255,
+    normalise. Resizing the PIL image rather than a tensor matters: the two differ by up to 3
+    grey levels, and PIL is what the published accuracies were measured with. Pure function
+    (PIL releases the GIL while resizing), so it is safe and fast in a thread pool.
+    """
+    import torch
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as F
+
+    if img.mode != "RGB":
+        # grey, palette, RGBA, CMYK, 16-bit: every backbone here expects 3 channels
+        img = img.convert("RGB")
+    img = F.resize(img, [cfg.resize_size], interpolation=InterpolationMode(cfg.interpolation))
+    img = F.center_crop(img, [cfg.input_size])
+    tensor = F.convert_image_dtype(F.pil_to_tensor(img), torch.float)
+    return F.normalize(tensor, mean=list(cfg.mean), std=list(cfg.std))

@@ -1,0 +1,110 @@
+"""Backbone names -> specs. A backbone module registers one ``BackboneSpec`` per model."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from transferkit.backbones.preprocess import ImagePreprocess
+from transferkit.errors import BadInputError
+from transferkit.weights.resolver import WeightsSpec
+
+SOURCES = ("torchvision", "timm", "package")
+MODALITIES = ("image",)
+TIMM_PREFIX = "timm:"
+
+
+def _load_strict(model: nn.Module, state: dict) -> nn.Module:
+    # strict: a checkpoint that does not fit the architecture exactly is a bug, not a warning
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Everything needed to build, load and describe one backbone.
+
+    ``build`` returns the bare published architecture with random weights (classifier included,
+    so the published state dict loads strictly); ``load_state`` puts a state dict into it and
+    returns the model (timm rebuilds instead); ``headless`` strips the classifier so the module
+    maps images to pooled embeddings; ``layer_groups`` groups the headless module's parameter
+    names from stem to output.
+    """
+
+    name: str
+    source: str
+    embedding_dim: int
+    preprocess: ImagePreprocess
+    licence: str
+    description: str
+    weights: WeightsSpec
+    build: Callable[[], nn.Module]
+    headless: Callable[[nn.Module], nn.Module]
+    layer_groups: Callable[[nn.Module], list[list[str]]]
+    load_state: Callable[[nn.Module, dict], nn.Module] = _load_strict
+    modality: str = "image"
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name != self.name.strip():
+            raise ValueError(f"BackboneSpec.name must be a non-empty name; got {self.name!r}.")
+        if self.source not in SOURCES:
+            raise ValueError(
+                f"BackboneSpec.source must be one of {list(SOURCES)}; got {self.source!r}."
+            )
+        if self.modality not in MODALITIES:
+            raise ValueError(
+                f"BackboneSpec.modality must be one of {list(MODALITIES)}; got {self.modality!r}."
+            )
+        if isinstance(self.embedding_dim, bool) or not isinstance(self.embedding_dim, int):
+            raise ValueError(
+                f"BackboneSpec.embedding_dim must be an int; got {self.embedding_dim!r}."
+            )
+        if self.embedding_dim <= 0:
+            raise ValueError(f"BackboneSpec.embedding_dim must be > 0; got {self.embedding_dim}.")
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+
+
+def _normalise(name: str) -> str:
+    # "EfficientNet-Lite0" and "efficientnet_lite0" mean the same built-in backbone
+    return name.strip().lower().replace("-", "_")
+
+
+def register(spec: BackboneSpec) -> BackboneSpec:
+    """Add ``spec`` to the registry; a second spec under the same name is an error."""
+    if spec.name.startswith(TIMM_PREFIX):
+        raise ValueError(f"names starting with {TIMM_PREFIX!r} are resolved dynamically.")
+    key = _normalise(spec.name)
+    if key in _REGISTRY and _REGISTRY[key] is not spec:
+        raise ValueError(f"backbone {spec.name!r} is already registered.")
+    _REGISTRY[key] = spec
+    return spec
+
+
+def list_specs() -> list[BackboneSpec]:
+    """Registered specs, sorted by name (dynamic ``timm:<model>`` names are not listed)."""
+    return sorted(_REGISTRY.values(), key=lambda s: s.name)
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """The spec for ``name``; ``timm:<model>`` resolves any timm model. Unknown -> BadInputError."""
+    if not isinstance(name, str) or not name.strip():
+        raise BadInputError(f"Backbone name must be a non-empty string; got {name!r}.")
+    if name.startswith(TIMM_PREFIX):
+        from transferkit.backbones.timm_models import timm_spec
+
+        return timm_spec(name[len(TIMM_PREFIX) :])
+    spec = _REGISTRY.get(_normalise(name))
+    if spec is not None:
+        return spec
+    known = [s.name for s in list_specs()]
+    close = difflib.get_close_matches(_normalise(name), known, n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise BadInputError(
+        f"Unknown backbone {name!r}.{hint} Known backbones: {', '.join(known)}; any timm model "
+        f"as 'timm:<model>' (e.g. 'timm:resnet18'). Run `transferkit models` to list them."
+    )
