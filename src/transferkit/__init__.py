@@ -20,11 +20,11 @@ _LAZY = {
     "load_bundle": "transferkit.bundle",
 }
 
-if TYPE_CHECKING:  # pragma: no cover
-    from transferkit.backbones import list_backbones, load_backbone
-    from transferkit.bundle import load_bundle
-    from transferkit.data.dataset import Dataset, load_dataset
-    from transferkit.estimator import TransferClassifier
+if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; resolved lazily below)
+    from transferkit.backbones import list_backbones, load_backbone  # noqa: F401
+    from transferkit.bundle import load_bundle  # noqa: F401
+    from transferkit.data.dataset import Dataset, load_dataset  # noqa: F401
+    from transferkit.estimator import TransferClassifier  # noqa: F401
 
 __all__ = sorted(_LAZY) + ["__version__"]
 

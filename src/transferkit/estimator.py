@@ -1,0 +1,280 @@
+"""``TransferClassifier``: the sklearn-like face of transferkit (what the CLI uses too)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transferkit.errors import BadInputError, BundleError, NotFittedError
+
+
+def _as_dataset(data, *, labelled: bool, strict: bool):
+    """Accept a Dataset, a path to a dataset, or (unlabelled) a list of input paths."""
+    from transferkit.data import Dataset, load_dataset, load_inputs
+
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (str, Path)):
+        return load_dataset(data, strict=strict) if labelled else load_inputs([data])
+    if isinstance(data, (list, tuple)) and not labelled:
+        return load_inputs(list(data))
+    raise BadInputError(
+        f"expected a transferkit Dataset or a path to a dataset folder; got {type(data).__name__}"
+    )
+
+
+class TransferClassifier:
+    """A pretrained backbone + a transfer strategy + a new head, fitted on a small dataset.
+
+    Example::
+
+        from transferkit import TransferClassifier, load_dataset
+        train, val, test = load_dataset("photos/").split(seed=0)
+        clf = TransferClassifier(backbone="mobilenet_v2").fit(train)
+        print(clf.evaluate(test)["accuracy"])
+        clf.save("model/")
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: str = "mobilenet_v2",
+        strategy: str = "features",
+        strategy_params: dict[str, Any] | None = None,
+        head: str = "logistic",
+        head_params: dict[str, Any] | None = None,
+        weights: str | Path | None = None,
+        batch_size: int = 64,
+        cache: bool = True,
+        progress: bool = True,
+        strict: bool = False,
+        runtime: str = "auto",
+        seed: int = 0,
+    ):
+        self.backbone = backbone
+        self.strategy = strategy
+        self.strategy_params = strategy_params
+        self.head = head
+        self.head_params = head_params
+        self.weights = weights
+        self.batch_size = batch_size
+        self.cache = cache
+        self.progress = progress
+        self.strict = strict
+        self.runtime = runtime
+        self.seed = seed
+
+    # -- fitting ----------------------------------------------------------------------------
+    def fit(self, data) -> TransferClassifier:
+        """Fit on a labelled Dataset (or a path to one). Returns self."""
+        from transferkit.backbones import load_backbone
+        from transferkit.heads import make_head
+        from transferkit.strategies import make_strategy
+
+        if int(self.batch_size) < 1:
+            raise BadInputError(f"batch_size must be at least 1; got {self.batch_size}")
+        ds = _as_dataset(data, labelled=True, strict=self.strict)
+        ds.check_trainable()
+        head = make_head(self.head, **(self.head_params or {}))
+        strategy = make_strategy(self.strategy, **(self.strategy_params or {}))
+        t0 = time.perf_counter()
+        self.backbone_ = load_backbone(self.backbone, weights=self.weights)
+        self.labels_ = list(ds.labels)
+        result = strategy.fit(self.backbone_, ds, embed=self._embed, head=head, seed=self.seed)
+        self.head_ = head
+        self.strategy_ = strategy
+        self.n_train_ = result.n_train
+        self.fit_info_ = {k: v for k, v in result.info.items() if k != "problems"}
+        self.skipped_ = list(result.info.get("problems", []))
+        extract = float(result.info.get("seconds_extract", 0.0))
+        self.seconds_ = {"extract": extract, "train": time.perf_counter() - t0 - extract}
+        return self
+
+    def _embed(self, ds, view: str = "identity"):
+        from transferkit.data import report_unreadable
+        from transferkit.features import extract_embeddings
+
+        result = extract_embeddings(
+            self.backbone_,
+            ds,
+            batch_size=int(self.batch_size),
+            cache=self.cache,
+            progress=self.progress,
+            runtime=self.runtime,
+            view=view,
+        )
+        if result.problems:
+            report_unreadable(result.problems, strict=self.strict, context=str(ds.source))
+        return result
+
+    # -- prediction ------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "head_"):
+            raise NotFittedError(
+                "This TransferClassifier is not fitted yet: call fit(train) or "
+                "TransferClassifier.load(model_dir) first."
+            )
+
+    def predict_details(self, data) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]], Any]:
+        """(probabilities (N, C), NaN rows where unreadable; ok mask; problems; dataset)."""
+        self._check_fitted()
+        ds = _as_dataset(data, labelled=False, strict=self.strict)
+        result = self._embed(ds)
+        proba = np.full((len(ds), len(self.labels_)), np.nan, dtype=np.float64)
+        if result.ok.any():
+            proba[result.ok] = self.head_.predict_proba(result.embeddings[result.ok])
+        self.seconds_predict_ = result.seconds
+        return proba, result.ok, result.problems, ds
+
+    def predict_proba(self, data) -> np.ndarray:
+        """Class probabilities (N, C), columns ordered as ``labels_``; NaN rows = unreadable."""
+        return self.predict_details(data)[0]
+
+    def predict(self, data) -> list[str | None]:
+        """Predicted label per input (None where the input could not be read)."""
+        proba, ok, _, _ = self.predict_details(data)
+        return [
+            self.labels_[int(i)] if k else None
+            for i, k in zip(proba.argmax(1) if len(proba) else [], ok)
+        ]
+
+    # -- evaluation -------------------------------------------------------------------------
+    def evaluate(self, data) -> dict[str, Any]:
+        """metrics.json-shaped dict for a labelled test set."""
+        return self.evaluate_details(data)[0]
+
+    def score(self, data) -> float:
+        """Accuracy on a labelled dataset (sklearn's ``score``)."""
+        return self.evaluate(data)["accuracy"]
+
+    def evaluate_details(self, data) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(metrics, mistakes worst-first) on a labelled dataset whose labels the model knows."""
+        from transferkit.metrics import classification_metrics
+
+        self._check_fitted()
+        ds = _as_dataset(data, labelled=True, strict=self.strict)
+        unknown = sorted(set(ds.labels) - set(self.labels_))
+        if unknown:
+            counts = ds.class_counts()
+            listed = ", ".join(f"'{u}' ({counts.get(u, 0)} files)" for u in unknown)
+            raise BadInputError(
+                f"the test set {ds.source} has classes the model was not trained on: {listed}. "
+                f"The model knows: {', '.join(self.labels_)}. Remove or rename those folders, "
+                "or re-train with them."
+            )
+        ds = ds.with_labels(self.labels_)
+        proba, ok, problems, _ = self.predict_details(ds)
+        y_true = ds.targets[ok]
+        pred = proba[ok].argmax(axis=1)
+        metrics = classification_metrics(y_true, pred, self.labels_)
+        metrics.update(self.describe())
+        metrics["seconds"] = {**getattr(self, "seconds_", {}), "predict": self.seconds_predict_}
+        if problems:
+            metrics["skipped_files"] = [[str(p), r] for p, r in problems]
+        conf = proba[ok].max(axis=1)
+        paths = [p for p, k in zip(ds.paths, ok) if k]
+        wrong = np.flatnonzero(pred != y_true)
+        wrong = wrong[np.argsort(-conf[wrong])]  # confident mistakes are the instructive ones
+        mistakes = [
+            {
+                "path": str(paths[i]),
+                "true": self.labels_[int(y_true[i])],
+                "predicted": self.labels_[int(pred[i])],
+                "confidence": float(conf[i]),
+            }
+            for i in wrong
+        ]
+        return metrics, mistakes
+
+    def describe(self) -> dict[str, Any]:
+        """The model's identity, as recorded in metrics.json and the manifest."""
+        self._check_fitted()
+        return {
+            "backbone": self.backbone_.name,
+            "strategy": self.strategy_.name,
+            "head": self.head_.name,
+            "n_train": int(self.n_train_),
+            "weights_source": self.backbone_.weights_source,
+        }
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, path: str | Path, *, metrics: dict[str, Any] | None = None) -> Path:
+        """Write the model bundle (manifest.json + safetensors) atomically."""
+        from transferkit.bundle import save_bundle
+
+        self._check_fitted()
+        head_config, head_arrays = self.head_.get_state()
+        bb = self.backbone_
+        summary = None
+        if metrics:
+            summary = {
+                k: metrics[k] for k in ("accuracy", "macro_f1", "n_test", "n_train") if k in metrics
+            }
+        return save_bundle(
+            path,
+            backbone={
+                "name": bb.name,
+                "modality": bb.spec.modality,
+                "weights_sha256": bb.weights_sha256,
+                "weights_source": bb.weights_source,
+                "embedding_dim": int(bb.num_features),
+                "preprocess": bb.preprocess.to_dict(),
+            },
+            labels=self.labels_,
+            strategy={
+                **self.strategy_.describe(),
+                "n_train": int(self.n_train_),
+                **{k: v for k, v in self.fit_info_.items() if k == "views"},
+            },
+            head_config=head_config,
+            head_arrays=head_arrays,
+            metrics=summary,
+        )
+
+    @classmethod
+    def load(
+        cls, path: str | Path, *, weights: str | Path | None = None, **params: Any
+    ) -> TransferClassifier:
+        """Load a bundle; needs nothing but the bundle and the backbone's pretrained weights."""
+        from transferkit.backbones import load_backbone
+        from transferkit.backbones.preprocess import ImagePreprocess
+        from transferkit.bundle import load_bundle
+        from transferkit.heads import head_class
+        from transferkit.strategies import make_strategy
+
+        bundle = load_bundle(path)
+        mf = bundle.manifest
+        bb_info = mf["backbone"]
+        if not bb_info.get("weights_sha256"):
+            raise BundleError(
+                f"{bundle.path} was trained on a randomly initialised backbone, whose weights are "
+                "not stored; it cannot be reloaded. Re-train with pretrained weights."
+            )
+        clf = cls(
+            backbone=bb_info["name"],
+            strategy=mf["strategy"]["name"],
+            head=mf["head"]["name"],
+            weights=weights,
+            **params,
+        )
+        backbone = load_backbone(bb_info["name"], weights=weights)
+        if backbone.weights_sha256 != bb_info["weights_sha256"]:
+            raise BundleError(
+                f"{bundle.path} was trained on {bb_info['name']} weights with sha256 "
+                f"{bb_info['weights_sha256'][:16]}…, but the weights found now "
+                f"({backbone.weights_source}) have sha256 {str(backbone.weights_sha256)[:16]}…. "
+                "Install the original weights or pass them with --weights PATH."
+            )
+        # the preprocessing the model was trained with wins over today's registry default
+        backbone.preprocess = ImagePreprocess.from_dict(bb_info["preprocess"])
+        clf.backbone_ = backbone
+        clf.labels_ = bundle.labels
+        clf.head_ = head_class(mf["head"]["name"]).from_state(mf["head"], bundle.head_arrays)
+        clf.strategy_ = make_strategy(mf["strategy"]["name"], **mf["strategy"].get("config", {}))
+        clf.n_train_ = int(mf["strategy"].get("n_train", 0))
+        clf.fit_info_ = {}
+        clf.seconds_ = {}
+        return clf

@@ -1,0 +1,186 @@
+"""Batched embedding extraction: decode in parallel with the forward pass, cache by content."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from transferkit.errors import TransferkitError
+from transferkit.features.cache import EmbeddingCache, file_digest, variant_key
+from transferkit.features.runtime import default_threads, make_runner
+
+# batches decoded ahead of the forward pass: enough to hide decoding, small enough that memory
+# stays bounded by a few batches whatever the size of the folder
+_PREFETCH_BATCHES = 2
+
+
+@dataclass
+class ExtractionResult:
+    """Embeddings of a dataset, row-aligned with its samples."""
+
+    embeddings: np.ndarray  # (N, D) float32; rows of unreadable samples are zero
+    ok: np.ndarray  # (N,) bool: False where the file could not be read
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    runtime: str = "cache"
+    n_cached: int = 0
+
+
+# label-preserving views of an input that training may add (never used at evaluation)
+VIEWS = ("identity", "hflip")
+
+
+def _prepare_image(path: Path, preprocess, view: str = "identity") -> np.ndarray:
+    """Decode one image file, take the requested view, apply the backbone's preprocessing."""
+    from PIL import ImageOps
+
+    from transferkit.backbones.preprocess import preprocess_image
+    from transferkit.data.images import open_image
+
+    img = open_image(path, target_size=preprocess.resize_size)
+    if view == "hflip":
+        img = ImageOps.mirror(img)
+    return preprocess_image(img, preprocess).numpy()
+
+
+def _digest(path: Path) -> str | Exception:
+    try:
+        return file_digest(path)
+    except OSError as exc:
+        return exc
+
+
+def _problem_text(exc: BaseException) -> str:
+    text = str(exc)
+    return text.split(": ", 1)[1] if ": " in text and text.startswith("/") else text
+
+
+def extract_embeddings(
+    backbone,
+    dataset,
+    *,
+    batch_size: int = 64,
+    cache: bool | EmbeddingCache = True,
+    progress: bool = True,
+    runtime: str = "auto",
+    num_threads: int | None = None,
+    view: str = "identity",
+) -> ExtractionResult:
+    """Encode every sample of ``dataset`` with the frozen ``backbone``.
+
+    Unreadable files do not stop the run: they are reported in ``problems`` and flagged in
+    ``ok``; the caller decides whether that is fatal (``--strict``). ``view`` selects a
+    label-preserving transformation (``hflip``: mirror image) used to augment training data.
+    """
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}; got {view!r}")
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    paths: Sequence[Path] = [Path(p) for p in dataset.paths]
+    n, dim = len(paths), int(backbone.num_features)
+    embeddings = np.zeros((n, dim), dtype=np.float32)
+    ok = np.zeros(n, dtype=bool)
+    problems: list[tuple[Path, str]] = []
+    failed = np.zeros(n, dtype=bool)
+    threads = num_threads or default_threads()
+
+    store: EmbeddingCache | None = None
+    if isinstance(cache, EmbeddingCache):
+        store = cache
+    elif cache and backbone.weights_sha256:  # random weights have no identity worth caching
+        store = EmbeddingCache(
+            variant_key(
+                backbone.name, backbone.weights_sha256, backbone.preprocess.fingerprint(), view
+            ),
+            dim,
+        )
+
+    digests: list[str | None] = [None] * n
+    if store is not None and n:
+        with ThreadPoolExecutor(max_workers=max(2, threads)) as pool:
+            for i, d in enumerate(pool.map(_digest, paths)):
+                if isinstance(d, Exception):
+                    problems.append((paths[i], f"cannot read file ({d.__class__.__name__}: {d})"))
+                    failed[i] = True
+                else:
+                    digests[i] = d
+        hits = store.get_many([d for d in digests if d])
+        for i, d in enumerate(digests):
+            if d in hits:
+                embeddings[i] = hits[d]
+                ok[i] = True
+    n_cached = int(ok.sum())
+
+    todo = [i for i in range(n) if not ok[i] and not failed[i]]
+    runtime_name = "cache"
+    if todo:
+        runner = make_runner(backbone, runtime=runtime, num_threads=threads)
+        runtime_name = runner.name
+        bar = tqdm(
+            total=n,
+            initial=n_cached,
+            desc=f"Encoding ({backbone.name})",
+            unit="img",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        batches = [todo[s : s + batch_size] for s in range(0, len(todo), batch_size)]
+        # decoding threads: PIL and torchvision release the GIL, so 2 threads keep up with the
+        # forward pass without starving its own threads on a small machine
+        with ThreadPoolExecutor(max_workers=min(4, max(2, threads))) as pool:
+            pending: deque[tuple[list[int], list[Future]]] = deque()
+
+            def submit(batch: list[int]) -> None:
+                futures = [
+                    pool.submit(_prepare_image, paths[i], backbone.preprocess, view) for i in batch
+                ]
+                pending.append((batch, futures))
+
+            for b in batches[:_PREFETCH_BATCHES]:
+                submit(b)
+            next_batch = _PREFETCH_BATCHES
+            try:
+                while pending:
+                    batch, futures = pending.popleft()
+                    good, arrays = [], []
+                    for i, fut in zip(batch, futures):
+                        try:
+                            arrays.append(fut.result())
+                            good.append(i)
+                        except TransferkitError as exc:
+                            problems.append((paths[i], _problem_text(exc)))
+                            failed[i] = True
+                        except OSError as exc:
+                            problems.append((paths[i], f"cannot read file ({exc})"))
+                            failed[i] = True
+                    if next_batch < len(batches):  # keep the decoders busy during the forward
+                        submit(batches[next_batch])
+                        next_batch += 1
+                    if arrays:
+                        out = runner(np.stack(arrays))
+                        embeddings[good] = out
+                        ok[good] = True
+                        if store is not None:
+                            store.put_many((digests[i], out[j]) for j, i in enumerate(good))
+                    bar.update(len(batch))
+            finally:
+                for _, futures in pending:
+                    for fut in futures:
+                        fut.cancel()
+                bar.close()
+
+    return ExtractionResult(
+        embeddings=embeddings,
+        ok=ok,
+        problems=problems,
+        seconds=time.perf_counter() - start,
+        runtime=runtime_name,
+        n_cached=n_cached,
+    )

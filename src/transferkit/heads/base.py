@@ -1,0 +1,132 @@
+"""The head contract: a new classifier on top of embeddings, with sklearn's estimator manners.
+
+Keyword-only ``__init__`` that only stores; validation in ``fit``; ``fit`` returns ``self``;
+learned state ends in ``_``. Unlike sklearn, the learned state is a handful of named arrays
+(``get_state``/``from_state``) so a bundle stores it in safetensors — never in a pickle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+from transferkit.errors import BadInputError, NotFittedError
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class Head:
+    """Base class: subclasses set ``name``, a ``Config`` dataclass, and implement the hooks."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    # arrays that make up the learned state; subclasses list theirs
+    state_arrays: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **params: Any):
+        self.config = self.Config(**params)
+
+    # -- sklearn-like surface -------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, *, seed: int = 0, groups: np.ndarray | None = None
+    ) -> Head:
+        """Fit on embeddings ``X`` and class indices ``y``.
+
+        ``groups`` marks rows that are views of the same example (e.g. an image and its mirror
+        image), so cross-validation never puts one view in training and another in validation.
+        """
+        X, y = self._validate_fit(X, y)
+        if groups is not None and len(groups) != len(y):
+            raise BadInputError(f"got {len(y)} labels but {len(groups)} groups; they must match")
+        self.n_classes_ = int(y.max()) + 1
+        self._fit(X, y, seed=seed, groups=None if groups is None else np.asarray(groups))
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Per-class scores (N, C); higher means more likely."""
+        self._check_is_fitted()
+        return self._scores(self._validate_X(X))
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Per-class confidences in [0, 1] summing to 1 (calibrated only for ``logistic``)."""
+        return softmax(self.decision_function(X))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.decision_function(X).argmax(axis=1)
+
+    # -- persistence (safetensors-friendly) ------------------------------------------------
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Return (JSON-able config, named float32/int64 arrays) describing the fitted head."""
+        self._check_is_fitted()
+        arrays = {k: np.ascontiguousarray(getattr(self, k + "_")) for k in self.state_arrays}
+        config = {"name": self.name, "params": self.get_params(), "n_classes": self.n_classes_}
+        # what fitting chose (e.g. the cross-validated C): recorded for people, not needed to load
+        config["fitted"] = getattr(self, "info_", {})
+        return config, arrays
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Head:
+        known = {f.name for f in fields(cls.Config)}
+        head = cls(**{k: v for k, v in config.get("params", {}).items() if k in known})
+        missing = [k for k in cls.state_arrays if k not in arrays]
+        if missing:
+            raise BadInputError(
+                f"the stored '{cls.name}' head lacks arrays {missing}: the bundle is incomplete; "
+                "re-train or re-export the model"
+            )
+        for k in cls.state_arrays:
+            setattr(head, k + "_", arrays[k])
+        head.n_classes_ = int(config["n_classes"])
+        return head
+
+    # -- hooks ------------------------------------------------------------------------------
+    def _fit(self, X: np.ndarray, y: np.ndarray, *, seed: int, groups=None) -> None:
+        raise NotImplementedError
+
+    def _scores(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- validation ------------------------------------------------------------------------
+    def _check_is_fitted(self) -> None:
+        if not hasattr(self, "n_classes_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet. Call 'fit' with embeddings and "
+                "labels before using it."
+            )
+
+    @staticmethod
+    def _validate_X(X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2:
+            raise BadInputError(
+                f"embeddings must be a 2-D array (samples, features); got {X.shape}"
+            )
+        if not np.isfinite(X).all():
+            raise BadInputError("embeddings contain NaN or infinity; the backbone output is broken")
+        return X
+
+    def _validate_fit(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X = self._validate_X(X)
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(X):
+            raise BadInputError(f"got {len(X)} embeddings but {len(y)} labels; they must match")
+        if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+            raise BadInputError("labels must be non-negative class indices")
+        if len(np.unique(y)) < 2:
+            raise BadInputError("a head needs examples of at least two classes to learn from")
+        return X, y.astype(np.int64)

@@ -1,0 +1,43 @@
+"""The strategy contract: how knowledge moves from the pretrained backbone to the new task.
+
+A strategy never reads files or prints: it gets the backbone, the training data, a function that
+embeds a dataset (decoding and caching live elsewhere) and a fresh head, and returns what it did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from transferkit.heads import Head
+
+
+@dataclass
+class StrategyResult:
+    """What fitting produced, for the manifest and the report."""
+
+    n_train: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Strategy:
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, **params: Any):
+        self.config = self.Config(**params)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "config": asdict(self.config)}
+
+    def fit(
+        self,
+        backbone,
+        train,
+        *,
+        embed: Callable[[Any], Any],
+        head: Head,
+        seed: int = 0,
+    ) -> StrategyResult:
+        raise NotImplementedError
