@@ -1,0 +1,70 @@
+"""Shared fixtures: an isolated cache per test session and small real image folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Keep embedding caches and ONNX exports of the test run out of the user's cache."""
+    root = tmp_path_factory.mktemp("transferkit-cache")
+    old = os.environ.get("TRANSFERKIT_CACHE_DIR")
+    os.environ["TRANSFERKIT_CACHE_DIR"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("TRANSFERKIT_CACHE_DIR", None)
+    else:
+        os.environ["TRANSFERKIT_CACHE_DIR"] = old
+
+
+def require_offline_weights(name: str = "mobilenet_v2") -> None:
+    """Skip (outside CI) or fail (under CI) when a packaged backbone's weights are missing."""
+    from transferkit.backbones import get_spec
+    from transferkit.weights import find_offline_weights
+
+    if find_offline_weights(get_spec(name).weights) is None:
+        message = f"offline weights for {name} are not installed: run `make models`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def draw_shape(kind: str, seed: int, size: int = 64) -> Image.Image:
+    """A small photo-like image: a coloured shape on a noisy background, varying by seed."""
+    rng = np.random.default_rng(seed)
+    bg = (rng.normal(200, 20, (size, size, 3))).clip(0, 255).astype(np.uint8)
+    img = Image.fromarray(bg)
+    d = ImageDraw.Draw(img)
+    off = int(rng.integers(0, size // 6))
+    box = (size // 6 + off, size // 6 + off, size * 5 // 6 - off // 2, size * 5 // 6 - off // 2)
+    if kind == "circle":
+        d.ellipse(box, fill=(200, 30, 30))
+    elif kind == "square":
+        d.rectangle(box, fill=(30, 30, 200))
+    else:
+        d.polygon([(box[0], box[3]), ((box[0] + box[2]) // 2, box[1]), (box[2], box[3])],
+                  fill=(30, 160, 30))
+    return img
+
+
+def make_shapes_folder(root: Path, per_class: int = 6, *, seed: int = 0,
+                       classes=("circle", "square", "triangle")) -> Path:
+    """root/<class>/<i>.png — a real (if simple) image dataset made on the spot."""
+    for c, kind in enumerate(classes):
+        folder = root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            draw_shape(kind, seed * 1000 + c * 100 + i).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def shapes(tmp_path) -> Path:
+    """Three classes × 6 images."""
+    return make_shapes_folder(tmp_path / "shapes")

