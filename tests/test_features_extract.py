@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import make_shapes_folder, require_offline_weights
+
 from transferkit.data import load_image_folder
 from transferkit.features import extract_embeddings
 from transferkit.features.runtime import make_runner
@@ -24,7 +24,8 @@ def folder(tmp_path_factory):
     return load_image_folder(make_shapes_folder(tmp_path_factory.mktemp("ds"), per_class=4))
 
 
-def test_embeddings_shape_and_cache_reuse(mobilenet, folder):
+def test_embeddings_shape_and_cache_reuse(mobilenet, folder, monkeypatch, tmp_path):
+    monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path))  # a cold cache for this test
     first = extract_embeddings(mobilenet, folder, batch_size=5, progress=False)
     assert first.embeddings.shape == (12, 1280) and first.ok.all() and not first.problems
     assert first.n_cached == 0 and first.runtime in ("onnx", "torch")
@@ -45,7 +46,8 @@ def test_runner_batches_do_not_change_results(mobilenet, folder):
     assert np.abs(small.embeddings - big.embeddings).max() < 1e-4
 
 
-def test_mirror_view_is_cached_separately(mobilenet, folder):
+def test_mirror_view_is_cached_separately(mobilenet, folder, monkeypatch, tmp_path):
+    monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path))
     plain = extract_embeddings(mobilenet, folder, progress=False)
     mirrored = extract_embeddings(mobilenet, folder, view="hflip", progress=False)
     assert mirrored.n_cached == 0  # a different cache key from the plain view

@@ -12,6 +12,13 @@ from pathlib import Path
 from typing import Any
 
 
+def _default_mode(directory: bool) -> int:
+    """What a plain open()/mkdir() would give under the current umask (mkstemp gives 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename over ``path``."""
     path = Path(path)
@@ -22,6 +29,8 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        # keep an existing file's permissions; otherwise what a normal write would give
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else _default_mode(False))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -45,6 +54,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, _default_mode(True))  # a service account must be able to read a saved model
     try:
         yield tmp
     except BaseException:

@@ -125,7 +125,10 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise _refuse(path, f"{MANIFEST} is not valid JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise _refuse(path, f"{MANIFEST} does not describe a {FORMAT}")
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _refuse(path, f"its format_version is {version!r}, not a positive whole number")
+    if version > FORMAT_VERSION:
         raise BundleError(
             f"{path} was written by a newer transferkit (bundle format "
             f"{manifest['format_version']}, this version reads up to {FORMAT_VERSION}); "
@@ -146,7 +149,10 @@ def load_bundle(path: str | Path) -> Bundle:
     if path.is_file() and path.name == MANIFEST:
         path = path.parent
     manifest = read_manifest(path)
-    for name, expected in manifest["files"].items():
+    files = manifest["files"]
+    if not isinstance(files, dict) or HEAD_FILE not in files:  # else it would load unverified
+        raise _refuse(path, f"{MANIFEST} does not list the sha256 of {HEAD_FILE}")
+    for name, expected in files.items():
         f = path / name
         if Path(name).name != name:  # a manifest may not point outside its bundle
             raise _refuse(path, f"file entry {name!r} is not a plain file name")

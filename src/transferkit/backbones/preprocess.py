@@ -9,6 +9,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from PIL import Image
@@ -87,16 +89,15 @@ class ImagePreprocess:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def preprocess_image(img: Image.Image, cfg: ImagePreprocess) -> torch.Tensor:
-    """Float32 (3, input_size, input_size) tensor, identical to torchvision's weights.transforms().
+def crop_pixels(img: Image.Image, cfg: ImagePreprocess) -> np.ndarray:
+    """The geometric half of preprocessing: uint8 (input_size, input_size, 3) RGB pixels.
 
-    Same operations in the same order as ``ImageClassification`` applied to a PIL image: PIL
-    resize of the shorter side (PIL always antialiases), center crop, to uint8 tensor, /255,
-    normalise. Resizing the PIL image rather than a tensor matters: the two differ by up to 3
-    grey levels, and PIL is what the published accuracies were measured with. Pure function
-    (PIL releases the GIL while resizing), so it is safe and fast in a thread pool.
+    PIL resize of the shorter side (PIL always antialiases), then center crop, exactly as
+    torchvision's ``ImageClassification`` does on a PIL image. Resizing the PIL image rather than
+    a tensor matters: the two differ by up to 3 grey levels, and PIL is what the published
+    accuracies were measured with. Pure function (PIL releases the GIL while resizing): safe and
+    fast in the decoding threads.
     """
-    import torch
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 
@@ -104,6 +105,32 @@ def preprocess_image(img: Image.Image, cfg: ImagePreprocess) -> torch.Tensor:
         # grey, palette, RGBA, CMYK, 16-bit: every backbone here expects 3 channels
         img = img.convert("RGB")
     img = F.resize(img, [cfg.resize_size], interpolation=InterpolationMode(cfg.interpolation))
-    img = F.center_crop(img, [cfg.input_size])
-    tensor = F.convert_image_dtype(F.pil_to_tensor(img), torch.float)
-    return F.normalize(tensor, mean=list(cfg.mean), std=list(cfg.std))
+    # torchvision's center_crop rounds the offsets like this (and pads if the image is smaller)
+    if min(img.size) < cfg.input_size:
+        img = F.center_crop(img, [cfg.input_size])
+        return np.asarray(img, dtype=np.uint8)
+    width, height = img.size
+    top = int(round((height - cfg.input_size) / 2.0))
+    left = int(round((width - cfg.input_size) / 2.0))
+    pixels = np.asarray(img, dtype=np.uint8)
+    return pixels[top : top + cfg.input_size, left : left + cfg.input_size]
+
+
+def normalize_pixels(pixels: np.ndarray, cfg: ImagePreprocess) -> np.ndarray:
+    """The arithmetic half: uint8 (..., H, W, 3) → float32 (..., 3, H, W), /255, minus mean, /std.
+
+    The same float32 operations in the same order as torchvision (bit-identical results). The
+    fast extraction path does this inside the exported graph instead (see features/runtime.py).
+    """
+    x = pixels.astype(np.float32)
+    x /= np.float32(255.0)
+    x -= np.asarray(cfg.mean, dtype=np.float32)
+    x /= np.asarray(cfg.std, dtype=np.float32)
+    return np.ascontiguousarray(np.moveaxis(x, -1, -3))
+
+
+def preprocess_image(img: Image.Image, cfg: ImagePreprocess) -> torch.Tensor:
+    """Float32 (3, input_size, input_size) tensor, identical to weights.transforms() output."""
+    import torch
+
+    return torch.from_numpy(normalize_pixels(crop_pixels(img, cfg), cfg))

@@ -37,16 +37,19 @@ VIEWS = ("identity", "hflip")
 
 
 def _prepare_image(path: Path, preprocess, view: str = "identity") -> np.ndarray:
-    """Decode one image file, take the requested view, apply the backbone's preprocessing."""
+    """Decode one image file, take the requested view, resize and crop: uint8 (H, W, 3).
+
+    Normalisation happens in the runner (inside the exported graph), not here.
+    """
     from PIL import ImageOps
 
-    from transferkit.backbones.preprocess import preprocess_image
+    from transferkit.backbones.preprocess import crop_pixels
     from transferkit.data.images import open_image
 
     img = open_image(path, target_size=preprocess.resize_size)
     if view == "hflip":
         img = ImageOps.mirror(img)
-    return preprocess_image(img, preprocess).numpy()
+    return crop_pixels(img, preprocess)
 
 
 def _digest(path: Path) -> str | Exception:

@@ -60,7 +60,22 @@ class Head:
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Per-class scores (N, C); higher means more likely."""
         self._check_is_fitted()
-        return self._scores(self._validate_X(X))
+        X = self._validate_X(X)
+        expected = self._input_dim()
+        if expected is not None and X.shape[1] != expected:
+            raise BadInputError(
+                f"this {self.name} head was trained on {expected}-d embeddings but got "
+                f"{X.shape[1]}-d ones: use the backbone the model was trained with"
+            )
+        return self._scores(X)
+
+    def _input_dim(self) -> int | None:
+        """Embedding width the fitted state expects (from its first array), if it has one."""
+        for name in self.state_arrays:
+            arr = getattr(self, name + "_", None)
+            if arr is not None and arr.ndim == 2:
+                return int(arr.shape[1])
+        return None
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Per-class confidences in [0, 1] summing to 1 (calibrated only for ``logistic``)."""
@@ -123,10 +138,22 @@ class Head:
     def _validate_fit(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         X = self._validate_X(X)
         y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(X):
+        if y.ndim != 1:
+            raise BadInputError(f"labels must be a 1-D array of class indices; got {y.shape}")
+        if len(y) != len(X):
             raise BadInputError(f"got {len(X)} embeddings but {len(y)} labels; they must match")
         if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
             raise BadInputError("labels must be non-negative class indices")
-        if len(np.unique(y)) < 2:
+        present = np.unique(y)
+        if len(present) < 2:
             raise BadInputError("a head needs examples of at least two classes to learn from")
+        # scores have one column per index 0..max: a gap would shift the linear heads' columns
+        # (class 3 predicted as 2) and give the centroid head a NaN centroid
+        empty = np.setdiff1d(np.arange(present[-1] + 1), present)
+        if len(empty):
+            raise BadInputError(
+                f"labels must be class indices 0..{present[-1]} with examples of each; class "
+                f"index(es) {empty.tolist()} have no examples. Drop the empty classes and "
+                "renumber the labels (np.unique(y, return_inverse=True))"
+            )
         return X, y.astype(np.int64)
