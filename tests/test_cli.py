@@ -176,12 +176,14 @@ def test_strict_makes_unreadable_files_fatal(capsys, tmp_path):
     )
     assert code == 2 and "fake.jpg" in err
     assert not (tmp_path / "strict" / "model").exists()
+    (root / "square" / "empty.png").write_bytes(b"")  # found at load time, not at decoding
     code, _, err = run_cli(
         capsys, "-q", "train", str(root), "--out", str(tmp_path / "lenient"), "--no-progress"
     )
-    assert code == 0 and "fake.jpg" in err  # skipped, with one warning naming it
+    assert code == 0 and "fake.jpg" in err and "empty.png" in err  # skipped, and named
     metrics = json.loads((tmp_path / "lenient" / "metrics.json").read_text())
-    assert any("fake.jpg" in path for path, _ in metrics["skipped_files"])
+    skipped = [path for path, _ in metrics["skipped_files"]]
+    assert any("fake.jpg" in p for p in skipped) and any("empty.png" in p for p in skipped)
 
 
 def test_tampered_bundle_is_refused(trained, capsys, tmp_path):

@@ -136,10 +136,8 @@ class TransferClassifier:
     def predict(self, data) -> list[str | None]:
         """Predicted label per input (None where the input could not be read)."""
         proba, ok, _, _ = self.predict_details(data)
-        return [
-            self.labels_[int(i)] if k else None
-            for i, k in zip(proba.argmax(1) if len(proba) else [], ok)
-        ]
+        best = proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=int)
+        return [self.labels_[int(i)] if k else None for i, k in zip(best, ok)]
 
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self, data) -> dict[str, Any]:

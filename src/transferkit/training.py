@@ -71,10 +71,11 @@ def train_run(
     clf.fit(train_ds)
     metrics, mistakes = clf.evaluate_details(test_ds)
     metrics["split"] = split_info
-    if clf.skipped_:
-        metrics["skipped_files"] = [[str(p), r] for p, r in clf.skipped_] + metrics.get(
-            "skipped_files", []
-        )
+    # every file left out, wherever it was found: empty files at load, undecodable ones later
+    skipped = [*full.skipped, *(test_ds.skipped if test is not None else ()), *clf.skipped_]
+    skipped = [[str(p), r] for p, r in skipped] + metrics.get("skipped_files", [])
+    if skipped:
+        metrics["skipped_files"] = skipped
     metrics["seconds"]["total"] = time.perf_counter() - started
 
     out = Path(out)
