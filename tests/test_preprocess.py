@@ -138,3 +138,20 @@ def test_thread_pool_gives_the_same_result_as_serial():
         parallel = list(pool.map(lambda im: preprocess_image(im, cfg), IMAGES * 3))
     for i, out in enumerate(parallel):
         assert torch.equal(out, serial[i % len(IMAGES)])
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_grey_images_resize_as_one_channel_with_identical_pixels(interpolation):
+    """The fast path keeps 8-bit grey as one channel; the pixels must equal the RGB route's."""
+    import numpy as np
+    from PIL import Image
+
+    from transferkit.backbones.preprocess import crop_pixels
+
+    rng = np.random.default_rng(0)
+    cfg = ImagePreprocess(interpolation=interpolation)
+    for size in [(28, 28), (300, 171), (640, 480)]:
+        grey = Image.fromarray(rng.integers(0, 256, size[::-1], dtype=np.uint8), mode="L")
+        fast = crop_pixels(grey, cfg)
+        assert fast.shape == (224, 224, 3) and fast.dtype == np.uint8
+        np.testing.assert_array_equal(fast, crop_pixels(grey.convert("RGB"), cfg))

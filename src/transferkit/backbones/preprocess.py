@@ -101,19 +101,24 @@ def crop_pixels(img: Image.Image, cfg: ImagePreprocess) -> np.ndarray:
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 
-    if img.mode != "RGB":
-        # grey, palette, RGBA, CMYK, 16-bit: every backbone here expects 3 channels
+    if img.mode not in ("RGB", "L"):
+        # palette, RGBA, CMYK, 16-bit: every backbone here expects 3 channels
         img = img.convert("RGB")
+    # 8-bit grey stays one channel through the resize (3x less work); grey→RGB only copies the
+    # channel, so the result is the same as resizing the RGB image
     img = F.resize(img, [cfg.resize_size], interpolation=InterpolationMode(cfg.interpolation))
     # torchvision's center_crop rounds the offsets like this (and pads if the image is smaller)
     if min(img.size) < cfg.input_size:
-        img = F.center_crop(img, [cfg.input_size])
-        return np.asarray(img, dtype=np.uint8)
-    width, height = img.size
-    top = int(round((height - cfg.input_size) / 2.0))
-    left = int(round((width - cfg.input_size) / 2.0))
-    pixels = np.asarray(img, dtype=np.uint8)
-    return pixels[top : top + cfg.input_size, left : left + cfg.input_size]
+        pixels = np.asarray(F.center_crop(img, [cfg.input_size]), dtype=np.uint8)
+    else:
+        width, height = img.size
+        top = int(round((height - cfg.input_size) / 2.0))
+        left = int(round((width - cfg.input_size) / 2.0))
+        pixels = np.asarray(img, dtype=np.uint8)
+        pixels = pixels[top : top + cfg.input_size, left : left + cfg.input_size]
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    return pixels
 
 
 def normalize_pixels(pixels: np.ndarray, cfg: ImagePreprocess) -> np.ndarray:

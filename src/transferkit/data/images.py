@@ -36,6 +36,7 @@ def open_image(
     *,
     target_size: int | None = None,
     max_pixels: int = 100_000_000,
+    keep_grey: bool = False,
 ) -> Image.Image:
     """Decode an image file into 8-bit RGB: EXIF-upright, first frame, transparency on white.
 
@@ -44,6 +45,9 @@ def open_image(
             or 1/8 scale while keeping at least this many pixels on its shorter side.
         max_pixels: refuse, rather than decode, anything with more pixels than this (after any
             reduced-scale JPEG decoding).
+        keep_grey: return single-channel images as 8-bit grey ("L") instead of RGB; resizing
+            one channel is 3x less work and, since grey→RGB only copies the channel, gives the
+            same pixels as resizing the RGB version.
 
     Raises:
         UnreadableImageError: ``"<path>: <reason>"`` for empty, truncated, non-image or too large
@@ -63,7 +67,7 @@ def open_image(
                 _check_pixels(image, full_size, max_pixels, path)
                 image.load()
                 _apply_orientation(image)
-                return _to_rgb(image)
+                return _to_rgb(image, keep_grey=keep_grey)
             finally:
                 image.close()  # releases the decoder's mmap/file now, not at garbage collection
     except UnreadableImageError:
@@ -124,13 +128,18 @@ def _apply_orientation(image: Image.Image) -> None:
         pass
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any decoded mode to 8-bit RGB without clipping deep or float data."""
+def _to_rgb(image: Image.Image, *, keep_grey: bool = False) -> Image.Image:
+    """Convert any decoded mode to 8-bit RGB (or grey) without clipping deep or float data."""
     mode = image.mode
+    grey = None
     if mode in _SIXTEEN_BIT_MODES:
-        return Image.fromarray(_sixteen_to_eight(np.asarray(image))).convert("RGB")
-    if mode == "F":
-        return Image.fromarray(_float_to_eight(np.asarray(image))).convert("RGB")
+        grey = Image.fromarray(_sixteen_to_eight(np.asarray(image)))
+    elif mode == "F":
+        grey = Image.fromarray(_float_to_eight(np.asarray(image)))
+    elif mode == "L" and "transparency" not in image.info:
+        grey = image
+    if grey is not None:
+        return grey.copy() if keep_grey else grey.convert("RGB")
     if mode in _ALPHA_MODES or "transparency" in image.info:
         # Dropping alpha would expose whatever colour hides under transparent pixels (often black
         # or junk); transparent logos and product shots are meant to be seen on a white page.

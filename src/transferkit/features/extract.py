@@ -46,7 +46,7 @@ def _prepare_image(path: Path, preprocess, view: str = "identity") -> np.ndarray
     from transferkit.backbones.preprocess import crop_pixels
     from transferkit.data.images import open_image
 
-    img = open_image(path, target_size=preprocess.resize_size)
+    img = open_image(path, target_size=preprocess.resize_size, keep_grey=True)
     if view == "hflip":
         img = ImageOps.mirror(img)
     return crop_pixels(img, preprocess)
