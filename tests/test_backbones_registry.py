@@ -136,3 +136,19 @@ def test_list_backbones_reports_offline_availability(tmp_path, monkeypatch):
 def test_weights_and_pretrained_false_conflict(tmp_path):
     with pytest.raises(BadInputError, match="pretrained=False"):
         load_backbone("resnet18", weights=tmp_path / "w.pth", pretrained=False)
+
+
+def test_published_torchvision_configs_match_torchvision():
+    """The copied per-weight configs (kept as data so naming a backbone needs no torchvision
+    import) must equal torchvision's own enums, entry by entry."""
+    from transferkit.backbones.torchvision_models import (
+        PUBLISHED,
+        preprocess_from_weights,
+        torchvision_weights,
+    )
+
+    for arch, published in PUBLISHED.items():
+        weights = torchvision_weights(arch)
+        assert published.url == weights.url, arch
+        assert published.preprocess() == preprocess_from_weights(weights), arch
+        assert get_spec(arch).preprocess == preprocess_from_weights(weights), arch

@@ -238,3 +238,19 @@ def test_demo_on_real_mnist(capsys, tmp_path):
     summary = json.loads(out)
     assert summary["n_train"] == 100 and summary["n_test"] == 500
     assert summary["accuracy"] > 0.7  # measured ~0.9; chance is 0.1
+
+
+def test_second_run_on_cached_embeddings_never_imports_torch(trained, tmp_path):
+    """The cache's point: another head on the same data re-encodes nothing and so does not even
+    pay for importing torch, torchvision or scikit-learn (seconds each on a small machine)."""
+    root, _ = trained
+    code = (
+        "import sys; from transferkit.cli import main; "
+        f"rc = main(['-q', 'train', {str(root / 'train')!r}, '--test', {str(root / 'test')!r}, "
+        f"'--out', {str(tmp_path / 'again')!r}, '--head', 'knn', '--no-progress']); "
+        "heavy = sorted(m for m in ('torch', 'torchvision', 'sklearn', 'onnxruntime') "
+        "if m in sys.modules); "
+        "assert rc == 0 and not heavy, (rc, heavy)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / "again" / "model" / "manifest.json").is_file()

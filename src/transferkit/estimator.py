@@ -70,7 +70,7 @@ class TransferClassifier:
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, data) -> TransferClassifier:
         """Fit on a labelled Dataset (or a path to one). Returns self."""
-        from transferkit.backbones import load_backbone
+        from transferkit.backbones import resolve_backbone
         from transferkit.heads import make_head
         from transferkit.strategies import make_strategy
 
@@ -81,7 +81,8 @@ class TransferClassifier:
         head = make_head(self.head, **(self.head_params or {}))
         strategy = make_strategy(self.strategy, **(self.strategy_params or {}))
         t0 = time.perf_counter()
-        self.backbone_ = load_backbone(self.backbone, weights=self.weights)
+        # resolved and verified now, built only if some embedding is not cached yet
+        self.backbone_ = resolve_backbone(self.backbone, weights=self.weights)
         self.labels_ = list(ds.labels)
         result = strategy.fit(self.backbone_, ds, embed=self._embed, head=head, seed=self.seed)
         self.head_ = head
@@ -237,7 +238,7 @@ class TransferClassifier:
         cls, path: str | Path, *, weights: str | Path | None = None, **params: Any
     ) -> TransferClassifier:
         """Load a bundle; needs nothing but the bundle and the backbone's pretrained weights."""
-        from transferkit.backbones import load_backbone
+        from transferkit.backbones import resolve_backbone
         from transferkit.backbones.preprocess import ImagePreprocess
         from transferkit.bundle import load_bundle
         from transferkit.heads import head_class
@@ -258,7 +259,7 @@ class TransferClassifier:
             weights=weights,
             **params,
         )
-        backbone = load_backbone(bb_info["name"], weights=weights)
+        backbone = resolve_backbone(bb_info["name"], weights=weights)
         if backbone.weights_sha256 != bb_info["weights_sha256"]:
             raise BundleError(
                 f"{bundle.path} was trained on {bb_info['name']} weights with sha256 "

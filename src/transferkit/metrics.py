@@ -1,4 +1,8 @@
-"""Classification metrics in the shape of metrics.json (see docs/architecture.md)."""
+"""Classification metrics in the shape of metrics.json (see docs/architecture.md).
+
+Plain numpy (the definitions are a few lines): evaluating a model must not cost the import of
+scikit-learn, which takes seconds on a small machine.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +12,44 @@ from typing import Any
 import numpy as np
 
 
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts (n_classes, n_classes): rows are true labels, columns predicted ones."""
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
 def classification_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]
 ) -> dict[str, Any]:
     """accuracy, macro_f1, per_class, confusion_matrix, labels, n_test for integer label indices.
 
-    Macro F1 averages over the classes present in the test set or predicted, so a model's label
-    that never occurs in a small test set does not drag the average to zero.
+    Precision, recall and F1 are 0 where undefined (no predictions / no examples), as sklearn's
+    ``zero_division=0``. Macro F1 averages over the classes present in the test set or
+    predicted, so a model's label that never occurs in a small test set does not drag the
+    average to zero.
     """
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
-    idx = list(range(len(labels)))
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=idx, zero_division=0)
-    present = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
-    cm = confusion_matrix(y_true, y_pred, labels=idx)
+    cm = confusion_matrix(y_true, y_pred, len(labels))
+    tp = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        denom = precision + recall
+        f1 = np.where(denom > 0, 2 * precision * recall / denom, 0.0)
+    present = (support > 0) | (predicted > 0)
     return {
         "accuracy": float((y_true == y_pred).mean()) if len(y_true) else 0.0,
-        "macro_f1": float(np.mean(f[present])) if present else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "per_class": {
             label: {
-                "precision": float(p[i]),
-                "recall": float(r[i]),
-                "f1": float(f[i]),
-                "support": int(s[i]),
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
             }
             for i, label in enumerate(labels)
         },

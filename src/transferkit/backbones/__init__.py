@@ -6,22 +6,28 @@ Importing this package registers the built-in backbones; timm is only imported w
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from transferkit.backbones import efficientnet_lite as _efficientnet_lite  # noqa: F401 (registers)
 from transferkit.backbones import torchvision_models as _torchvision_models  # noqa: F401
-from transferkit.backbones.base import Backbone
 from transferkit.backbones.preprocess import ImagePreprocess, preprocess_image
 from transferkit.backbones.registry import BackboneSpec, get_spec, list_specs, register
 from transferkit.errors import BadInputError
 from transferkit.weights.resolver import (
+    ResolvedWeights,
     find_offline_weights,
     load_state_dict_file,
     resolve_weights,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from transferkit.backbones.base import Backbone
+
 __all__ = [
     "Backbone",
+    "BackboneRef",
     "BackboneSpec",
     "ImagePreprocess",
     "get_spec",
@@ -30,7 +36,83 @@ __all__ = [
     "load_backbone",
     "preprocess_image",
     "register",
+    "resolve_backbone",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Backbone is a torch module: importing it eagerly would cost every command ~3 s of torch
+    if name == "Backbone":
+        from transferkit.backbones.base import Backbone
+
+        return Backbone
+    raise AttributeError(f"module 'transferkit.backbones' has no attribute {name!r}")
+
+
+@dataclass
+class BackboneRef:
+    """A backbone named and weight-verified, whose torch module is built only when needed.
+
+    Everything that identifies the embeddings — name, weights sha256, preprocessing, dimension —
+    is known without torch, so a run whose embeddings are all cached never imports it.
+    """
+
+    spec: BackboneSpec
+    weights: ResolvedWeights | None
+    preprocess: ImagePreprocess
+    _module: Backbone | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def num_features(self) -> int:
+        return self.spec.embedding_dim
+
+    @property
+    def weights_sha256(self) -> str | None:
+        return self.weights.sha256 if self.weights else None
+
+    @property
+    def weights_source(self) -> str:
+        return self.weights.source if self.weights else "random init (pretrained=False)"
+
+    def materialize(self) -> Backbone:
+        """The torch module (built and loaded on first call), in eval mode."""
+        if self._module is None:
+            from transferkit.backbones.base import Backbone
+
+            model = self.spec.build()
+            if self.weights is not None:
+                model = self.spec.load_state(model, load_state_dict_file(self.weights.path))
+            module = Backbone(self.spec.headless(model), spec=self.spec, weights=self.weights)
+            module.preprocess = self.preprocess
+            # eval by default: frozen-feature extraction is the common case
+            self._module = module.eval()
+        return self._module
+
+
+def resolve_backbone(
+    name: str,
+    *,
+    weights: str | Path | None = None,
+    pretrained: bool = True,
+    allow_download: bool = True,
+) -> BackboneRef:
+    """Find and verify backbone ``name``'s weights without building it (see ``load_backbone``)."""
+    if weights is not None and not pretrained:
+        raise BadInputError(
+            f"load_backbone({name!r}) got weights={str(weights)!r} and pretrained=False: pass "
+            "one or the other (a weight file means pretrained)."
+        )
+    spec = get_spec(name)
+    resolved = None
+    if pretrained:
+        resolved = resolve_weights(
+            spec.name, spec.weights, explicit=weights, allow_download=allow_download
+        )
+    return BackboneRef(spec=spec, weights=resolved, preprocess=spec.preprocess)
 
 
 def load_backbone(
@@ -55,24 +137,9 @@ def load_backbone(
         WeightsUnavailableError: no source could provide the weights; the message lists what
             was tried and the fix.
     """
-    if weights is not None and not pretrained:
-        raise BadInputError(
-            f"load_backbone({name!r}) got weights={str(weights)!r} and pretrained=False: pass "
-            "one or the other (a weight file means pretrained)."
-        )
-    spec = get_spec(name)
-    resolved = None
-    if pretrained:
-        # resolve before building: a missing file should fail before seconds of model setup
-        resolved = resolve_weights(
-            spec.name, spec.weights, explicit=weights, allow_download=allow_download
-        )
-    model = spec.build()
-    if resolved is not None:
-        model = spec.load_state(model, load_state_dict_file(resolved.path))
-    backbone = Backbone(spec.headless(model), spec=spec, weights=resolved)
-    # eval by default: frozen-feature extraction is the common case; finetune calls .train()
-    return backbone.eval()
+    return resolve_backbone(
+        name, weights=weights, pretrained=pretrained, allow_download=allow_download
+    ).materialize()
 
 
 def list_backbones() -> list[dict]:

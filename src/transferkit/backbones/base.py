@@ -42,6 +42,10 @@ class Backbone(nn.Module):
         """Pooled embedding ``(B, num_features)`` of preprocessed images ``(B, 3, S, S)``."""
         return self.model(x)
 
+    def materialize(self) -> Backbone:
+        """Already a torch module (``BackboneRef.materialize`` builds one lazily)."""
+        return self
+
     def layer_groups(self) -> list[list[str]]:
         """Parameter names in groups ordered from the input (stem) to the output (last stage).
 

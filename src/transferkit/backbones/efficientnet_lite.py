@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from torch import nn
-
-from transferkit.backbones.base import children_prefixes, group_by_prefix
 from transferkit.backbones.preprocess import ImagePreprocess
 from transferkit.backbones.registry import BackboneSpec, register
 from transferkit.errors import BadInputError
 from transferkit.weights.resolver import WeightsSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
 
 # The TF reference (tensorflow/tpu models/official/efficientnet/lite) feeds (x - 127) / 128 on
 # 0..255 pixels, i.e. mean 127/255 and std 128/255 after our /255 scaling, and crops a center
@@ -59,6 +60,8 @@ def _builder(variant: str) -> Callable[[], nn.Module]:
 
 
 def _headless(model: nn.Module) -> nn.Module:
+    from torch import nn
+
     # EfficientNet.forward = extract_features -> global average pool -> dropout -> _fc; with the
     # last two as Identity it returns the pooled 1280-d embedding
     model._dropout = nn.Identity()
@@ -67,6 +70,8 @@ def _headless(model: nn.Module) -> nn.Module:
 
 
 def _layer_groups(model: nn.Module) -> list[list[str]]:
+    from transferkit.backbones.base import children_prefixes, group_by_prefix
+
     return group_by_prefix(
         model,
         [["_conv_stem", "_bn0"], *children_prefixes(model, "_blocks"), ["_conv_head", "_bn1"]],

@@ -5,12 +5,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from transferkit.backbones.preprocess import ImagePreprocess
 from transferkit.errors import BadInputError
 from transferkit.weights.resolver import WeightsSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
 
 SOURCES = ("torchvision", "timm", "package")
 MODALITIES = ("image",)

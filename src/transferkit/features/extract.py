@@ -13,7 +13,7 @@ import numpy as np
 
 from transferkit.errors import TransferkitError
 from transferkit.features.cache import EmbeddingCache, file_digest, variant_key
-from transferkit.features.runtime import default_threads, make_runner
+from transferkit.system import available_cores
 
 # batches decoded ahead of the forward pass: enough to hide decoding, small enough that memory
 # stays bounded by a few batches whatever the size of the folder
@@ -92,7 +92,7 @@ def extract_embeddings(
     ok = np.zeros(n, dtype=bool)
     problems: list[tuple[Path, str]] = []
     failed = np.zeros(n, dtype=bool)
-    threads = num_threads or default_threads()
+    threads = num_threads or available_cores()
 
     store: EmbeddingCache | None = None
     if isinstance(cache, EmbeddingCache):
@@ -124,7 +124,10 @@ def extract_embeddings(
     todo = [i for i in range(n) if not ok[i] and not failed[i]]
     runtime_name = "cache"
     if todo:
-        runner = make_runner(backbone, runtime=runtime, num_threads=threads)
+        # torch / onnxruntime are imported only now: a fully cached run never pays for them
+        from transferkit.features.runtime import make_runner
+
+        runner = make_runner(backbone.materialize(), runtime=runtime, num_threads=threads)
         runtime_name = runner.name
         bar = tqdm(
             total=n,

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from transferkit.paths import cache_dir
+from transferkit.system import available_cores
 
 log = logging.getLogger("transferkit")
 
@@ -42,10 +43,7 @@ class Runner(Protocol):
 
 def default_threads() -> int:
     """Threads for the forward pass: every core this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return available_cores()
 
 
 class PixelsToEmbedding(torch.nn.Module):
