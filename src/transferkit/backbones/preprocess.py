@@ -89,8 +89,11 @@ class ImagePreprocess:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def crop_pixels(img: Image.Image, cfg: ImagePreprocess) -> np.ndarray:
+def crop_pixels(img: Image.Image, cfg: ImagePreprocess, *, expand_grey: bool = True) -> np.ndarray:
     """The geometric half of preprocessing: uint8 (input_size, input_size, 3) RGB pixels.
+
+    With ``expand_grey=False`` an 8-bit grey image comes back as (input_size, input_size), for
+    a caller that broadcasts it into an RGB buffer without an intermediate copy.
 
     PIL resize of the shorter side (PIL always antialiases), then center crop, exactly as
     torchvision's ``ImageClassification`` does on a PIL image. Resizing the PIL image rather than
@@ -116,7 +119,7 @@ def crop_pixels(img: Image.Image, cfg: ImagePreprocess) -> np.ndarray:
         left = int(round((width - cfg.input_size) / 2.0))
         pixels = np.asarray(img, dtype=np.uint8)
         pixels = pixels[top : top + cfg.input_size, left : left + cfg.input_size]
-    if pixels.ndim == 2:
+    if pixels.ndim == 2 and expand_grey:
         pixels = np.repeat(pixels[:, :, None], 3, axis=2)
     return pixels
 

@@ -37,7 +37,8 @@ VIEWS = ("identity", "hflip")
 
 
 def _prepare_image(path: Path, preprocess, view: str = "identity") -> np.ndarray:
-    """Decode one image file, take the requested view, resize and crop: uint8 (H, W, 3).
+    """Decode one image file, take the requested view, resize and crop: uint8 (H, W, 3), or
+    (H, W) for a grey image (the caller broadcasts it into the RGB batch buffer).
 
     Normalisation happens in the runner (inside the exported graph), not here.
     """
@@ -49,7 +50,22 @@ def _prepare_image(path: Path, preprocess, view: str = "identity") -> np.ndarray
     img = open_image(path, target_size=preprocess.resize_size, keep_grey=True)
     if view == "hflip":
         img = ImageOps.mirror(img)
-    return crop_pixels(img, preprocess)
+    return crop_pixels(img, preprocess, expand_grey=False)
+
+
+def _decode_slice(buf, batch, start, stop, paths, preprocess, view) -> dict[int, str]:
+    """Decode ``batch[start:stop]`` into ``buf``; return {row: reason} for unreadable files."""
+    bad: dict[int, str] = {}
+    for j in range(start, min(stop, len(batch))):
+        path = paths[batch[j]]
+        try:
+            pixels = _prepare_image(path, preprocess, view)
+            buf[j] = pixels[:, :, None] if pixels.ndim == 2 else pixels
+        except TransferkitError as exc:
+            bad[j] = _problem_text(exc)
+        except OSError as exc:
+            bad[j] = f"cannot read file ({exc})"
+    return bad
 
 
 def _digest(path: Path) -> str | Exception:
@@ -138,46 +154,58 @@ def extract_embeddings(
             dynamic_ncols=True,
         )
         batches = [todo[s : s + batch_size] for s in range(0, len(todo), batch_size)]
-        # decoding threads: PIL and torchvision release the GIL, so 2 threads keep up with the
-        # forward pass without starving its own threads on a small machine
-        with ThreadPoolExecutor(max_workers=min(4, max(2, threads))) as pool:
-            pending: deque[tuple[list[int], list[Future]]] = deque()
+        size = backbone.preprocess.input_size
+        # decoding threads: PIL releases the GIL while decoding and resizing. Each task fills a
+        # slice of a preallocated batch buffer (no per-image futures, no np.stack copy), and
+        # the next batches are decoded while the runtime works on the current one.
+        workers = min(4, max(2, threads))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: deque[tuple[list[int], np.ndarray, list[Future]]] = deque()
 
             def submit(batch: list[int]) -> None:
+                buf = np.empty((len(batch), size, size, 3), dtype=np.uint8)
+                step = max(1, -(-len(batch) // (2 * workers)))
                 futures = [
-                    pool.submit(_prepare_image, paths[i], backbone.preprocess, view) for i in batch
+                    pool.submit(
+                        _decode_slice,
+                        buf,
+                        batch,
+                        start,
+                        start + step,
+                        paths,
+                        backbone.preprocess,
+                        view,
+                    )
+                    for start in range(0, len(batch), step)
                 ]
-                pending.append((batch, futures))
+                pending.append((batch, buf, futures))
 
             for b in batches[:_PREFETCH_BATCHES]:
                 submit(b)
             next_batch = _PREFETCH_BATCHES
             try:
                 while pending:
-                    batch, futures = pending.popleft()
-                    good, arrays = [], []
-                    for i, fut in zip(batch, futures):
-                        try:
-                            arrays.append(fut.result())
-                            good.append(i)
-                        except TransferkitError as exc:
-                            problems.append((paths[i], _problem_text(exc)))
-                            failed[i] = True
-                        except OSError as exc:
-                            problems.append((paths[i], f"cannot read file ({exc})"))
-                            failed[i] = True
+                    batch, buf, futures = pending.popleft()
+                    bad: dict[int, str] = {}
+                    for fut in futures:
+                        bad.update(fut.result())
                     if next_batch < len(batches):  # keep the decoders busy during the forward
                         submit(batches[next_batch])
                         next_batch += 1
-                    if arrays:
-                        out = runner(np.stack(arrays))
+                    for j, reason in bad.items():
+                        problems.append((paths[batch[j]], reason))
+                        failed[batch[j]] = True
+                    keep = [j for j in range(len(batch)) if j not in bad]
+                    good = [batch[j] for j in keep]
+                    if good:
+                        out = runner(buf if not bad else buf[keep])
                         embeddings[good] = out
                         ok[good] = True
                         if store is not None:
                             store.put_many((digests[i], out[j]) for j, i in enumerate(good))
                     bar.update(len(batch))
             finally:
-                for _, futures in pending:
+                for _, _, futures in pending:
                     for fut in futures:
                         fut.cancel()
                 bar.close()
