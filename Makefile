@@ -30,7 +30,7 @@ test: setup
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -q
 
-bench: setup
+bench: setup  ## every benchmark side by side with its references; rewrites BENCHMARKS.md
 	$(BIN)/python -m benchmarks
 
 clean:
