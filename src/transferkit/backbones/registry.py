@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from transferkit.backbones.preprocess import ImagePreprocess
 from transferkit.errors import BadInputError
+from transferkit.naming import did_you_mean
 from transferkit.weights.resolver import WeightsSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,8 +104,7 @@ def get_spec(name: str) -> BackboneSpec:
     if spec is not None:
         return spec
     known = [s.name for s in list_specs()]
-    close = difflib.get_close_matches(_normalise(name), known, n=3, cutoff=0.5)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    hint = did_you_mean(_normalise(name), known, n=3, cutoff=0.5)
     raise BadInputError(
         f"Unknown backbone {name!r}.{hint} Known backbones: {', '.join(known)}; any timm model "
         f"as 'timm:<model>' (e.g. 'timm:resnet18'). Run `transferkit models` to list them."

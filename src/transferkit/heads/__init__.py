@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
-from transferkit.errors import BadInputError
 from transferkit.heads.base import Head
 from transferkit.heads.linear import LinearSVMHead, LogisticHead
 from transferkit.heads.neighbours import KNNHead, NearestCentroidHead
+from transferkit.naming import lookup
 
 HEADS: dict[str, type[Head]] = {
     h.name: h for h in (LogisticHead, LinearSVMHead, KNNHead, NearestCentroidHead)
@@ -18,14 +17,7 @@ DEFAULT_HEAD = "logistic"
 
 def head_class(name: str) -> type[Head]:
     """Look a head up by name, with a did-you-mean for typos."""
-    try:
-        return HEADS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, HEADS, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise BadInputError(
-            f"unknown head {name!r}; choose one of {', '.join(HEADS)}.{hint}"
-        ) from None
+    return lookup("head", name, HEADS)
 
 
 def make_head(name: str = DEFAULT_HEAD, **params: Any) -> Head:
