@@ -54,4 +54,6 @@ def run_demo(
     from transferkit.training import train_run
 
     train_dir, test_dir = write_mnist_folders(per_class)
+    # a mirrored digit is not the same digit: no mirror augmentation for this dataset
+    params.setdefault("strategy_params", {"augment": "none"})
     return train_run(train_dir, out, test=test_dir, backbone=backbone, **params)

@@ -1,0 +1,30 @@
+"""Fine-tuning engine pieces: freezing, layer-wise learning rates, schedule, early stopping,
+checkpoints."""
+
+from transferkit.finetune.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
+from transferkit.finetune.early_stopping import EarlyStopping
+from transferkit.finetune.freezing import (
+    freeze,
+    set_frozen_bn_eval,
+    set_unfrozen_groups,
+    train_mode,
+    unfreeze,
+)
+from transferkit.finetune.param_groups import discriminative_param_groups, unfreeze_next_group
+from transferkit.finetune.schedule import lr_factor, warmup_cosine_scheduler
+
+__all__ = [
+    "EarlyStopping",
+    "LoadedCheckpoint",
+    "discriminative_param_groups",
+    "freeze",
+    "load_checkpoint",
+    "lr_factor",
+    "save_checkpoint",
+    "set_frozen_bn_eval",
+    "set_unfrozen_groups",
+    "train_mode",
+    "unfreeze",
+    "unfreeze_next_group",
+    "warmup_cosine_scheduler",
+]
