@@ -45,6 +45,12 @@ def try_thumbnail_data_uri(path: str | Path, max_side: int = MAX_SIDE) -> str | 
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+                if max(im.size) < max_side // 2:
+                    # tiny images (28x28 digits, icons) are blown up with hard pixel edges, so a
+                    # person can see what the model saw instead of a speck
+                    factor = max_side // max(im.size)
+                    size = (im.width * factor, im.height * factor)
+                    im = im.resize(size, Image.Resampling.NEAREST)
                 im = _to_rgb(im)
                 buf = io.BytesIO()
                 im.save(buf, format="JPEG", quality=_JPEG_QUALITY, optimize=True)
