@@ -166,8 +166,12 @@ def extract_embeddings(
         with ThreadPoolExecutor(max_workers=workers) as pool:
             pending: deque[tuple[list[int], np.ndarray, list[Future]]] = deque()
 
+            spare: list[np.ndarray] = []  # finished batch buffers, reused (no fresh page faults)
+
             def submit(batch: list[int]) -> None:
-                buf = np.empty((len(batch), size, size, 3), dtype=np.uint8)
+                shape = (len(batch), size, size, 3)
+                reuse = spare and spare[-1].shape == shape
+                buf = spare.pop() if reuse else np.empty(shape, dtype=np.uint8)
                 step = max(1, -(-len(batch) // (2 * workers)))
                 futures = [
                     pool.submit(
@@ -207,6 +211,7 @@ def extract_embeddings(
                         ok[good] = True
                         if store is not None:
                             store.put_many((digests[i], out[j]) for j, i in enumerate(good))
+                    spare.append(buf)
                     bar.update(len(batch))
             finally:
                 for _, _, futures in pending:
