@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -187,8 +188,8 @@ def _try_onnx(backbone, num_threads: int) -> OnnxRunner | None:
         return None
     finally:
         if temporary:
-            # the session has loaded the graph; the file is no longer needed
-            path.unlink(missing_ok=True)
+            # the session has loaded the graph; the throwaway directory is no longer needed
+            shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def make_runner(backbone, runtime: str = "auto", num_threads: int | None = None) -> Runner:
