@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from finetune_models import TinyNet as _TinyNet
+from finetune_models import tiny_groups
 from torch import nn
 
 import transferkit.finetune as finetune_pkg
@@ -20,28 +22,12 @@ from transferkit.finetune.freezing import set_unfrozen_groups, train_mode
 from transferkit.finetune.param_groups import discriminative_param_groups, unfreeze_next_group
 from transferkit.finetune.schedule import warmup_cosine_scheduler
 
+
+def TinyNet(classes: int = 3) -> _TinyNet:  # noqa: N802 (stands in for the class)
+    return _TinyNet(classes, dropout=0.3)
+
+
 TOTAL, HALF, UNFREEZE_AT, EPOCH = 12, 6, (3, 8), 3
-
-
-class TinyNet(nn.Module):
-    """Stem, two conv/BN blocks and a dropout + linear head on 8x8 inputs."""
-
-    def __init__(self, classes: int = 3) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))
-        self.block1 = nn.Sequential(nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.BatchNorm2d(6))
-        self.block2 = nn.Sequential(nn.Conv2d(6, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8))
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(8 * 2 * 2, classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(F.relu(self.block2(F.relu(self.block1(F.relu(self.stem(x)))))))
-
-
-def tiny_groups(model: nn.Module) -> list[list[str]]:
-    return [
-        [n for n, _ in model.named_parameters() if n.startswith(f"{p}.")]
-        for p in ("stem", "block1", "block2")
-    ]
 
 
 def _scheduler(opt: torch.optim.Optimizer):

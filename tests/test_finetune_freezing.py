@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from finetune_models import TinyNet, tiny_groups
 from torch import nn
 
 from transferkit.finetune.freezing import (
@@ -15,27 +16,6 @@ from transferkit.finetune.freezing import (
     train_mode,
     unfreeze,
 )
-
-
-class TinyNet(nn.Module):
-    """Stem, two conv/BN blocks and a linear head on 8x8 inputs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))
-        self.block1 = nn.Sequential(nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.BatchNorm2d(6))
-        self.block2 = nn.Sequential(nn.Conv2d(6, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8))
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(8 * 2 * 2, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(F.relu(self.block2(F.relu(self.block1(F.relu(self.stem(x)))))))
-
-
-def tiny_groups(model: nn.Module) -> list[list[str]]:
-    return [
-        [n for n, _ in model.named_parameters() if n.startswith(f"{p}.")]
-        for p in ("stem", "block1", "block2")
-    ]
 
 
 def _bn_stats(bn: nn.Module) -> list[torch.Tensor]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from finetune_models import TinyNet as _TinyNet
+from finetune_models import tiny_groups
 from torch import nn
 
 from transferkit.errors import BadInputError
@@ -18,27 +20,8 @@ from transferkit.finetune.param_groups import (
 from transferkit.finetune.schedule import lr_factor, warmup_cosine_scheduler
 
 
-class TinyNet(nn.Module):
-    """Stem, two conv/BN blocks and a linear head on 8x8 inputs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))
-        self.block1 = nn.Sequential(nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.BatchNorm2d(6))
-        self.block2 = nn.Sequential(
-            nn.Conv2d(6, 8, 3, stride=2, padding=1), nn.LayerNorm([8, 2, 2])
-        )
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(8 * 2 * 2, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(F.relu(self.block2(F.relu(self.block1(F.relu(self.stem(x)))))))
-
-
-def tiny_groups(model: nn.Module) -> list[list[str]]:
-    return [
-        [n for n, _ in model.named_parameters() if n.startswith(f"{p}.")]
-        for p in ("stem", "block1", "block2")
-    ]
+def TinyNet() -> _TinyNet:  # noqa: N802 (stands in for the class)
+    return _TinyNet(block2_norm="layer")
 
 
 def _lr_by_tag(groups: list[dict]) -> dict[str, float]:
