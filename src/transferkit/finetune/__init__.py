@@ -1,6 +1,7 @@
 """Fine-tuning engine pieces: freezing, layer-wise learning rates, schedule, early stopping,
 checkpoints."""
 
+from transferkit.finetune.augment import AUGMENTS, default_augment, training_transform
 from transferkit.finetune.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from transferkit.finetune.early_stopping import EarlyStopping
 from transferkit.finetune.freezing import (
@@ -14,8 +15,10 @@ from transferkit.finetune.param_groups import discriminative_param_groups, unfre
 from transferkit.finetune.schedule import lr_factor, warmup_cosine_scheduler
 
 __all__ = [
+    "AUGMENTS",
     "EarlyStopping",
     "LoadedCheckpoint",
+    "default_augment",
     "discriminative_param_groups",
     "freeze",
     "load_checkpoint",
@@ -24,6 +27,7 @@ __all__ = [
     "set_frozen_bn_eval",
     "set_unfrozen_groups",
     "train_mode",
+    "training_transform",
     "unfreeze",
     "unfreeze_next_group",
     "warmup_cosine_scheduler",
