@@ -11,18 +11,21 @@ from transferkit.finetune.freezing import (
     train_mode,
     unfreeze,
 )
+from transferkit.finetune.lr_finder import LRFindResult, lr_find
 from transferkit.finetune.param_groups import discriminative_param_groups, unfreeze_next_group
 from transferkit.finetune.schedule import lr_factor, warmup_cosine_scheduler
 
 __all__ = [
     "AUGMENTS",
     "EarlyStopping",
+    "LRFindResult",
     "LoadedCheckpoint",
     "default_augment",
     "discriminative_param_groups",
     "freeze",
     "load_checkpoint",
     "lr_factor",
+    "lr_find",
     "save_checkpoint",
     "set_frozen_bn_eval",
     "set_unfrozen_groups",
