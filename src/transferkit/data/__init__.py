@@ -11,9 +11,9 @@ from transferkit.data.dataset import (
     load_image_folder,
     load_inputs,
     report_unreadable,
-    write_image_folder,
 )
 from transferkit.data.images import IMAGE_SUFFIXES, is_image_path, open_image
+from transferkit.data.writer import write_image_folder
 
 __all__ = [
     "IMAGE_SUFFIXES",
