@@ -254,3 +254,10 @@ def test_second_run_on_cached_embeddings_never_imports_torch(trained, tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (tmp_path / "again" / "model" / "manifest.json").is_file()
+
+
+def test_out_that_is_a_file_is_refused_before_any_work(capsys, tmp_path, shapes):
+    target = tmp_path / "run.txt"
+    target.write_text("keep me")
+    code, _, err = run_cli(capsys, "train", str(shapes), "--out", str(target))
+    assert code == 2 and "run.txt" in err and target.read_text() == "keep me"

@@ -39,6 +39,8 @@ def train_run(
     from transferkit.report import write_report
 
     started = time.perf_counter()
+    if Path(out).exists() and not Path(out).is_dir():
+        raise BadInputError(f"--out {out} is an existing file; give a directory for the run")
     _check_fraction("test_size", test_size)
     _check_fraction("val_size", val_size)
     if test_size + val_size >= 1.0:
