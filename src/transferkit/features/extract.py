@@ -66,7 +66,7 @@ def _decode_slice(buf, batch, start, stop, paths, preprocess, view) -> dict[int,
             else:
                 buf[j] = pixels
         except TransferkitError as exc:
-            bad[j] = _problem_text(exc)
+            bad[j] = _problem_text(exc, path)
         except OSError as exc:
             bad[j] = f"cannot read file ({exc})"
     return bad
@@ -79,9 +79,10 @@ def _digest(path: Path) -> str | Exception:
         return exc
 
 
-def _problem_text(exc: BaseException) -> str:
-    text = str(exc)
-    return text.split(": ", 1)[1] if ": " in text and text.startswith("/") else text
+def _problem_text(exc: BaseException, path: Path) -> str:
+    """The reason alone: decoding errors read "<path>: <reason>" and the path is listed apart."""
+    text, prefix = str(exc), f"{path}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def extract_embeddings(
