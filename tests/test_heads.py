@@ -312,6 +312,10 @@ def test_bad_prediction_input_is_refused_with_a_message(name):
 
 # per head: configurations that must be refused, with a fragment of the message
 BAD_PARAMS: dict[str, list[tuple[dict, str]]] = {
+    "linear": [
+        ({"C": 0.0}, "C must be > 0"),
+        ({"C": -1.0}, "C must be > 0"),
+    ],
     "logistic": [
         ({"Cs": (0.0, 1.0)}, "Cs must be positive"),
         ({"Cs": (-1.0,)}, "Cs must be positive"),

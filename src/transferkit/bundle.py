@@ -5,6 +5,8 @@ Layout of a bundle directory::
     manifest.json       what the model is (backbone, preprocessing, labels, strategy, head,
                         metrics, versions) and the sha256 of every other file
     head.safetensors    the head's learned arrays
+    backbone.safetensors  the backbone's own weights, when training changed them (``finetune``,
+                        ``scratch``); a ``features`` bundle names its pretrained weights by sha256
 
 Loading verifies every file's sha256 before reading it, so a truncated or tampered bundle is
 refused with a message rather than half-loaded. Writing goes to a temporary directory that is
@@ -30,6 +32,7 @@ FORMAT = "transferkit-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 HEAD_FILE = "head.safetensors"
+BACKBONE_FILE = "backbone.safetensors"
 
 
 def _sha256(path: Path) -> str:
@@ -65,6 +68,29 @@ class Bundle:
     def labels(self) -> list[str]:
         return list(self.manifest["labels"])
 
+    @property
+    def backbone_file(self) -> Path | None:
+        """The trained backbone weights, when the bundle carries them (verified at load)."""
+        return self.path / BACKBONE_FILE if BACKBONE_FILE in self.manifest["files"] else None
+
+    def load_backbone_state(self, module) -> None:
+        """Load the bundle's backbone weights into ``module`` (same architecture, strictly)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(self.backbone_file))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise _refuse(self.path, f"{BACKBONE_FILE} cannot be read ({exc})") from None
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise _refuse(
+                self.path,
+                f"{BACKBONE_FILE} does not fit the {self.manifest['backbone']['name']} "
+                f"architecture ({str(exc).splitlines()[0]})",
+            ) from None
+
 
 def save_bundle(
     path: str | Path,
@@ -75,13 +101,27 @@ def save_bundle(
     head_config: dict[str, Any],
     head_arrays: dict[str, np.ndarray],
     metrics: dict[str, Any] | None = None,
+    backbone_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a bundle directory atomically and return its path."""
+    """Write a bundle directory atomically and return its path.
+
+    ``backbone_state`` (a torch state dict) is stored when training changed the backbone.
+    """
     from safetensors.numpy import save_file
 
     path = Path(path)
     with atomic_directory(path) as tmp:
         save_file({k: np.ascontiguousarray(v) for k, v in head_arrays.items()}, tmp / HEAD_FILE)
+        files = {HEAD_FILE: _sha256(tmp / HEAD_FILE)}
+        if backbone_state is not None:
+            from safetensors.torch import save_file as save_torch
+
+            # own contiguous copies: safetensors refuses tensors that share storage
+            save_torch(
+                {k: v.detach().cpu().contiguous().clone() for k, v in backbone_state.items()},
+                str(tmp / BACKBONE_FILE),
+            )
+            files[BACKBONE_FILE] = _sha256(tmp / BACKBONE_FILE)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -92,7 +132,7 @@ def save_bundle(
             "head": head_config,
             "metrics": metrics or {},
             "versions": package_versions(),
-            "files": {HEAD_FILE: _sha256(tmp / HEAD_FILE)},
+            "files": files,
         }
         write_json_atomic(tmp / MANIFEST, manifest)
     return path

@@ -1,4 +1,4 @@
-"""Command line: ``transferkit train | evaluate | predict | models | demo``.
+"""Command line: ``transferkit train | evaluate | predict | lr-find | models | demo``.
 
 Exit codes: 0 success, 2 bad input (the message names the file/label and the fix), 1 internal
 error. Heavy imports happen inside the commands so ``--help`` answers instantly.
@@ -13,7 +13,7 @@ import sys
 import warnings
 
 from transferkit import __version__
-from transferkit.errors import TransferkitError
+from transferkit.errors import BadInputError, TransferkitError
 
 log = logging.getLogger("transferkit")
 
@@ -28,9 +28,112 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _add_finetune_options(t: argparse.ArgumentParser) -> None:
+    f = t.add_argument_group(
+        "fine-tuning (--strategy finetune | scratch)",
+        "Head warm-up on cached embeddings, then gradual unfreezing from the top with layer-wise "
+        "learning rates, AdamW with warm-up + cosine, early stopping on the validation split.",
+    )
+    f.add_argument(
+        "--epochs", type=_positive_int, help="training epochs over the images (default 10)"
+    )
+    f.add_argument(
+        "--lr",
+        type=_positive_float,
+        help="head learning rate of stage 2; lower layer groups get less "
+        "(default: chosen by the LR finder for finetune, 2e-3 for scratch)",
+    )
+    f.add_argument(
+        "--lr-decay",
+        type=_fraction,
+        help="learning-rate factor per layer group going down (default 0.7)",
+    )
+    f.add_argument(
+        "--unfreeze-groups",
+        type=int,
+        help="how many backbone layer groups to unfreeze, one per epoch from the top (default 5)",
+    )
+    f.add_argument(
+        "--patience",
+        type=_positive_int,
+        help="stop after this many epochs without a better validation accuracy (default 4)",
+    )
+    f.add_argument(
+        "--regularize",
+        choices=("none", "l2sp"),
+        help="l2sp: penalise the distance to the pretrained weights instead of to zero",
+    )
+    f.add_argument(
+        "--l2sp-alpha",
+        type=_non_negative_float,
+        help="L2-SP weight on the distance to the pretrained backbone (default 0.01)",
+    )
+    f.add_argument(
+        "--l2sp-beta",
+        type=_non_negative_float,
+        help="L2-SP weight of plain L2 on the new head (default 0.01)",
+    )
+    f.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also train the same architecture from scratch and report whether transfer helped",
+    )
+    f.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue the interrupted finetune/scratch run in RUN from its last checkpoint",
+    )
+
+
+# CLI option -> FinetuneConfig field, for the options that only fine-tuning reads
+_FINETUNE_OPTIONS = {
+    "epochs": "epochs",
+    "lr": "lr",
+    "lr_decay": "lr_decay",
+    "unfreeze_groups": "unfreeze_groups",
+    "patience": "patience",
+    "regularize": "regularize",
+    "l2sp_alpha": "l2sp_alpha",
+    "l2sp_beta": "l2sp_beta",
+}
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--batch-size", type=_positive_int, default=64, help="images per forward pass (default 64)"
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="images per batch (default 64 to encode, 32 to fine-tune)",
     )
     p.add_argument(
         "--no-cache", action="store_true", help="do not read or write the embedding cache"
@@ -71,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "split of DATA is held out for testing.",
     )
     t.add_argument("data", metavar="DATA", help="folder of class sub-folders")
-    t.add_argument("--out", metavar="RUN", required=True, help="run directory to write")
+    t.add_argument("--out", metavar="RUN", help="run directory to write (required unless --resume)")
     t.add_argument(
         "--test",
         metavar="DATA",
@@ -82,20 +185,26 @@ def build_parser() -> argparse.ArgumentParser:
         default="mobilenet_v2",
         help="pretrained backbone (see `transferkit models`; default mobilenet_v2)",
     )
-    t.add_argument("--strategy", default="features", help="transfer strategy (default: features)")
+    t.add_argument(
+        "--strategy",
+        default="features",
+        help="features (frozen backbone + head, default), finetune (train the backbone too) or "
+        "scratch (same architecture, random weights: the no-transfer reference)",
+    )
     t.add_argument(
         "--augment",
-        choices=("none", "light"),
+        choices=("none", "light", "strong"),
         default="light",
-        help="training-only augmentation: light adds mirrored copies of training images "
-        "(default); use none when mirroring changes the meaning (text, digits)",
+        help="training-only augmentation (default light): features adds mirrored copies; "
+        "finetune/scratch use random crops + flips (strong adds rotation and colour jitter); "
+        "use none when mirroring changes the meaning (text, digits)",
     )
     t.add_argument(
         "--head",
-        default="logistic",
-        choices=("logistic", "svm", "knn", "centroid"),
-        help="classifier on top of the embeddings "
-        "(default: logistic, C chosen by cross-validation)",
+        default=None,
+        choices=("logistic", "svm", "knn", "centroid", "linear"),
+        help="classifier on top of the embeddings (default: logistic with C chosen by "
+        "cross-validation for features; linear, trained with the backbone, for finetune)",
     )
     t.add_argument(
         "--test-size",
@@ -107,7 +216,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-size", type=float, default=0.1, help="fraction held out for validation (default 0.1)"
     )
     t.add_argument("--seed", type=int, default=0, help="seed for splits and training (default 0)")
+    _add_finetune_options(t)
     _add_common(t)
+
+    lf = sub.add_parser(
+        "lr-find",
+        help="learning-rate range test for fine-tuning, with a plot",
+        description="Warm up a new head on DATA's cached embeddings, then raise the learning "
+        "rate step by step on the fine-tuning setup (top layer groups unfrozen) and record the "
+        "loss. Writes OUT/lr_find.png and OUT/lr_find.json; prints the suggestion.",
+    )
+    lf.add_argument("data", metavar="DATA", help="folder of class sub-folders")
+    lf.add_argument("--out", metavar="DIR", default="lr_find", help="where to write the plot")
+    lf.add_argument("--backbone", default="mobilenet_v2", help="backbone (default mobilenet_v2)")
+    lf.add_argument(
+        "--unfreeze-groups", type=int, default=5, help="layer groups unfrozen (default 5)"
+    )
+    lf.add_argument(
+        "--steps", type=_positive_int, default=60, help="learning rates tried (default 60)"
+    )
+    lf.add_argument("--augment", choices=("none", "light", "strong"), default="light")
+    lf.add_argument("--seed", type=int, default=0)
+    _add_common(lf)
 
     e = sub.add_parser(
         "evaluate",
@@ -156,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _classifier_kwargs(args) -> dict:
     return {
-        "batch_size": args.batch_size,
+        "batch_size": args.batch_size or 64,
         "cache": not args.no_cache,
         "progress": not args.no_progress,
         "strict": args.strict,
@@ -164,9 +294,33 @@ def _classifier_kwargs(args) -> dict:
     }
 
 
+def _strategy_params(args) -> dict:
+    from transferkit.strategies import strategy_class
+
+    params = {"augment": args.augment}
+    trains_backbone = strategy_class(args.strategy).trains_backbone
+    given = [opt for opt in _FINETUNE_OPTIONS if getattr(args, opt) is not None]
+    if given and not trains_backbone:
+        names = ", ".join("--" + g.replace("_", "-") for g in given)
+        raise BadInputError(
+            f"{names} only apply when training the backbone (--strategy finetune or scratch); "
+            f"the {args.strategy} strategy does not use them"
+        )
+    if trains_backbone:
+        params.update({_FINETUNE_OPTIONS[opt]: getattr(args, opt) for opt in given})
+        if args.batch_size is not None:
+            params["batch_size"] = args.batch_size
+    return params
+
+
 def cmd_train(args) -> int:
+    from transferkit.run_settings import apply_resume
     from transferkit.training import train_run
 
+    if args.resume:
+        apply_resume(args, build_parser())
+    elif not args.out:
+        raise BadInputError("train needs --out RUN (the run directory to write), or --resume RUN")
     summary = train_run(
         data=args.data,
         out=args.out,
@@ -176,9 +330,12 @@ def cmd_train(args) -> int:
         head=args.head,
         weights=args.weights,
         seed=args.seed,
-        strategy_params={"augment": args.augment},
+        strategy_params=_strategy_params(args),
         test_size=args.test_size,
         val_size=args.val_size,
+        baseline=args.baseline,
+        resume=bool(args.resume),
+        settings=vars(args),
         **_classifier_kwargs(args),
     )
     print(json.dumps(summary, ensure_ascii=False))
@@ -214,6 +371,23 @@ def cmd_predict(args) -> int:
             }
         print(json.dumps(out, ensure_ascii=False))
     return 0 if ok.all() or not args.strict else 2
+
+
+def cmd_lr_find(args) -> int:
+    from transferkit.strategies.finetune import find_learning_rate
+
+    result = find_learning_rate(
+        args.data,
+        args.out,
+        backbone=args.backbone,
+        unfreeze_groups=args.unfreeze_groups,
+        num_steps=args.steps,
+        augment=args.augment,
+        seed=args.seed,
+        **_classifier_kwargs(args),
+    )
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
 
 
 def cmd_models(args) -> int:
@@ -262,6 +436,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "lr-find": cmd_lr_find,
     "models": cmd_models,
     "demo": cmd_demo,
 }

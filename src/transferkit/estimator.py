@@ -26,6 +26,19 @@ def _as_dataset(data, *, labelled: bool, strict: bool):
     )
 
 
+# what of a strategy's fit info the manifest keeps: how it trained, not run-time detail
+_MANIFEST_FIT_INFO = (
+    "views",
+    "training",
+    "config_used",
+    "layer_groups",
+    "unfrozen_groups",
+    "batch_size",
+    "device",
+    "n_val",
+)
+
+
 class TransferClassifier:
     """A pretrained backbone + a transfer strategy + a new head, fitted on a small dataset.
 
@@ -44,7 +57,7 @@ class TransferClassifier:
         backbone: str = "mobilenet_v2",
         strategy: str = "features",
         strategy_params: dict[str, Any] | None = None,
-        head: str = "logistic",
+        head: str | None = None,
         head_params: dict[str, Any] | None = None,
         weights: str | Path | None = None,
         batch_size: int = 64,
@@ -53,6 +66,8 @@ class TransferClassifier:
         strict: bool = False,
         runtime: str = "auto",
         seed: int = 0,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
     ):
         self.backbone = backbone
         self.strategy = strategy
@@ -66,10 +81,16 @@ class TransferClassifier:
         self.strict = strict
         self.runtime = runtime
         self.seed = seed
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, data) -> TransferClassifier:
-        """Fit on a labelled Dataset (or a path to one). Returns self."""
+    def fit(self, data, val=None) -> TransferClassifier:
+        """Fit on a labelled Dataset (or a path to one). Returns self.
+
+        ``val``: held-out data for strategies that watch it while training (``finetune``,
+        ``scratch``: early stopping); they split one off ``data`` when it is not given.
+        """
         from transferkit.backbones import resolve_backbone
         from transferkit.heads import make_head
         from transferkit.strategies import make_strategy
@@ -78,14 +99,32 @@ class TransferClassifier:
             raise BadInputError(f"batch_size must be at least 1; got {self.batch_size}")
         ds = _as_dataset(data, labelled=True, strict=self.strict)
         ds.check_trainable()
-        head = make_head(self.head, **(self.head_params or {}))
+        val_ds = None if val is None else _as_dataset(val, labelled=True, strict=self.strict)
+        if val_ds is not None:
+            val_ds = val_ds.with_labels(ds.labels)
         strategy = make_strategy(self.strategy, **(self.strategy_params or {}))
+        head = make_head(self.head or strategy.default_head, **(self.head_params or {}))
         t0 = time.perf_counter()
+        pretrained = getattr(strategy.config, "pretrained", True)
         # resolved and verified now, built only if some embedding is not cached yet
-        self.backbone_ = resolve_backbone(self.backbone, weights=self.weights)
+        self.backbone_ = resolve_backbone(
+            self.backbone, weights=self.weights if pretrained else None, pretrained=pretrained
+        )
         self.labels_ = list(ds.labels)
-        result = strategy.fit(self.backbone_, ds, embed=self._embed, head=head, seed=self.seed)
-        self.head_ = head
+        result = strategy.fit(
+            self.backbone_,
+            ds,
+            embed=self._embed,
+            head=head,
+            seed=self.seed,
+            val=val_ds,
+            checkpoint_dir=self.checkpoint_dir,
+            resume=self.resume,
+            progress=self.progress,
+        )
+        if result.backbone is not None:
+            self.backbone_ = result.backbone
+        self.head_ = result.head if result.head is not None else head
         self.strategy_ = strategy
         self.n_train_ = result.n_train
         self.fit_info_ = {k: v for k, v in result.info.items() if k != "problems"}
@@ -207,6 +246,9 @@ class TransferClassifier:
         self._check_fitted()
         head_config, head_arrays = self.head_.get_state()
         bb = self.backbone_
+        backbone_state = None
+        if self.strategy_.trains_backbone:
+            backbone_state = {k: v.detach().cpu() for k, v in bb.state_dict().items()}
         summary = None
         if metrics:
             summary = {
@@ -221,16 +263,22 @@ class TransferClassifier:
                 "weights_source": bb.weights_source,
                 "embedding_dim": int(bb.num_features),
                 "preprocess": bb.preprocess.to_dict(),
+                **(
+                    {"pretrained_weights_sha256": self.fit_info_.get("pretrained_weights_sha256")}
+                    if backbone_state is not None
+                    else {}
+                ),
             },
             labels=self.labels_,
             strategy={
                 **self.strategy_.describe(),
                 "n_train": int(self.n_train_),
-                **{k: v for k, v in self.fit_info_.items() if k == "views"},
+                **{k: v for k, v in self.fit_info_.items() if k in _MANIFEST_FIT_INFO},
             },
             head_config=head_config,
             head_arrays=head_arrays,
             metrics=summary,
+            backbone_state=backbone_state,
         )
 
     @classmethod
@@ -247,6 +295,8 @@ class TransferClassifier:
         bundle = load_bundle(path)
         mf = bundle.manifest
         bb_info = mf["backbone"]
+        if bundle.backbone_file is not None:
+            return cls._load_trained(bundle, **params)
         if not bb_info.get("weights_sha256"):
             raise BundleError(
                 f"{bundle.path} was trained on a randomly initialised backbone, whose weights are "
@@ -273,6 +323,38 @@ class TransferClassifier:
         clf.labels_ = bundle.labels
         clf.head_ = head_class(mf["head"]["name"]).from_state(mf["head"], bundle.head_arrays)
         clf.strategy_ = make_strategy(mf["strategy"]["name"], **mf["strategy"].get("config", {}))
+        clf.n_train_ = int(mf["strategy"].get("n_train", 0))
+        clf.fit_info_ = {}
+        clf.seconds_ = {}
+        return clf
+
+    @classmethod
+    def _load_trained(cls, bundle, **params: Any) -> TransferClassifier:
+        """A bundle whose backbone weights were trained (finetune, scratch): all in the bundle."""
+        from transferkit.backbones import resolve_backbone
+        from transferkit.backbones.preprocess import ImagePreprocess
+        from transferkit.heads import head_class
+        from transferkit.strategies import make_strategy
+
+        mf = bundle.manifest
+        bb_info = mf["backbone"]
+        clf = cls(
+            backbone=bb_info["name"],
+            strategy=mf["strategy"]["name"],
+            head=mf["head"]["name"],
+            **params,
+        )
+        # the architecture only: every weight comes from the bundle (verified by its sha256)
+        backbone = resolve_backbone(bb_info["name"], pretrained=False).materialize()
+        bundle.load_backbone_state(backbone)
+        backbone.weights_sha256 = bb_info["weights_sha256"]
+        backbone.weights_source = f"{mf['strategy']['name']} bundle {bundle.path}"
+        backbone.preprocess = ImagePreprocess.from_dict(bb_info["preprocess"])
+        clf.backbone_ = backbone.eval()
+        clf.labels_ = bundle.labels
+        clf.head_ = head_class(mf["head"]["name"]).from_state(mf["head"], bundle.head_arrays)
+        config = mf["strategy"].get("config", {})
+        clf.strategy_ = make_strategy(mf["strategy"]["name"], **config)
         clf.n_train_ = int(mf["strategy"].get("n_train", 0))
         clf.fit_info_ = {}
         clf.seconds_ = {}

@@ -25,18 +25,27 @@ def train_run(
     test: str | Path | None = None,
     backbone: str = "mobilenet_v2",
     strategy: str = "features",
-    head: str = "logistic",
+    head: str | None = None,
     weights: str | Path | None = None,
     seed: int = 0,
     test_size: float = 0.2,
     val_size: float = 0.1,
+    baseline: bool = False,
+    resume: bool = False,
+    settings: dict[str, Any] | None = None,
     **classifier_params: Any,
 ) -> dict[str, Any]:
-    """Train, evaluate and write RUN/model, RUN/metrics.json, RUN/report.html; return a summary."""
+    """Train, evaluate and write RUN/model, RUN/metrics.json, RUN/report.html; return a summary.
+
+    Strategies that train the backbone keep the validation split apart (early stopping) and
+    checkpoint into ``out`` after every epoch; ``resume=True`` continues from that checkpoint.
+    ``baseline=True`` also trains the same architecture from scratch and adds the verdict.
+    """
     from transferkit.atomic import write_json_atomic
     from transferkit.data import load_dataset
     from transferkit.estimator import TransferClassifier
     from transferkit.report import write_report
+    from transferkit.strategies import strategy_class
 
     started = time.perf_counter()
     if Path(out).exists() and not Path(out).is_dir():
@@ -48,31 +57,69 @@ def train_run(
             f"test_size + val_size must leave data to train on; got {test_size} + {val_size}"
         )
     strict = bool(classifier_params.get("strict", False))
+    trains_backbone = strategy_class(strategy).trains_backbone
+    if resume and not trains_backbone:
+        raise BadInputError(
+            f"--resume continues an interrupted fine-tuning run; the {strategy} strategy has no "
+            "epochs to resume (it re-runs in seconds from the embedding cache)"
+        )
+    if resume and not (Path(out) / "checkpoint.safetensors").is_file():
+        raise BadInputError(
+            f"--resume {out}: there is no checkpoint.safetensors in it, so nothing to resume. "
+            "Point --resume at the --out directory of an interrupted finetune/scratch run."
+        )
     full = load_dataset(data, strict=strict)
     full.check_trainable()
     if test is not None:
-        train_ds, test_ds = full, load_dataset(test, strict=strict)
-        split_info = {"test": str(test)}
+        test_ds = load_dataset(test, strict=strict)
+        train_part, val_part, _ = full.split(test_size=0.0, val_size=val_size, seed=seed)
+        split_info = {"test": str(test), "val_size": val_size, "seed": seed}
     else:
         train_part, val_part, test_ds = full.split(
             test_size=test_size, val_size=val_size, seed=seed
         )
+        split_info = {"test_size": test_size, "val_size": val_size, "seed": seed}
+    if trains_backbone:
+        train_ds, val_ds = train_part, val_part  # early stopping watches the validation split
+    else:
         # the features strategy has no use for a separate validation set (its head picks C by
         # cross-validation), so validation examples are trained on rather than wasted
-        train_ds = train_part.merge(val_part)
-        split_info = {"test_size": test_size, "val_size": val_size, "seed": seed}
+        train_ds, val_ds = train_part.merge(val_part), None
 
+    out = Path(out)
     clf = TransferClassifier(
         backbone=backbone,
         strategy=strategy,
         head=head,
         weights=weights,
         seed=seed,
+        checkpoint_dir=out if trains_backbone else None,
+        resume=resume,
         **classifier_params,
     )
-    clf.fit(train_ds)
+    if trains_backbone:
+        out.mkdir(parents=True, exist_ok=True)
+        if settings is not None and not resume:
+            from transferkit.run_settings import write_settings
+
+            write_settings(out, settings)
+    clf.fit(train_ds, val=val_ds)
     metrics, mistakes = clf.evaluate_details(test_ds)
     metrics["split"] = split_info
+    if "training" in clf.fit_info_:
+        metrics["training"] = clf.fit_info_["training"]
+        metrics["hyperparameters"] = clf.fit_info_.get("config_used", {})
+    if baseline:
+        metrics["baseline"] = _scratch_baseline(
+            clf,
+            train_part,
+            val_part,
+            test_ds,
+            backbone=backbone,
+            seed=seed,
+            metrics=metrics,
+            **classifier_params,
+        )
     # every file left out, wherever it was found: empty files at load, undecodable ones later
     skipped = [*full.skipped, *(test_ds.skipped if test is not None else ()), *clf.skipped_]
     skipped = [[str(p), r] for p, r in skipped] + metrics.get("skipped_files", [])
@@ -80,7 +127,6 @@ def train_run(
         metrics["skipped_files"] = skipped
     metrics["seconds"]["total"] = time.perf_counter() - started
 
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clf.save(out / "model", metrics=metrics)
     write_json_atomic(out / "metrics.json", metrics)
@@ -90,7 +136,7 @@ def train_run(
         mistakes=mistakes[:24],
         title=f"transferkit — {Path(data).name}",
     )
-    return {
+    summary = {
         "out": str(out),
         "accuracy": round(metrics["accuracy"], 4),
         "macro_f1": round(metrics["macro_f1"], 4),
@@ -99,3 +145,40 @@ def train_run(
         "backbone": metrics["backbone"],
         "report": str(out / "report.html"),
     }
+    if baseline:
+        summary["baseline"] = metrics["baseline"]["message"]
+    return summary
+
+
+def _scratch_baseline(
+    clf, train_part, val_part, test_ds, *, backbone, seed, metrics, **classifier_params
+) -> dict[str, Any]:
+    """Train the same architecture from random weights with the same epoch budget."""
+    import logging
+
+    from transferkit.baseline import baseline_section
+    from transferkit.estimator import TransferClassifier
+    from transferkit.finetune.config import FinetuneConfig
+
+    params = dict(classifier_params)
+    own = dict(params.pop("strategy_params", None) or {})
+    epochs = int(own.get("epochs", FinetuneConfig.epochs))
+    scratch_params = {"epochs": epochs}
+    for key in ("batch_size", "augment", "patience"):
+        if key in own:
+            scratch_params[key] = own[key]
+    logging.getLogger("transferkit").info(
+        "baseline: training %s from scratch for %d epochs", backbone, epochs
+    )
+    params.pop("head_params", None)
+    scratch = TransferClassifier(
+        backbone=backbone,
+        strategy="scratch",
+        strategy_params=scratch_params,
+        seed=seed,
+        **params,
+    )
+    scratch.fit(train_part, val=val_part)
+    scratch_metrics = scratch.evaluate(test_ds)
+    scratch_metrics["training"] = scratch.fit_info_.get("training")
+    return baseline_section(metrics, scratch_metrics, strategy=clf.strategy_.name, epochs=epochs)

@@ -188,6 +188,26 @@ class Dataset:
                 f"{self.source}. Add a folder of examples for each other class next to it."
             )
 
+    def fingerprint(self) -> str:
+        """sha256 of the samples (file name, size, label) in canonical order.
+
+        Identifies "the same training data" for ``--resume`` without reading every file; paths
+        count relative to their common folder, so a moved dataset folder still matches.
+        """
+        import hashlib
+
+        paths = [self.samples[i].path for i in self._canonical_order()]
+        root = os.path.commonpath([str(p.parent) for p in paths]) if paths else ""
+        h = hashlib.sha256()
+        for i, path in zip(self._canonical_order(), paths):
+            try:
+                size = path.stat().st_size
+            except OSError:
+                size = -1
+            rel = os.path.relpath(path, root) if root else str(path)
+            h.update(f"{Path(rel).as_posix()}|{size}|{self.samples[i].label}\n".encode())
+        return h.hexdigest()
+
     def _indices_by_class(self) -> dict[str, list[int]]:
         """Sample indices per present label, in canonical (path) order; rejects unlabelled data."""
         by_class: dict[str, list[int]] = {}

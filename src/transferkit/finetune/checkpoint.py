@@ -332,3 +332,9 @@ def load_checkpoint(
         stage=int(meta["stage"]),
         extra=meta["extra"],
     )
+
+
+def read_checkpoint_extra(path: str | Path) -> dict[str, Any]:
+    """The ``extra`` metadata of a checkpoint (what it was trained on), without loading it."""
+    meta, _ = _read(Path(path))
+    return dict(meta.get("extra") or {})

@@ -7,10 +7,12 @@ from typing import Any
 from transferkit.heads.base import Head
 from transferkit.heads.linear import LinearSVMHead, LogisticHead
 from transferkit.heads.neighbours import KNNHead, NearestCentroidHead
+from transferkit.heads.softmax import LinearSoftmaxHead
 from transferkit.naming import lookup
 
 HEADS: dict[str, type[Head]] = {
-    h.name: h for h in (LogisticHead, LinearSVMHead, KNNHead, NearestCentroidHead)
+    h.name: h
+    for h in (LogisticHead, LinearSVMHead, KNNHead, NearestCentroidHead, LinearSoftmaxHead)
 }
 DEFAULT_HEAD = "logistic"
 

@@ -22,6 +22,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from transferkit.report.curves import CURVES_CSS, training_curves_svg
 from transferkit.report.thumbnails import PLACEHOLDER_URI, try_thumbnail_data_uri
 
 __all__ = ["MAX_MISTAKES", "render_report", "write_report"]
@@ -109,6 +110,7 @@ def render_report(
 
     sections = [
         _section_baseline(metrics),
+        _section_training(metrics),
         _section_confusion(labels, matrix),
         _section_per_class(metrics, labels, matrix),
         _section_mistakes(mistakes),
@@ -127,7 +129,7 @@ def render_report(
 style-src 'unsafe-inline'">
 <meta name="generator" content="transferkit {_e(_version())}">
 <title>{_e(title)}</title>
-<style>{_CSS}</style>
+<style>{_CSS}{CURVES_CSS}</style>
 </head>
 <body>
 <main>
@@ -193,10 +195,50 @@ def _kpi(name: str, value: float | None, shown: str, note: str) -> str:
 </div>"""
 
 
+def _section_training(m: Mapping[str, Any]) -> str:
+    training = m.get("training")
+    if not isinstance(training, Mapping):
+        return ""
+    svg = training_curves_svg(training)
+    if not svg:
+        return ""
+    facts = {}
+    lrs = training.get("lrs") or {}
+    if isinstance(lrs, Mapping):
+        if lrs.get("lr") is not None:
+            source = "LR finder" if lrs.get("finder") else "given"
+            facts["learning rate (head, stage 2)"] = f"{float(lrs['lr']):.3g} ({source})"
+        if lrs.get("head_lr") is not None:
+            facts["learning rate (head warm-up)"] = f"{float(lrs['head_lr']):.3g}"
+    facts["best epoch"] = training.get("best_epoch")
+    facts["stopped early"] = "yes" if training.get("stopped_early") else "no"
+    if training.get("resumed_from_epoch") is not None:
+        facts["resumed after epoch"] = training.get("resumed_from_epoch")
+    return _section("training", "Training curves", svg + _kv_table(facts))
+
+
+_BASELINE_KEYS = ("strategy", "epochs", "accuracy", "macro_f1", "delta_points")
+
+
 def _section_baseline(m: Mapping[str, Any]) -> str:
     base = m.get("baseline")
     if not isinstance(base, Mapping) or not base:
         return ""
+    if base.get("verdict"):  # the from-scratch verdict written by --baseline
+        cls = {"transfer_helped": "good", "negative_transfer": "bad"}.get(base["verdict"], "meh")
+        advice = "".join(f"<li>{_e(a)}</li>" for a in base.get("advice") or [])
+        ours, theirs = _num(m.get("accuracy")), _num(base.get("accuracy"))
+        bars = ""
+        if ours is not None and theirs is not None:
+            bars = _compare_bars(
+                [("pretrained + " + _text(m.get("strategy")), ours), ("from scratch", theirs)]
+            )
+        inner = (
+            f'<p class="verdict {cls}">{_e(base.get("message", ""))}</p>{bars}'
+            + (f"<p>What to try:</p><ul>{advice}</ul>" if advice else "")
+            + _kv_table({k: base[k] for k in _BASELINE_KEYS if k in base})
+        )
+        return _section("baseline", "Did transfer help? (from-scratch baseline)", inner)
     verdict = ""
     ours, theirs = _num(m.get("accuracy")), _num(base.get("accuracy"))
     if ours is not None and theirs is not None:
@@ -473,6 +515,7 @@ def _section(anchor: str, heading: str, inner: str) -> str:
 def _nav(sections: list[str]) -> str:
     names = {
         "baseline": "Baseline",
+        "training": "Training curves",
         "confusion": "Confusion matrix",
         "per-class": "Per class",
         "mistakes": "Mistakes",

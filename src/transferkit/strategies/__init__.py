@@ -7,15 +7,29 @@ from typing import Any
 from transferkit.naming import lookup
 from transferkit.strategies.base import Strategy, StrategyResult
 from transferkit.strategies.features import FeaturesStrategy
+from transferkit.strategies.finetune import FinetuneStrategy, ScratchStrategy
 
-STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (FeaturesStrategy,)}
+STRATEGIES: dict[str, type[Strategy]] = {
+    s.name: s for s in (FeaturesStrategy, FinetuneStrategy, ScratchStrategy)
+}
 DEFAULT_STRATEGY = "features"
 
 
 def make_strategy(name: str = DEFAULT_STRATEGY, **params: Any) -> Strategy:
-    if name == "auto":  # only one strategy exists yet; auto will choose by data size later
+    if name == "auto":  # data-driven choice comes with the model-selection work
         name = DEFAULT_STRATEGY
-    return lookup("strategy", name, STRATEGIES)(**params)
+    return strategy_class(name)(**params)
 
 
-__all__ = ["DEFAULT_STRATEGY", "STRATEGIES", "Strategy", "StrategyResult", "make_strategy"]
+def strategy_class(name: str) -> type[Strategy]:
+    return lookup("strategy", DEFAULT_STRATEGY if name == "auto" else name, STRATEGIES)
+
+
+__all__ = [
+    "DEFAULT_STRATEGY",
+    "STRATEGIES",
+    "Strategy",
+    "StrategyResult",
+    "make_strategy",
+    "strategy_class",
+]

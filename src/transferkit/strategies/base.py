@@ -19,11 +19,16 @@ class StrategyResult:
 
     n_train: int
     info: dict[str, Any] = field(default_factory=dict)
+    # strategies that train the backbone return it (and the head trained with it)
+    backbone: Any = None
+    head: Any = None
 
 
 class Strategy:
     name: ClassVar[str]
     Config: ClassVar[type]
+    default_head: ClassVar[str] = "logistic"
+    trains_backbone: ClassVar[bool] = False  # True: the bundle stores the trained backbone
 
     def __init__(self, **params: Any):
         self.config = self.Config(**params)
@@ -39,5 +44,13 @@ class Strategy:
         embed: Callable[[Any], Any],
         head: Head,
         seed: int = 0,
+        val: Any = None,
+        checkpoint_dir: Any = None,
+        resume: bool = False,
+        progress: bool = True,
     ) -> StrategyResult:
+        """Fit on ``train``; ``val`` (optional) is held-out data for strategies that monitor it.
+
+        ``checkpoint_dir`` and ``resume`` matter to strategies that train for epochs.
+        """
         raise NotImplementedError

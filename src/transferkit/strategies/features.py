@@ -35,7 +35,7 @@ class FeaturesStrategy(Strategy):
     name = "features"
     Config = FeaturesConfig
 
-    def fit(self, backbone, train, *, embed, head, seed=0) -> StrategyResult:
+    def fit(self, backbone, train, *, embed, head, seed=0, **_: object) -> StrategyResult:
         result = embed(train)
         ok = result.ok
         X, y = result.embeddings[ok], train.targets[ok]

@@ -1,0 +1,84 @@
+"""Fine-tuning hyper-parameters, validated up front (no torch needed to read or check them)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from transferkit.errors import BadInputError
+
+REGULARIZERS = ("none", "l2sp")
+# L2-SP coefficients (see l2sp.py for why alpha is below the paper's 0.1)
+DEFAULT_ALPHA = 0.01
+DEFAULT_BETA = 0.01
+
+
+@dataclass
+class FinetuneConfig:
+    """Hyper-parameters of ``finetune`` (and, with ``pretrained=False``, ``scratch``).
+
+    ``lr`` is the head's learning rate in stage 2 (lower groups get ``lr · lr_decay^k``); None runs
+    the LR finder. ``unfreeze_groups`` counts backbone layer groups from the top (None: all).
+    """
+
+    epochs: int = 10
+    head_epochs: int = 40
+    lr: float | None = None
+    head_lr: float | None = None
+    lr_decay: float = 0.7
+    unfreeze_groups: int | None = 5
+    unfreeze_every: int = 1
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    patience: int = 4
+    batch_size: int = 32
+    augment: str = "light"
+    regularize: str = "none"
+    l2sp_alpha: float = DEFAULT_ALPHA
+    l2sp_beta: float = DEFAULT_BETA
+    label_smoothing: float = 0.1
+    val_size: float = 0.15
+    pretrained: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "head_epochs", "unfreeze_every", "patience", "batch_size"):
+            value = getattr(self, name)
+            minimum = 0 if name == "head_epochs" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise BadInputError(
+                    f"{name.replace('_', '-')} must be a whole number >= {minimum}; got {value!r}"
+                )
+        for name in ("lr", "head_lr"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise BadInputError(
+                    f"{name.replace('_', '-')} must be a positive learning rate (e.g. 1e-3); "
+                    f"got {value!r}. Leave it out to let the LR finder choose."
+                )
+        if not 0 < self.lr_decay <= 1:
+            raise BadInputError(f"lr-decay must be in (0, 1]; got {self.lr_decay}")
+        if self.unfreeze_groups is not None and self.unfreeze_groups < 0:
+            raise BadInputError(f"unfreeze-groups must be >= 0; got {self.unfreeze_groups}")
+        if not 0 <= self.warmup < 1:
+            raise BadInputError(f"warmup must be a fraction in [0, 1); got {self.warmup}")
+        if not 0 <= self.label_smoothing < 1:
+            raise BadInputError(f"label-smoothing must be in [0, 1); got {self.label_smoothing}")
+        if not 0 < self.val_size < 1:
+            raise BadInputError(f"val-size must be a fraction in (0, 1); got {self.val_size}")
+        if self.weight_decay < 0:
+            raise BadInputError(f"weight-decay must be >= 0; got {self.weight_decay}")
+        if self.regularize not in REGULARIZERS:
+            raise BadInputError(
+                f"regularize must be one of {', '.join(REGULARIZERS)}; got {self.regularize!r}"
+            )
+        if self.regularize == "l2sp" and not self.pretrained:
+            raise BadInputError(
+                "--regularize l2sp pulls weights towards the pretrained ones; a from-scratch "
+                "model has none. Use it with --strategy finetune."
+            )
+        from transferkit.finetune.augment import AUGMENTS
+
+        if self.augment not in AUGMENTS:
+            raise BadInputError(
+                f"augment must be one of {', '.join(AUGMENTS)}; got {self.augment!r}"
+            )

@@ -1,0 +1,595 @@
+"""The fine-tuning loop shared by every modality: head warm-up, gradual unfreezing, resume.
+
+Stage 1 (head warm-up) trains only the new linear head, on the frozen backbone's embeddings.
+Those come from the embedding cache, so the warm-up costs milliseconds instead of an epoch of
+forward passes per step, and the backbone — BatchNorm statistics included — is untouched.
+
+Stage 2 unfreezes the backbone's layer groups from the top, one more every ``unfreeze_every``
+epochs, up to ``unfreeze_groups``; each group learns ``lr_decay`` times slower than the one
+above it (discriminative learning rates). Frozen BatchNorm layers stay in eval mode. AdamW with
+linear warm-up then cosine decay per step; early stopping on validation accuracy restores the
+best weights. Frozen lower layers cost no backward pass (autograd does not record them), so an
+epoch costs about one forward pass over the images plus the backward of the top groups.
+
+A checkpoint is written atomically after the warm-up and after every epoch of stage 2, holding
+everything the next epoch depends on (weights, optimizer groups and state, schedule, unfreeze
+stage, early stopping, history, torch and numpy generator states): a resumed run continues
+exactly as the uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from transferkit.errors import BadInputError
+from transferkit.finetune.checkpoint import load_checkpoint, save_checkpoint
+from transferkit.finetune.config import FinetuneConfig
+from transferkit.finetune.early_stopping import EarlyStopping
+from transferkit.finetune.freezing import set_unfrozen_groups, train_mode
+from transferkit.finetune.l2sp import L2SP
+from transferkit.finetune.model import ClassifierModel
+from transferkit.finetune.param_groups import discriminative_param_groups, unfreeze_next_group
+from transferkit.finetune.schedule import warmup_cosine_scheduler
+
+log = logging.getLogger("transferkit")
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+# early stopping ranks epochs by validation accuracy, ties broken by the lower validation loss:
+# accuracy moves in steps of 1/n_val (>= 1e-5), the loss term stays below 1e-5
+_LOSS_TIEBREAK = 1e-6
+_LOSS_CAP = 9.0
+
+
+def selection_score(val_accuracy: float, val_loss: float) -> float:
+    """What early stopping maximises: accuracy first, then the lower loss among equals."""
+    if math.isnan(val_loss):
+        return val_accuracy
+    return val_accuracy - _LOSS_TIEBREAK * min(val_loss, _LOSS_CAP)
+
+
+# the LR finder's suggestion is clipped to this range: outside it, fine-tuning a pretrained
+# network either does nothing or wrecks it, whatever a noisy 40-step curve says
+LR_RANGE = (1e-5, 1e-2)
+
+
+class Batches(Protocol):
+    """What the loop needs from a modality's data: shuffled training and fixed eval batches."""
+
+    batch_size: int
+
+    def __len__(self) -> int: ...
+
+    def num_batches(self) -> int: ...
+
+    def train_epoch(self, rng: np.random.Generator) -> Iterable[tuple[torch.Tensor, ...]]: ...
+
+    def eval_batches(self) -> Iterable[tuple[torch.Tensor, ...]]: ...
+
+
+@dataclass
+class EpochRecord:
+    """One row of the training history (also the report's training curves)."""
+
+    epoch: int
+    stage: str  # "head" (warm-up) or "unfreeze:<groups>" or "scratch"
+    unfrozen_groups: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    lr: float
+    seconds: float
+
+
+@dataclass
+class FinetuneResult:
+    history: list[EpochRecord]
+    best_epoch: int
+    best_val_accuracy: float
+    lrs: dict[str, Any]
+    stopped_early: bool
+    resumed_from_epoch: int | None = None
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["history"] = [asdict(r) for r in self.history]
+        return out
+
+
+def pick_device() -> torch.device:
+    """A GPU when present (mixed precision, bigger batches), else the CPU."""
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def adapt_batch_size(requested: int, n_train: int, device: torch.device) -> int:
+    """The batch size actually used: ×4 on a GPU, never more than the training set."""
+    size = requested * 4 if device.type == "cuda" else requested
+    if size > n_train:
+        log.warning(
+            "batch size %d is larger than the training set (%d examples): using %d",
+            size,
+            n_train,
+            n_train,
+        )
+        size = n_train
+    return max(1, size)
+
+
+def _amp(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def evaluate_batches(
+    model: nn.Module, batches: Batches, device: torch.device
+) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) over ``batches.eval_batches()`` in eval mode."""
+    was_training = model.training
+    model.eval()
+    total, correct, n = 0.0, 0, 0
+    with torch.inference_mode(), _amp(device):
+        for x, y in batches.eval_batches():
+            x, y = x.to(device), y.to(device)
+            logits = model(x).float()
+            total += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+            n += len(y)
+    model.train(was_training)
+    return (total / n, correct / n) if n else (math.nan, math.nan)
+
+
+def _head_lr_find(head: nn.Linear, X: torch.Tensor, y: torch.Tensor, seed: int) -> float:
+    from transferkit.finetune.lr_finder import lr_find
+
+    def batches():
+        g = torch.Generator().manual_seed(seed)
+        while True:
+            idx = torch.randperm(len(y), generator=g)[: min(64, len(y))]
+            yield X[idx], y[idx]
+
+    result = lr_find(
+        head,
+        batches(),
+        loss_fn=F.cross_entropy,
+        build_optimizer=lambda lr: torch.optim.AdamW(head.parameters(), lr=lr),
+        start_lr=1e-5,
+        end_lr=1.0,
+        num_steps=80,
+        seed=seed,
+    )
+    return result.suggestion
+
+
+def train_head(
+    head: nn.Linear,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    *,
+    epochs: int,
+    lr: float | None,
+    weight_decay: float,
+    label_smoothing: float,
+    batch_size: int,
+    seed: int,
+) -> tuple[float, list[dict[str, float]]]:
+    """Stage 1: fit ``head`` on fixed embeddings, keeping the epoch with the best val accuracy.
+
+    Returns the learning rate used and one history row per epoch.
+    """
+    X, y = train
+    Xv, yv = val
+    if lr is None:
+        lr = float(np.clip(_head_lr_find(head, X, y, seed), 1e-4, 1e-1))
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = max(1, epochs * math.ceil(len(y) / batch_size))
+    sched = warmup_cosine_scheduler(opt, total_steps=steps, warmup_steps=steps // 10)
+    best = (-1.0, None)
+    rows = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        order = torch.randperm(len(y), generator=g)
+        total = correct = 0.0
+        for i in range(0, len(y), batch_size):
+            idx = order[i : i + batch_size]
+            logits = head(X[idx])
+            loss = F.cross_entropy(logits, y[idx], label_smoothing=label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == y[idx]).sum())
+        with torch.no_grad():
+            val_logits = head(Xv)
+            val_loss = float(F.cross_entropy(val_logits, yv))
+            val_acc = float((val_logits.argmax(1) == yv).float().mean())
+        rows.append(
+            {
+                "train_loss": total / len(y),
+                "train_accuracy": correct / len(y),
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+                "lr": lr,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+        if val_acc > best[0]:
+            best = (val_acc, {k: v.detach().clone() for k, v in head.state_dict().items()})
+    if best[1] is not None:
+        head.load_state_dict(best[1])
+    return lr, rows
+
+
+class Finetuner:
+    """Runs stage 1 and stage 2 for one ``ClassifierModel``; see the module docstring."""
+
+    def __init__(
+        self,
+        model: ClassifierModel,
+        config: FinetuneConfig,
+        *,
+        seed: int = 0,
+        checkpoint_dir: str | Path | None = None,
+        progress: bool = True,
+        fingerprint: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.seed = int(seed)
+        self.checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
+        self.progress = progress
+        self.fingerprint = fingerprint or {}
+        self.device = pick_device()
+        self.groups = model.layer_groups()
+        n_groups = len(self.groups)
+        if not config.pretrained:
+            self.target_groups = n_groups  # from scratch, every layer learns from the start
+        elif config.unfreeze_groups is None:
+            self.target_groups = n_groups
+        else:
+            self.target_groups = min(config.unfreeze_groups, n_groups)
+
+    # -- pieces -----------------------------------------------------------------------------
+    def _weight_decay(self) -> float:
+        return 0.0 if self.config.regularize == "l2sp" else self.config.weight_decay
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor, penalty) -> torch.Tensor:
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
+        if penalty is not None:
+            loss = loss + penalty(self.model)
+        return loss
+
+    def find_lr(self, batches: Batches, *, num_steps: int = 40):
+        """LR range test on the stage-2 configuration (the top groups unfrozen)."""
+        from transferkit.finetune.lr_finder import lr_find
+
+        start = self.target_groups if self.config.pretrained else len(self.groups)
+        set_unfrozen_groups(self.model, self.groups, start)
+        groups = discriminative_param_groups(
+            self.model,
+            self.groups,
+            head_lr=1.0,
+            decay=self.config.lr_decay,
+            weight_decay=self._weight_decay(),
+            unfrozen_groups=start,
+        )
+        rng = np.random.default_rng(self.seed)
+
+        def stream():
+            while True:
+                yield from batches.train_epoch(rng)
+
+        smoothing = self.config.label_smoothing
+        result = lr_find(
+            self.model,
+            stream(),
+            loss_fn=lambda logits, y: F.cross_entropy(logits, y, label_smoothing=smoothing),
+            param_groups=groups,
+            base_lr=1.0,
+            start_lr=1e-6,
+            end_lr=1.0,
+            num_steps=num_steps,
+            seed=self.seed,
+        )
+        set_unfrozen_groups(self.model, self.groups, 0)
+        return result
+
+    # -- the run ----------------------------------------------------------------------------
+    def fit(
+        self,
+        train: Batches,
+        val: Batches,
+        *,
+        embeddings: Callable[[], tuple[tuple[torch.Tensor, torch.Tensor], ...]] | None = None,
+        resume: bool = False,
+    ) -> FinetuneResult:
+        """Train; ``embeddings()`` returns ((X, y) train, (X, y) val) for the head warm-up."""
+        cfg = self.config
+        started = time.perf_counter()
+        torch.manual_seed(self.seed)
+        model = self.model.to(self.device)
+        if self.device.type == "cpu":
+            model.to(memory_format=torch.channels_last)
+        rng = np.random.default_rng(self.seed)
+        history: list[EpochRecord] = []
+        lrs: dict[str, Any] = {}
+        early = EarlyStopping(patience=cfg.patience, mode="max")
+        penalty = (
+            L2SP(model, alpha=cfg.l2sp_alpha, beta=cfg.l2sp_beta)
+            if cfg.regularize == "l2sp"
+            else None
+        )
+        resumed_from = None
+        checkpoint = self._load(resume, early, rng) if resume else None
+
+        if checkpoint is not None:
+            optimizer, scheduler = checkpoint.optimizer, checkpoint.scheduler
+            first_epoch, stage = checkpoint.epoch + 1, checkpoint.stage
+            history = [EpochRecord(**r) for r in checkpoint.extra["history"]]
+            lrs = dict(checkpoint.extra["lrs"])
+            resumed_from = checkpoint.epoch
+            log.info("resuming after epoch %d of %d", checkpoint.epoch, cfg.epochs)
+        else:
+            stage = 0
+            if cfg.pretrained and cfg.head_epochs and embeddings is not None:
+                history += self._warm_up_head(embeddings, lrs, val)
+            elif not cfg.pretrained:
+                stage = len(self.groups)
+            if cfg.lr is None:
+                lrs["finder"] = self._lr_from_finder(train)
+            lrs["lr"] = cfg.lr if cfg.lr is not None else lrs["finder"]["used"]
+            start_groups = stage or min(1, self.target_groups)
+            set_unfrozen_groups(model, self.groups, start_groups)
+            optimizer = torch.optim.AdamW(
+                discriminative_param_groups(
+                    model,
+                    self.groups,
+                    head_lr=lrs["lr"],
+                    decay=cfg.lr_decay,
+                    weight_decay=self._weight_decay(),
+                    unfrozen_groups=start_groups,
+                )
+            )
+            steps = cfg.epochs * train.num_batches()
+            scheduler = warmup_cosine_scheduler(
+                optimizer, total_steps=steps, warmup_steps=int(cfg.warmup * steps)
+            )
+            stage = start_groups
+            first_epoch = 1
+            # the warm-up result is the bar stage 2 must beat (and what early stopping restores
+            # if fine-tuning never helps)
+            val_loss, val_acc = evaluate_batches(model, val, self.device)
+            early.step(selection_score(val_acc, val_loss), model)
+            self._save(model, optimizer, scheduler, early, 0, stage, history, lrs, rng)
+
+        scaler = torch.amp.GradScaler("cuda") if self.device.type == "cuda" else None
+        stopped = False
+        for epoch in range(first_epoch, cfg.epochs + 1):
+            if early.should_stop:
+                stopped = True
+                break
+            if (
+                cfg.pretrained
+                and epoch > 1
+                and (epoch - 1) % cfg.unfreeze_every == 0
+                and stage < self.target_groups
+            ):
+                stage = unfreeze_next_group(
+                    optimizer,
+                    model,
+                    self.groups,
+                    stage,
+                    head_lr=lrs["lr"],
+                    decay=cfg.lr_decay,
+                    weight_decay=self._weight_decay(),
+                    scheduler=scheduler,
+                )
+            record = self._epoch(
+                epoch, stage, train, val, optimizer, scheduler, penalty, rng, scaler
+            )
+            history.append(record)
+            early.step(selection_score(record.val_accuracy, record.val_loss), model)
+            self._save(model, optimizer, scheduler, early, epoch, stage, history, lrs, rng)
+        else:
+            stopped = early.should_stop and len(history) < cfg.epochs
+        early.restore(model)
+        model.eval()
+        best_epoch = early.best_epoch or 0
+        return FinetuneResult(
+            history=history,
+            best_epoch=int(best_epoch),
+            best_val_accuracy=_best_accuracy(history, early),
+            lrs=lrs,
+            stopped_early=stopped,
+            resumed_from_epoch=resumed_from,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _warm_up_head(self, embeddings, lrs: dict[str, Any], val: Batches) -> list[EpochRecord]:
+        cfg = self.config
+        (X, y), (Xv, yv) = embeddings()
+        head = self.model.head
+        lr, rows = train_head(
+            head,
+            (X.float(), y.long()),
+            (Xv.float(), yv.long()),
+            epochs=cfg.head_epochs,
+            lr=cfg.head_lr,
+            weight_decay=cfg.weight_decay,
+            label_smoothing=cfg.label_smoothing,
+            batch_size=cfg.batch_size,
+            seed=self.seed,
+        )
+        lrs["head_lr"] = lr
+        lrs["head_lr_source"] = "given" if cfg.head_lr is not None else "lr finder"
+        best = max(rows, key=lambda r: r["val_accuracy"])
+        # one record for the whole warm-up: its epochs take milliseconds each
+        return [
+            EpochRecord(
+                epoch=0,
+                stage="head",
+                unfrozen_groups=0,
+                train_loss=best["train_loss"],
+                train_accuracy=best["train_accuracy"],
+                val_loss=best["val_loss"],
+                val_accuracy=best["val_accuracy"],
+                lr=lr,
+                seconds=sum(r["seconds"] for r in rows),
+            )
+        ]
+
+    def _lr_from_finder(self, train: Batches) -> dict[str, Any]:
+        result = self.find_lr(train)
+        used = float(np.clip(result.suggestion, *LR_RANGE))
+        log.info("LR finder: %s -> using %.2g", result.reason, used)
+        return {"suggestion": result.suggestion, "used": used, "reason": result.reason}
+
+    def _epoch(self, epoch, stage, train, val, optimizer, scheduler, penalty, rng, scaler):
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        model = self.model
+        t0 = time.perf_counter()
+        train_mode(model)  # frozen BatchNorm layers back to eval: statistics untouched
+        total = correct = n = 0
+        label = f"stage 2 ({stage} groups)" if cfg.pretrained else "scratch"
+        bar = tqdm(
+            train.train_epoch(rng),
+            total=train.num_batches(),
+            desc=f"Epoch {epoch}/{cfg.epochs} {label}",
+            unit="batch",
+            disable=not self.progress,
+            leave=True,
+        )
+        for x, y in bar:
+            x, y = x.to(self.device), y.to(self.device)
+            with _amp(self.device):
+                logits = model(x)
+            loss = self._loss(logits, y, penalty)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            scheduler.step()
+            total += float(loss.detach()) * len(y)
+            correct += int((logits.detach().argmax(1) == y).sum())
+            n += len(y)
+            bar.set_postfix(loss=f"{total / n:.3f}")
+        val_loss, val_acc = evaluate_batches(model, val, self.device)
+        bar.set_postfix(loss=f"{total / max(n, 1):.3f}", val_acc=f"{val_acc:.3f}")
+        bar.close()
+        return EpochRecord(
+            epoch=epoch,
+            stage=f"unfreeze:{stage}" if cfg.pretrained else "scratch",
+            unfrozen_groups=int(stage),
+            train_loss=total / max(n, 1),
+            train_accuracy=correct / max(n, 1),
+            val_loss=val_loss,
+            val_accuracy=val_acc,
+            lr=float(optimizer.param_groups[0]["lr"]),
+            seconds=time.perf_counter() - t0,
+        )
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _save(self, model, optimizer, scheduler, early, epoch, stage, history, lrs, rng) -> None:
+        if self.checkpoint_path is None:
+            return
+        save_checkpoint(
+            self.checkpoint_path,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            early_stopping=early,
+            epoch=epoch,
+            stage=stage,
+            extra={
+                "history": [asdict(r) for r in history],
+                "lrs": lrs,
+                "numpy_generator": rng.bit_generator.state,
+                "fingerprint": self.fingerprint,
+                "config": asdict(self.config),
+                "seed": self.seed,
+            },
+        )
+
+    def _load(self, resume: bool, early: EarlyStopping, rng: np.random.Generator):
+        if self.checkpoint_path is None or not self.checkpoint_path.is_file():
+            return None
+        from transferkit.finetune.checkpoint import read_checkpoint_extra
+
+        extra = read_checkpoint_extra(self.checkpoint_path)
+        check_resumable(self.checkpoint_path, extra, self.fingerprint, self.config, self.seed)
+        loaded = load_checkpoint(
+            self.checkpoint_path,
+            self.model,
+            torch.optim.AdamW,
+            build_scheduler=lambda opt: warmup_cosine_scheduler(opt, total_steps=1),
+            early_stopping=early,
+        )
+        rng.bit_generator.state = loaded.extra["numpy_generator"]
+        return loaded
+
+
+def _best_accuracy(history: list[EpochRecord], early: EarlyStopping) -> float:
+    if early.best_epoch is None:
+        return math.nan
+    # early stopping counts epochs from the warm-up evaluation (its epoch 0)
+    for record in history:
+        if record.epoch == early.best_epoch:
+            return float(record.val_accuracy)
+    return float(early.best_score)
+
+
+def check_resumable(
+    path: Path,
+    extra: dict[str, Any],
+    fingerprint: dict[str, Any],
+    config: FinetuneConfig,
+    seed: int,
+) -> None:
+    """Refuse a checkpoint of another dataset, backbone, strategy or training setup."""
+    saved = extra.get("fingerprint", {})
+    for key, what in (
+        ("backbone", "backbone"),
+        ("weights_sha256", "pretrained weights"),
+        ("dataset", "training data"),
+        ("labels", "labels"),
+    ):
+        if key in fingerprint and saved.get(key) != fingerprint[key]:
+            raise BadInputError(
+                f"cannot resume from {path}: it was trained with other {what} "
+                f"({_short(saved.get(key))} there, {_short(fingerprint[key])} now). Resume with "
+                "the same data and backbone, or start a new run with another --out."
+            )
+    now = asdict(config)
+    diffs = [k for k, v in extra.get("config", {}).items() if now.get(k) != v]
+    if diffs or extra.get("seed") != seed:
+        what = ", ".join(diffs + (["seed"] if extra.get("seed") != seed else []))
+        raise BadInputError(
+            f"cannot resume from {path}: the training settings differ ({what}). A resumed run "
+            "must use the settings it started with; drop the changed options or start a new run."
+        )
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:16] + "…"

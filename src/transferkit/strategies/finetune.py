@@ -1,0 +1,318 @@
+"""``finetune`` and ``scratch``: train the backbone itself, from pretrained or random weights.
+
+``finetune`` warms up a new head on the frozen (cached) embeddings, then unfreezes the backbone
+from the top with layer-wise learning rates (see ``transferkit.finetune.engine``). ``scratch``
+trains the same architecture from random initialisation with the same epoch budget: the
+reference that shows whether pretraining helped at all (``--baseline``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from transferkit.errors import BadInputError
+from transferkit.finetune.config import FinetuneConfig
+from transferkit.strategies.base import Strategy, StrategyResult
+
+log = logging.getLogger("transferkit")
+
+
+def check_validation(val, train) -> None:
+    """Every class needs a validation example, or early stopping judges it blind."""
+    counts = val.class_counts()
+    empty = [label for label in train.labels if counts.get(label, 0) == 0]
+    if empty:
+        have = train.class_counts()
+        listed = ", ".join(f"'{e}' ({have.get(e, 0)} examples)" for e in empty)
+        raise BadInputError(
+            f"the validation split has no examples of class {listed}. Add images to "
+            "that class, raise --val-size, or pass a separate validation set."
+        )
+
+
+def readable_mask(paths) -> tuple[np.ndarray, list]:
+    """Which images decode, and why the others do not (the extractor's wording)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transferkit.data.images import open_image
+
+    def probe(path):
+        try:
+            open_image(path, target_size=64)
+            return None
+        except Exception as exc:  # the same failures the extractor reports and skips
+            return f"cannot decode image ({exc.__class__.__name__}: {exc})"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reasons = list(pool.map(probe, paths))
+    ok = np.array([r is None for r in reasons], dtype=bool)
+    return ok, [(p, r) for p, r in zip(paths, reasons) if r is not None]
+
+
+def split_validation(train, val_size: float, seed: int):
+    """A stratified validation share of ``train`` (held out from training)."""
+    train_part, val_part, _ = train.split(test_size=0.0, val_size=val_size, seed=seed)
+    check_validation(val_part, train)
+    return train_part, val_part
+
+
+@dataclass
+class ScratchConfig(FinetuneConfig):
+    """``scratch``: every layer trains from random weights; no head warm-up, no unfreezing."""
+
+    lr: float | None = 2e-3  # AdamW from scratch; a finder run over the whole net costs epochs
+    head_epochs: int = 0
+    augment: str = "light"
+    pretrained: bool = field(default=False)
+
+
+class FinetuneStrategy(Strategy):
+    name = "finetune"
+    Config = FinetuneConfig
+    default_head = "linear"
+    trains_backbone = True
+
+    def _backbone_module(self, backbone, seed: int):
+        return backbone.materialize()
+
+    def prepare(self, backbone, train, *, embed, seed=0, val=None):
+        """Split, screen and batch the data and build the model (everything before training)."""
+        import torch
+
+        from transferkit.finetune.engine import adapt_batch_size, pick_device
+        from transferkit.finetune.image_batches import ImageBatches
+        from transferkit.finetune.model import ClassifierModel
+
+        cfg = self.config
+        if backbone.spec.modality != "image":
+            raise BadInputError(
+                f"{self.name} is not available for {backbone.spec.modality} backbones yet; "
+                "use --strategy features"
+            )
+        if val is None:
+            train, val = split_validation(train, cfg.val_size, seed)
+        else:
+            check_validation(val, train)
+
+        if cfg.pretrained:
+            # frozen embeddings for the head warm-up; they also flag unreadable files
+            first, val_first = embed(train), embed(val)
+            seconds_extract = first.seconds + val_first.seconds
+            ok, val_ok, problems = first.ok, val_first.ok, first.problems + val_first.problems
+        else:  # nothing to warm up: only find the files training must skip
+            first = val_first = None
+            seconds_extract = 0.0
+            ok, p1 = readable_mask(train.paths)
+            val_ok, p2 = readable_mask(val.paths)
+            problems = p1 + p2
+        keep = np.flatnonzero(ok)
+        train = train.subset(keep)
+        val = val.subset(np.flatnonzero(val_ok))
+        check_validation(val, train)
+
+        def embeddings():
+            X, y = first.embeddings[keep], train.targets
+            if cfg.augment != "none":
+                mirrored = embed(train, view="hflip")
+                X = np.vstack([X, mirrored.embeddings[mirrored.ok]])
+                y = np.concatenate([y, train.targets[mirrored.ok]])
+            Xv = val_first.embeddings[val_ok]
+            return (
+                (torch.from_numpy(X), torch.from_numpy(y)),
+                (torch.from_numpy(Xv), torch.from_numpy(val.targets)),
+            )
+
+        torch.manual_seed(seed)
+        module = self._backbone_module(backbone, seed)
+        model = ClassifierModel(module, len(train.labels))
+        device = pick_device()
+        batch_size = adapt_batch_size(cfg.batch_size, len(train), device)
+        preprocess = module.preprocess
+        return Prepared(
+            train=train,
+            val=val,
+            model=model,
+            device=device,
+            batch_size=batch_size,
+            train_batches=ImageBatches(
+                train.paths, train.targets, preprocess, augment=cfg.augment, batch_size=batch_size
+            ),
+            val_batches=ImageBatches(
+                val.paths, val.targets, preprocess, augment="none", batch_size=batch_size
+            ),
+            embeddings=embeddings if cfg.pretrained else None,
+            seconds_extract=seconds_extract,
+            problems=problems,
+            runtime=first.runtime if first else None,
+            n_cached=first.n_cached if first else 0,
+        )
+
+    def fit(
+        self,
+        backbone,
+        train,
+        *,
+        embed,
+        head,
+        seed=0,
+        val=None,
+        checkpoint_dir=None,
+        resume=False,
+        progress=True,
+    ) -> StrategyResult:
+        import torch
+
+        from transferkit.finetune.engine import Finetuner
+        from transferkit.finetune.model import state_sha256
+        from transferkit.heads.softmax import LinearSoftmaxHead
+
+        cfg = self.config
+        if head.name != "linear":
+            raise BadInputError(
+                f"--strategy {self.name} trains a linear softmax head with the backbone; "
+                f"--head {head.name} works with --strategy features only. Leave --head out."
+            )
+        prep = self.prepare(backbone, train, embed=embed, seed=seed, val=val)
+        model = prep.model
+        runner = Finetuner(
+            model,
+            cfg,
+            seed=seed,
+            checkpoint_dir=checkpoint_dir,
+            progress=progress,
+            fingerprint={
+                "backbone": backbone.name,
+                "weights_sha256": backbone.weights_sha256,
+                "dataset": prep.train.fingerprint(),
+                "labels": list(prep.train.labels),
+            },
+        )
+        result = runner.fit(
+            prep.train_batches, prep.val_batches, embeddings=prep.embeddings, resume=resume
+        )
+
+        trained = model.backbone.cpu().eval()
+        # the runners built for the pretrained weights must not serve the new ones
+        trained.__dict__.pop("_transferkit_runners", None)
+        trained.to(memory_format=torch.contiguous_format)
+        trained.weights_sha256 = state_sha256(trained)
+        start = backbone.weights_source if cfg.pretrained else "random init"
+        trained.weights_source = f"{self.name} of {backbone.name} ({start})"
+        fitted_head = LinearSoftmaxHead.from_torch(
+            model.head, len(prep.train.labels), {"lr": result.lrs.get("lr")}
+        )
+        return StrategyResult(
+            n_train=len(prep.train),
+            info={
+                "seconds_extract": prep.seconds_extract,
+                "runtime": prep.runtime,
+                "n_cached": prep.n_cached,
+                "problems": prep.problems,
+                "n_val": len(prep.val),
+                "batch_size": prep.batch_size,
+                "device": str(prep.device),
+                "pretrained_weights_sha256": backbone.weights_sha256,
+                "training": result.to_dict(),
+                "config_used": {**asdict(cfg), "lr": result.lrs.get("lr")},
+                "layer_groups": len(model.layer_groups()),
+                "unfrozen_groups": runner.target_groups,
+            },
+            backbone=trained,
+            head=fitted_head,
+        )
+
+
+@dataclass
+class Prepared:
+    """Data and model ready for the engine."""
+
+    train: Any
+    val: Any
+    model: Any
+    device: Any
+    batch_size: int
+    train_batches: Any
+    val_batches: Any
+    embeddings: Any
+    seconds_extract: float
+    problems: list
+    runtime: Any
+    n_cached: int
+
+
+def find_learning_rate(
+    data,
+    out,
+    *,
+    backbone: str = "mobilenet_v2",
+    unfreeze_groups: int = 5,
+    num_steps: int = 60,
+    augment: str = "light",
+    seed: int = 0,
+    weights=None,
+    **classifier_params: Any,
+) -> dict[str, Any]:
+    """``transferkit lr-find``: head warm-up, then the LR range test; writes a plot and JSON."""
+    from pathlib import Path
+
+    from transferkit.atomic import write_json_atomic
+    from transferkit.backbones import resolve_backbone
+    from transferkit.data import load_dataset
+    from transferkit.estimator import TransferClassifier
+    from transferkit.finetune.engine import Finetuner, train_head
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out} is an existing file; give a directory for the plot")
+    strict = bool(classifier_params.get("strict", False))
+    ds = load_dataset(data, strict=strict)
+    ds.check_trainable()
+    strategy = FinetuneStrategy(unfreeze_groups=unfreeze_groups, augment=augment)
+    clf = TransferClassifier(backbone=backbone, weights=weights, seed=seed, **classifier_params)
+    clf.backbone_ = resolve_backbone(backbone, weights=weights)
+    prep = strategy.prepare(clf.backbone_, ds, embed=clf._embed, seed=seed)
+    (X, y), (Xv, yv) = prep.embeddings()
+    cfg = strategy.config
+    train_head(
+        prep.model.head,
+        (X.float(), y.long()),
+        (Xv.float(), yv.long()),
+        epochs=cfg.head_epochs,
+        lr=None,
+        weight_decay=cfg.weight_decay,
+        label_smoothing=cfg.label_smoothing,
+        batch_size=cfg.batch_size,
+        seed=seed,
+    )
+    finder = Finetuner(prep.model, cfg, seed=seed, progress=False)
+    result = finder.find_lr(prep.train_batches, num_steps=num_steps)
+    out.mkdir(parents=True, exist_ok=True)
+    plot = result.plot_png(out / "lr_find.png")
+    summary = {
+        "suggestion": result.suggestion,
+        "reason": result.reason,
+        "backbone": backbone,
+        "unfrozen_groups": finder.target_groups,
+        "plot": str(plot),
+        "json": str(out / "lr_find.json"),
+    }
+    write_json_atomic(out / "lr_find.json", {**summary, **result.to_dict()})
+    return summary
+
+
+class ScratchStrategy(FinetuneStrategy):
+    name = "scratch"
+    Config = ScratchConfig
+
+    def _backbone_module(self, backbone, seed: int):
+        from transferkit.backbones import resolve_backbone
+
+        # the same architecture and preprocessing; weights from the seeded global generator
+        return resolve_backbone(backbone.name, pretrained=False).materialize()
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "config": asdict(self.config)}
