@@ -318,7 +318,7 @@ def cmd_train(args) -> int:
     from transferkit.training import train_run
 
     if args.resume:
-        apply_resume(args, build_parser())
+        apply_resume(args, args.argv)
     elif not args.out:
         raise BadInputError("train needs --out RUN (the run directory to write), or --resume RUN")
     summary = train_run(
@@ -335,7 +335,7 @@ def cmd_train(args) -> int:
         val_size=args.val_size,
         baseline=args.baseline,
         resume=bool(args.resume),
-        settings=vars(args),
+        settings={k: v for k, v in vars(args).items() if k != "argv"},
         **_classifier_kwargs(args),
     )
     print(json.dumps(summary, ensure_ascii=False))
@@ -450,6 +450,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(message)s",

@@ -24,8 +24,13 @@ def write_settings(out: str | Path, settings: dict[str, Any]) -> None:
     write_json_atomic(Path(out) / RUN_SETTINGS, keep)
 
 
-def apply_resume(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Fill ``args`` from RUN/run.json and refuse options that contradict it."""
+def _given(argv: list[str], key: str) -> bool:
+    option = "--" + key.replace("_", "-")
+    return any(tok == option or tok.startswith(option + "=") for tok in argv)
+
+
+def apply_resume(args: argparse.Namespace, argv: list[str]) -> None:
+    """Fill ``args`` from RUN/run.json and refuse options on ``argv`` that contradict it."""
     run = Path(args.resume)
     if args.out and Path(args.out).resolve() != run.resolve():
         raise BadInputError(
@@ -40,13 +45,12 @@ def apply_resume(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
             "finetune/scratch run."
         )
     saved = json.loads(path.read_text(encoding="utf-8"))
-    defaults = vars(parser.parse_args(["train", "_", "--out", "_"]))
     conflicts = []
     for key, value in saved.items():
         if key in _FREE or not hasattr(args, key):
             continue
         current = getattr(args, key)
-        if current != defaults.get(key) and current != value:
+        if _given(argv, key) and current != value:
             conflicts.append(f"--{key.replace('_', '-')} {current} (the run used {value})")
         setattr(args, key, value)
     if conflicts:

@@ -126,8 +126,10 @@ class FinetuneStrategy(Strategy):
                 (torch.from_numpy(Xv), torch.from_numpy(val.targets)),
             )
 
-        torch.manual_seed(seed)
         module = self._backbone_module(backbone, seed)
+        # seeded after the backbone is built: whether building drew random numbers (it does
+        # when nothing was cached yet) must not change the new head's initial weights
+        torch.manual_seed(seed)
         model = ClassifierModel(module, len(train.labels))
         device = pick_device()
         batch_size = adapt_batch_size(cfg.batch_size, len(train), device)
@@ -309,9 +311,12 @@ class ScratchStrategy(FinetuneStrategy):
     Config = ScratchConfig
 
     def _backbone_module(self, backbone, seed: int):
+        import torch
+
         from transferkit.backbones import resolve_backbone
 
         # the same architecture and preprocessing; weights from the seeded global generator
+        torch.manual_seed(seed)
         return resolve_backbone(backbone.name, pretrained=False).materialize()
 
     def describe(self) -> dict[str, Any]:

@@ -1,0 +1,194 @@
+"""The fine-tuning loop on a tiny registered backbone: stages, BatchNorm, LRs, early stopping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tiny_backbone import NAME, register_tiny, write_tiny_weights
+
+from transferkit.backbones import load_backbone
+from transferkit.data import load_dataset
+from transferkit.errors import BadInputError
+from transferkit.finetune.config import FinetuneConfig
+from transferkit.finetune.engine import Finetuner, selection_score
+from transferkit.finetune.image_batches import ImageBatches
+from transferkit.finetune.model import ClassifierModel, state_sha256
+
+register_tiny()
+
+
+@pytest.fixture
+def tiny_weights(tmp_path):
+    return write_tiny_weights(tmp_path / "tiny.safetensors")
+
+
+@pytest.fixture
+def shape_data(tmp_path):
+    from conftest import make_shapes_folder
+
+    ds = load_dataset(make_shapes_folder(tmp_path / "shapes", per_class=8))
+    train, val, _ = ds.split(test_size=0.0, val_size=0.25, seed=0)
+    return train, val
+
+
+def _batches(ds, backbone, augment="light", batch_size=8):
+    return ImageBatches(
+        ds.paths, ds.targets, backbone.preprocess, augment=augment, batch_size=batch_size
+    )
+
+
+def _bn_stats(module):
+    return {
+        name: (m.running_mean.clone(), m.running_var.clone())
+        for name, m in module.named_modules()
+        if isinstance(m, torch.nn.BatchNorm2d)
+    }
+
+
+def _embeddings(model, train, val):
+    def make():
+        out = []
+        for ds in (train, val):
+            x = torch.cat([x for x, _ in _batches(ds, model.backbone, "none").eval_batches()])
+            with torch.no_grad():
+                out.append((model.backbone.eval()(x), torch.as_tensor(ds.targets)))
+        return tuple(out)
+
+    return make
+
+
+def test_stage_one_leaves_every_batchnorm_statistic_untouched(tiny_weights, shape_data):
+    train, val = shape_data
+    backbone = load_backbone(NAME, weights=tiny_weights)
+    model = ClassifierModel(backbone, len(train.labels))
+    before = _bn_stats(backbone)
+    weights_before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    cfg = FinetuneConfig(epochs=1, head_epochs=5, lr=1e-3, head_lr=1e-2, unfreeze_groups=0)
+    Finetuner(model, cfg, progress=False).fit(
+        _batches(train, backbone),
+        _batches(val, backbone, "none"),
+        embeddings=_embeddings(model, train, val),
+    )
+    # unfreeze_groups=0: the head trains through the frozen backbone for an epoch too
+    for name, (mean, var) in _bn_stats(backbone).items():
+        assert torch.equal(mean, before[name][0]), name
+        assert torch.equal(var, before[name][1]), name
+    for k, v in backbone.state_dict().items():
+        assert torch.equal(v, weights_before[k]), k
+
+
+def test_stage_two_unfreezes_from_the_top_and_frozen_bn_stays_put(tiny_weights, shape_data):
+    train, val = shape_data
+    backbone = load_backbone(NAME, weights=tiny_weights)
+    model = ClassifierModel(backbone, len(train.labels))
+    before = _bn_stats(backbone)
+    cfg = FinetuneConfig(
+        epochs=2, head_epochs=3, lr=5e-3, head_lr=1e-2, unfreeze_groups=2, patience=5
+    )
+    result = Finetuner(model, cfg, progress=False).fit(
+        _batches(train, backbone),
+        _batches(val, backbone, "none"),
+        embeddings=_embeddings(model, train, val),
+    )
+    stages = [r.stage for r in result.history]
+    assert stages == ["head", "unfreeze:1", "unfreeze:2"]
+    after = _bn_stats(backbone)
+    # two groups from the top (block2, block1) trained; the stem never did
+    assert torch.equal(after["model.stem.1"][0], before["model.stem.1"][0])
+    assert not torch.equal(after["model.block2.1"][0], before["model.block2.1"][0])
+    assert not torch.equal(after["model.block1.1"][0], before["model.block1.1"][0])
+
+
+def test_lower_groups_learn_slower(tiny_weights, shape_data):
+    from transferkit.finetune.param_groups import discriminative_param_groups
+
+    train, _ = shape_data
+    model = ClassifierModel(load_backbone(NAME, weights=tiny_weights), len(train.labels))
+    groups = discriminative_param_groups(
+        model, model.layer_groups(), head_lr=1e-3, decay=0.5, unfrozen_groups=3
+    )
+    lr = {g["group_name"].split("/")[0]: g["lr"] for g in groups}
+    assert lr["head"] == pytest.approx(1e-3)
+    assert lr["group2"] == pytest.approx(5e-4)
+    assert lr["group1"] == pytest.approx(2.5e-4)
+    assert lr["group0"] == pytest.approx(1.25e-4)
+
+
+def test_early_stopping_restores_the_best_epoch(tiny_weights, shape_data):
+    train, val = shape_data
+    backbone = load_backbone(NAME, weights=tiny_weights)
+    model = ClassifierModel(backbone, len(train.labels))
+    # a learning rate this large wrecks the network after the warm-up: the warm-up must win
+    cfg = FinetuneConfig(epochs=4, head_epochs=20, lr=5.0, head_lr=1e-2, patience=2)
+    result = Finetuner(model, cfg, progress=False).fit(
+        _batches(train, backbone),
+        _batches(val, backbone, "none"),
+        embeddings=_embeddings(model, train, val),
+    )
+    best = next(r for r in result.history if r.epoch == result.best_epoch)
+    assert result.best_val_accuracy == best.val_accuracy
+    assert result.best_val_accuracy == max(r.val_accuracy for r in result.history)
+    from transferkit.finetune.engine import evaluate_batches
+
+    _, acc = evaluate_batches(model, _batches(val, backbone, "none"), torch.device("cpu"))
+    assert acc == pytest.approx(best.val_accuracy)
+
+
+def test_selection_prefers_accuracy_then_lower_loss():
+    assert selection_score(0.9, 2.0) > selection_score(0.8, 0.1)
+    assert selection_score(0.9, 0.2) > selection_score(0.9, 0.3)
+    assert selection_score(0.5, float("nan")) == 0.5
+
+
+def test_seeded_runs_are_identical_on_cpu(tiny_weights, shape_data):
+    train, val = shape_data
+
+    def run():
+        backbone = load_backbone(NAME, weights=tiny_weights)
+        torch.manual_seed(3)  # the new head's initial weights (the strategy seeds this too)
+        model = ClassifierModel(backbone, len(train.labels))
+        cfg = FinetuneConfig(epochs=2, head_epochs=3, lr=5e-3, head_lr=1e-2, unfreeze_groups=3)
+        result = Finetuner(model, cfg, seed=3, progress=False).fit(
+            _batches(train, backbone),
+            _batches(val, backbone, "none"),
+            embeddings=_embeddings(model, train, val),
+        )
+        return state_sha256(model), [r.train_loss for r in result.history]
+
+    assert run() == run()
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"lr": 0.0}, "lr must be a positive learning rate"),
+        ({"lr": -1e-3}, "lr must be a positive learning rate"),
+        ({"epochs": 0}, "epochs must be a whole number >= 1"),
+        ({"batch_size": 0}, "batch-size must be a whole number >= 1"),
+        ({"regularize": "l1"}, "regularize must be one of"),
+        ({"augment": "wild"}, "augment must be one of"),
+        ({"lr_decay": 1.5}, "lr-decay must be in"),
+        ({"pretrained": False, "regularize": "l2sp"}, "from-scratch model has none"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_option_named(params, match):
+    with pytest.raises(BadInputError, match=match):
+        FinetuneConfig(**params)
+
+
+def test_history_is_json_friendly(tiny_weights, shape_data):
+    train, val = shape_data
+    backbone = load_backbone(NAME, weights=tiny_weights)
+    model = ClassifierModel(backbone, len(train.labels))
+    cfg = FinetuneConfig(epochs=1, head_epochs=2, lr=1e-3, head_lr=1e-2)
+    result = Finetuner(model, cfg, progress=False).fit(
+        _batches(train, backbone),
+        _batches(val, backbone, "none"),
+        embeddings=_embeddings(model, train, val),
+    )
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["history"][0]["stage"] == "head"
+    assert np.isfinite(data["history"][-1]["val_loss"])
