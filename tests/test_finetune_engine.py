@@ -9,7 +9,7 @@ import pytest
 import torch
 from tiny_backbone import NAME, register_tiny, write_tiny_weights
 
-from transferkit.backbones import load_backbone
+from transferkit.backbones import load_backbone, registry
 from transferkit.data import load_dataset
 from transferkit.errors import BadInputError
 from transferkit.finetune.config import FinetuneConfig
@@ -17,7 +17,14 @@ from transferkit.finetune.engine import Finetuner, selection_score
 from transferkit.finetune.image_batches import ImageBatches
 from transferkit.finetune.model import ClassifierModel, state_sha256
 
-register_tiny()
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_registered():
+    """The tiny backbone, registered for this module only (the registry is process-wide)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+        register_tiny()
+        yield
 
 
 @pytest.fixture
@@ -80,26 +87,40 @@ def test_stage_one_leaves_every_batchnorm_statistic_untouched(tiny_weights, shap
         assert torch.equal(v, weights_before[k]), k
 
 
-def test_stage_two_unfreezes_from_the_top_and_frozen_bn_stays_put(tiny_weights, shape_data):
+@pytest.mark.parametrize("update_bn_stats", [False, True])
+def test_stage_two_unfreezes_from_the_top_and_frozen_bn_stays_put(
+    tiny_weights, shape_data, update_bn_stats
+):
     train, val = shape_data
     backbone = load_backbone(NAME, weights=tiny_weights)
     model = ClassifierModel(backbone, len(train.labels))
     before = _bn_stats(backbone)
+    conv_before = backbone.model.block1[0].weight.detach().clone()
     cfg = FinetuneConfig(
-        epochs=2, head_epochs=3, lr=5e-3, head_lr=1e-2, unfreeze_groups=2, patience=5
+        epochs=2,
+        head_epochs=3,
+        lr=5e-3,
+        head_lr=1e-2,
+        unfreeze_groups=2,
+        patience=5,
+        update_bn_stats=update_bn_stats,
     )
-    result = Finetuner(model, cfg, progress=False).fit(
+    finetuner = Finetuner(model, cfg, progress=False)
+    result = finetuner.fit(
         _batches(train, backbone),
         _batches(val, backbone, "none"),
         embeddings=_embeddings(model, train, val),
     )
-    stages = [r.stage for r in result.history]
-    assert stages == ["head", "unfreeze:1", "unfreeze:2"]
+    assert [r.stage for r in result.history] == ["head", "unfreeze:1", "unfreeze:2"]
     after = _bn_stats(backbone)
-    # two groups from the top (block2, block1) trained; the stem never did
+    # the stem was never unfrozen: its statistics are the pretrained ones either way
     assert torch.equal(after["model.stem.1"][0], before["model.stem.1"][0])
-    assert not torch.equal(after["model.block2.1"][0], before["model.block2.1"][0])
-    assert not torch.equal(after["model.block1.1"][0], before["model.block1.1"][0])
+    for name in ("model.block2.1", "model.block1.1"):  # the two top groups trained
+        changed = not torch.equal(after[name][0], before[name][0])
+        assert changed == update_bn_stats, name
+    # early stopping may restore an earlier epoch; block1 joined last, so compare the run's end
+    assert result.history[-1].unfrozen_groups == 2
+    del conv_before
 
 
 def test_lower_groups_learn_slower(tiny_weights, shape_data):

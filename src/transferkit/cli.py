@@ -222,18 +222,26 @@ def build_parser() -> argparse.ArgumentParser:
     lf = sub.add_parser(
         "lr-find",
         help="learning-rate range test for fine-tuning, with a plot",
-        description="Warm up a new head on DATA's cached embeddings, then raise the learning "
-        "rate step by step on the fine-tuning setup (top layer groups unfrozen) and record the "
-        "loss. Writes OUT/lr_find.png and OUT/lr_find.json; prints the suggestion.",
+        description="Raise the learning rate step by step and record the loss (Leslie Smith's "
+        "range test). --mode head (default) is the test `train --strategy finetune` runs when "
+        "no --lr is given: a fresh head on DATA's cached embeddings, seconds. --mode unfrozen "
+        "warms the head up, unfreezes the top layer groups and runs it through the images. "
+        "Writes OUT/lr_find.png and OUT/lr_find.json; prints the suggestion.",
     )
     lf.add_argument("data", metavar="DATA", help="folder of class sub-folders")
     lf.add_argument("--out", metavar="DIR", default="lr_find", help="where to write the plot")
     lf.add_argument("--backbone", default="mobilenet_v2", help="backbone (default mobilenet_v2)")
+    lf.add_argument("--mode", choices=("head", "unfrozen"), default="head")
     lf.add_argument(
-        "--unfreeze-groups", type=int, default=5, help="layer groups unfrozen (default 5)"
+        "--unfreeze-groups",
+        type=int,
+        default=5,
+        help="layer groups unfrozen with --mode unfrozen (default 5)",
     )
     lf.add_argument(
-        "--steps", type=_positive_int, default=60, help="learning rates tried (default 60)"
+        "--steps",
+        type=_positive_int,
+        help="learning rates tried (default 80 for head, 60 for unfrozen)",
     )
     lf.add_argument("--augment", choices=("none", "light", "strong"), default="light")
     lf.add_argument("--seed", type=int, default=0)
@@ -380,10 +388,12 @@ def cmd_lr_find(args) -> int:
         args.data,
         args.out,
         backbone=args.backbone,
+        mode=args.mode,
         unfreeze_groups=args.unfreeze_groups,
         num_steps=args.steps,
         augment=args.augment,
         seed=args.seed,
+        weights=args.weights,
         **_classifier_kwargs(args),
     )
     print(json.dumps(result, ensure_ascii=False))

@@ -108,7 +108,8 @@ def train_run(
     metrics["split"] = split_info
     if "training" in clf.fit_info_:
         metrics["training"] = clf.fit_info_["training"]
-        metrics["hyperparameters"] = clf.fit_info_.get("config_used", {})
+        # the validation split is made here, so the fraction that counts is this one
+        metrics["hyperparameters"] = {**clf.fit_info_.get("config_used", {}), "val_size": val_size}
     if baseline:
         metrics["baseline"] = _scratch_baseline(
             clf,

@@ -17,8 +17,9 @@ DEFAULT_BETA = 0.01
 class FinetuneConfig:
     """Hyper-parameters of ``finetune`` (and, with ``pretrained=False``, ``scratch``).
 
-    ``lr`` is the head's learning rate in stage 2 (lower groups get ``lr · lr_decay^k``); None runs
-    the LR finder. ``unfreeze_groups`` counts backbone layer groups from the top (None: all).
+    ``lr`` is the head's learning rate in stage 2; the top backbone group gets ``lr ·
+    backbone_lr_ratio`` and each group below ``lr_decay`` times less; None runs the LR finder.
+    ``unfreeze_groups`` counts backbone layer groups from the top (None: all).
     """
 
     epochs: int = 10
@@ -26,6 +27,7 @@ class FinetuneConfig:
     lr: float | None = None
     head_lr: float | None = None
     lr_decay: float = 0.7
+    backbone_lr_ratio: float = 0.1
     unfreeze_groups: int | None = 5
     unfreeze_every: int = 1
     weight_decay: float = 0.01
@@ -38,6 +40,12 @@ class FinetuneConfig:
     l2sp_beta: float = DEFAULT_BETA
     label_smoothing: float = 0.1
     val_size: float = 0.15
+    # BatchNorm running statistics: pretrained ones are kept (every BN layer in eval mode, its
+    # scale and shift still learn once its group is unfrozen) unless this is True. Batch
+    # statistics of a small, shifted dataset differ from the pretrained ones, and switching to
+    # them moves every feature the warmed-up head relies on (Keras' fine-tuning guide keeps BN in
+    # inference mode for the same reason). From scratch there is nothing to keep.
+    update_bn_stats: bool = False
     pretrained: bool = True
 
     def __post_init__(self) -> None:
@@ -57,6 +65,10 @@ class FinetuneConfig:
                 )
         if not 0 < self.lr_decay <= 1:
             raise BadInputError(f"lr-decay must be in (0, 1]; got {self.lr_decay}")
+        if not 0 < self.backbone_lr_ratio <= 1:
+            raise BadInputError(
+                f"backbone-lr-ratio must be in (0, 1]; got {self.backbone_lr_ratio}"
+            )
         if self.unfreeze_groups is not None and self.unfreeze_groups < 0:
             raise BadInputError(f"unfreeze-groups must be >= 0; got {self.unfreeze_groups}")
         if not 0 <= self.warmup < 1:

@@ -36,7 +36,7 @@ from transferkit.errors import BadInputError
 from transferkit.finetune.checkpoint import load_checkpoint, save_checkpoint
 from transferkit.finetune.config import FinetuneConfig
 from transferkit.finetune.early_stopping import EarlyStopping
-from transferkit.finetune.freezing import set_unfrozen_groups, train_mode
+from transferkit.finetune.freezing import keep_bn_statistics, set_unfrozen_groups, train_mode
 from transferkit.finetune.l2sp import L2SP
 from transferkit.finetune.model import ClassifierModel
 from transferkit.finetune.param_groups import discriminative_param_groups, unfreeze_next_group
@@ -61,6 +61,7 @@ def selection_score(val_accuracy: float, val_loss: float) -> float:
 # the LR finder's suggestion is clipped to this range: outside it, fine-tuning a pretrained
 # network either does nothing or wrecks it, whatever a noisy 40-step curve says
 LR_RANGE = (1e-5, 1e-2)
+HEAD_LR_RANGE = (1e-4, 1e-1)
 
 
 class Batches(Protocol):
@@ -152,7 +153,11 @@ def evaluate_batches(
     return (total / n, correct / n) if n else (math.nan, math.nan)
 
 
-def _head_lr_find(head: nn.Linear, X: torch.Tensor, y: torch.Tensor, seed: int) -> float:
+def head_lr_find(head: nn.Linear, X: torch.Tensor, y: torch.Tensor, seed: int, num_steps: int = 80):
+    """LR range test of a fresh head on frozen embeddings (fastai's lr_find on a frozen body).
+
+    The weights of ``head`` are restored afterwards. Cheap: no image goes through the backbone.
+    """
     from transferkit.finetune.lr_finder import lr_find
 
     def batches():
@@ -168,10 +173,10 @@ def _head_lr_find(head: nn.Linear, X: torch.Tensor, y: torch.Tensor, seed: int) 
         build_optimizer=lambda lr: torch.optim.AdamW(head.parameters(), lr=lr),
         start_lr=1e-5,
         end_lr=1.0,
-        num_steps=80,
+        num_steps=num_steps,
         seed=seed,
     )
-    return result.suggestion
+    return result
 
 
 def train_head(
@@ -193,7 +198,7 @@ def train_head(
     X, y = train
     Xv, yv = val
     if lr is None:
-        lr = float(np.clip(_head_lr_find(head, X, y, seed), 1e-4, 1e-1))
+        lr = float(np.clip(head_lr_find(head, X, y, seed).suggestion, *HEAD_LR_RANGE))
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
     steps = max(1, epochs * math.ceil(len(y) / batch_size))
@@ -265,6 +270,16 @@ class Finetuner:
             self.target_groups = min(config.unfreeze_groups, n_groups)
 
     # -- pieces -----------------------------------------------------------------------------
+    def _decays(self) -> list[float]:
+        """Learning-rate factor of each step down from the head, top group first.
+
+        The first step (head → top backbone group) is ``backbone_lr_ratio``: the new head needs
+        large steps, pretrained weights small ones. Every further group down: ``lr_decay``.
+        From scratch every layer is new, so only ``lr_decay`` applies.
+        """
+        first = self.config.backbone_lr_ratio if self.config.pretrained else self.config.lr_decay
+        return [first] + [self.config.lr_decay] * (len(self.groups) - 1)
+
     def _weight_decay(self) -> float:
         return 0.0 if self.config.regularize == "l2sp" else self.config.weight_decay
 
@@ -284,7 +299,7 @@ class Finetuner:
             self.model,
             self.groups,
             head_lr=1.0,
-            decay=self.config.lr_decay,
+            decay=self._decays(),
             weight_decay=self._weight_decay(),
             unfrozen_groups=start,
         )
@@ -305,6 +320,9 @@ class Finetuner:
             end_lr=1.0,
             num_steps=num_steps,
             seed=self.seed,
+            # after the head warm-up the curve is flat until it diverges: steepest descent
+            # would pick noise, the minimum is a stable landmark (fastai's lr_min)
+            rule="minimum" if self.config.pretrained else "steep",
         )
         set_unfrozen_groups(self.model, self.groups, 0)
         return result
@@ -346,13 +364,15 @@ class Finetuner:
             log.info("resuming after epoch %d of %d", checkpoint.epoch, cfg.epochs)
         else:
             stage = 0
-            if cfg.pretrained and cfg.head_epochs and embeddings is not None:
-                history += self._warm_up_head(embeddings, lrs, val)
+            vectors = embeddings() if cfg.pretrained and embeddings is not None else None
+            if cfg.lr is None or (vectors is not None and cfg.head_lr is None):
+                lrs["finder"] = self._lr_from_finder(train, vectors)
+            lrs["lr"] = cfg.lr if cfg.lr is not None else lrs["finder"]["used"]
+            lrs["lr_source"] = "given" if cfg.lr is not None else "lr finder"
+            if vectors is not None and cfg.head_epochs:
+                history += self._warm_up_head(vectors, lrs)
             elif not cfg.pretrained:
                 stage = len(self.groups)
-            if cfg.lr is None:
-                lrs["finder"] = self._lr_from_finder(train)
-            lrs["lr"] = cfg.lr if cfg.lr is not None else lrs["finder"]["used"]
             start_groups = stage or min(1, self.target_groups)
             set_unfrozen_groups(model, self.groups, start_groups)
             optimizer = torch.optim.AdamW(
@@ -360,14 +380,18 @@ class Finetuner:
                     model,
                     self.groups,
                     head_lr=lrs["lr"],
-                    decay=cfg.lr_decay,
+                    decay=self._decays(),
                     weight_decay=self._weight_decay(),
                     unfrozen_groups=start_groups,
                 )
             )
             steps = cfg.epochs * train.num_batches()
             scheduler = warmup_cosine_scheduler(
-                optimizer, total_steps=steps, warmup_steps=int(cfg.warmup * steps)
+                optimizer,
+                total_steps=steps,
+                warmup_steps=int(cfg.warmup * steps),
+                # each newly unfrozen group ramps up over one epoch
+                group_warmup_steps=train.num_batches(),
             )
             stage = start_groups
             first_epoch = 1
@@ -395,7 +419,7 @@ class Finetuner:
                     self.groups,
                     stage,
                     head_lr=lrs["lr"],
-                    decay=cfg.lr_decay,
+                    decay=self._decays(),
                     weight_decay=self._weight_decay(),
                     scheduler=scheduler,
                 )
@@ -420,16 +444,19 @@ class Finetuner:
             seconds=time.perf_counter() - started,
         )
 
-    def _warm_up_head(self, embeddings, lrs: dict[str, Any], val: Batches) -> list[EpochRecord]:
+    def _warm_up_head(self, vectors, lrs: dict[str, Any]) -> list[EpochRecord]:
         cfg = self.config
-        (X, y), (Xv, yv) = embeddings()
+        (X, y), (Xv, yv) = vectors
         head = self.model.head
+        head_lr = cfg.head_lr
+        if head_lr is None:
+            head_lr = float(np.clip(lrs["finder"]["suggestion"], *HEAD_LR_RANGE))
         lr, rows = train_head(
             head,
             (X.float(), y.long()),
             (Xv.float(), yv.long()),
             epochs=cfg.head_epochs,
-            lr=cfg.head_lr,
+            lr=head_lr,
             weight_decay=cfg.weight_decay,
             label_smoothing=cfg.label_smoothing,
             batch_size=cfg.batch_size,
@@ -453,11 +480,32 @@ class Finetuner:
             )
         ]
 
-    def _lr_from_finder(self, train: Batches) -> dict[str, Any]:
-        result = self.find_lr(train)
+    def _lr_from_finder(self, train: Batches, vectors) -> dict[str, Any]:
+        """The LR range test used when no learning rate is given.
+
+        With a pretrained backbone it runs on the cached embeddings with a fresh head — the
+        frozen-body range test fastai's users run before ``fine_tune`` — costing no forward
+        pass; from scratch it runs on the images through the whole network.
+        """
+        if vectors is not None:
+            (X, y), _ = vectors
+            head = nn.Linear(X.shape[1], self.model.head.out_features)
+            with torch.random.fork_rng():
+                torch.manual_seed(self.seed)
+                head.reset_parameters()
+            result = head_lr_find(head, X.float(), y.long(), self.seed)
+            where = "fresh head on the cached embeddings"
+        else:
+            result = self.find_lr(train)
+            where = "whole network on the training images"
         used = float(np.clip(result.suggestion, *LR_RANGE))
-        log.info("LR finder: %s -> using %.2g", result.reason, used)
-        return {"suggestion": result.suggestion, "used": used, "reason": result.reason}
+        log.info("LR finder (%s): %s -> using %.2g", where, result.reason, used)
+        return {
+            "suggestion": result.suggestion,
+            "used": used,
+            "reason": result.reason,
+            "range_test": where,
+        }
 
     def _epoch(self, epoch, stage, train, val, optimizer, scheduler, penalty, rng, scaler):
         from tqdm.auto import tqdm
@@ -465,7 +513,10 @@ class Finetuner:
         cfg = self.config
         model = self.model
         t0 = time.perf_counter()
+        lr_at_start = float(optimizer.param_groups[0]["lr"])  # the head's, as the epoch begins
         train_mode(model)  # frozen BatchNorm layers back to eval: statistics untouched
+        if not cfg.update_bn_stats:
+            keep_bn_statistics(model)
         total = correct = n = 0
         label = f"stage 2 ({stage} groups)" if cfg.pretrained else "scratch"
         bar = tqdm(
@@ -505,7 +556,7 @@ class Finetuner:
             train_accuracy=correct / max(n, 1),
             val_loss=val_loss,
             val_accuracy=val_acc,
-            lr=float(optimizer.param_groups[0]["lr"]),
+            lr=lr_at_start,
             seconds=time.perf_counter() - t0,
         )
 

@@ -118,3 +118,14 @@ def train_mode(model: nn.Module, frozen: Iterable[str] | None = None) -> nn.Modu
     model.train()
     set_frozen_bn_eval(model, frozen)
     return model
+
+
+def keep_bn_statistics(model: nn.Module) -> int:
+    """Every BatchNorm layer to eval mode (running statistics used, never updated); return count.
+
+    Their affine parameters still train when not frozen: only the statistics stay pretrained.
+    """
+    layers = [m for m in model.modules() if _is_bn(m)]
+    for layer in layers:
+        layer.eval()
+    return len(layers)

@@ -93,17 +93,36 @@ class LRFindResult:
         return write_bytes_atomic(path, buffer.getvalue())
 
 
-def suggest_lr(lrs: Sequence[float], losses: Sequence[float]) -> tuple[float, str, str]:
+SUGGESTION_RULES = ("steep", "minimum")
+
+
+def suggest_lr(
+    lrs: Sequence[float], losses: Sequence[float], rule: str = "steep"
+) -> tuple[float, str, str]:
     """Pick a learning rate from a range test; return ``(lr, rule, reason)``.
 
-    Rule (fastai's "steep", with its "minimum / 10" as fallback): drop the first tenth of the
-    points and the last five when at least three remain, take the slope of the smoothed loss
+    ``steep`` (fastai's "steep", with its "minimum / 10" as fallback): drop the first tenth of
+    the points and the last five when at least three remain, take the slope of the smoothed loss
     against log(lr) between neighbouring points, and suggest the lr at the start of the steepest
     falling stretch. If the loss never falls, suggest one tenth of the lr at the minimum loss.
+
+    ``minimum`` (fastai's ``lr_min``): one tenth of the lr at the minimum smoothed loss. The
+    robust choice when the loss curve is mostly flat — e.g. a network whose head is already
+    trained, where the steepest stretch of a flat, noisy curve is an accident.
     """
     n = len(lrs)
     if n == 0:
         raise ValueError("suggest_lr needs at least one recorded point.")
+    if rule not in SUGGESTION_RULES:
+        raise ValueError(f"rule must be one of {SUGGESTION_RULES}; got {rule!r}")
+    if rule == "minimum":
+        at_min = min(range(n), key=lambda i: losses[i])
+        lr = float(lrs[at_min]) / 10
+        reason = (
+            f"one tenth of the lr at the minimum smoothed loss ({float(lrs[at_min]):.3g}): "
+            f"{lr:.3g}."
+        )
+        return lr, "min/10", reason
     lo, hi = n // _SKIP_START_FRACTION, n - _SKIP_END
     if hi - lo < 3:
         lo, hi = 0, n
@@ -237,6 +256,7 @@ def lr_find(
     smooth: float = 0.05,
     diverge_factor: float = 4.0,
     seed: int | None = None,
+    rule: str = "steep",
 ) -> LRFindResult:
     """Learning-rate range test; the model is restored bit for bit afterwards.
 
@@ -252,7 +272,7 @@ def lr_find(
     ``loss_fn(model(x), y)``. The model trains with frozen BatchNorm layers in eval mode
     (``train_mode``). The smoothed loss is an EMA with weight ``smooth`` on each new loss,
     bias-corrected as in fastai; the run stops once it exceeds ``diverge_factor`` times the best
-    so far, or when the loss is not finite. The suggestion follows ``suggest_lr``.
+    so far, or when the loss is not finite. The suggestion follows ``suggest_lr`` with ``rule``.
 
     ``seed`` seeds torch's generator for the run (dropout, a shuffling DataLoader); with or
     without it the caller's global torch RNG state is left as it was.
@@ -304,7 +324,7 @@ def lr_find(
             f"The loss was not finite at the first step (lr={start_lr:g}); check the model, "
             "loss function and data before searching for a learning rate."
         )
-    suggestion, rule, reason = suggest_lr(lrs, losses)
+    suggestion, rule, reason = suggest_lr(lrs, losses, rule)
     if diverged:
         reason += f" Stopped early after {len(lrs)} of {num_steps} steps: the loss diverged."
     return LRFindResult(

@@ -39,23 +39,57 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, floor: float = 0.0
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def _group_factor(
+    step: int,
+    *,
+    total_steps: int,
+    warmup_steps: int,
+    floor: float,
+    start: int = 0,
+    group_warmup_steps: int = 0,
+) -> float:
+    """``lr_factor``, times a linear ramp over ``group_warmup_steps`` from the group's ``start``."""
+    factor = lr_factor(step, total_steps, warmup_steps, floor)
+    if start > 0 and group_warmup_steps > 0 and step - start < group_warmup_steps:
+        factor *= (step - start + 1) / (group_warmup_steps + 1)
+    return factor
+
+
 class GroupAwareLambdaLR(LambdaLR):
     """``LambdaLR`` with one factor for all groups that also scales groups added later.
 
     A group added after construction (an unfrozen layer group) keeps its own ``lr`` as its base
-    (``initial_lr``). ``state_dict`` holds only JSON-able values, including the schedule's
-    settings, so a resumed run follows the schedule it started with.
+    (``initial_lr``) and joins the schedule where it stands; with ``group_warmup_steps`` it
+    also ramps up linearly over that many steps, because Adam's first updates on freshly
+    unfrozen pretrained weights are as large as the learning rate itself. ``state_dict`` holds
+    only JSON-able values, including the schedule's settings and when each group joined, so a
+    resumed run follows the schedule it started with.
     """
 
     def __init__(
-        self, optimizer: Optimizer, *, total_steps: int, warmup_steps: int, floor: float
+        self,
+        optimizer: Optimizer,
+        *,
+        total_steps: int,
+        warmup_steps: int,
+        floor: float,
+        group_warmup_steps: int = 0,
     ) -> None:
         _check(total_steps, warmup_steps, floor)
+        if group_warmup_steps < 0:
+            raise BadInputError(f"group_warmup_steps must be >= 0; got {group_warmup_steps}.")
         self.schedule = {"total_steps": total_steps, "warmup_steps": warmup_steps, "floor": floor}
+        self.group_warmup_steps = int(group_warmup_steps)
+        self.group_starts = [0] * len(optimizer.param_groups)
         super().__init__(optimizer, self._factor_fn())
 
-    def _factor_fn(self) -> partial[float]:
-        return partial(lr_factor, **self.schedule)
+    def _factor_fn(self, start: int = 0) -> partial[float]:
+        return partial(
+            _group_factor,
+            **self.schedule,
+            start=start,
+            group_warmup_steps=self.group_warmup_steps,
+        )
 
     def _adopt_new_groups(self) -> int:
         """Register groups added since the last step; return the index of the first new one."""
@@ -63,7 +97,9 @@ class GroupAwareLambdaLR(LambdaLR):
         for group in self.optimizer.param_groups[first_new:]:
             group.setdefault("initial_lr", group["lr"])
             self.base_lrs.append(group["initial_lr"])
-            self.lr_lambdas.append(self.lr_lambdas[0])
+            start = max(0, int(self.last_epoch))
+            self.group_starts.append(start)
+            self.lr_lambdas.append(self._factor_fn(start))
         return first_new
 
     def get_lr(self) -> list[Any]:
@@ -74,9 +110,8 @@ class GroupAwareLambdaLR(LambdaLR):
     def sync_new_groups(self) -> None:
         """Put newly added groups at the current point of the schedule right away."""
         first_new = self._adopt_new_groups()
-        factor = self.lr_lambdas[0](self.last_epoch)
-        for group in self.optimizer.param_groups[first_new:]:
-            group["lr"] = group["initial_lr"] * factor
+        for index, group in enumerate(self.optimizer.param_groups[first_new:], first_new):
+            group["lr"] = group["initial_lr"] * self.lr_lambdas[index](self.last_epoch)
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict[str, Any]:
@@ -87,13 +122,28 @@ class GroupAwareLambdaLR(LambdaLR):
         """Restore the state written by ``state_dict``."""
         self.__dict__.update({k: v for k, v in state_dict.items() if k != "lr_lambdas"})
         self.schedule = dict(self.schedule)
-        self.lr_lambdas = [self._factor_fn()] * len(self.base_lrs)
+        self.group_warmup_steps = int(state_dict.get("group_warmup_steps", 0))
+        self.group_starts = list(state_dict.get("group_starts", [0] * len(self.base_lrs)))
+        self.lr_lambdas = [self._factor_fn(start) for start in self.group_starts]
 
 
 def warmup_cosine_scheduler(
-    optimizer: Optimizer, *, total_steps: int, warmup_steps: int = 0, floor: float = 0.0
+    optimizer: Optimizer,
+    *,
+    total_steps: int,
+    warmup_steps: int = 0,
+    floor: float = 0.0,
+    group_warmup_steps: int = 0,
 ) -> GroupAwareLambdaLR:
-    """A scheduler stepped once per optimizer step: linear warm-up then cosine to ``floor``."""
+    """A scheduler stepped once per optimizer step: linear warm-up then cosine to ``floor``.
+
+    ``group_warmup_steps``: param groups added later (unfrozen layers) ramp up over that many
+    steps from when they join.
+    """
     return GroupAwareLambdaLR(
-        optimizer, total_steps=total_steps, warmup_steps=warmup_steps, floor=floor
+        optimizer,
+        total_steps=total_steps,
+        warmup_steps=warmup_steps,
+        floor=floor,
+        group_warmup_steps=group_warmup_steps,
     )

@@ -206,7 +206,7 @@ def _section_training(m: Mapping[str, Any]) -> str:
     lrs = training.get("lrs") or {}
     if isinstance(lrs, Mapping):
         if lrs.get("lr") is not None:
-            source = "LR finder" if lrs.get("finder") else "given"
+            source = "given" if lrs.get("lr_source") == "given" else "LR finder"
             facts["learning rate (head, stage 2)"] = f"{float(lrs['lr']):.3g} ({source})"
         if lrs.get("head_lr") is not None:
             facts["learning rate (head warm-up)"] = f"{float(lrs['head_lr']):.3g}"

@@ -67,6 +67,7 @@ class ScratchConfig(FinetuneConfig):
     lr: float | None = 2e-3  # AdamW from scratch; a finder run over the whole net costs epochs
     head_epochs: int = 0
     augment: str = "light"
+    update_bn_stats: bool = True  # random statistics are meaningless: learn them
     pretrained: bool = field(default=False)
 
 
@@ -246,27 +247,41 @@ class Prepared:
     n_cached: int
 
 
+LR_FIND_MODES = ("head", "unfrozen")
+
+
 def find_learning_rate(
     data,
     out,
     *,
     backbone: str = "mobilenet_v2",
+    mode: str = "head",
     unfreeze_groups: int = 5,
-    num_steps: int = 60,
+    num_steps: int | None = None,
     augment: str = "light",
     seed: int = 0,
     weights=None,
     **classifier_params: Any,
 ) -> dict[str, Any]:
-    """``transferkit lr-find``: head warm-up, then the LR range test; writes a plot and JSON."""
+    """``transferkit lr-find``: the LR range test, with a plot and JSON.
+
+    ``head`` (default) is the test ``finetune`` runs when no learning rate is given: a fresh head
+    on the cached embeddings (seconds). ``unfrozen`` warms the head up, unfreezes the top
+    ``unfreeze_groups`` layer groups and runs the test through the images (minutes; for experts
+    checking the stage-2 rate).
+    """
     from pathlib import Path
+
+    import torch
 
     from transferkit.atomic import write_json_atomic
     from transferkit.backbones import resolve_backbone
     from transferkit.data import load_dataset
     from transferkit.estimator import TransferClassifier
-    from transferkit.finetune.engine import Finetuner, train_head
+    from transferkit.finetune.engine import Finetuner, head_lr_find, train_head
 
+    if mode not in LR_FIND_MODES:
+        raise BadInputError(f"mode must be one of {', '.join(LR_FIND_MODES)}; got {mode!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out} is an existing file; give a directory for the plot")
@@ -279,26 +294,34 @@ def find_learning_rate(
     prep = strategy.prepare(clf.backbone_, ds, embed=clf._embed, seed=seed)
     (X, y), (Xv, yv) = prep.embeddings()
     cfg = strategy.config
-    train_head(
-        prep.model.head,
-        (X.float(), y.long()),
-        (Xv.float(), yv.long()),
-        epochs=cfg.head_epochs,
-        lr=None,
-        weight_decay=cfg.weight_decay,
-        label_smoothing=cfg.label_smoothing,
-        batch_size=cfg.batch_size,
-        seed=seed,
-    )
-    finder = Finetuner(prep.model, cfg, seed=seed, progress=False)
-    result = finder.find_lr(prep.train_batches, num_steps=num_steps)
+    if mode == "head":
+        head = torch.nn.Linear(X.shape[1], len(prep.train.labels))
+        result = head_lr_find(head, X.float(), y.long(), seed, num_steps=num_steps or 80)
+        unfrozen = 0
+    else:
+        head_result = head_lr_find(prep.model.head, X.float(), y.long(), seed)
+        train_head(
+            prep.model.head,
+            (X.float(), y.long()),
+            (Xv.float(), yv.long()),
+            epochs=cfg.head_epochs,
+            lr=head_result.suggestion,
+            weight_decay=cfg.weight_decay,
+            label_smoothing=cfg.label_smoothing,
+            batch_size=cfg.batch_size,
+            seed=seed,
+        )
+        finder = Finetuner(prep.model, cfg, seed=seed, progress=False)
+        result = finder.find_lr(prep.train_batches, num_steps=num_steps or 60)
+        unfrozen = finder.target_groups
     out.mkdir(parents=True, exist_ok=True)
     plot = result.plot_png(out / "lr_find.png")
     summary = {
         "suggestion": result.suggestion,
         "reason": result.reason,
         "backbone": backbone,
-        "unfrozen_groups": finder.target_groups,
+        "mode": mode,
+        "unfrozen_groups": unfrozen,
         "plot": str(plot),
         "json": str(out / "lr_find.json"),
     }

@@ -1,0 +1,221 @@
+"""``finetune`` and ``scratch`` through the Python API on the tiny registered backbone.
+
+Fit, evaluate, save (backbone + head + manifest), reload without the pretrained weights and get
+the very same probabilities; refused settings and data; batch sizes that do not fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_shapes_folder
+from safetensors.torch import load_file
+from tiny_backbone import NAME, register_tiny, write_tiny_weights
+
+from transferkit.backbones import registry
+from transferkit.data import load_dataset
+from transferkit.errors import BadInputError
+from transferkit.estimator import TransferClassifier
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_registered():
+    """The tiny backbone, registered for this module only (the registry is process-wide)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+        register_tiny()
+        yield
+
+
+PARAMS = {"epochs": 1, "lr": 1e-3, "head_epochs": 3}
+COMMON = {"runtime": "torch", "progress": False}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, _tiny_registered):
+    """Data, 'pretrained' weights and one fitted finetune model, shared by the module."""
+    root = tmp_path_factory.mktemp("finetune-api")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRANSFERKIT_CACHE_DIR", str(root / "cache"))
+        train = make_shapes_folder(root / "train", per_class=8)
+        test = make_shapes_folder(root / "test", per_class=3, seed=5)
+        weights = write_tiny_weights(root / "tiny.safetensors")
+        clf = TransferClassifier(
+            backbone=NAME, weights=weights, strategy="finetune", strategy_params=PARAMS, **COMMON
+        ).fit(train)
+        bundle = clf.save(root / "model")
+    return {"root": root, "train": train, "test": test, "weights": weights, "clf": clf,
+            "bundle": bundle}  # fmt: skip
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _trained_state(backbone) -> dict[str, torch.Tensor]:
+    """The backbone's weights under the names of the pretrained file ('model.' prefix off)."""
+    return {k.removeprefix("model."): v for k, v in backbone.state_dict().items()}
+
+
+def test_fit_and_evaluate(world):
+    clf = world["clf"]
+    assert clf.strategy_.name == "finetune"
+    assert clf.labels_ == ["circle", "square", "triangle"]
+    metrics = clf.evaluate(world["test"])
+    assert metrics["n_test"] == 9
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["strategy"] == "finetune"
+    assert metrics["head"] == "linear"
+    assert metrics["weights_source"].startswith(f"finetune of {NAME}")
+    training = clf.fit_info_["training"]
+    assert [r["stage"] for r in training["history"]] == ["head", "unfreeze:1"]
+    assert training["lrs"]["lr"] == pytest.approx(1e-3)
+    assert clf.fit_info_["config_used"]["lr"] == pytest.approx(1e-3)
+    assert clf.fit_info_["layer_groups"] == 3
+    assert clf.fit_info_["n_val"] >= 3  # one validation example per class at least
+    assert clf.n_train_ + clf.fit_info_["n_val"] == 24
+    predictions = clf.predict(world["test"])
+    assert len(predictions) == 9 and set(predictions) <= set(clf.labels_)
+
+
+def test_bundle_holds_backbone_head_and_the_training_record(world):
+    bundle = world["bundle"]
+    assert (bundle / "backbone.safetensors").is_file()
+    assert (bundle / "head.safetensors").is_file()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"backbone.safetensors", "head.safetensors"}
+    strategy = manifest["strategy"]
+    assert strategy["name"] == "finetune"
+    assert strategy["config"]["epochs"] == 1
+    assert strategy["config"]["lr"] == pytest.approx(1e-3)
+    assert strategy["config"]["head_epochs"] == 3
+    assert strategy["config_used"]["lr"] == pytest.approx(1e-3)
+    assert [r["stage"] for r in strategy["training"]["history"]] == ["head", "unfreeze:1"]
+    assert "best_epoch" in strategy["training"]
+    backbone = manifest["backbone"]
+    assert backbone["name"] == NAME
+    assert backbone["pretrained_weights_sha256"] == _sha256(world["weights"])
+    # the fine-tuned weights are identified by their own hash, not the pretrained file's
+    assert backbone["weights_sha256"] != _sha256(world["weights"])
+    assert backbone["weights_sha256"] == world["clf"].backbone_.weights_sha256
+    assert manifest["head"]["name"] == "linear"
+
+
+def test_reload_without_weights_predicts_the_same(world):
+    clf = world["clf"]
+    loaded = TransferClassifier.load(world["bundle"], cache=False, **COMMON)
+    assert loaded.labels_ == clf.labels_
+    assert loaded.strategy_.name == "finetune"
+    assert loaded.backbone_.weights_sha256 == clf.backbone_.weights_sha256
+    clf.cache = False  # both compute their embeddings: none comes from the other's cache
+    try:
+        ours = clf.predict_proba(world["test"])
+    finally:
+        clf.cache = True
+    theirs = loaded.predict_proba(world["test"])
+    assert ours.shape == (9, 3)
+    np.testing.assert_array_equal(theirs, ours)
+    assert loaded.evaluate(world["test"])["accuracy"] == clf.evaluate(world["test"])["accuracy"]
+
+
+def test_fine_tuning_changed_the_backbone_weights(world, tmp_path):
+    data = make_shapes_folder(tmp_path / "data", per_class=8)
+    # two unfrozen groups with a sizeable learning rate after a short warm-up: the epochs
+    # improve on the warm-up, so early stopping keeps trained rather than pretrained weights
+    params = {"epochs": 2, "lr": 1e-2, "head_epochs": 1, "head_lr": 1e-2, "unfreeze_groups": 2}
+    clf = TransferClassifier(
+        backbone=NAME, weights=world["weights"], strategy="finetune", strategy_params=params,
+        **COMMON,
+    ).fit(data)  # fmt: skip
+    training = clf.fit_info_["training"]
+    assert training["best_epoch"] >= 1, training["history"]
+    loaded = TransferClassifier.load(clf.save(tmp_path / "model"), **COMMON)
+    pretrained = load_file(str(world["weights"]))
+    trained = _trained_state(loaded.backbone_)
+    assert set(trained) == set(pretrained) - {"classifier.weight", "classifier.bias"}
+    changed = {k for k in trained if not torch.equal(trained[k], pretrained[k])}
+    assert "block2.0.weight" in changed
+    assert "block1.0.weight" in changed
+    # two groups from the top were trained; the stem stayed frozen
+    assert "stem.0.weight" not in changed
+    # the bundle stores exactly the in-memory weights
+    for k, v in _trained_state(clf.backbone_).items():
+        assert torch.equal(v, trained[k]), k
+
+
+def test_another_head_is_refused(world):
+    clf = TransferClassifier(
+        backbone=NAME, weights=world["weights"], strategy="finetune", strategy_params=PARAMS,
+        head="svm", **COMMON,
+    )  # fmt: skip
+    with pytest.raises(BadInputError, match="--head svm"):
+        clf.fit(world["train"])
+
+
+def test_a_validation_set_missing_a_class_is_refused(world, tmp_path):
+    val = make_shapes_folder(tmp_path / "val", per_class=2, seed=7, classes=("circle", "square"))
+    clf = TransferClassifier(
+        backbone=NAME, weights=world["weights"], strategy="finetune", strategy_params=PARAMS,
+        **COMMON,
+    )  # fmt: skip
+    with pytest.raises(BadInputError, match=r"no examples of class 'triangle' \(8 examples\)"):
+        clf.fit(world["train"], val=val)
+
+
+def test_a_class_too_small_to_validate_is_refused(world, tmp_path):
+    data = make_shapes_folder(tmp_path / "data", per_class=6, classes=("circle", "square"))
+    make_shapes_folder(tmp_path / "data", per_class=1, seed=3, classes=("triangle",))
+    assert load_dataset(data).class_counts() == {"circle": 6, "square": 6, "triangle": 1}
+    clf = TransferClassifier(
+        backbone=NAME, weights=world["weights"], strategy="finetune", strategy_params=PARAMS,
+        **COMMON,
+    )  # fmt: skip
+    with pytest.raises(BadInputError, match=r"'triangle' \(1 examples\)") as err:
+        clf.fit(data)
+    assert "validation split" in str(err.value)
+
+
+def test_scratch_needs_no_pretrained_weights_and_reloads(world, tmp_path):
+    clf = TransferClassifier(
+        backbone=NAME, weights=None, strategy="scratch", strategy_params={"epochs": 1},
+        **COMMON,
+    ).fit(world["train"])  # fmt: skip
+    assert clf.strategy_.name == "scratch"
+    assert [r["stage"] for r in clf.fit_info_["training"]["history"]] == ["scratch"]
+    assert clf.fit_info_["config_used"]["pretrained"] is False
+    assert "random init" in clf.backbone_.weights_source
+    bundle = clf.save(tmp_path / "model")
+    assert (bundle / "backbone.safetensors").is_file()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["strategy"]["name"] == "scratch"
+    assert manifest["backbone"]["weights_sha256"]
+    loaded = TransferClassifier.load(bundle, cache=False, **COMMON)
+    clf.cache = False
+    np.testing.assert_array_equal(
+        loaded.predict_proba(world["test"]), clf.predict_proba(world["test"])
+    )
+
+
+def test_a_batch_larger_than_the_training_set_adapts(world, caplog):
+    clf = TransferClassifier(
+        backbone=NAME, weights=world["weights"], strategy="finetune",
+        strategy_params={**PARAMS, "head_epochs": 1, "batch_size": 64}, **COMMON,
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="transferkit"):
+        clf.fit(world["train"])
+    records = [r for r in caplog.records if "larger than the training set" in r.getMessage()]
+    assert records, caplog.text
+    assert records[0].name == "transferkit"
+    assert records[0].levelno == logging.WARNING
+    assert f"using {clf.n_train_}" in records[0].getMessage()
+    assert clf.fit_info_["batch_size"] == clf.n_train_
