@@ -133,12 +133,13 @@ class TransferClassifier:
         self.seconds_ = {"extract": extract, "train": time.perf_counter() - t0 - extract}
         return self
 
-    def _embed(self, ds, view: str = "identity"):
+    def _embed(self, ds, view: str = "identity", backbone=None):
+        """Embeddings of ``ds`` by ``backbone`` (default: this model's), cached and batched."""
         from transferkit.data import report_unreadable
         from transferkit.features import extract_embeddings
 
         result = extract_embeddings(
-            self.backbone_,
+            self.backbone_ if backbone is None else backbone,
             ds,
             batch_size=int(self.batch_size),
             cache=self.cache,

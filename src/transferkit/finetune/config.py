@@ -46,6 +46,9 @@ class FinetuneConfig:
     # them moves every feature the warmed-up head relies on (Keras' fine-tuning guide keeps BN in
     # inference mode for the same reason). From scratch there is nothing to keep.
     update_bn_stats: bool = False
+    # re-estimate every BatchNorm layer's statistics on the training images before the head
+    # warm-up (AdaBN, see batchnorm.py)
+    adapt_bn: bool = True
     pretrained: bool = True
 
     def __post_init__(self) -> None:

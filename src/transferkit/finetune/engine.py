@@ -191,9 +191,9 @@ def train_head(
     batch_size: int,
     seed: int,
 ) -> tuple[float, list[dict[str, float]]]:
-    """Stage 1: fit ``head`` on fixed embeddings, keeping the epoch with the best val accuracy.
+    """Stage 1: fit ``head`` on fixed embeddings (warm-up, then cosine annealing to zero).
 
-    Returns the learning rate used and one history row per epoch.
+    Returns the learning rate used and one history row per epoch (validation for the record).
     """
     X, y = train
     Xv, yv = val
@@ -203,7 +203,6 @@ def train_head(
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
     steps = max(1, epochs * math.ceil(len(y) / batch_size))
     sched = warmup_cosine_scheduler(opt, total_steps=steps, warmup_steps=steps // 10)
-    best = (-1.0, None)
     rows = []
     for _ in range(epochs):
         t0 = time.perf_counter()
@@ -233,10 +232,9 @@ def train_head(
                 "seconds": time.perf_counter() - t0,
             }
         )
-        if val_acc > best[0]:
-            best = (val_acc, {k: v.detach().clone() for k, v in head.state_dict().items()})
-    if best[1] is not None:
-        head.load_state_dict(best[1])
+    # the last epoch is kept (the schedule has annealed to it): picking the best of many epochs
+    # by the validation accuracy would inflate that accuracy, and fine-tuning's early stopping
+    # compares its epochs against it
     return lr, rows
 
 
@@ -464,7 +462,7 @@ class Finetuner:
         )
         lrs["head_lr"] = lr
         lrs["head_lr_source"] = "given" if cfg.head_lr is not None else "lr finder"
-        best = max(rows, key=lambda r: r["val_accuracy"])
+        best = rows[-1]
         # one record for the whole warm-up: its epochs take milliseconds each
         return [
             EpochRecord(

@@ -53,6 +53,30 @@ def readable_mask(paths) -> tuple[np.ndarray, list]:
     return ok, [(p, r) for p, r in zip(paths, reasons) if r is not None]
 
 
+def adapt_bn_statistics(module, batches, device, pretrained_ref) -> int:
+    """AdaBN on the training images; the module gets a new weights identity (see batchnorm.py)."""
+    import torch
+
+    from transferkit.finetune.batchnorm import reestimate_bn_statistics
+    from transferkit.finetune.model import state_sha256
+
+    if device.type == "cpu":
+        module.to(memory_format=torch.channels_last)
+    module.to(device)
+    seen = reestimate_bn_statistics(module, batches, device)
+    module.cpu()
+    # runners built for the pretrained statistics must not serve the adapted network, and the
+    # embedding cache must key its vectors by what produced them
+    module.__dict__.pop("_transferkit_runners", None)
+    module.weights_sha256 = state_sha256(module)
+    module.weights_source = (
+        f"{pretrained_ref.weights_source}, BatchNorm statistics re-estimated on {seen} "
+        "training images"
+    )
+    log.info("re-estimated BatchNorm statistics on %d training images (AdaBN)", seen)
+    return seen
+
+
 def split_validation(train, val_size: float, seed: int):
     """A stratified validation share of ``train`` (held out from training)."""
     train_part, val_part, _ = train.split(test_size=0.0, val_size=val_size, seed=seed)
@@ -99,14 +123,14 @@ class FinetuneStrategy(Strategy):
         else:
             check_validation(val, train)
 
-        if cfg.pretrained:
+        adapt = cfg.pretrained and cfg.adapt_bn
+        if cfg.pretrained and not adapt:
             # frozen embeddings for the head warm-up; they also flag unreadable files
             first, val_first = embed(train), embed(val)
-            seconds_extract = first.seconds + val_first.seconds
-            ok, val_ok, problems = first.ok, val_first.ok, first.problems + val_first.problems
-        else:  # nothing to warm up: only find the files training must skip
+            ok, val_ok = first.ok, val_first.ok
+            problems = first.problems + val_first.problems
+        else:  # only find the files training must skip; embeddings (if any) come later
             first = val_first = None
-            seconds_extract = 0.0
             ok, p1 = readable_mask(train.paths)
             val_ok, p2 = readable_mask(val.paths)
             problems = p1 + p2
@@ -115,43 +139,61 @@ class FinetuneStrategy(Strategy):
         val = val.subset(np.flatnonzero(val_ok))
         check_validation(val, train)
 
+        module = self._backbone_module(backbone, seed)
+        device = pick_device()
+        batch_size = adapt_batch_size(cfg.batch_size, len(train), device)
+        preprocess = module.preprocess
+        train_batches = ImageBatches(
+            train.paths, train.targets, preprocess, augment=cfg.augment, batch_size=batch_size
+        )
+        val_batches = ImageBatches(
+            val.paths, val.targets, preprocess, augment="none", batch_size=batch_size
+        )
+        bn_adapted = 0
+        if adapt:
+            plain = ImageBatches(
+                train.paths, train.targets, preprocess, augment="none", batch_size=batch_size
+            )
+            bn_adapted = adapt_bn_statistics(module, plain.eval_batches(), device, backbone)
+            # the warm-up embeddings come from the adapted network (cached under its own hash)
+            first, val_first = embed(train, backbone=module), embed(val, backbone=module)
+        seconds_extract = (first.seconds + val_first.seconds) if first is not None else 0.0
+        source = module if adapt else None
+        if first is not None:
+            # rows of ``train``/``val`` as they are now (already stripped of unreadable files)
+            train_rows = first.ok if adapt else np.ones(len(train), dtype=bool)
+            val_rows = val_first.ok if adapt else np.ones(len(val), dtype=bool)
+            train_X, val_X = first.embeddings[first.ok], val_first.embeddings[val_first.ok]
+
         def embeddings():
-            X, y = first.embeddings[keep], train.targets
+            X, y = train_X, train.targets[train_rows]
             if cfg.augment != "none":
-                mirrored = embed(train, view="hflip")
+                mirrored = embed(train, view="hflip", backbone=source)
                 X = np.vstack([X, mirrored.embeddings[mirrored.ok]])
                 y = np.concatenate([y, train.targets[mirrored.ok]])
-            Xv = val_first.embeddings[val_ok]
             return (
                 (torch.from_numpy(X), torch.from_numpy(y)),
-                (torch.from_numpy(Xv), torch.from_numpy(val.targets)),
+                (torch.from_numpy(val_X), torch.from_numpy(val.targets[val_rows])),
             )
 
-        module = self._backbone_module(backbone, seed)
         # seeded after the backbone is built: whether building drew random numbers (it does
         # when nothing was cached yet) must not change the new head's initial weights
         torch.manual_seed(seed)
         model = ClassifierModel(module, len(train.labels))
-        device = pick_device()
-        batch_size = adapt_batch_size(cfg.batch_size, len(train), device)
-        preprocess = module.preprocess
         return Prepared(
             train=train,
             val=val,
             model=model,
             device=device,
             batch_size=batch_size,
-            train_batches=ImageBatches(
-                train.paths, train.targets, preprocess, augment=cfg.augment, batch_size=batch_size
-            ),
-            val_batches=ImageBatches(
-                val.paths, val.targets, preprocess, augment="none", batch_size=batch_size
-            ),
+            train_batches=train_batches,
+            val_batches=val_batches,
             embeddings=embeddings if cfg.pretrained else None,
             seconds_extract=seconds_extract,
             problems=problems,
             runtime=first.runtime if first else None,
             n_cached=first.n_cached if first else 0,
+            bn_adapted=bn_adapted,
         )
 
     def fit(
@@ -223,6 +265,7 @@ class FinetuneStrategy(Strategy):
                 "config_used": {**asdict(cfg), "lr": result.lrs.get("lr")},
                 "layer_groups": len(model.layer_groups()),
                 "unfrozen_groups": runner.target_groups,
+                "bn_statistics_adapted_on": prep.bn_adapted,
             },
             backbone=trained,
             head=fitted_head,
@@ -245,6 +288,7 @@ class Prepared:
     problems: list
     runtime: Any
     n_cached: int
+    bn_adapted: int = 0
 
 
 LR_FIND_MODES = ("head", "unfrozen")

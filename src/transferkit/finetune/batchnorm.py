@@ -1,0 +1,57 @@
+"""Re-estimate BatchNorm statistics on the target data before fine-tuning (AdaBN).
+
+Li et al., "Revisiting Batch Normalization For Practical Domain Adaptation" (2016): the
+running statistics are the part of a pretrained network most tied to its source domain.
+Recomputing them on the new images, weights untouched, moves every layer's activations back
+into the range the next layer expects. Doing it before the head warm-up matters: if the
+statistics first change during fine-tuning, every feature the warmed-up head relies on moves at
+once and the first epochs are spent recovering from it (measured on Fashion-MNIST: validation
+accuracy fell from 0.88 to 0.46 before climbing back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+
+def _bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def reestimate_bn_statistics(
+    model: nn.Module, batches: Iterable[tuple[torch.Tensor, ...]], device: torch.device
+) -> int:
+    """Replace every BatchNorm layer's running mean/var by their average over ``batches``.
+
+    Uses a cumulative average (``momentum=None``) so each batch counts equally, whatever the
+    order; weights are not touched and no gradient is computed. Returns the number of images
+    seen (0 leaves the statistics as they were). The model is left in eval mode.
+    """
+    layers = _bn_layers(model)
+    if not layers:
+        return 0
+    saved = {id(m): (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(),
+                     m.momentum) for m in layers}  # fmt: skip
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+    seen = 0
+    model.train()
+    try:
+        with torch.no_grad():
+            for x, *_ in batches:
+                model(x.to(device))
+                seen += len(x)
+    finally:
+        for m in layers:
+            mean, var, tracked, momentum = saved[id(m)]
+            m.momentum = momentum
+            if seen == 0:
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(tracked)
+        model.eval()
+    return seen
