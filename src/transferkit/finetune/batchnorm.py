@@ -22,17 +22,30 @@ def _bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 
 def reestimate_bn_statistics(
-    model: nn.Module, batches: Iterable[tuple[torch.Tensor, ...]], device: torch.device
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, ...]],
+    device: torch.device,
+    *,
+    layers: list[nn.Module] | None = None,
+    max_images: int | None = None,
 ) -> int:
-    """Replace every BatchNorm layer's running mean/var by their average over ``batches``.
+    """Replace BatchNorm running mean/var by their average over ``batches``.
 
-    Uses a cumulative average (``momentum=None``) so each batch counts equally, whatever the
-    order; weights are not touched and no gradient is computed. Returns the number of images
-    seen (0 leaves the statistics as they were). The model is left in eval mode.
+    ``layers`` limits this to some BatchNorm layers (the others keep their statistics and run
+    in eval mode); ``max_images`` stops after that many images. Uses a cumulative average
+    (``momentum=None``) so each batch counts equally, whatever the order; weights are not
+    touched and no gradient is computed. Returns the number of images seen (0 leaves the
+    statistics as they were). The model is left in eval mode.
+
+    Also "precise BN" (Wu & Johnson, 2021): after a training epoch, running statistics
+    averaged with momentum over a few dozen steps of a changing network are a poor estimate;
+    recomputing them with the final weights makes validation measure the model, not the lag.
     """
-    layers = _bn_layers(model)
+    everything = _bn_layers(model)
+    layers = everything if layers is None else list(layers)
     if not layers:
         return 0
+    chosen = {id(m) for m in layers}
     saved = {id(m): (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(),
                      m.momentum) for m in layers}  # fmt: skip
     for m in layers:
@@ -40,9 +53,14 @@ def reestimate_bn_statistics(
         m.momentum = None
     seen = 0
     model.train()
+    for m in everything:
+        if id(m) not in chosen:
+            m.eval()
     try:
         with torch.no_grad():
             for x, *_ in batches:
+                if max_images is not None and seen >= max_images:
+                    break
                 model(x.to(device))
                 seen += len(x)
     finally:

@@ -60,8 +60,12 @@ def selection_score(val_accuracy: float, val_loss: float) -> float:
 
 # the LR finder's suggestion is clipped to this range: outside it, fine-tuning a pretrained
 # network either does nothing or wrecks it, whatever a noisy 40-step curve says
-LR_RANGE = (1e-5, 1e-2)
+LR_RANGE = (1e-5, 3e-3)
 HEAD_LR_RANGE = (1e-4, 1e-1)
+# images used to recompute BatchNorm statistics after each epoch when they train (pycls uses
+# 1024 for ImageNet; a hundred settle the mean/var of a small dataset, and each image costs a
+# forward pass)
+PRECISE_BN_IMAGES = 128
 
 
 class Batches(Protocol):
@@ -396,6 +400,8 @@ class Finetuner:
             # the warm-up result is the bar stage 2 must beat (and what early stopping restores
             # if fine-tuning never helps)
             val_loss, val_acc = evaluate_batches(model, val, self.device)
+            if history:  # the warm-up's record: measured the same way as every later epoch
+                history[-1].val_loss, history[-1].val_accuracy = val_loss, val_acc
             early.step(selection_score(val_acc, val_loss), model)
             self._save(model, optimizer, scheduler, early, 0, stage, history, lrs, rng)
 
@@ -426,6 +432,11 @@ class Finetuner:
             )
             history.append(record)
             early.step(selection_score(record.val_accuracy, record.val_loss), model)
+            if stage < self.target_groups:
+                # patience counts from the last unfreeze: each new group first costs accuracy
+                # (its features move under the head) before it pays, so stopping mid-way would
+                # judge the schedule before it ran; the best weights are still tracked
+                early.bad_epochs = 0
             self._save(model, optimizer, scheduler, early, epoch, stage, history, lrs, rng)
         else:
             stopped = early.should_stop and len(history) < cfg.epochs
@@ -543,6 +554,8 @@ class Finetuner:
             correct += int((logits.detach().argmax(1) == y).sum())
             n += len(y)
             bar.set_postfix(loss=f"{total / n:.3f}")
+        if cfg.update_bn_stats:
+            self._precise_bn(train)
         val_loss, val_acc = evaluate_batches(model, val, self.device)
         bar.set_postfix(loss=f"{total / max(n, 1):.3f}", val_acc=f"{val_acc:.3f}")
         bar.close()
@@ -556,6 +569,25 @@ class Finetuner:
             val_accuracy=val_acc,
             lr=lr_at_start,
             seconds=time.perf_counter() - t0,
+        )
+
+    def _precise_bn(self, train: Batches) -> None:
+        """Recompute the statistics of the BatchNorm layers that trained (see batchnorm.py)."""
+        from transferkit.finetune.batchnorm import reestimate_bn_statistics
+        from transferkit.finetune.freezing import frozen_bn_layers
+
+        frozen = {id(m) for m in frozen_bn_layers(self.model)}
+        layers = [
+            m
+            for m in self.model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in frozen
+        ]
+        reestimate_bn_statistics(
+            self.model,
+            train.eval_batches(),
+            self.device,
+            layers=layers,
+            max_images=PRECISE_BN_IMAGES,
         )
 
     # -- checkpoints ----------------------------------------------------------------------------

@@ -53,8 +53,25 @@ def readable_mask(paths) -> tuple[np.ndarray, list]:
     return ok, [(p, r) for p, r in zip(paths, reasons) if r is not None]
 
 
-def adapt_bn_statistics(module, batches, device, pretrained_ref) -> int:
-    """AdaBN on the training images; the module gets a new weights identity (see batchnorm.py)."""
+def top_group_bn_layers(module, n_groups: int) -> list:
+    """BatchNorm layers inside the top ``n_groups`` layer groups of a backbone module."""
+    from torch import nn
+
+    groups = module.layer_groups()
+    names = {n for group in groups[len(groups) - n_groups :] for n in group} if n_groups else set()
+    return [
+        m
+        for name, m in module.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        and any(f"{name}.{p}" in names for p, _ in m.named_parameters(recurse=False))
+    ]
+
+
+def adapt_bn_statistics(module, batches, device, pretrained_ref, layers=None) -> int:
+    """AdaBN on the training images; the module gets a new weights identity (see batchnorm.py).
+
+    ``layers``: the BatchNorm layers to re-estimate (default: all).
+    """
     import torch
 
     from transferkit.finetune.batchnorm import reestimate_bn_statistics
@@ -63,7 +80,7 @@ def adapt_bn_statistics(module, batches, device, pretrained_ref) -> int:
     if device.type == "cpu":
         module.to(memory_format=torch.channels_last)
     module.to(device)
-    seen = reestimate_bn_statistics(module, batches, device)
+    seen = reestimate_bn_statistics(module, batches, device, layers=layers)
     module.cpu()
     # runners built for the pretrained statistics must not serve the adapted network, and the
     # embedding cache must key its vectors by what produced them
@@ -154,7 +171,18 @@ class FinetuneStrategy(Strategy):
             plain = ImageBatches(
                 train.paths, train.targets, preprocess, augment="none", batch_size=batch_size
             )
-            bn_adapted = adapt_bn_statistics(module, plain.eval_batches(), device, backbone)
+            # only the groups fine-tuning will unfreeze: their statistics would move to this data
+            # during stage 2 anyway (precise BN), so the head is warmed up on where they land
+            n_top = (
+                len(module.layer_groups()) if cfg.unfreeze_groups is None else cfg.unfreeze_groups
+            )
+            bn_adapted = adapt_bn_statistics(
+                module,
+                plain.eval_batches(),
+                device,
+                backbone,
+                layers=top_group_bn_layers(module, min(n_top, len(module.layer_groups()))),
+            )
             # the warm-up embeddings come from the adapted network (cached under its own hash)
             first, val_first = embed(train, backbone=module), embed(val, backbone=module)
         seconds_extract = (first.seconds + val_first.seconds) if first is not None else 0.0
