@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pytest
 from conftest import make_shapes_folder
-from tiny_backbone import NAME, register_tiny, write_tiny_weights
+from tiny_backbone import (
+    NAME,
+    tiny_registered,  # noqa: F401 (module fixture: registers it)
+    write_tiny_weights,
+)
 
-from transferkit.backbones import registry
 from transferkit.cli import main
 
 TESTS = Path(__file__).resolve().parent
@@ -36,15 +39,6 @@ FAST = ["--no-progress", "--runtime", "torch"]
 def _cli(args, env) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-c", CHILD.format(tests=str(TESTS)), *map(str, args)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _tiny_registered():
-    """The tiny backbone, registered for this module only (the registry is process-wide)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-        register_tiny()
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -7,24 +7,19 @@ import json
 import numpy as np
 import pytest
 import torch
-from tiny_backbone import NAME, register_tiny, write_tiny_weights
+from tiny_backbone import (
+    NAME,
+    tiny_registered,  # noqa: F401 (module fixture: registers it)
+    write_tiny_weights,
+)
 
-from transferkit.backbones import load_backbone, registry
+from transferkit.backbones import load_backbone
 from transferkit.data import load_dataset
 from transferkit.errors import BadInputError
 from transferkit.finetune.config import FinetuneConfig
 from transferkit.finetune.engine import Finetuner, selection_score
 from transferkit.finetune.image_batches import ImageBatches
 from transferkit.finetune.model import ClassifierModel, state_sha256
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _tiny_registered():
-    """The tiny backbone, registered for this module only (the registry is process-wide)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-        register_tiny()
-        yield
 
 
 @pytest.fixture

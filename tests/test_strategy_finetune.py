@@ -15,22 +15,15 @@ import pytest
 import torch
 from conftest import make_shapes_folder
 from safetensors.torch import load_file
-from tiny_backbone import NAME, register_tiny, write_tiny_weights
+from tiny_backbone import (
+    NAME,
+    tiny_registered,  # noqa: F401 (module fixture: registers it)
+    write_tiny_weights,
+)
 
-from transferkit.backbones import registry
 from transferkit.data import load_dataset
 from transferkit.errors import BadInputError
 from transferkit.estimator import TransferClassifier
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _tiny_registered():
-    """The tiny backbone, registered for this module only (the registry is process-wide)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-        register_tiny()
-        yield
-
 
 PARAMS = {"epochs": 1, "lr": 1e-3, "head_epochs": 3}
 COMMON = {"runtime": "torch", "progress": False}
@@ -42,7 +35,7 @@ def _cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, _tiny_registered):
+def world(tmp_path_factory):  # after the module's autouse tiny_registered
     """Data, 'pretrained' weights and one fitted finetune model, shared by the module."""
     root = tmp_path_factory.mktemp("finetune-api")
     with pytest.MonkeyPatch.context() as mp:

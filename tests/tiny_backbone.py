@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -86,3 +87,15 @@ def write_tiny_weights(path: Path, seed: int = 0) -> Path:
             m.running_var.uniform_(0.5, 1.5)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tiny_registered():
+    """The tiny backbone, registered for the importing test module only (the registry is
+    process-wide). Import it into a test module to activate it there."""
+    from transferkit.backbones import registry
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+        register_tiny()
+        yield

@@ -116,13 +116,12 @@ def suggest_lr(
     if rule not in SUGGESTION_RULES:
         raise ValueError(f"rule must be one of {SUGGESTION_RULES}; got {rule!r}")
     if rule == "minimum":
-        at_min = min(range(n), key=lambda i: losses[i])
-        lr = float(lrs[at_min]) / 10
-        reason = (
-            f"one tenth of the lr at the minimum smoothed loss ({float(lrs[at_min]):.3g}): "
-            f"{lr:.3g}."
+        lr, at = _tenth_of_minimum(lrs, losses)
+        return (
+            lr,
+            "min/10",
+            f"one tenth of the lr at the minimum smoothed loss ({at:.3g}): {lr:.3g}.",
         )
-        return lr, "min/10", reason
     lo, hi = n // _SKIP_START_FRACTION, n - _SKIP_END
     if hi - lo < 3:
         lo, hi = 0, n
@@ -138,13 +137,18 @@ def suggest_lr(
             f"(slope {slopes[best]:.3g} per log unit; {span} considered)."
         )
         return lr, "steep", reason
-    at_min = min(range(n), key=lambda i: losses[i])
-    lr = float(lrs[at_min]) / 10
+    lr, at = _tenth_of_minimum(lrs, losses)
     reason = (
         f"the smoothed loss never falls ({span} considered), so one tenth of the lr at its "
-        f"minimum ({float(lrs[at_min]):.3g}) is suggested: {lr:.3g}."
+        f"minimum ({at:.3g}) is suggested: {lr:.3g}."
     )
     return lr, "min/10", reason
+
+
+def _tenth_of_minimum(lrs: Sequence[float], losses: Sequence[float]) -> tuple[float, float]:
+    """(one tenth of the lr at the lowest loss, that lr): fastai's ``lr_min``."""
+    at_min = min(range(len(lrs)), key=lambda i: losses[i])
+    return float(lrs[at_min]) / 10, float(lrs[at_min])
 
 
 def _check_args(
