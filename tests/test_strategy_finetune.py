@@ -199,6 +199,24 @@ def test_scratch_needs_no_pretrained_weights_and_reloads(world, tmp_path):
     )
 
 
+def test_adapt_bn_reestimates_the_top_groups_before_the_warm_up(world):
+    from safetensors.torch import load_file
+
+    clf = TransferClassifier(
+        backbone=NAME, weights=world["weights"], strategy="finetune",
+        strategy_params={**PARAMS, "adapt_bn": True, "unfreeze_groups": 1}, **COMMON,
+    ).fit(world["train"])  # fmt: skip
+    assert clf.fit_info_["bn_statistics_adapted_on"] > 0
+    assert "BatchNorm statistics re-estimated" in clf.backbone_.weights_source
+    pretrained = load_file(str(world["weights"]))
+    state = clf.backbone_.state_dict()
+    # the one group to unfreeze (block2) has this data's statistics; the stem kept its own
+    assert not torch.equal(
+        state["model.block2.1.running_mean"], pretrained["block2.1.running_mean"]
+    )
+    assert torch.equal(state["model.stem.1.running_mean"], pretrained["stem.1.running_mean"])
+
+
 def test_a_batch_larger_than_the_training_set_adapts(world, caplog):
     clf = TransferClassifier(
         backbone=NAME, weights=world["weights"], strategy="finetune",

@@ -273,7 +273,7 @@ class FinetuneStrategy(Strategy):
         trained.__dict__.pop("_transferkit_runners", None)
         trained.to(memory_format=torch.contiguous_format)
         trained.weights_sha256 = state_sha256(trained)
-        start = backbone.weights_source if cfg.pretrained else "random init"
+        start = trained.weights_source if cfg.pretrained else "random init"
         trained.weights_source = f"{self.name} of {backbone.name} ({start})"
         fitted_head = LinearSoftmaxHead.from_torch(
             model.head, len(prep.train.labels), {"lr": result.lrs.get("lr")}
