@@ -413,6 +413,3 @@ class ScratchStrategy(FinetuneStrategy):
         # the same architecture and preprocessing; weights from the seeded global generator
         torch.manual_seed(seed)
         return resolve_backbone(backbone.name, pretrained=False).materialize()
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "config": asdict(self.config)}
