@@ -155,3 +155,33 @@ def test_grey_images_resize_as_one_channel_with_identical_pixels(interpolation):
         fast = crop_pixels(grey, cfg)
         assert fast.shape == (224, 224, 3) and fast.dtype == np.uint8
         np.testing.assert_array_equal(fast, crop_pixels(grey.convert("RGB"), cfg))
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
+@pytest.mark.parametrize("resize_size,input_size", [(256, 224), (232, 224), (224, 224), (160, 128)])
+def test_box_resize_equals_torchvision_resize_then_center_crop(
+    interpolation, resize_size, input_size
+):
+    """crop_pixels resizes straight to the crop box where that is exact; every pixel must equal
+    the two-step path either way."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as F
+
+    from transferkit.backbones.preprocess import _exact_crop_box, crop_pixels
+
+    # the fast path is really taken for small square images (Fashion-MNIST's 28x28 → 256)
+    if resize_size == 256:
+        fast = _exact_crop_box((28, 28), resize_size, input_size, interpolation)
+        assert (fast is None) == (interpolation == "nearest")
+
+    cfg = ImagePreprocess(
+        input_size=input_size, resize_size=resize_size, interpolation=interpolation
+    )
+    rng = np.random.default_rng(1)
+    for width, height in [(28, 28), (29, 31), (53, 37), (301, 1001), (640, 427), (255, 256)]:
+        img = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+        resized = F.resize(img, [resize_size], interpolation=InterpolationMode(interpolation))
+        expected = np.asarray(F.center_crop(resized, [input_size]))
+        np.testing.assert_array_equal(
+            crop_pixels(img, cfg), expected, err_msg=f"{width}x{height} {interpolation}"
+        )

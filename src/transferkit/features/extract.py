@@ -38,7 +38,7 @@ VIEWS = ("identity", "hflip")
 
 def _prepare_image(path: Path, preprocess, view: str = "identity") -> np.ndarray:
     """Decode one image file, take the requested view, resize and crop: uint8 (H, W, 3), or
-    (H, W) for a grey image (the caller broadcasts it into the RGB batch buffer).
+    (H, W) for a grey image (the caller copies it into the planar RGB batch buffer).
 
     Normalisation happens in the runner (inside the exported graph), not here.
     """
@@ -54,17 +54,18 @@ def _prepare_image(path: Path, preprocess, view: str = "identity") -> np.ndarray
 
 
 def _decode_slice(buf, batch, start, stop, paths, preprocess, view) -> dict[int, str]:
-    """Decode ``batch[start:stop]`` into ``buf``; return {row: reason} for unreadable files."""
+    """Decode ``batch[start:stop]`` into the planar (B, 3, H, W) ``buf``; return {row: reason}
+    for unreadable files."""
     bad: dict[int, str] = {}
     for j in range(start, min(stop, len(batch))):
         path = paths[batch[j]]
         try:
             pixels = _prepare_image(path, preprocess, view)
-            if pixels.ndim == 2:  # grey: three plain channel copies (a broadcast is 4x slower)
+            if pixels.ndim == 2:  # grey: three contiguous plane copies
                 for channel in range(3):
-                    buf[j, :, :, channel] = pixels
+                    buf[j, channel] = pixels
             else:
-                buf[j] = pixels
+                buf[j] = pixels.transpose(2, 0, 1)
         except TransferkitError as exc:
             bad[j] = _problem_text(exc, path)
         except OSError as exc:
@@ -170,7 +171,7 @@ def extract_embeddings(
             spare: list[np.ndarray] = []  # finished batch buffers, reused (no fresh page faults)
 
             def submit(batch: list[int]) -> None:
-                shape = (len(batch), size, size, 3)
+                shape = (len(batch), 3, size, size)
                 reuse = spare and spare[-1].shape == shape
                 buf = spare.pop() if reuse else np.empty(shape, dtype=np.uint8)
                 step = max(1, -(-len(batch) // (2 * workers)))

@@ -5,9 +5,12 @@ channels_last, and 6x faster than the plain eager code most tutorials show. We e
 backbone once (cached on disk, keyed like the embedding cache), check that its outputs match
 torch, and fall back to torch channels_last + inference_mode if anything about that fails.
 
-Runners take *uint8 pixels* (B, H, W, 3) — the cropped images — and do the normalisation
-(/255, minus mean, divided by std) inside the graph: the decoding threads then only resize and
-crop, the vectorised arithmetic runs in the runtime's own threads, and a batch is 4x smaller.
+Runners take *planar uint8 pixels* (B, 3, H, W) — the cropped images — and do the
+normalisation (/255, minus mean, divided by std) inside the graph: the decoding threads then
+only resize and crop, the vectorised arithmetic runs in the runtime's own threads, and a batch
+is 4x smaller. Planar rather than interleaved (H, W, 3): ONNX Runtime then needs no transpose
+before the first convolution (measured ~3% of a MobileNetV2 forward), and a grey image becomes
+three contiguous plane copies in the decoding thread.
 """
 
 from __future__ import annotations
@@ -31,11 +34,11 @@ log = logging.getLogger("transferkit")
 
 RUNTIMES = ("auto", "onnx", "torch")
 _MATCH_ATOL = 1e-3  # embeddings are O(1); export differences are ~1e-6
-_GRAPH_FORMAT = "uint8-nhwc-v2"  # bump when the exported graph's contract changes
+_GRAPH_FORMAT = "uint8-nchw-v3"  # bump when the exported graph's contract changes
 
 
 class Runner(Protocol):
-    """Maps uint8 pixels (B, H, W, 3) to pooled embeddings (B, D) as float32 numpy."""
+    """Maps uint8 pixels (B, 3, H, W) to pooled embeddings (B, D) as float32 numpy."""
 
     name: str
 
@@ -48,12 +51,11 @@ def default_threads() -> int:
 
 
 class PixelsToEmbedding(torch.nn.Module):
-    """uint8 NHWC pixels → the backbone's normalisation → pooled embedding, as one module.
+    """uint8 NCHW pixels → the backbone's normalisation → pooled embedding, as one module.
 
     ``(x / 255 - mean) / std`` is folded into one multiply-add per pixel: the batch is tens of
     megabytes, so each extra elementwise pass costs ~3% of a MobileNet forward on a CPU. The
     result differs from torchvision's three-step arithmetic by float rounding only (~1e-7).
-    Permuting NHWC to NCHW yields a channels_last tensor for free.
     """
 
     def __init__(self, backbone: torch.nn.Module):
@@ -66,7 +68,7 @@ class PixelsToEmbedding(torch.nn.Module):
         self.register_buffer("shift", (-mean / std).to(torch.float32))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = pixels.permute(0, 3, 1, 2).to(torch.float32)
+        x = pixels.to(torch.float32)
         return self.backbone(x * self.scale + self.shift)
 
 
@@ -82,7 +84,10 @@ class TorchRunner:
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         torch.set_num_threads(self.num_threads)
         with torch.inference_mode():
-            return self.model(torch.from_numpy(pixels)).float().numpy()
+            # channels_last is the fast layout for torch's CPU convolutions; converting the
+            # uint8 batch is 4x cheaper than converting the float one
+            x = torch.from_numpy(pixels).contiguous(memory_format=torch.channels_last)
+            return self.model(x).float().numpy()
 
 
 class OnnxRunner:
@@ -112,7 +117,7 @@ def _export_onnx(model: torch.nn.Module, size: int, dest: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     try:
-        example = torch.zeros(2, size, size, 3, dtype=torch.uint8)
+        example = torch.zeros(2, 3, size, size, dtype=torch.uint8)
         with warnings.catch_warnings():
             # the TorchScript exporter is deprecated but needs no extra dependency (onnxscript)
             warnings.simplefilter("ignore")
@@ -140,6 +145,7 @@ def _onnx_path(backbone) -> Path:
                 backbone.weights_sha256,
                 backbone.preprocess.fingerprint(),
                 torch.__version__,
+                _GRAPH_FORMAT,  # a graph cached under an older input contract is not reused
             ]
         ).encode()
     ).hexdigest()[:24]
@@ -167,7 +173,7 @@ def _try_onnx(backbone, num_threads: int) -> OnnxRunner | None:
         probe = torch.randint(
             0,
             256,
-            (2, size, size, 3),
+            (2, 3, size, size),
             dtype=torch.uint8,
             generator=torch.Generator().manual_seed(0),
         )
