@@ -432,8 +432,12 @@ def test_load_dataset_missing_path(tmp_path: Path) -> None:
 
 
 def test_load_dataset_on_a_file(tmp_path: Path) -> None:
-    (tmp_path / "data.csv").write_text("path,label\n")
+    # a table is text data (tests/test_data_text.py); any other single file is not a dataset
+    (tmp_path / "data.xlsx").write_bytes(b"PK\x03\x04")
     with pytest.raises(BadInputError, match="not a dataset folder"):
+        load_dataset(tmp_path / "data.xlsx")
+    (tmp_path / "data.csv").write_text("text,label\n")
+    with pytest.raises(BadInputError, match="no labelled, non-empty texts"):
         load_dataset(tmp_path / "data.csv")
 
 

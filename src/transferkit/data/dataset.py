@@ -35,10 +35,15 @@ class UnreadableFilesWarning(DatasetWarning):
 
 @dataclass(frozen=True)
 class Sample:
-    """One example: a file and its label (``None`` when unlabelled, e.g. for ``predict``)."""
+    """One example: a file and its label (``None`` when unlabelled, e.g. for ``predict``).
+
+    A text sample carries its ``text``; its ``path`` then says where it came from (the
+    ``.txt`` file, or ``reviews.csv:12`` for row 12 of a table), for messages and splits.
+    """
 
     path: Path
     label: str | None
+    text: str | None = None
 
 
 @dataclass(frozen=True, repr=False)
@@ -85,6 +90,13 @@ class Dataset:
     def paths(self) -> tuple[Path, ...]:
         """The sample files, in sample order."""
         return tuple(s.path for s in self.samples)
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The sample texts, in sample order (text datasets only)."""
+        if self.modality != "text":
+            raise BadInputError(f"{self.source} holds {self.modality}s, not texts")
+        return tuple(s.text or "" for s in self.samples)
 
     @property
     def targets(self) -> np.ndarray:
@@ -205,6 +217,9 @@ class Dataset:
             except OSError:
                 size = -1
             rel = os.path.relpath(path, root) if root else str(path)
+            text = self.samples[i].text
+            if text is not None:  # a row of a table: its content is what identifies it
+                size = hashlib.sha256(text.encode("utf-8")).hexdigest()
             h.update(f"{Path(rel).as_posix()}|{size}|{self.samples[i].label}\n".encode())
         return h.hexdigest()
 
@@ -245,15 +260,32 @@ class Dataset:
         )
 
 
-def load_dataset(path: str | os.PathLike[str], *, strict: bool = False) -> Dataset:
-    """Load labelled data, choosing the reader from what ``path`` is."""
+def load_dataset(path: str | os.PathLike[str], *, strict: bool = False, **options) -> Dataset:
+    """Load labelled data, choosing the reader (and so the modality) from what ``path`` is.
+
+    ``options`` go to the reader: ``text_col`` / ``label_col`` for text tables.
+    """
     path = Path(path)
-    return _reader_for(path)(path, strict=strict)
+    reader = _reader_for(path)
+    if reader is load_image_folder:
+        given = [k for k, v in options.items() if v is not None]
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise BadInputError(
+                f"{path} is an image folder; {flags} only apply to text tables "
+                "(CSV, TSV, JSONL, Parquet)."
+            )
+        return reader(path, strict=strict)
+    return reader(path, strict=strict, **options)
 
 
 def _reader_for(path: Path) -> Callable[..., Dataset]:
-    """Pick the reader for a path; a new format (CSV, JSONL, audio) adds one branch here."""
-    _require_folder(path)  # only image folders so far; names the problem for anything else
+    """Pick the reader for a path; a new format (audio) adds one branch here."""
+    from transferkit.data.text import is_text_data, load_text_dataset
+
+    if path.exists() and is_text_data(path):
+        return load_text_dataset
+    _require_folder(path)  # names the problem for anything that is neither
     return load_image_folder
 
 
