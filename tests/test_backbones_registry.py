@@ -23,6 +23,7 @@ BUILT_INS = {
     "efficientnet_lite0",
     "efficientnet_lite1",
     "efficientnet_lite2",
+    "all_minilm_l6_v2",
 }
 
 

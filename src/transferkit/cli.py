@@ -118,6 +118,22 @@ _FINETUNE_OPTIONS = {
 }
 
 
+def _add_column_options(p: argparse.ArgumentParser, *, label: bool = True) -> None:
+    p.add_argument(
+        "--text-col",
+        metavar="COLUMN",
+        help="text tables: the column holding the text (default: found by its name, e.g. text, "
+        "sentence, review)",
+    )
+    if label:
+        p.add_argument(
+            "--label-col",
+            metavar="COLUMN",
+            help="text tables: the column holding the label (default: found by its name, e.g. "
+            "label, category, sentiment)",
+        )
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch-size",
@@ -163,18 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
         "RUN/metrics.json and RUN/report.html. Without --test, a seeded stratified "
         "split of DATA is held out for testing.",
     )
-    t.add_argument("data", metavar="DATA", help="folder of class sub-folders")
+    t.add_argument(
+        "data",
+        metavar="DATA",
+        help="images: a folder of class sub-folders; text: a CSV/TSV/JSONL/Parquet file or a "
+        "folder of class sub-folders of .txt files",
+    )
     t.add_argument("--out", metavar="RUN", help="run directory to write (required unless --resume)")
     t.add_argument(
         "--test",
         metavar="DATA",
-        help="separate labelled test folder (default: hold out part of DATA)",
+        help="separate labelled test set (default: hold out part of DATA)",
     )
     t.add_argument(
         "--backbone",
-        default="mobilenet_v2",
-        help="pretrained backbone (see `transferkit models`; default mobilenet_v2)",
+        default=None,
+        help="pretrained backbone (see `transferkit models`; default mobilenet_v2 for images, "
+        "all_minilm_l6_v2 for text)",
     )
+    _add_column_options(t)
     t.add_argument(
         "--strategy",
         default="features",
@@ -243,16 +266,34 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate MODEL (a bundle directory) on DATA and print metrics JSON.",
     )
     e.add_argument("model", metavar="MODEL", help="bundle directory (RUN/model)")
-    e.add_argument("data", metavar="DATA", help="labelled folder of class sub-folders")
+    e.add_argument(
+        "data", metavar="DATA", help="labelled data: a folder of class sub-folders or a text table"
+    )
+    _add_column_options(e)
     _add_common(e)
 
     p = sub.add_parser(
         "predict",
-        help="predict labels of images (JSON lines)",
-        description="Print one JSON line per input: {input, label, confidence, scores}.",
+        help="predict labels of images or texts (JSON lines)",
+        description="Print one JSON line per input: {input, label, confidence, scores}. For a "
+        "text model, INPUT is a text table (its text column) or a .txt file (a text per line), "
+        "or give the texts themselves with --text.",
     )
     p.add_argument("model", metavar="MODEL", help="bundle directory (RUN/model)")
-    p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or folders")
+    p.add_argument(
+        "inputs",
+        metavar="INPUT",
+        nargs="*",
+        help="image files or folders; for a text model, text tables or .txt files",
+    )
+    p.add_argument(
+        "--text",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a text to classify (repeatable; text models only)",
+    )
+    _add_column_options(p, label=False)
     p.add_argument(
         "--top", type=_positive_int, default=3, help="how many class scores to print (default 3)"
     )
@@ -334,6 +375,8 @@ def cmd_train(args) -> int:
         baseline=args.baseline,
         resume=bool(args.resume),
         settings={k: v for k, v in vars(args).items() if k != "argv"},
+        text_col=args.text_col,
+        label_col=args.label_col,
         **_classifier_kwargs(args),
     )
     print(json.dumps(summary, ensure_ascii=False))
@@ -341,10 +384,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from transferkit.data import load_dataset
     from transferkit.estimator import TransferClassifier
 
     clf = TransferClassifier.load(args.model, weights=args.weights, **_classifier_kwargs(args))
-    print(json.dumps(clf.evaluate(args.data), ensure_ascii=False, indent=2))
+    data = load_dataset(
+        args.data, strict=args.strict, text_col=args.text_col, label_col=args.label_col
+    )
+    print(json.dumps(clf.evaluate(data), ensure_ascii=False, indent=2))
     return 0
 
 
@@ -354,21 +401,49 @@ def cmd_predict(args) -> int:
     from transferkit.estimator import TransferClassifier
 
     clf = TransferClassifier.load(args.model, weights=args.weights, **_classifier_kwargs(args))
-    proba, ok, problems, ds = clf.predict_details(list(args.inputs))
+    text_model = clf.backbone_.spec.modality == "text"
+    if args.text and not text_model:
+        raise BadInputError(
+            f"--text is for text models; {args.model} classifies {clf.backbone_.spec.modality}s"
+        )
+    if not args.inputs and not args.text:
+        raise BadInputError("nothing to predict: pass INPUT files" + (" or --text" * text_model))
+    inputs = _predict_inputs(args) if text_model else list(args.inputs)
+    proba, ok, problems, ds = clf.predict_details(inputs)
     reasons = {str(p): r for p, r in problems}
-    for row, good, path in zip(proba, ok, ds.paths):
+    texts = ds.texts if ds.modality == "text" else [None] * len(ds)
+    for row, good, path, text in zip(proba, ok, ds.paths, texts):
+        where = str(path) if not str(path).startswith("--text:") else text
         if not good:
-            out = {"input": str(path), "label": None, "error": reasons.get(str(path), "unreadable")}
+            out = {"input": where, "label": None, "error": reasons.get(str(path), "unreadable")}
         else:
             order = np.argsort(-row)[: args.top]
             out = {
-                "input": str(path),
+                "input": where,
+                **({"text": text} if text is not None and where != text else {}),
                 "label": clf.labels_[int(order[0])],
                 "confidence": round(float(row[order[0]]), 6),
                 "scores": {clf.labels_[int(i)]: round(float(row[i]), 6) for i in order},
             }
         print(json.dumps(out, ensure_ascii=False))
     return 0 if ok.all() or not args.strict else 2
+
+
+def _predict_inputs(args):
+    """A text Dataset from INPUT files and --text strings, in the order given."""
+    from pathlib import Path
+
+    from transferkit.data import Dataset, Sample
+    from transferkit.data.text import load_text_inputs
+
+    samples = []
+    if args.inputs:
+        samples += load_text_inputs(list(args.inputs), text_col=args.text_col).samples
+    for i, text in enumerate(args.text, 1):
+        if not text.strip():
+            raise BadInputError(f"--text number {i} is empty; give the text to classify")
+        samples.append(Sample(Path(f"--text:{i}"), None, text))
+    return Dataset(tuple(samples), (), source="inputs", modality="text")
 
 
 def cmd_lr_find(args) -> int:
@@ -413,7 +488,8 @@ def cmd_models(args) -> int:
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     print(
-        "\nAny timm model works too as timm:<name> (needs its weights online or in the HF cache)."
+        "\nAlso by name: any timm model as timm:<name>, any sentence-transformers model as "
+        "st:<name>,\nany Hugging Face encoder as hf:<name> (weights online or in the HF cache)."
     )
     return 0
 

@@ -10,16 +10,24 @@ import numpy as np
 
 from transferkit.errors import BadInputError, BundleError, NotFittedError
 
+DEFAULT_BACKBONES = {"image": "mobilenet_v2", "text": "all_minilm_l6_v2"}
 
-def _as_dataset(data, *, labelled: bool, strict: bool):
-    """Accept a Dataset, a path to a dataset, or (unlabelled) a list of input paths."""
+
+def _as_dataset(data, *, labelled: bool, strict: bool, modality: str = "image", **options):
+    """Accept a Dataset, a path to a dataset, or (unlabelled) a list of input paths; a text
+    model reads unlabelled inputs as texts (table files or .txt lines)."""
     from transferkit.data import Dataset, load_dataset, load_inputs
+    from transferkit.data.text import load_text_inputs
 
     if isinstance(data, Dataset):
         return data
     if isinstance(data, (str, Path)):
-        return load_dataset(data, strict=strict) if labelled else load_inputs([data])
+        if labelled:
+            return load_dataset(data, strict=strict, **options)
+        data = [data]
     if isinstance(data, (list, tuple)) and not labelled:
+        if modality == "text":
+            return load_text_inputs(list(data), text_col=options.get("text_col"))
         return load_inputs(list(data))
     raise BadInputError(
         f"expected a transferkit Dataset or a path to a dataset folder; got {type(data).__name__}"
@@ -54,7 +62,7 @@ class TransferClassifier:
     def __init__(
         self,
         *,
-        backbone: str = "mobilenet_v2",
+        backbone: str | None = None,
         strategy: str = "features",
         strategy_params: dict[str, Any] | None = None,
         head: str | None = None,
@@ -106,10 +114,17 @@ class TransferClassifier:
         head = make_head(self.head or strategy.default_head, **(self.head_params or {}))
         t0 = time.perf_counter()
         pretrained = getattr(strategy.config, "pretrained", True)
+        name = self.backbone or DEFAULT_BACKBONES.get(ds.modality, "mobilenet_v2")
         # resolved and verified now, built only if some embedding is not cached yet
         self.backbone_ = resolve_backbone(
-            self.backbone, weights=self.weights if pretrained else None, pretrained=pretrained
+            name, weights=self.weights if pretrained else None, pretrained=pretrained
         )
+        _check_modality(self.backbone_, ds)
+        if strategy.trains_backbone and ds.modality != "image":
+            raise BadInputError(
+                f"--strategy {strategy.name} trains image backbones only so far; for "
+                f"{ds.modality} data use --strategy features (a frozen encoder + a head)."
+            )
         self.labels_ = list(ds.labels)
         result = strategy.fit(
             self.backbone_,
@@ -162,7 +177,10 @@ class TransferClassifier:
     def predict_details(self, data) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]], Any]:
         """(probabilities (N, C), NaN rows where unreadable; ok mask; problems; dataset)."""
         self._check_fitted()
-        ds = _as_dataset(data, labelled=False, strict=self.strict)
+        ds = _as_dataset(
+            data, labelled=False, strict=self.strict, modality=self.backbone_.spec.modality
+        )
+        _check_modality(self.backbone_, ds)
         result = self._embed(ds)
         proba = np.full((len(ds), len(self.labels_)), np.nan, dtype=np.float64)
         if result.ok.any():
@@ -215,6 +233,7 @@ class TransferClassifier:
             metrics["skipped_files"] = [[str(p), r] for p, r in problems]
         conf = proba[ok].max(axis=1)
         paths = [p for p, k in zip(ds.paths, ok) if k]
+        texts = [t for t, k in zip(ds.texts, ok) if k] if ds.modality == "text" else None
         wrong = np.flatnonzero(pred != y_true)
         wrong = wrong[np.argsort(-conf[wrong])]  # confident mistakes are the instructive ones
         mistakes = [
@@ -223,6 +242,7 @@ class TransferClassifier:
                 "true": self.labels_[int(y_true[i])],
                 "predicted": self.labels_[int(pred[i])],
                 "confidence": float(conf[i]),
+                **({"text": texts[i]} if texts is not None else {}),
             }
             for i in wrong
         ]
@@ -288,7 +308,7 @@ class TransferClassifier:
     ) -> TransferClassifier:
         """Load a bundle; needs nothing but the bundle and the backbone's pretrained weights."""
         from transferkit.backbones import resolve_backbone
-        from transferkit.backbones.preprocess import ImagePreprocess
+        from transferkit.backbones.text_preprocess import preprocess_from_dict
         from transferkit.bundle import load_bundle
         from transferkit.heads import head_class
         from transferkit.strategies import make_strategy
@@ -319,7 +339,7 @@ class TransferClassifier:
                 "Install the original weights or pass them with --weights PATH."
             )
         # the preprocessing the model was trained with wins over today's registry default
-        backbone.preprocess = ImagePreprocess.from_dict(bb_info["preprocess"])
+        backbone.preprocess = preprocess_from_dict(bb_info["preprocess"])
         clf.backbone_ = backbone
         clf.labels_ = bundle.labels
         clf.head_ = head_class(mf["head"]["name"]).from_state(mf["head"], bundle.head_arrays)
@@ -333,7 +353,7 @@ class TransferClassifier:
     def _load_trained(cls, bundle, **params: Any) -> TransferClassifier:
         """A bundle whose backbone weights were trained (finetune, scratch): all in the bundle."""
         from transferkit.backbones import resolve_backbone
-        from transferkit.backbones.preprocess import ImagePreprocess
+        from transferkit.backbones.text_preprocess import preprocess_from_dict
         from transferkit.heads import head_class
         from transferkit.strategies import make_strategy
 
@@ -350,7 +370,7 @@ class TransferClassifier:
         bundle.load_backbone_state(backbone)
         backbone.weights_sha256 = bb_info["weights_sha256"]
         backbone.weights_source = f"{mf['strategy']['name']} bundle {bundle.path}"
-        backbone.preprocess = ImagePreprocess.from_dict(bb_info["preprocess"])
+        backbone.preprocess = preprocess_from_dict(bb_info["preprocess"])
         clf.backbone_ = backbone.eval()
         clf.labels_ = bundle.labels
         clf.head_ = head_class(mf["head"]["name"]).from_state(mf["head"], bundle.head_arrays)
@@ -360,3 +380,14 @@ class TransferClassifier:
         clf.fit_info_ = {}
         clf.seconds_ = {}
         return clf
+
+
+def _check_modality(backbone, ds) -> None:
+    """An image backbone cannot read text, and the other way round: say which to use."""
+    have = backbone.spec.modality
+    if ds.modality != have:
+        raise BadInputError(
+            f"{ds.source} holds {ds.modality} data but the backbone {backbone.name} encodes "
+            f"{have}s; pick a {ds.modality} backbone, e.g. --backbone "
+            f"{DEFAULT_BACKBONES.get(ds.modality, '?')} (see `transferkit models`)."
+        )

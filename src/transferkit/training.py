@@ -23,7 +23,7 @@ def train_run(
     out: str | Path,
     *,
     test: str | Path | None = None,
-    backbone: str = "mobilenet_v2",
+    backbone: str | None = None,
     strategy: str = "features",
     head: str | None = None,
     weights: str | Path | None = None,
@@ -33,6 +33,8 @@ def train_run(
     baseline: bool = False,
     resume: bool = False,
     settings: dict[str, Any] | None = None,
+    text_col: str | None = None,
+    label_col: str | None = None,
     **classifier_params: Any,
 ) -> dict[str, Any]:
     """Train, evaluate and write RUN/model, RUN/metrics.json, RUN/report.html; return a summary.
@@ -40,6 +42,8 @@ def train_run(
     Strategies that train the backbone keep the validation split apart (early stopping) and
     checkpoint into ``out`` after every epoch; ``resume=True`` continues from that checkpoint.
     ``baseline=True`` also trains the same architecture from scratch and adds the verdict.
+    ``backbone=None`` picks the default for the data's modality; ``text_col`` / ``label_col``
+    name the columns of a text table (found by their usual names otherwise).
     """
     from transferkit.atomic import write_json_atomic
     from transferkit.data import load_dataset
@@ -68,10 +72,15 @@ def train_run(
             f"--resume {out}: there is no checkpoint.safetensors in it, so nothing to resume. "
             "Point --resume at the --out directory of an interrupted finetune/scratch run."
         )
-    full = load_dataset(data, strict=strict)
+    columns = {"text_col": text_col, "label_col": label_col}
+    full = load_dataset(data, strict=strict, **columns)
     full.check_trainable()
     if test is not None:
-        test_ds = load_dataset(test, strict=strict)
+        test_ds = load_dataset(test, strict=strict, **columns)
+        if full.modality == "text" and test_ds.modality == "text":
+            from transferkit.data.text import report_overlap
+
+            report_overlap(full, test_ds)
         train_part, val_part, _ = full.split(test_size=0.0, val_size=val_size, seed=seed)
         split_info = {"test": str(test), "val_size": val_size, "seed": seed}
     else:
@@ -116,7 +125,7 @@ def train_run(
             train_part,
             val_part,
             test_ds,
-            backbone=backbone,
+            backbone=clf.backbone_.name,
             seed=seed,
             metrics=metrics,
             **classifier_params,

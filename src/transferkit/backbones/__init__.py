@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from transferkit.backbones import efficientnet_lite as _efficientnet_lite  # noqa: F401 (registers)
+from transferkit.backbones import text_specs as _text_specs  # noqa: F401
 from transferkit.backbones import torchvision_models as _torchvision_models  # noqa: F401
 from transferkit.backbones.preprocess import ImagePreprocess, preprocess_image
 from transferkit.backbones.registry import BackboneSpec, get_spec, list_specs, register
+from transferkit.backbones.text_preprocess import TextPreprocess
 from transferkit.errors import BadInputError
 from transferkit.weights.resolver import (
     ResolvedWeights,
@@ -59,8 +61,10 @@ class BackboneRef:
 
     spec: BackboneSpec
     weights: ResolvedWeights | None
-    preprocess: ImagePreprocess
+    preprocess: ImagePreprocess | TextPreprocess
     _module: Backbone | None = field(default=None, repr=False)
+    # Hub text models: read from their config once the files are local
+    embedding_dim: int | None = None
 
     @property
     def name(self) -> str:
@@ -68,7 +72,7 @@ class BackboneRef:
 
     @property
     def num_features(self) -> int:
-        return self.spec.embedding_dim
+        return self.spec.embedding_dim or int(self.embedding_dim or 0)
 
     @property
     def weights_sha256(self) -> str | None:
@@ -80,6 +84,8 @@ class BackboneRef:
 
     def materialize(self) -> Backbone:
         """The torch module (built and loaded on first call), in eval mode."""
+        if self._module is None and self.spec.loader is not None:
+            self._module = self.spec.loader(self.spec, self.weights, self.preprocess).eval()
         if self._module is None:
             from transferkit.backbones.base import Backbone
 
@@ -112,7 +118,14 @@ def resolve_backbone(
         resolved = resolve_weights(
             spec.name, spec.weights, explicit=weights, allow_download=allow_download
         )
-    return BackboneRef(spec=spec, weights=resolved, preprocess=spec.preprocess)
+    ref = BackboneRef(spec=spec, weights=resolved, preprocess=spec.preprocess)
+    if spec.modality == "text" and spec.embedding_dim is None:
+        # a Hub model: pooling, length and width are whatever its downloaded files say
+        from transferkit.backbones.text_models import text_config_dim, text_preprocess_of
+
+        ref.preprocess = text_preprocess_of(spec, resolved)
+        ref.embedding_dim = text_config_dim(spec, resolved)
+    return ref
 
 
 def load_backbone(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from transferkit.backbones.preprocess import ImagePreprocess
+from transferkit.backbones.text_preprocess import TextPreprocess
 from transferkit.errors import BadInputError
 from transferkit.naming import did_you_mean
 from transferkit.weights.resolver import WeightsSpec
@@ -14,9 +15,12 @@ from transferkit.weights.resolver import WeightsSpec
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-SOURCES = ("torchvision", "timm", "package")
-MODALITIES = ("image",)
+SOURCES = ("torchvision", "timm", "package", "sentence-transformers", "huggingface")
+MODALITIES = ("image", "text")
 TIMM_PREFIX = "timm:"
+ST_PREFIX = "st:"  # any sentence-transformers model on the Hub
+HF_PREFIX = "hf:"  # any Hugging Face encoder on the Hub
+DYNAMIC_PREFIXES = (TIMM_PREFIX, ST_PREFIX, HF_PREFIX)
 
 
 def _load_strict(model: nn.Module, state: dict) -> nn.Module:
@@ -34,20 +38,26 @@ class BackboneSpec:
     returns the model (timm rebuilds instead); ``headless`` strips the classifier so the module
     maps images to pooled embeddings; ``layer_groups`` groups the headless module's parameter
     names from stem to output.
+
+    Backbones that are not a state dict in a fixed architecture (text encoders, whose config
+    and tokenizer ship next to the weights) give ``loader(spec, weights) -> module`` instead of
+    ``build``/``headless``/``layer_groups``; their ``embedding_dim`` may be None until the
+    model's config is read (``st:`` / ``hf:`` names).
     """
 
     name: str
     source: str
-    embedding_dim: int
-    preprocess: ImagePreprocess
+    embedding_dim: int | None
+    preprocess: ImagePreprocess | TextPreprocess
     licence: str
     description: str
     weights: WeightsSpec
-    build: Callable[[], nn.Module]
-    headless: Callable[[nn.Module], nn.Module]
-    layer_groups: Callable[[nn.Module], list[list[str]]]
+    build: Callable[[], nn.Module] | None = None
+    headless: Callable[[nn.Module], nn.Module] | None = None
+    layer_groups: Callable[[nn.Module], list[list[str]]] | None = None
     load_state: Callable[[nn.Module, dict], nn.Module] = _load_strict
     modality: str = "image"
+    loader: Callable[..., nn.Module] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.strip():
@@ -60,6 +70,12 @@ class BackboneSpec:
             raise ValueError(
                 f"BackboneSpec.modality must be one of {list(MODALITIES)}; got {self.modality!r}."
             )
+        if self.loader is None and None in (self.build, self.headless, self.layer_groups):
+            raise ValueError(
+                f"BackboneSpec {self.name!r} needs build, headless and layer_groups, or a loader."
+            )
+        if self.embedding_dim is None and self.loader is not None:
+            return  # read from the model's config once its files are local
         if isinstance(self.embedding_dim, bool) or not isinstance(self.embedding_dim, int):
             raise ValueError(
                 f"BackboneSpec.embedding_dim must be an int; got {self.embedding_dim!r}."
@@ -78,8 +94,8 @@ def _normalise(name: str) -> str:
 
 def register(spec: BackboneSpec) -> BackboneSpec:
     """Add ``spec`` to the registry; a second spec under the same name is an error."""
-    if spec.name.startswith(TIMM_PREFIX):
-        raise ValueError(f"names starting with {TIMM_PREFIX!r} are resolved dynamically.")
+    if spec.name.startswith(DYNAMIC_PREFIXES):
+        raise ValueError(f"names starting with {DYNAMIC_PREFIXES} are resolved dynamically.")
     key = _normalise(spec.name)
     if key in _REGISTRY and _REGISTRY[key] is not spec:
         raise ValueError(f"backbone {spec.name!r} is already registered.")
@@ -100,6 +116,10 @@ def get_spec(name: str) -> BackboneSpec:
         from transferkit.backbones.timm_models import timm_spec
 
         return timm_spec(name[len(TIMM_PREFIX) :])
+    if name.startswith((ST_PREFIX, HF_PREFIX)):
+        from transferkit.backbones.text_specs import hub_text_spec
+
+        return hub_text_spec(name)
     spec = _REGISTRY.get(_normalise(name))
     if spec is not None:
         return spec
@@ -107,5 +127,7 @@ def get_spec(name: str) -> BackboneSpec:
     hint = did_you_mean(_normalise(name), known, n=3, cutoff=0.5)
     raise BadInputError(
         f"Unknown backbone {name!r}.{hint} Known backbones: {', '.join(known)}; any timm model "
-        f"as 'timm:<model>' (e.g. 'timm:resnet18'). Run `transferkit models` to list them."
+        f"as 'timm:<model>' (e.g. 'timm:resnet18'), any sentence-transformers model as "
+        f"'st:<model>', any Hugging Face encoder as 'hf:<model>'. Run `transferkit models` to "
+        "list them."
     )

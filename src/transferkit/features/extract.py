@@ -105,6 +105,19 @@ def extract_embeddings(
     """
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}; got {view!r}")
+    if getattr(dataset, "modality", "image") == "text":
+        if view != "identity":
+            raise ValueError(f"the {view!r} view is for images; texts have only 'identity'")
+        from transferkit.features.text_extract import extract_text_embeddings
+
+        return extract_text_embeddings(
+            backbone,
+            dataset,
+            batch_size=batch_size,
+            cache=cache,
+            progress=progress,
+            num_threads=num_threads,
+        )
     from tqdm.auto import tqdm
 
     start = time.perf_counter()

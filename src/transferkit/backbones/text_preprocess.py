@@ -1,0 +1,84 @@
+"""Text preprocessing owned by a text backbone: how its tokenizer truncates, how tokens pool.
+
+The tokenizer itself ships with the weights (a Hugging Face ``tokenizer.json`` next to them); this
+config holds the choices around it that change the embeddings, so that they are recorded in the
+bundle and in the embedding cache key, never chosen by the user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+logger = logging.getLogger("transferkit")
+
+POOLINGS = ("mean", "cls", "max")
+
+
+@dataclass(frozen=True)
+class TextPreprocess:
+    """Truncate to ``max_length`` tokens, pool token states (``mean`` over real tokens, the
+    ``cls`` token, or ``max``), optionally L2-normalise; ``lowercase`` before tokenizing.
+
+    ``tokenizer_sha256`` identifies the tokenizer files, so a changed vocabulary never reuses
+    cached embeddings.
+    """
+
+    max_length: int = 256
+    pooling: str = "mean"
+    normalize: bool = False
+    lowercase: bool = False
+    tokenizer_sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.max_length, bool)
+            or not isinstance(self.max_length, int)
+            or self.max_length < 2
+        ):
+            raise ValueError(
+                f"The 'max_length' parameter of TextPreprocess must be an int >= 2. "
+                f"Got {self.max_length!r} instead."
+            )
+        if self.pooling not in POOLINGS:
+            raise ValueError(
+                f"The 'pooling' parameter of TextPreprocess must be one of {list(POOLINGS)}. "
+                f"Got {self.pooling!r} instead."
+            )
+
+    @property
+    def modality(self) -> str:
+        return "text"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of this config (with ``kind`` so a bundle knows which config it is)."""
+        return {"kind": "text", **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TextPreprocess:
+        """Build from ``to_dict()`` output; unknown keys (newer versions) warn and are ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known - {"kind"})
+        if unknown:
+            logger.warning(
+                "TextPreprocess: ignoring unknown keys %s (written by a newer transferkit?)",
+                unknown,
+            )
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def fingerprint(self) -> str:
+        """Stable sha256 hex of the canonical JSON form; a cache key for embeddings."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def preprocess_from_dict(data: dict[str, Any]):
+    """The preprocessing config a bundle's manifest describes (image or text)."""
+    if data.get("kind") == "text":
+        return TextPreprocess.from_dict(data)
+    from transferkit.backbones.preprocess import ImagePreprocess
+
+    return ImagePreprocess.from_dict({k: v for k, v in data.items() if k != "kind"})
