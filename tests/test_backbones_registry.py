@@ -24,6 +24,9 @@ BUILT_INS = {
     "efficientnet_lite1",
     "efficientnet_lite2",
     "all_minilm_l6_v2",
+    "use_multilingual",
+    "wordllama",
+    "glove_6b_50d",
 }
 
 

@@ -85,6 +85,8 @@ def test_train_evaluate_predict_text(text_data, tmp_path, capsys):
     assert manifest["backbone"]["modality"] == "text"
     assert manifest["backbone"]["preprocess"]["kind"] == "text"
     assert set(metrics["per_class"]) == {"negative", "positive"}
+    assert metrics["languages"] == ["en"]  # what the encoder covers, shown in the report
+    assert "languages" in (run / "report.html").read_text(encoding="utf-8")
 
     assert main(["evaluate", str(run / "model"), str(test), "--no-progress"]) == 0
     evaluated = json.loads(capsys.readouterr().out)

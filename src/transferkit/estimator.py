@@ -257,6 +257,11 @@ class TransferClassifier:
             "head": self.head_.name,
             "n_train": int(self.n_train_),
             "weights_source": self.backbone_.weights_source,
+            **(
+                {"languages": list(self.backbone_.spec.languages)}
+                if self.backbone_.spec.languages
+                else {}
+            ),
         }
 
     # -- persistence --------------------------------------------------------------------------

@@ -116,15 +116,15 @@ def resolve_backbone(
     resolved = None
     if pretrained:
         resolved = resolve_weights(
-            spec.name, spec.weights, explicit=weights, allow_download=allow_download
+            spec.name,
+            spec.weights,
+            explicit=weights or spec.weights_path,
+            allow_download=allow_download,
         )
     ref = BackboneRef(spec=spec, weights=resolved, preprocess=spec.preprocess)
-    if spec.modality == "text" and spec.embedding_dim is None:
-        # a Hub model: pooling, length and width are whatever its downloaded files say
-        from transferkit.backbones.text_models import text_config_dim, text_preprocess_of
-
-        ref.preprocess = text_preprocess_of(spec, resolved)
-        ref.embedding_dim = text_config_dim(spec, resolved)
+    if spec.probe is not None:
+        # pooling, length and width are whatever the model's files say
+        ref.preprocess, ref.embedding_dim = spec.probe(spec, resolved)
     return ref
 
 

@@ -20,7 +20,8 @@ MODALITIES = ("image", "text")
 TIMM_PREFIX = "timm:"
 ST_PREFIX = "st:"  # any sentence-transformers model on the Hub
 HF_PREFIX = "hf:"  # any Hugging Face encoder on the Hub
-DYNAMIC_PREFIXES = (TIMM_PREFIX, ST_PREFIX, HF_PREFIX)
+FASTTEXT_PREFIX = "fasttext:"  # word vectors from a local .vec / .bin file
+DYNAMIC_PREFIXES = (TIMM_PREFIX, ST_PREFIX, HF_PREFIX, FASTTEXT_PREFIX)
 
 
 def _load_strict(model: nn.Module, state: dict) -> nn.Module:
@@ -58,6 +59,15 @@ class BackboneSpec:
     load_state: Callable[[nn.Module, dict], nn.Module] = _load_strict
     modality: str = "image"
     loader: Callable[..., nn.Module] | None = None
+    # text: the languages the encoder was trained on (ISO 639-1), for cross-lingual use
+    languages: tuple[str, ...] = ()
+    # backbones whose width and preprocessing are only known from their files (st:, hf:,
+    # fasttext:): probe(spec, weights) -> (preprocess, embedding_dim), run at resolve time
+    probe: Callable[..., tuple] | None = None
+    # a weight file named by the user in the backbone name itself (fasttext:<path>)
+    weights_path: str | None = None
+    # False for frozen encoders that only embed (USE, word vectors): features only
+    trainable: bool = True
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.strip():
@@ -120,6 +130,10 @@ def get_spec(name: str) -> BackboneSpec:
         from transferkit.backbones.text_specs import hub_text_spec
 
         return hub_text_spec(name)
+    if name.startswith(FASTTEXT_PREFIX):
+        from transferkit.backbones.text_specs import fasttext_spec
+
+        return fasttext_spec(name)
     spec = _REGISTRY.get(_normalise(name))
     if spec is not None:
         return spec
@@ -128,6 +142,6 @@ def get_spec(name: str) -> BackboneSpec:
     raise BadInputError(
         f"Unknown backbone {name!r}.{hint} Known backbones: {', '.join(known)}; any timm model "
         f"as 'timm:<model>' (e.g. 'timm:resnet18'), any sentence-transformers model as "
-        f"'st:<model>', any Hugging Face encoder as 'hf:<model>'. Run `transferkit models` to "
-        "list them."
+        f"'st:<model>', any Hugging Face encoder as 'hf:<model>', word vectors as "
+        "'fasttext:<file.vec|file.bin>'. Run `transferkit models` to list them."
     )

@@ -280,3 +280,8 @@ def text_config_dim(spec, weights) -> int:
     if not dim:
         raise RuntimeError(f"{spec.name}: config.json gives no hidden_size")
     return int(dim)
+
+
+def probe_hub_files(spec, weights) -> tuple[TextPreprocess, int]:
+    """``BackboneSpec.probe`` of ``st:`` / ``hf:`` models."""
+    return text_preprocess_of(spec, weights), text_config_dim(spec, weights)

@@ -59,6 +59,13 @@ def extract_text_embeddings(
                 ok[i] = True
     n_cached = int(ok.sum())
     todo = [i for i in range(n) if not ok[i]]
+    if todo and hasattr(backbone.materialize(), "encode_texts"):
+        # frozen non-torch encoders (USE, WordLlama, word vectors): their own batching inside
+        _encode_frozen(backbone, texts, todo, embeddings, ok, digests, store, batch_size, progress)
+        todo = []
+        runtime = "numpy"
+    else:
+        runtime = "torch"
     if todo:
         import torch
 
@@ -107,6 +114,30 @@ def extract_text_embeddings(
         ok=ok,
         problems=[],
         seconds=time.perf_counter() - start,
-        runtime="torch" if todo else "cache",
+        runtime=runtime if n_cached < n else "cache",
         n_cached=n_cached,
     )
+
+
+def _encode_frozen(backbone, texts, todo, embeddings, ok, digests, store, batch_size, progress):
+    """Batches of similar length through ``encode_texts``, results scattered back in place."""
+    from tqdm.auto import tqdm
+
+    module = backbone.materialize()
+    order = sorted(todo, key=lambda i: -len(texts[i]))
+    with tqdm(
+        total=len(ok),
+        initial=len(ok) - len(todo),
+        desc=f"Encoding ({backbone.name})",
+        unit="text",
+        disable=not progress,
+        dynamic_ncols=True,
+    ) as bar:
+        for s in range(0, len(order), batch_size):
+            index = order[s : s + batch_size]
+            out = np.asarray(module.encode_texts([texts[i] for i in index]), dtype=np.float32)
+            embeddings[index] = out
+            ok[index] = True
+            if store is not None:
+                store.put_many((digests[i], out[k]) for k, i in enumerate(index))
+            bar.update(len(index))

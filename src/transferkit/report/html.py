@@ -46,6 +46,7 @@ _KNOWN_KEYS = frozenset(
         "strategy",
         "head",
         "weights_source",
+        "languages",
         "seconds",
         "skipped_files",
         "baseline",
@@ -171,6 +172,9 @@ def _header(m: Mapping[str, Any], labels: list[str], title: str) -> str:
         facts.append(("head", _text(m.get("head"))))
     if m.get("weights_source") is not None:
         facts.append(("weights", _text(m.get("weights_source"))))
+    if m.get("languages"):
+        # a text encoder understands these languages: train in one, predict in another
+        facts.append(("languages", ", ".join(str(x) for x in m["languages"])))
     facts_html = "".join(
         f'<div class="fact"><dt>{_e(k)}</dt><dd title="{_e(v)}">{_e(v)}</dd></div>'
         for k, v in facts
