@@ -120,11 +120,6 @@ class TransferClassifier:
             name, weights=self.weights if pretrained else None, pretrained=pretrained
         )
         _check_modality(self.backbone_, ds)
-        if strategy.trains_backbone and ds.modality != "image":
-            raise BadInputError(
-                f"--strategy {strategy.name} trains image backbones only so far; for "
-                f"{ds.modality} data use --strategy features (a frozen encoder + a head)."
-            )
         self.labels_ = list(ds.labels)
         result = strategy.fit(
             self.backbone_,
@@ -322,7 +317,7 @@ class TransferClassifier:
         mf = bundle.manifest
         bb_info = mf["backbone"]
         if bundle.backbone_file is not None:
-            return cls._load_trained(bundle, **params)
+            return cls._load_trained(bundle, weights=weights, **params)
         if not bb_info.get("weights_sha256"):
             raise BundleError(
                 f"{bundle.path} was trained on a randomly initialised backbone, whose weights are "
@@ -355,7 +350,7 @@ class TransferClassifier:
         return clf
 
     @classmethod
-    def _load_trained(cls, bundle, **params: Any) -> TransferClassifier:
+    def _load_trained(cls, bundle, *, weights=None, **params: Any) -> TransferClassifier:
         """A bundle whose backbone weights were trained (finetune, scratch): all in the bundle."""
         from transferkit.backbones import resolve_backbone
         from transferkit.backbones.text_preprocess import preprocess_from_dict
@@ -371,7 +366,16 @@ class TransferClassifier:
             **params,
         )
         # the architecture only: every weight comes from the bundle (verified by its sha256)
-        backbone = resolve_backbone(bb_info["name"], pretrained=False).materialize()
+        if bb_info.get("modality") == "text":
+            # the tokenizer and config live next to the pretrained weights; prefer those files
+            # (the pretrained values are then overwritten by the bundle's)
+            try:
+                ref = resolve_backbone(bb_info["name"], weights=weights, allow_download=False)
+            except Exception:
+                ref = resolve_backbone(bb_info["name"], pretrained=False)
+            backbone = ref.materialize()
+        else:
+            backbone = resolve_backbone(bb_info["name"], pretrained=False).materialize()
         bundle.load_backbone_state(backbone)
         backbone.weights_sha256 = bb_info["weights_sha256"]
         backbone.weights_source = f"{mf['strategy']['name']} bundle {bundle.path}"

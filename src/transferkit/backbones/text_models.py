@@ -75,7 +75,15 @@ class TextEncoder(nn.Module):
         ]
         return [len(x) for x in ids]
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Pooled embeddings of a tokenized batch; ``input_ids`` may also be the packed
+        ``(B, 2, L)`` tensor of ids and mask that fine-tuning batches carry."""
+        if attention_mask is None:
+            if input_ids.dim() != 3 or input_ids.shape[1] != 2:
+                raise ValueError("pass attention_mask, or a packed (B, 2, L) ids + mask tensor")
+            input_ids, attention_mask = input_ids[:, 0], input_ids[:, 1]
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         pooling = self.preprocess.pooling
         if pooling == "cls":

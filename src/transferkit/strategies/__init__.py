@@ -6,11 +6,12 @@ from typing import Any
 
 from transferkit.naming import lookup
 from transferkit.strategies.base import Strategy, StrategyResult
+from transferkit.strategies.contrastive import ContrastiveStrategy
 from transferkit.strategies.features import FeaturesStrategy
 from transferkit.strategies.finetune import FinetuneStrategy, ScratchStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    s.name: s for s in (FeaturesStrategy, FinetuneStrategy, ScratchStrategy)
+    s.name: s for s in (FeaturesStrategy, FinetuneStrategy, ScratchStrategy, ContrastiveStrategy)
 }
 DEFAULT_STRATEGY = "features"
 

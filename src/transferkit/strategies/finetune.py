@@ -130,11 +130,13 @@ class FinetuneStrategy(Strategy):
         from transferkit.finetune.model import ClassifierModel
 
         cfg = self.config
-        if backbone.spec.modality != "image":
+        if not backbone.spec.trainable:
             raise BadInputError(
-                f"{self.name} is not available for {backbone.spec.modality} backbones yet; "
-                "use --strategy features"
+                f"{backbone.name} is a frozen encoder: it can only embed, not be trained. Use "
+                "--strategy features with it, or a trainable encoder (e.g. all_minilm_l6_v2)."
             )
+        if backbone.spec.modality == "text":
+            return self._prepare_text(backbone, train, embed=embed, seed=seed, val=val)
         if val is None:
             train, val = split_validation(train, cfg.val_size, seed)
         else:
@@ -222,6 +224,51 @@ class FinetuneStrategy(Strategy):
             runtime=first.runtime if first else None,
             n_cached=first.n_cached if first else 0,
             bn_adapted=bn_adapted,
+        )
+
+    def _prepare_text(self, backbone, train, *, embed, seed, val) -> Prepared:
+        """Text: frozen embeddings warm the head up, then token batches train the encoder."""
+        import torch
+
+        from transferkit.finetune.engine import adapt_batch_size, pick_device
+        from transferkit.finetune.model import ClassifierModel
+        from transferkit.finetune.text_batches import TextBatches
+
+        cfg = self.config
+        if val is None:
+            train, val = split_validation(train, cfg.val_size, seed)
+        else:
+            check_validation(val, train)
+        first = val_first = None
+        if cfg.pretrained:
+            first, val_first = embed(train), embed(val)
+        module = self._backbone_module(backbone, seed)
+        device = pick_device()
+        batch_size = adapt_batch_size(cfg.batch_size, len(train), device)
+        train_batches = TextBatches(train.texts, train.targets, module, batch_size=batch_size)
+        val_batches = TextBatches(val.texts, val.targets, module, batch_size=batch_size)
+
+        def embeddings():
+            return (
+                (torch.from_numpy(first.embeddings), torch.from_numpy(train.targets)),
+                (torch.from_numpy(val_first.embeddings), torch.from_numpy(val.targets)),
+            )
+
+        torch.manual_seed(seed)
+        model = ClassifierModel(module, len(train.labels))
+        return Prepared(
+            train=train,
+            val=val,
+            model=model,
+            device=device,
+            batch_size=batch_size,
+            train_batches=train_batches,
+            val_batches=val_batches,
+            embeddings=embeddings if cfg.pretrained else None,
+            seconds_extract=(first.seconds + val_first.seconds) if first is not None else 0.0,
+            problems=[],
+            runtime=first.runtime if first is not None else None,
+            n_cached=first.n_cached if first is not None else 0,
         )
 
     def fit(

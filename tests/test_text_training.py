@@ -1,0 +1,114 @@
+"""Training text encoders: token batches for the engine, the contrastive (SetFit-style) pair
+loss, and both `contrastive` and `finetune` end to end on a tiny random BERT with a reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from test_text_backbone import _tiny_bert_folder  # noqa: E402
+
+from transferkit.data import Dataset, Sample  # noqa: E402
+from transferkit.errors import BadInputError  # noqa: E402
+from transferkit.estimator import TransferClassifier  # noqa: E402
+from transferkit.strategies.contrastive import ContrastiveConfig, pair_loss  # noqa: E402
+
+POS = ["good movie", "great fun film", "a good actor", "great plot", "fun movie", "good fun"]
+NEG = ["bad movie", "dull film", "a bad actor", "awful plot", "dull movie", "not fun"]
+
+
+def _dataset(pos=POS, neg=NEG) -> Dataset:
+    rows = [(t, "pos") for t in pos] + [(t, "neg") for t in neg]
+    samples = tuple(Sample(Path(f"d.csv:{i}"), y, t) for i, (t, y) in enumerate(rows))
+    return Dataset(samples, ("neg", "pos"), source="d.csv", modality="text")
+
+
+@pytest.fixture()
+def tiny_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path / "cache"))
+    return _tiny_bert_folder(tmp_path / "tiny") / "model.safetensors"
+
+
+def test_text_batches_pack_ids_and_mask_and_keep_eval_order(tiny_weights):
+    from transferkit.backbones import resolve_backbone
+    from transferkit.finetune.text_batches import TextBatches
+
+    enc = resolve_backbone("hf:test/tiny", weights=tiny_weights).materialize()
+    ds = _dataset()
+    batches = TextBatches(ds.texts, ds.targets, enc, batch_size=5)
+    assert len(batches) == 12 and batches.num_batches() == 3
+    evals = list(batches.eval_batches())
+    assert [len(y) for _, y in evals] == [5, 5, 2]
+    x, y = evals[0]
+    assert x.dtype == torch.int64 and x.shape[:2] == (5, 2)
+    np.testing.assert_array_equal(y.numpy(), ds.targets[:5])
+    with torch.inference_mode():
+        packed = enc(x)
+        direct = enc(**enc.tokenize(list(ds.texts[:5])))
+    torch.testing.assert_close(packed, direct)
+    first = [y.tolist() for _, y in batches.train_epoch(np.random.default_rng(3))]
+    again = [y.tolist() for _, y in batches.train_epoch(np.random.default_rng(3))]
+    assert first == again and sorted(sum(first, [])) == sorted(ds.targets.tolist())
+
+
+def test_pair_loss_is_zero_for_perfect_clusters_and_weighs_pair_kinds_equally():
+    y = torch.tensor([0, 0, 1, 1])
+    perfect = torch.tensor([[1.0, 0], [2.0, 0], [0, 1.0], [0, 3.0]])
+    assert float(pair_loss(perfect, y)) == pytest.approx(0.0, abs=1e-7)
+    collapsed = torch.ones(4, 2)  # every pair at cosine 1: positives right, negatives wrong
+    assert float(pair_loss(collapsed, y)) == pytest.approx(0.5)  # (0 + 1) / 2
+    three = torch.tensor([0, 0, 0, 1])  # 3 positive pairs, 3 negative: still half and half
+    assert float(pair_loss(torch.ones(4, 2), three)) == pytest.approx(0.5)
+
+
+def test_contrastive_config_rejects_bad_values():
+    with pytest.raises(BadInputError, match="lr"):
+        ContrastiveConfig(lr=0)
+    with pytest.raises(BadInputError, match="epochs"):
+        ContrastiveConfig(epochs=0)
+
+
+def test_contrastive_trains_the_encoder_then_a_head_and_reloads(tiny_weights, tmp_path):
+    ds = _dataset()
+    clf = TransferClassifier(
+        backbone="hf:test/tiny",
+        weights=tiny_weights,
+        strategy="contrastive",
+        strategy_params={"epochs": 30, "lr": 1e-3, "batch_size": 12},
+        progress=False,
+    ).fit(ds)
+    history = clf.fit_info_["contrastive"]["history"]
+    assert history[-1]["pair_loss"] < history[0]["pair_loss"]  # pairs pulled into place
+    assert clf.backbone_.weights_sha256 != clf.fit_info_["pretrained_weights_sha256"]
+    assert clf.score(ds) >= 0.9  # its own training texts, after pulling classes apart
+    clf.save(tmp_path / "model")
+    again = TransferClassifier.load(tmp_path / "model", weights=tiny_weights, progress=False)
+    np.testing.assert_allclose(again.predict_proba(ds), clf.predict_proba(ds), atol=1e-5)
+
+
+def test_finetune_runs_the_shared_engine_on_text(tiny_weights, tmp_path):
+    ds = _dataset(POS * 2, NEG * 2)
+    clf = TransferClassifier(
+        backbone="hf:test/tiny",
+        weights=tiny_weights,
+        strategy="finetune",
+        strategy_params={"epochs": 3, "lr": 1e-3, "unfreeze_groups": None, "augment": "none"},
+        progress=False,
+    ).fit(ds)
+    stages = [r["stage"] for r in clf.fit_info_["training"]["history"]]
+    assert stages[0] == "head" and stages[1:] == ["unfreeze:1", "unfreeze:2", "unfreeze:3"]
+    clf.save(tmp_path / "model")
+    again = TransferClassifier.load(tmp_path / "model", weights=tiny_weights, progress=False)
+    np.testing.assert_allclose(again.predict_proba(ds), clf.predict_proba(ds), atol=1e-5)
+
+
+def test_frozen_or_image_backbones_are_refused_for_text_training(tiny_weights):
+    with pytest.raises(BadInputError, match="frozen"):
+        TransferClassifier(backbone="glove_6b_50d", strategy="contrastive").fit(_dataset())
+    with pytest.raises(BadInputError, match="holds text data"):
+        TransferClassifier(backbone="mobilenet_v2", strategy="contrastive").fit(_dataset())
