@@ -200,9 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_column_options(t)
     t.add_argument(
         "--strategy",
-        default="features",
-        help="features (frozen backbone + head, default), finetune (train the backbone too) or "
-        "scratch (same architecture, random weights: the no-transfer reference)",
+        default="auto",
+        help="auto (default: features for images, contrastive for text with a trainable "
+        "encoder), features (frozen backbone + head), finetune (train the backbone too), "
+        "contrastive (text: SetFit-style pair training of the encoder, then a head) or scratch "
+        "(same architecture, random weights: the no-transfer reference)",
     )
     t.add_argument(
         "--augment",

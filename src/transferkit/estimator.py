@@ -99,9 +99,9 @@ class TransferClassifier:
         ``val``: held-out data for strategies that watch it while training (``finetune``,
         ``scratch``: early stopping); they split one off ``data`` when it is not given.
         """
-        from transferkit.backbones import resolve_backbone
+        from transferkit.backbones import get_spec, resolve_backbone
         from transferkit.heads import make_head
-        from transferkit.strategies import make_strategy
+        from transferkit.strategies import choose_strategy, make_strategy
 
         if int(self.batch_size) < 1:
             raise BadInputError(f"batch_size must be at least 1; got {self.batch_size}")
@@ -110,11 +110,14 @@ class TransferClassifier:
         val_ds = None if val is None else _as_dataset(val, labelled=True, strict=self.strict)
         if val_ds is not None:
             val_ds = val_ds.with_labels(ds.labels)
-        strategy = make_strategy(self.strategy, **(self.strategy_params or {}))
+        name = self.backbone or DEFAULT_BACKBONES.get(ds.modality, "mobilenet_v2")
+        strategy_name = self.strategy
+        if strategy_name == "auto":
+            strategy_name, self.strategy_reason_ = choose_strategy(ds, get_spec(name))
+        strategy = make_strategy(strategy_name, **(self.strategy_params or {}))
         head = make_head(self.head or strategy.default_head, **(self.head_params or {}))
         t0 = time.perf_counter()
         pretrained = getattr(strategy.config, "pretrained", True)
-        name = self.backbone or DEFAULT_BACKBONES.get(ds.modality, "mobilenet_v2")
         # resolved and verified now, built only if some embedding is not cached yet
         self.backbone_ = resolve_backbone(
             name, weights=self.weights if pretrained else None, pretrained=pretrained
@@ -255,6 +258,11 @@ class TransferClassifier:
             **(
                 {"languages": list(self.backbone_.spec.languages)}
                 if self.backbone_.spec.languages
+                else {}
+            ),
+            **(
+                {"strategy_reason": self.strategy_reason_}
+                if getattr(self, "strategy_reason_", None)
                 else {}
             ),
         }

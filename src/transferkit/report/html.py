@@ -47,6 +47,7 @@ _KNOWN_KEYS = frozenset(
         "head",
         "weights_source",
         "languages",
+        "strategy_reason",
         "seconds",
         "skipped_files",
         "baseline",
@@ -172,6 +173,8 @@ def _header(m: Mapping[str, Any], labels: list[str], title: str) -> str:
         facts.append(("head", _text(m.get("head"))))
     if m.get("weights_source") is not None:
         facts.append(("weights", _text(m.get("weights_source"))))
+    if m.get("strategy_reason"):  # --strategy auto says why it chose what it chose
+        facts.append(("why this strategy", _text(m.get("strategy_reason"))))
     if m.get("languages"):
         # a text encoder understands these languages: train in one, predict in another
         facts.append(("languages", ", ".join(str(x) for x in m["languages"])))

@@ -27,20 +27,26 @@ from transferkit.strategies.base import Strategy, StrategyResult
 
 @dataclass
 class ContrastiveConfig:
-    """``epochs`` passes over the training texts in shuffled batches of ``batch_size`` texts;
+    """``epochs`` passes over the training texts in shuffled batches of ``batch_size`` texts
+    (every pair inside a batch counts);
     AdamW at ``lr`` (SetFit's default body rate) with ``warmup`` (fraction of steps), then
     cosine decay."""
 
-    epochs: int = 16
+    # None: as many epochs as it takes to make about ``steps`` optimizer steps, so that a
+    # handful of examples still gets enough updates and many examples do not take forever
+    epochs: int | None = None
+    steps: int = 64
     lr: float = 2e-5
-    batch_size: int = 64
+    batch_size: int = 16
     weight_decay: float = 0.01
     warmup: float = 0.1
     augment: str = "none"  # accepted for the common CLI option; texts are not augmented
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "steps", "batch_size"):
             value = getattr(self, name)
+            if name == "epochs" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise BadInputError(f"{name} must be a whole number >= 1; got {value!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -110,7 +116,8 @@ class ContrastiveStrategy(Strategy):
         batches = TextBatches(
             train.texts, train.targets, module, batch_size=min(cfg.batch_size, len(train))
         )
-        steps = cfg.epochs * batches.num_batches()
+        epochs = cfg.epochs or max(1, math.ceil(cfg.steps / batches.num_batches()))
+        steps = epochs * batches.num_batches()
         optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = warmup_cosine_scheduler(
             optimizer, total_steps=steps, warmup_steps=int(cfg.warmup * steps)
@@ -119,7 +126,7 @@ class ContrastiveStrategy(Strategy):
         module.train()
         bar = tqdm(total=steps, desc="Contrastive", unit="batch", disable=not progress)
         try:
-            for epoch in range(1, cfg.epochs + 1):
+            for epoch in range(1, epochs + 1):
                 total, n = 0.0, 0
                 for x, y in batches.train_epoch(rng):
                     loss = pair_loss(module(x), y)
@@ -144,7 +151,7 @@ class ContrastiveStrategy(Strategy):
             info={
                 "seconds_extract": encoded.seconds,
                 "pretrained_weights_sha256": backbone.weights_sha256,
-                "config_used": asdict(cfg),
+                "config_used": {**asdict(cfg), "epochs": epochs},
                 "contrastive": {
                     "history": history,
                     "steps": steps,
