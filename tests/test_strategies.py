@@ -30,3 +30,19 @@ def test_describe_is_json_ready():
 
     described = make_strategy("features").describe()
     assert json.loads(json.dumps(described)) == {"name": "features", "config": {"augment": "light"}}
+
+
+def test_auto_strategy_follows_the_data_and_the_backbone():
+    from pathlib import Path
+
+    from transferkit.backbones import get_spec
+    from transferkit.data import Dataset, Sample
+    from transferkit.strategies import choose_strategy
+
+    samples = tuple(Sample(Path(f"d.csv:{i}"), "ab"[i % 2], f"text {i}") for i in range(6))
+    text = Dataset(samples, ("a", "b"), modality="text")
+    name, why = choose_strategy(text, get_spec("all_minilm_l6_v2"))
+    assert name == "contrastive" and "3-3 examples per class" in why
+    assert choose_strategy(text, get_spec("glove_6b_50d"))[0] == "features"
+    images = Dataset(tuple(Sample(Path(f"{i}.png"), "ab"[i % 2]) for i in range(4)), ("a", "b"))
+    assert choose_strategy(images, get_spec("mobilenet_v2"))[0] == "features"

@@ -66,6 +66,14 @@ def test_pair_loss_is_zero_for_perfect_clusters_and_weighs_pair_kinds_equally():
     assert float(pair_loss(torch.ones(4, 2), three)) == pytest.approx(0.5)
 
 
+def test_contrastive_batch_and_learning_rate_follow_the_data_size():
+    cfg = ContrastiveConfig()
+    assert cfg.resolved(16) == (16, pytest.approx(2e-5))
+    assert cfg.resolved(10) == (10, pytest.approx(1.25e-5))  # the whole set in one batch
+    assert cfg.resolved(128) == (64, pytest.approx(8e-5))  # linear scaling with the batch
+    assert ContrastiveConfig(batch_size=32, lr=1e-5).resolved(500) == (32, 1e-5)
+
+
 def test_contrastive_config_rejects_bad_values():
     with pytest.raises(BadInputError, match="lr"):
         ContrastiveConfig(lr=0)

@@ -27,32 +27,39 @@ from transferkit.strategies.base import Strategy, StrategyResult
 
 @dataclass
 class ContrastiveConfig:
-    """``epochs`` passes over the training texts in shuffled batches of ``batch_size`` texts
-    (every pair inside a batch counts);
-    AdamW at ``lr`` (SetFit's default body rate) with ``warmup`` (fraction of steps), then
-    cosine decay."""
+    """Shuffled batches of ``batch_size`` texts (every pair inside a batch counts), AdamW with
+    ``warmup`` (fraction of steps) then cosine decay, for about ``passes`` text encodings.
 
-    # None: as many epochs as it takes to make about ``steps`` optimizer steps, so that a
-    # handful of examples still gets enough updates and many examples do not take forever
+    Defaults chosen on Rotten Tomatoes (benchmarks/bench_text.py), all derived from the data
+    size: batches of 16 texts below 128 training texts, 64 from there (4x the pairs per
+    encoded text); ``lr`` SetFit's 2e-5 per 16 texts, scaled linearly with the batch; as many
+    steps as ``passes`` encodings allow (64 steps of 16, or 16 of 64). ``epochs`` overrides.
+    """
+
     epochs: int | None = None
-    steps: int = 64
-    lr: float = 2e-5
-    batch_size: int = 16
+    passes: int = 1024
+    lr: float | None = None
+    batch_size: int | None = None
     weight_decay: float = 0.01
     warmup: float = 0.1
     augment: str = "none"  # accepted for the common CLI option; texts are not augmented
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "steps", "batch_size"):
+        for name in ("epochs", "passes", "batch_size"):
             value = getattr(self, name)
-            if name == "epochs" and value is None:
+            if value is None and name != "passes":
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise BadInputError(f"{name} must be a whole number >= 1; got {value!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise BadInputError(f"lr must be a positive learning rate (e.g. 2e-5); got {self.lr}")
         if not 0 <= self.warmup < 1:
             raise BadInputError(f"warmup must be a fraction in [0, 1); got {self.warmup}")
+
+    def resolved(self, n_train: int) -> tuple[int, float]:
+        """(batch size, learning rate) for ``n_train`` training texts."""
+        batch = min(self.batch_size or (16 if n_train < 128 else 64), n_train)
+        return batch, self.lr if self.lr is not None else 2e-5 * batch / 16
 
 
 def pair_loss(embeddings, targets):
@@ -113,12 +120,12 @@ class ContrastiveStrategy(Strategy):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         module = backbone.materialize()
-        batches = TextBatches(
-            train.texts, train.targets, module, batch_size=min(cfg.batch_size, len(train))
-        )
-        epochs = cfg.epochs or max(1, math.ceil(cfg.steps / batches.num_batches()))
-        steps = epochs * batches.num_batches()
-        optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        batch_size, lr = cfg.resolved(len(train))
+        batches = TextBatches(train.texts, train.targets, module, batch_size=batch_size)
+        per_epoch = batches.num_batches()
+        epochs = cfg.epochs or max(1, math.ceil(cfg.passes / batch_size / per_epoch))
+        steps = epochs * per_epoch
+        optimizer = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=cfg.weight_decay)
         scheduler = warmup_cosine_scheduler(
             optimizer, total_steps=steps, warmup_steps=int(cfg.warmup * steps)
         )
@@ -151,15 +158,21 @@ class ContrastiveStrategy(Strategy):
             info={
                 "seconds_extract": encoded.seconds,
                 "pretrained_weights_sha256": backbone.weights_sha256,
-                "config_used": {**asdict(cfg), "epochs": epochs},
+                "config_used": {
+                    **asdict(cfg),
+                    "epochs": epochs,
+                    "batch_size": batch_size,
+                    "lr": lr,
+                },
                 "contrastive": {
                     "history": history,
                     "steps": steps,
                     "seconds": seconds_train,
-                    "pairs_per_epoch": int(
-                        sum(
-                            min(cfg.batch_size, len(train) - s) ** 2
-                            for s in range(0, len(train), cfg.batch_size)
+                    "pairs_per_epoch": sum(
+                        m * (m - 1) // 2
+                        for m in (
+                            min(batch_size, len(train) - s)
+                            for s in range(0, len(train), batch_size)
                         )
                     ),
                 },
