@@ -120,3 +120,15 @@ def test_frozen_or_image_backbones_are_refused_for_text_training(tiny_weights):
         TransferClassifier(backbone="glove_6b_50d", strategy="contrastive").fit(_dataset())
     with pytest.raises(BadInputError, match="holds text data"):
         TransferClassifier(backbone="mobilenet_v2", strategy="contrastive").fit(_dataset())
+
+
+def test_predict_takes_texts_and_text_files_from_python(tiny_weights, tmp_path):
+    clf = TransferClassifier(
+        backbone="hf:test/tiny", weights=tiny_weights, strategy="features", progress=False
+    ).fit(_dataset())
+    lines = tmp_path / "more.txt"
+    lines.write_text("good fun\nawful plot\n", encoding="utf-8")
+    proba = clf.predict_proba(["great movie", lines, "dull film"])
+    assert proba.shape == (4, 2) and np.allclose(proba.sum(axis=1), 1)
+    with pytest.raises(BadInputError, match="empty text"):
+        clf.predict(["  "])

@@ -14,10 +14,9 @@ DEFAULT_BACKBONES = {"image": "mobilenet_v2", "text": "all_minilm_l6_v2"}
 
 
 def _as_dataset(data, *, labelled: bool, strict: bool, modality: str = "image", **options):
-    """Accept a Dataset, a path to a dataset, or (unlabelled) a list of input paths; a text
-    model reads unlabelled inputs as texts (table files or .txt lines)."""
+    """Accept a Dataset, a path to a dataset, or (unlabelled) a list of inputs: image paths,
+    or for a text model the texts themselves and/or text files (tables, .txt lines)."""
     from transferkit.data import Dataset, load_dataset, load_inputs
-    from transferkit.data.text import load_text_inputs
 
     if isinstance(data, Dataset):
         return data
@@ -27,11 +26,37 @@ def _as_dataset(data, *, labelled: bool, strict: bool, modality: str = "image", 
         data = [data]
     if isinstance(data, (list, tuple)) and not labelled:
         if modality == "text":
-            return load_text_inputs(list(data), text_col=options.get("text_col"))
+            return _text_inputs(list(data), options.get("text_col"))
         return load_inputs(list(data))
     raise BadInputError(
         f"expected a transferkit Dataset or a path to a dataset folder; got {type(data).__name__}"
     )
+
+
+def _text_inputs(items: list, text_col: str | None):
+    """``predict(["great film", Path("more.csv")])``: a ``Path``, or a string naming an
+    existing text file, is read as a file; any other string is a text to classify."""
+    from transferkit.data import Dataset, Sample
+    from transferkit.data.text import TEXT_FILE_SUFFIXES, TXT_SUFFIX, load_text_inputs
+
+    suffixes = (*TEXT_FILE_SUFFIXES, TXT_SUFFIX)
+    samples = []
+    for i, item in enumerate(items):
+        if not isinstance(item, (str, Path)):
+            raise BadInputError(f"input {i} is a {type(item).__name__}; give texts or file paths")
+        as_path = Path(item)
+        is_file = isinstance(item, Path) or (
+            len(item) < 4096 and as_path.suffix.lower() in suffixes and as_path.is_file()
+        )
+        if is_file:
+            samples += load_text_inputs([as_path], text_col=text_col).samples
+        elif not str(item).strip():
+            raise BadInputError(f"input {i} is an empty text; give the text to classify")
+        else:
+            samples.append(Sample(Path(f"text:{i}"), None, str(item)))
+    if not samples:
+        raise BadInputError("no texts to predict")
+    return Dataset(tuple(samples), (), source="inputs", modality="text")
 
 
 # what of a strategy's fit info the manifest keeps: how it trained, not run-time detail
