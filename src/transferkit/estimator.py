@@ -82,13 +82,18 @@ class TransferClassifier:
         clf = TransferClassifier(backbone="mobilenet_v2").fit(train)
         print(clf.evaluate(test)["accuracy"])
         clf.save("model/")
+
+    ``backbone=None`` takes the default for the data's modality (``mobilenet_v2`` for images,
+    ``all_minilm_l6_v2`` for text); ``strategy="auto"`` chooses from the data and the backbone
+    (``features`` for images, ``contrastive`` for text with a trainable encoder) and records
+    why in ``describe()["strategy_reason"]``.
     """
 
     def __init__(
         self,
         *,
         backbone: str | None = None,
-        strategy: str = "features",
+        strategy: str = "auto",
         strategy_params: dict[str, Any] | None = None,
         head: str | None = None,
         head_params: dict[str, Any] | None = None,
