@@ -109,17 +109,17 @@ def test_frozen_encoders_have_no_random_init():
 
 
 def _offline(name):
+    from conftest import require_offline_weights
+
+    require_offline_weights(name)  # skips outside CI, fails under CI
     row = next(r for r in list_backbones() if r["name"] == name)
-    if not row["offline_available"]:  # pragma: no cover - package missing
-        pytest.skip(f"{name}: weights package not installed")
+    assert row["offline_available"] and row["modality"] == "text"
     return resolve_backbone(name, allow_download=False)
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("name", ["use_multilingual", "wordllama", "glove_6b_50d"])
 def test_packaged_encoders_embed_offline_deterministically(name):
-    if name == "wordllama":
-        pytest.importorskip("wordllama")
     ref = _offline(name)
     enc = ref.materialize()
     texts = ["a wonderful film", "a terrible film", "这部电影很好看"]
