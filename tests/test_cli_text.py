@@ -117,3 +117,24 @@ def test_column_options_name_the_columns(text_data, tmp_path, capsys):
     code = main(["train", str(train), "--out", str(tmp_path / "r"), "--text-col", "body"])
     assert code == 2
     assert "['review', 'sentiment']" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_chinese_text_defaults_to_the_multilingual_encoder(tmp_path, monkeypatch, capsys):
+    from conftest import require_offline_weights
+
+    require_offline_weights("use_multilingual")
+    monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path / "cache"))
+    good = ["这部电影非常好看", "演员的表演很出色", "我非常喜欢这个故事", "音乐很动人", "值得一看"]
+    bad = ["剧情太无聊了", "浪费时间的电影", "演技非常差", "故事毫无逻辑", "不推荐这部片"]
+    data = tmp_path / "zh.csv"
+    with open(data, "w", newline="", encoding="utf-8") as fp:
+        writer = csv.writer(fp)
+        writer.writerow(["text", "label"])
+        writer.writerows([(t, "正面") for t in good] + [(t, "负面") for t in bad])
+    run = tmp_path / "run"
+    assert main(["train", str(data), "--out", str(run), "--test-size", "0.4", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["backbone"] == "use_multilingual"
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["strategy"] == "features" and "zh" in metrics["languages"]

@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--backbone",
         default=None,
         help="pretrained backbone (see `transferkit models`; default mobilenet_v2 for images, "
-        "all_minilm_l6_v2 for text)",
+        "all_minilm_l6_v2 for text, use_multilingual for text in non-Latin scripts)",
     )
     _add_column_options(t)
     t.add_argument(

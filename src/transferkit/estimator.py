@@ -140,7 +140,7 @@ class TransferClassifier:
         val_ds = None if val is None else _as_dataset(val, labelled=True, strict=self.strict)
         if val_ds is not None:
             val_ds = val_ds.with_labels(ds.labels)
-        name = self.backbone or DEFAULT_BACKBONES.get(ds.modality, "mobilenet_v2")
+        name = self.backbone or default_backbone(ds)
         strategy_name = self.strategy
         if strategy_name == "auto":
             strategy_name, self.strategy_reason_ = choose_strategy(ds, get_spec(name))
@@ -427,6 +427,18 @@ class TransferClassifier:
         clf.fit_info_ = {}
         clf.seconds_ = {}
         return clf
+
+
+def default_backbone(ds) -> str:
+    """The backbone used when none is named: per modality, and for text in other scripts than
+    Latin (Chinese, Russian, Arabic…) the multilingual encoder, since the default sentence
+    encoder knows English only."""
+    if ds.modality == "text":
+        from transferkit.data.text import non_latin_share
+
+        if non_latin_share(ds.texts) > 0.3:
+            return "use_multilingual"
+    return DEFAULT_BACKBONES.get(ds.modality, "mobilenet_v2")
 
 
 def _check_modality(backbone, ds) -> None:

@@ -397,6 +397,18 @@ def clean_records(records: list[TextRecord], source: str, *, need_labels: bool) 
     return kept
 
 
+def non_latin_share(texts, limit: int = 2000) -> float:
+    """Share of letters outside the Latin script in (up to ``limit`` of) ``texts``: a hint
+    that an English-only encoder is the wrong default."""
+    letters = non_latin = 0
+    for text in list(texts)[:limit]:
+        for ch in text:
+            if ch.isalpha():
+                letters += 1
+                non_latin += "LATIN" not in unicodedata.name(ch, "LATIN")
+    return non_latin / letters if letters else 0.0
+
+
 def normalise_for_duplicates(text: str) -> str:
     """Case, Unicode form and whitespace do not make two texts different."""
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
