@@ -1,4 +1,4 @@
-"""Command line: ``transferkit train | evaluate | predict | lr-find | models | demo``.
+"""Command line: ``transferkit train | evaluate | predict | rank | lr-find | models | demo``.
 
 Exit codes: 0 success, 2 bad input (the message names the file/label and the fix), 1 internal
 error. Heavy imports happen inside the commands so ``--help`` answers instantly.
@@ -305,6 +305,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(p)
 
+    r = sub.add_parser(
+        "rank",
+        help="rank candidate backbones for a dataset before training (LogME, H-score, k-NN)",
+        description="Encode DATA with every candidate backbone (embeddings are cached, so a "
+        "later train re-encodes nothing), score each with LogME, H-score and a k-NN "
+        "leave-one-out probe, print the ranking and write OUT/rank.json.",
+    )
+    r.add_argument("data", metavar="DATA", help="labelled data (images or text)")
+    r.add_argument(
+        "--backbones",
+        default="all-offline",
+        help="comma-separated names, or all-offline (default: every backbone of the data's "
+        "modality whose weights are on this machine)",
+    )
+    r.add_argument("--out", metavar="DIR", default="rank", help="where to write rank.json")
+    _add_column_options(r)
+    _add_common(r)
+
     m = sub.add_parser(
         "models",
         help="list backbones and whether each works offline here",
@@ -452,6 +470,23 @@ def _predict_inputs(args):
     return Dataset(tuple(samples), (), source="inputs", modality="text")
 
 
+def cmd_rank(args) -> int:
+    from transferkit.data import load_dataset
+    from transferkit.ranking import candidate_names, format_table, rank_backbones, write_rank_json
+
+    data = load_dataset(
+        args.data, strict=args.strict, text_col=args.text_col, label_col=args.label_col
+    )
+    names = candidate_names(args.backbones, data.modality)
+    report = rank_backbones(
+        data, names, batch_size=args.batch_size or 64, progress=not args.no_progress
+    )
+    path = write_rank_json(report, args.out)
+    print(format_table(report))
+    print(f"wrote {path}")
+    return 0 if report["ranking"] else 2
+
+
 def cmd_lr_find(args) -> int:
     from transferkit.strategies.finetune import find_learning_rate
 
@@ -519,6 +554,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
     "lr-find": cmd_lr_find,
+    "rank": cmd_rank,
     "models": cmd_models,
     "demo": cmd_demo,
 }

@@ -1,0 +1,144 @@
+"""``transferkit rank``: score candidate backbones for a dataset from their frozen embeddings.
+
+Each candidate of the data's modality encodes the dataset once (through the embedding cache, so
+a later ``train`` with the winner re-encodes nothing) and gets LogME, H-score and a k-NN
+leave-one-out accuracy (see ``transferability.py``). Candidates are ranked by LogME; the winner
+is explained in one sentence. Backbones whose weights are not available offline are listed as
+skipped with the reason, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from transferkit.errors import BadInputError
+
+
+def candidate_names(spec: str | None, modality: str) -> list[str]:
+    """``a,b,c`` as given, or every offline-available backbone of ``modality``
+    (``all-offline``, the default)."""
+    from transferkit.backbones import list_backbones
+
+    if spec and spec != "all-offline":
+        names = [n.strip() for n in spec.split(",") if n.strip()]
+        if not names:
+            raise BadInputError("--backbones needs at least one name, or all-offline")
+        return names
+    names = [
+        r["name"] for r in list_backbones() if r["modality"] == modality and r["offline_available"]
+    ]
+    if not names:
+        raise BadInputError(
+            f"no {modality} backbone has its weights on this machine; run `make models` or "
+            "name candidates with --backbones"
+        )
+    return names
+
+
+def rank_backbones(
+    dataset, names: list[str], *, batch_size: int = 64, progress: bool = True
+) -> dict[str, Any]:
+    """Score every backbone in ``names`` on ``dataset``; rows sorted best first."""
+    from transferkit.backbones import resolve_backbone
+    from transferkit.features import extract_embeddings
+    from transferkit.transferability import SCORES
+
+    dataset.check_trainable()
+    y = dataset.targets
+    rows, skipped = [], []
+    for name in names:
+        started = time.perf_counter()
+        try:
+            backbone = resolve_backbone(name, allow_download=False)
+        except Exception as exc:  # unavailable offline, unknown name: say so and go on
+            skipped.append({"backbone": name, "reason": str(exc).split("\n")[0][:300]})
+            continue
+        if backbone.spec.modality != dataset.modality:
+            reason = f"encodes {backbone.spec.modality}, not {dataset.modality}"
+            skipped.append({"backbone": name, "reason": reason})
+            continue
+        result = extract_embeddings(backbone, dataset, batch_size=batch_size, progress=progress)
+        X, target = result.embeddings[result.ok], y[result.ok]
+        encode_seconds = time.perf_counter() - started
+        t0 = time.perf_counter()
+        scores = {key: float(fn(X, target)) for key, fn in SCORES.items()}
+        rows.append(
+            {
+                "backbone": name,
+                **scores,
+                "dim": int(X.shape[1]),
+                "seconds_encode": encode_seconds,
+                "seconds_score": time.perf_counter() - t0,
+                "n_cached": int(result.n_cached),
+            }
+        )
+    rows.sort(key=lambda r: -r["logme"])
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    return {
+        "dataset": str(dataset.source),
+        "n_examples": len(dataset),
+        "n_classes": len([c for c in dataset.class_counts().values() if c]),
+        "ranking": rows,
+        "skipped": skipped,
+        "winner": rows[0]["backbone"] if rows else None,
+        "explanation": explain(rows),
+    }
+
+
+def explain(rows: list[dict[str, Any]]) -> str:
+    """One sentence on why the winner wins."""
+    if not rows:
+        return "No candidate could be scored."
+    best = rows[0]
+    knn_best = max(rows, key=lambda r: r["knn_loo"])
+    text = (
+        f"{best['backbone']} has the highest LogME ({best['logme']:.3f}): a linear head on its "
+        f"frozen features explains the labels best"
+    )
+    if len(rows) > 1:
+        text += f", {best['logme'] - rows[1]['logme']:+.3f} over {rows[1]['backbone']}"
+    if knn_best is best:
+        text += f", and its nearest neighbours agree ({best['knn_loo']:.1%} leave-one-out)."
+    else:
+        text += (
+            f"; {knn_best['backbone']} has the best k-NN leave-one-out accuracy "
+            f"({knn_best['knn_loo']:.1%} vs {best['knn_loo']:.1%}): the scores disagree, so "
+            "train both if the choice matters."
+        )
+    return text
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A plain-text ranked table (what the CLI prints)."""
+    header = ("rank", "backbone", "LogME", "H-score", "kNN-LOO", "dim", "seconds")
+    lines = [
+        (
+            str(r["rank"]),
+            r["backbone"],
+            f"{r['logme']:.4f}",
+            f"{r['h_score']:.3f}",
+            f"{r['knn_loo']:.3f}",
+            str(r["dim"]),
+            f"{r['seconds_encode'] + r['seconds_score']:.1f}",
+        )
+        for r in report["ranking"]
+    ]
+    widths = [max(len(x) for x in col) for col in zip(header, *lines)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *lines]]
+    for s in report["skipped"]:
+        out.append(f"skipped {s['backbone']}: {s['reason']}")
+    out.append(report["explanation"])
+    return "\n".join(out)
+
+
+def write_rank_json(report: dict[str, Any], out: str | Path) -> Path:
+    from transferkit.atomic import write_json_atomic
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "rank.json"
+    write_json_atomic(path, report)
+    return path

@@ -1,0 +1,56 @@
+"""``transferkit rank``: every candidate scored from cached embeddings, ranked by LogME,
+unavailable ones listed as skipped, rank.json written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import make_shapes_folder, require_offline_weights
+
+from transferkit.cli import main
+from transferkit.errors import BadInputError
+from transferkit.ranking import candidate_names, explain
+
+
+@pytest.mark.e2e
+def test_rank_images_scores_candidates_and_skips_unknown_ones(tmp_path, capsys):
+    require_offline_weights("mobilenet_v2")
+    require_offline_weights("efficientnet_lite0")
+    data = make_shapes_folder(tmp_path / "shapes", per_class=8)
+    out = tmp_path / "rank"
+    args = ["rank", str(data), "--backbones", "mobilenet_v2,efficientnet_lite0,nonsense_net"]
+    assert main([*args, "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "rank.json").read_text(encoding="utf-8"))
+    assert [r["rank"] for r in report["ranking"]] == [1, 2]
+    assert {r["backbone"] for r in report["ranking"]} == {"mobilenet_v2", "efficientnet_lite0"}
+    logmes = [r["logme"] for r in report["ranking"]]
+    assert logmes == sorted(logmes, reverse=True)
+    assert report["skipped"][0]["backbone"] == "nonsense_net"
+    assert report["winner"] in printed and "highest LogME" in report["explanation"]
+    # the embeddings are cached: training the winner afterwards encodes nothing again
+    again = ["rank", str(data), "--backbones", report["winner"], "--out", str(tmp_path / "r2")]
+    assert main([*again, "--no-progress"]) == 0
+    cached = json.loads((tmp_path / "r2" / "rank.json").read_text())["ranking"][0]
+    assert cached["n_cached"] == 24
+
+
+def test_candidates_default_to_the_offline_backbones_of_the_modality():
+    names = candidate_names(None, "text")
+    assert names and all(
+        n in {"all_minilm_l6_v2", "use_multilingual", "wordllama", "glove_6b_50d"} for n in names
+    )
+    assert candidate_names("a, b", "image") == ["a", "b"]
+    with pytest.raises(BadInputError, match="at least one name"):
+        candidate_names(" , ", "image")
+
+
+def test_explanation_says_when_the_scores_disagree():
+    rows = [
+        {"backbone": "a", "logme": 1.0, "knn_loo": 0.5},
+        {"backbone": "b", "logme": 0.5, "knn_loo": 0.9},
+    ]
+    text = explain(rows)
+    assert text.startswith("a has the highest LogME") and "disagree" in text
+    assert explain([]) == "No candidate could be scored."
