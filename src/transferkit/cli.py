@@ -231,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-size", type=float, default=0.1, help="fraction held out for validation (default 0.1)"
     )
     t.add_argument("--seed", type=int, default=0, help="seed for splits and training (default 0)")
+    t.add_argument(
+        "--cv",
+        type=_positive_int,
+        metavar="K",
+        help="also report K-fold cross-validated accuracy of DATA (mean ± std and a 95%% "
+        "interval): one honest number when a held-out test set would be tiny",
+    )
     _add_finetune_options(t)
     _add_common(t)
 
@@ -401,6 +408,7 @@ def cmd_train(args) -> int:
         settings={k: v for k, v in vars(args).items() if k != "argv"},
         text_col=args.text_col,
         label_col=args.label_col,
+        cv=args.cv,
         **_classifier_kwargs(args),
     )
     print(json.dumps(summary, ensure_ascii=False))

@@ -33,6 +33,7 @@ def train_run(
     baseline: bool = False,
     resume: bool = False,
     settings: dict[str, Any] | None = None,
+    cv: int | None = None,
     text_col: str | None = None,
     label_col: str | None = None,
     **classifier_params: Any,
@@ -42,6 +43,7 @@ def train_run(
     Strategies that train the backbone keep the validation split apart (early stopping) and
     checkpoint into ``out`` after every epoch; ``resume=True`` continues from that checkpoint.
     ``baseline=True`` also trains the same architecture from scratch and adds the verdict.
+    ``cv=K`` adds K-fold cross-validated accuracy of DATA (mean ± std, 95 % interval).
     ``backbone=None`` picks the default for the data's modality; ``text_col`` / ``label_col``
     name the columns of a text table (found by their usual names otherwise).
     """
@@ -75,6 +77,10 @@ def train_run(
     columns = {"text_col": text_col, "label_col": label_col}
     full = load_dataset(data, strict=strict, **columns)
     full.check_trainable()
+    if cv:
+        from transferkit.crossval import check_folds
+
+        check_folds(full, cv)
     if test is not None:
         test_ds = load_dataset(test, strict=strict, **columns)
         if full.modality == "text" and test_ds.modality == "text":
@@ -119,6 +125,8 @@ def train_run(
         metrics["training"] = clf.fit_info_["training"]
         # the validation split is made here, so the fraction that counts is this one
         metrics["hyperparameters"] = {**clf.fit_info_.get("config_used", {}), "val_size": val_size}
+    if cv:
+        metrics["cv"] = _cross_validation(full, cv, clf, seed=seed, **classifier_params)
     if baseline:
         metrics["baseline"] = _scratch_baseline(
             clf,
@@ -155,9 +163,41 @@ def train_run(
         "backbone": metrics["backbone"],
         "report": str(out / "report.html"),
     }
+    if cv:
+        summary["cv_accuracy"] = round(metrics["cv"]["mean_accuracy"], 4)
+        summary["cv_ci95"] = [round(x, 4) for x in metrics["cv"]["ci95_accuracy"]]
     if baseline:
         summary["baseline"] = metrics["baseline"]["message"]
     return summary
+
+
+def _cross_validation(full, folds: int, clf, *, seed: int, **classifier_params):
+    """``--cv``: the same backbone, strategy and head, K times on K stratified folds of DATA."""
+    from transferkit.crossval import cross_validate
+    from transferkit.estimator import TransferClassifier
+
+    if clf.strategy_.trains_backbone:
+        raise BadInputError(
+            f"--cv retrains the model once per fold; with --strategy {clf.strategy_.name} that "
+            "means training the backbone K times. Use it with --strategy features."
+        )
+    params = {
+        k: v for k, v in classifier_params.items() if k not in ("progress", "strategy_params")
+    }
+    strategy_params = clf.strategy_.describe()["config"]
+
+    def make():
+        return TransferClassifier(
+            backbone=clf.backbone_.name,
+            strategy=clf.strategy_.name,
+            strategy_params=strategy_params,
+            head=clf.head_.name,
+            seed=seed,
+            progress=False,
+            **params,
+        )
+
+    return cross_validate(make, full, folds, seed=seed)
 
 
 def _scratch_baseline(

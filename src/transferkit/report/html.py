@@ -48,6 +48,7 @@ _KNOWN_KEYS = frozenset(
         "weights_source",
         "languages",
         "strategy_reason",
+        "cv",
         "seconds",
         "skipped_files",
         "baseline",
@@ -173,6 +174,17 @@ def _header(m: Mapping[str, Any], labels: list[str], title: str) -> str:
         facts.append(("head", _text(m.get("head"))))
     if m.get("weights_source") is not None:
         facts.append(("weights", _text(m.get("weights_source"))))
+    cv = m.get("cv")
+    if isinstance(cv, Mapping) and cv.get("mean_accuracy") is not None:
+        # the honest number on tiny data: K-fold mean ± std, and a 95 % interval
+        low, high = (cv.get("ci95_accuracy") or [None, None])[:2]
+        facts.append(
+            (
+                f"{cv.get('folds')}-fold CV accuracy",
+                f"{_pct(cv['mean_accuracy'])} ± {_pct(cv.get('std_accuracy'))} "
+                f"(95% CI {_pct(low)}–{_pct(high)})",
+            )
+        )
     if m.get("strategy_reason"):  # --strategy auto says why it chose what it chose
         facts.append(("why this strategy", _text(m.get("strategy_reason"))))
     if m.get("languages"):
