@@ -238,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also report K-fold cross-validated accuracy of DATA (mean ± std and a 95%% "
         "interval): one honest number when a held-out test set would be tiny",
     )
+    t.add_argument(
+        "--learning-curve",
+        action="store_true",
+        help="also measure test accuracy with 1, 2, 5, 10, 20, ... examples per class (from "
+        "cached embeddings) and plot it in the report: is more data worth collecting?",
+    )
     _add_finetune_options(t)
     _add_common(t)
 
@@ -409,6 +415,7 @@ def cmd_train(args) -> int:
         text_col=args.text_col,
         label_col=args.label_col,
         cv=args.cv,
+        learning_curve=args.learning_curve,
         **_classifier_kwargs(args),
     )
     print(json.dumps(summary, ensure_ascii=False))

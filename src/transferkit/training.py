@@ -34,6 +34,7 @@ def train_run(
     resume: bool = False,
     settings: dict[str, Any] | None = None,
     cv: int | None = None,
+    learning_curve: bool = False,
     text_col: str | None = None,
     label_col: str | None = None,
     **classifier_params: Any,
@@ -127,6 +128,10 @@ def train_run(
         metrics["hyperparameters"] = {**clf.fit_info_.get("config_used", {}), "val_size": val_size}
     if cv:
         metrics["cv"] = _cross_validation(full, cv, clf, seed=seed, **classifier_params)
+    if learning_curve:
+        metrics["learning_curve"] = _learning_curve(
+            train_ds, test_ds, clf, seed=seed, **classifier_params
+        )
     if baseline:
         metrics["baseline"] = _scratch_baseline(
             clf,
@@ -171,16 +176,10 @@ def train_run(
     return summary
 
 
-def _cross_validation(full, folds: int, clf, *, seed: int, **classifier_params):
-    """``--cv``: the same backbone, strategy and head, K times on K stratified folds of DATA."""
-    from transferkit.crossval import cross_validate
+def _same_classifier(clf, seed: int, classifier_params: dict[str, Any]):
+    """A factory of unfitted classifiers configured like the fitted ``clf`` (quietly)."""
     from transferkit.estimator import TransferClassifier
 
-    if clf.strategy_.trains_backbone:
-        raise BadInputError(
-            f"--cv retrains the model once per fold; with --strategy {clf.strategy_.name} that "
-            "means training the backbone K times. Use it with --strategy features."
-        )
     params = {
         k: v for k, v in classifier_params.items() if k not in ("progress", "strategy_params")
     }
@@ -197,6 +196,34 @@ def _cross_validation(full, folds: int, clf, *, seed: int, **classifier_params):
             **params,
         )
 
+    return make
+
+
+def _learning_curve(train_ds, test_ds, clf, *, seed: int, **classifier_params):
+    """``--learning-curve``: accuracy against examples per class, on cached embeddings."""
+    from transferkit.learning_curve import learning_curve
+
+    if clf.strategy_.trains_backbone:
+        raise BadInputError(
+            f"--learning-curve retrains the model for every point; with --strategy "
+            f"{clf.strategy_.name} that means training the backbone again and again. Use it "
+            "with --strategy features."
+        )
+    return learning_curve(
+        _same_classifier(clf, seed, classifier_params), train_ds, test_ds, seed=seed
+    )
+
+
+def _cross_validation(full, folds: int, clf, *, seed: int, **classifier_params):
+    """``--cv``: the same backbone, strategy and head, K times on K stratified folds of DATA."""
+    from transferkit.crossval import cross_validate
+
+    if clf.strategy_.trains_backbone:
+        raise BadInputError(
+            f"--cv retrains the model once per fold; with --strategy {clf.strategy_.name} that "
+            "means training the backbone K times. Use it with --strategy features."
+        )
+    make = _same_classifier(clf, seed, classifier_params)
     return cross_validate(make, full, folds, seed=seed)
 
 

@@ -144,3 +144,63 @@ svg.curve .cgrid { stroke: var(--line); stroke-dasharray: 2 3; }
 svg.curve .cstage { stroke: #94a3b8; stroke-dasharray: 3 3; stroke-width: 1.5; }
 svg.curve .cbest { stroke: var(--good); stroke-width: 2; opacity: .7; }
 """
+
+
+def learning_curve_svg(curve: Mapping[str, Any]) -> str:
+    """Accuracy against examples per class (log-spaced x), with a ±std band per point."""
+    points = [p for p in curve.get("points") or [] if isinstance(p, Mapping)]
+    points = [p for p in points if _finite(p.get("accuracy")) is not None and p.get("per_class")]
+    if len(points) < 2:
+        return ""
+    import math
+
+    xs = [math.log(float(p["per_class"])) for p in points]
+    x0, x1 = min(xs), max(xs)
+    if x1 - x0 < 1e-9:
+        x1 = x0 + 1
+    pw, ph = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
+
+    def px(x: float) -> float:
+        return PAD_L + (x - x0) / (x1 - x0) * pw
+
+    def py(y: float) -> float:
+        return PAD_T + (1 - y) * ph
+
+    parts = [
+        f'<svg class="curve" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        'aria-label="test accuracy against examples per class">',
+        f'<text x="{PAD_L}" y="11" class="ct">test accuracy</text>',
+        f'<rect x="{PAD_L}" y="{PAD_T}" width="{pw}" height="{ph}" class="cframe"/>',
+    ]
+    for y in (0.0, 0.5, 1.0):
+        parts.append(
+            f'<text x="{PAD_L - 6}" y="{py(y) + 4:.1f}" class="cy">{y:.2f}</text>'
+            f'<line x1="{PAD_L}" x2="{PAD_L + pw}" y1="{py(y):.1f}" y2="{py(y):.1f}" '
+            'class="cgrid"/>'
+        )
+    for x, p in zip(xs, points):
+        label = f"{p['per_class']}" + (" (all)" if p.get("all") else "")
+        parts.append(f'<text x="{px(x):.1f}" y="{HEIGHT - 18}" class="cx">{escape(label)}</text>')
+        std = _finite(p.get("std")) or 0.0
+        acc = float(p["accuracy"])
+        if std > 0:
+            parts.append(
+                f'<line x1="{px(x):.1f}" x2="{px(x):.1f}" y1="{py(min(1.0, acc + std)):.1f}" '
+                f'y2="{py(max(0.0, acc - std)):.1f}" stroke="#93c5fd" stroke-width="6"/>'
+            )
+    parts.append(
+        f'<text x="{PAD_L + pw / 2:.1f}" y="{HEIGHT - 3}" class="cx">examples per class</text>'
+    )
+    pts = [(px(x), py(float(p["accuracy"]))) for x, p in zip(xs, points)]
+    parts.append(
+        '<polyline points="'
+        + " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+        + '" fill="none" stroke="#2563eb" stroke-width="2"/>'
+        + "".join(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#2563eb"><title>'
+            f"{p['per_class']} per class: {float(p['accuracy']):.1%}</title></circle>"
+            for (x, y), p in zip(pts, points)
+        )
+    )
+    parts.append("</svg>")
+    return f'<div class="curves">{"".join(parts)}</div>'

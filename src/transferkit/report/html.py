@@ -22,7 +22,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from transferkit.report.curves import CURVES_CSS, training_curves_svg
+from transferkit.report.curves import CURVES_CSS, learning_curve_svg, training_curves_svg
 from transferkit.report.thumbnails import PLACEHOLDER_URI, try_thumbnail_data_uri
 
 __all__ = ["MAX_MISTAKES", "render_report", "write_report"]
@@ -49,6 +49,7 @@ _KNOWN_KEYS = frozenset(
         "languages",
         "strategy_reason",
         "cv",
+        "learning_curve",
         "seconds",
         "skipped_files",
         "baseline",
@@ -114,6 +115,7 @@ def render_report(
     sections = [
         _section_baseline(metrics),
         _section_training(metrics),
+        _section_learning_curve(metrics),
         _section_confusion(labels, matrix),
         _section_per_class(metrics, labels, matrix),
         _section_mistakes(mistakes),
@@ -234,6 +236,17 @@ def _section_training(m: Mapping[str, Any]) -> str:
     if training.get("resumed_from_epoch") is not None:
         facts["resumed after epoch"] = training.get("resumed_from_epoch")
     return _section("training", "Training curves", svg + _kv_table(facts))
+
+
+def _section_learning_curve(m: Mapping[str, Any]) -> str:
+    curve = m.get("learning_curve")
+    if not isinstance(curve, Mapping):
+        return ""
+    svg = learning_curve_svg(curve)
+    if not svg:
+        return ""
+    advice = f'<p class="legend">{_e(_text(curve.get("advice"), ""))}</p>'
+    return _section("learning-curve", "Learning curve", advice + svg)
 
 
 _BASELINE_KEYS = ("strategy", "epochs", "accuracy", "macro_f1", "delta_points")
