@@ -43,7 +43,8 @@ def test_train_with_learning_curve_adds_points_and_a_report_section(tmp_path, ca
     sizes = [p["per_class"] for p in curve["points"]]
     assert sizes[:3] == [1, 2, 5] and curve["points"][-1]["all"] and sizes == sorted(sizes)
     assert all(0 <= p["accuracy"] <= 1 for p in curve["points"]) and curve["advice"]
-    assert "Learning curve" in (run / "report.html").read_text(encoding="utf-8")
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert "Learning curve" in html and 'href="#learning-curve"' in html
 
 
 def test_learning_curve_is_refused_for_strategies_that_train_the_backbone():

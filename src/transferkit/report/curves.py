@@ -135,6 +135,7 @@ def training_curves_svg(training: Mapping[str, Any]) -> str:
 
 CURVES_CSS = """
 .curves { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 12px; }
+.curves.single { max-width: 560px; }
 svg.curve { width: 100%; height: auto; font-size: 11px; }
 svg.curve .ct { font-weight: 600; fill: var(--ink); }
 svg.curve .cy { text-anchor: end; fill: var(--muted); }
@@ -180,7 +181,11 @@ def learning_curve_svg(curve: Mapping[str, Any]) -> str:
         )
     for x, p in zip(xs, points):
         label = f"{p['per_class']}" + (" (all)" if p.get("all") else "")
-        parts.append(f'<text x="{px(x):.1f}" y="{HEIGHT - 18}" class="cx">{escape(label)}</text>')
+        # the last label ends at the frame's edge instead of spilling out of the picture
+        anchor = ' style="text-anchor:end"' if x == xs[-1] else ""
+        parts.append(
+            f'<text x="{px(x):.1f}" y="{HEIGHT - 18}" class="cx"{anchor}>{escape(label)}</text>'
+        )
         std = _finite(p.get("std")) or 0.0
         acc = float(p["accuracy"])
         if std > 0:
@@ -203,4 +208,5 @@ def learning_curve_svg(curve: Mapping[str, Any]) -> str:
         )
     )
     parts.append("</svg>")
-    return f'<div class="curves">{"".join(parts)}</div>'
+    # one panel: as wide as one of the two training-curve panels, not the whole page
+    return f'<div class="curves single">{"".join(parts)}</div>'

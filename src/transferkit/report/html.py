@@ -548,6 +548,7 @@ def _nav(sections: list[str]) -> str:
     names = {
         "baseline": "Baseline",
         "training": "Training curves",
+        "learning-curve": "Learning curve",
         "confusion": "Confusion matrix",
         "per-class": "Per class",
         "mistakes": "Mistakes",
