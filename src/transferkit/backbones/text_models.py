@@ -66,15 +66,6 @@ class TextEncoder(nn.Module):
         )
         return {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
 
-    def token_lengths(self, texts: list[str]) -> list[int]:
-        """Tokens per text after truncation (to batch texts of similar length together)."""
-        if self.preprocess.lowercase:
-            texts = [t.lower() for t in texts]
-        ids = self.tokenizer(list(texts), truncation=True, max_length=self.preprocess.max_length)[
-            "input_ids"
-        ]
-        return [len(x) for x in ids]
-
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -276,20 +267,12 @@ def load_text_backbone(spec, weights, preprocess: TextPreprocess | None = None) 
     return build_text_encoder(spec, weights, folder, preprocess)
 
 
-def text_preprocess_of(spec, weights) -> TextPreprocess:
-    """The preprocessing of a resolved text backbone, read from its files (no torch)."""
-    return folder_preprocess(_folder_of(spec, weights))
-
-
-def text_config_dim(spec, weights) -> int:
-    """The hidden size in the model's config.json (its embedding width)."""
-    config = _read_json(_folder_of(spec, weights) / "config.json")
+def probe_hub_files(spec, weights) -> tuple[TextPreprocess, int]:
+    """``BackboneSpec.probe`` of ``st:`` / ``hf:`` models: the preprocessing and the hidden
+    size (embedding width) their files give, read without torch."""
+    folder = _folder_of(spec, weights)
+    config = _read_json(folder / "config.json")
     dim = config.get("hidden_size") or config.get("dim") or config.get("d_model")
     if not dim:
         raise RuntimeError(f"{spec.name}: config.json gives no hidden_size")
-    return int(dim)
-
-
-def probe_hub_files(spec, weights) -> tuple[TextPreprocess, int]:
-    """``BackboneSpec.probe`` of ``st:`` / ``hf:`` models."""
-    return text_preprocess_of(spec, weights), text_config_dim(spec, weights)
+    return folder_preprocess(folder), int(dim)

@@ -34,6 +34,19 @@ def variant_key(
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def open_store(backbone, cache, view: str, dim: int):
+    """The embedding cache an extraction reads and writes: the given ``EmbeddingCache``, a new
+    one for this backbone variant, or None (caching off, or random weights with no identity)."""
+    if isinstance(cache, EmbeddingCache):
+        return cache
+    if cache and backbone.weights_sha256:
+        key = variant_key(
+            backbone.name, backbone.weights_sha256, backbone.preprocess.fingerprint(), view
+        )
+        return EmbeddingCache(key, dim)
+    return None
+
+
 def file_digest(path: str | Path) -> str:
     """sha256 of a file's bytes, read in chunks so big files never sit in memory."""
     h = hashlib.sha256()

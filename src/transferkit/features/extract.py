@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from transferkit.errors import TransferkitError
-from transferkit.features.cache import EmbeddingCache, file_digest, variant_key
+from transferkit.features.cache import EmbeddingCache, file_digest, open_store
 from transferkit.system import available_cores
 
 # batches decoded ahead of the forward pass: enough to hide decoding, small enough that memory
@@ -129,16 +129,7 @@ def extract_embeddings(
     failed = np.zeros(n, dtype=bool)
     threads = num_threads or available_cores()
 
-    store: EmbeddingCache | None = None
-    if isinstance(cache, EmbeddingCache):
-        store = cache
-    elif cache and backbone.weights_sha256:  # random weights have no identity worth caching
-        store = EmbeddingCache(
-            variant_key(
-                backbone.name, backbone.weights_sha256, backbone.preprocess.fingerprint(), view
-            ),
-            dim,
-        )
+    store = open_store(backbone, cache, view, dim)
 
     digests: list[str | None] = [None] * n
     if store is not None and n:

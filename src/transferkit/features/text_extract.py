@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from transferkit.features.cache import EmbeddingCache, variant_key
+from transferkit.features.cache import EmbeddingCache, open_store
 from transferkit.features.extract import ExtractionResult
 from transferkit.system import available_cores
 
@@ -40,16 +40,7 @@ def extract_text_embeddings(
     embeddings = np.zeros((n, dim), dtype=np.float32)
     ok = np.zeros(n, dtype=bool)
 
-    store: EmbeddingCache | None = None
-    if isinstance(cache, EmbeddingCache):
-        store = cache
-    elif cache and backbone.weights_sha256:
-        store = EmbeddingCache(
-            variant_key(
-                backbone.name, backbone.weights_sha256, backbone.preprocess.fingerprint(), "text"
-            ),
-            dim,
-        )
+    store = open_store(backbone, cache, "text", dim)
     digests = [text_digest(t) for t in texts]
     if store is not None and n:
         hits = store.get_many(digests)
