@@ -28,6 +28,8 @@ def test_rank_images_scores_candidates_and_skips_unknown_ones(tmp_path, capsys):
     logmes = [r["logme"] for r in report["ranking"]]
     assert logmes == sorted(logmes, reverse=True)
     assert report["skipped"][0]["backbone"] == "nonsense_net"
+    # ImageNet backbones keep their source classifier: LEEP and NCE are log-likelihoods
+    assert all(r["leep"] <= 0 and r["nce"] <= 0 for r in report["ranking"])
     assert report["winner"] in printed and "highest LogME" in report["explanation"]
     # the embeddings are cached: training the winner afterwards encodes nothing again
     again = ["rank", str(data), "--backbones", report["winner"], "--out", str(tmp_path / "r2")]

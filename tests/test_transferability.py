@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transferkit.transferability import h_score, knn_loo_accuracy, logme
+from transferkit.transferability import h_score, knn_loo_accuracy, leep, logme, nce
 
 
 def _published_logme(f: np.ndarray, y: np.ndarray) -> float:
@@ -74,3 +74,29 @@ def test_knn_leave_one_out_never_counts_the_example_itself():
 def test_logme_needs_two_classes():
     with pytest.raises(ValueError, match="2 classes"):
         logme(np.ones((4, 3)), np.zeros(4))
+
+
+def test_leep_and_nce_are_zero_for_a_source_that_predicts_the_target():
+    y = np.repeat(np.arange(3), 10)
+    theta = np.full((30, 5), 1e-9)
+    theta[np.arange(30), y] = 1.0  # source class z == target class y
+    assert leep(theta, y) == pytest.approx(0.0, abs=1e-6)
+    assert nce(theta, y) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_leep_and_nce_of_an_uninformative_source_are_minus_the_label_entropy():
+    y = np.repeat(np.arange(4), 25)
+    theta = np.full((100, 7), 1 / 7)  # every example predicted the same way
+    assert leep(theta, y) == pytest.approx(np.log(1 / 4))
+    assert nce(theta, y) == pytest.approx(np.log(1 / 4))
+
+
+def test_leep_prefers_the_source_whose_predictions_track_the_labels():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=300)
+    informative = rng.dirichlet(np.ones(10), size=300)
+    informative[np.arange(300), y * 3] += 2.0  # mass on a source class tied to the label
+    informative /= informative.sum(axis=1, keepdims=True)
+    noise = rng.dirichlet(np.ones(10), size=300)
+    assert leep(informative, y) > leep(noise, y)
+    assert nce(informative, y) > nce(noise, y)

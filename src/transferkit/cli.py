@@ -487,7 +487,7 @@ def _predict_inputs(args):
 
 def cmd_rank(args) -> int:
     from transferkit.data import load_dataset
-    from transferkit.ranking import candidate_names, format_table, rank_backbones, write_rank_json
+    from transferkit.ranking import candidate_names, print_table, rank_backbones, write_rank_json
 
     data = load_dataset(
         args.data, strict=args.strict, text_col=args.text_col, label_col=args.label_col
@@ -497,7 +497,7 @@ def cmd_rank(args) -> int:
         data, names, batch_size=args.batch_size or 64, progress=not args.no_progress
     )
     path = write_rank_json(report, args.out)
-    print(format_table(report))
+    print_table(report)
     print(f"wrote {path}")
     return 0 if report["ranking"] else 2
 

@@ -2,7 +2,8 @@
 
 Each candidate of the data's modality encodes the dataset once (through the embedding cache, so
 a later ``train`` with the winner re-encodes nothing) and gets LogME, H-score and a k-NN
-leave-one-out accuracy (see ``transferability.py``). Candidates are ranked by LogME; the winner
+leave-one-out accuracy, plus LEEP and NCE when it keeps its pretrained source classifier (see
+``transferability.py``). Candidates are ranked by LogME; the winner
 is explained in one sentence. Backbones whose weights are not available offline are listed as
 skipped with the reason, never silently dropped.
 """
@@ -42,8 +43,9 @@ def rank_backbones(
 ) -> dict[str, Any]:
     """Score every backbone in ``names`` on ``dataset``; rows sorted best first."""
     from transferkit.backbones import resolve_backbone
+    from transferkit.backbones.source_classifier import source_classifier, source_probabilities
     from transferkit.features import extract_embeddings
-    from transferkit.transferability import SCORES
+    from transferkit.transferability import SCORES, SOURCE_SCORES
 
     dataset.check_trainable()
     y = dataset.targets
@@ -64,6 +66,10 @@ def rank_backbones(
         encode_seconds = time.perf_counter() - started
         t0 = time.perf_counter()
         scores = {key: float(fn(X, target)) for key, fn in SCORES.items()}
+        classifier = source_classifier(backbone)
+        source = None if classifier is None else source_probabilities(X, classifier)
+        for key, fn in SOURCE_SCORES.items():
+            scores[key] = None if source is None else float(fn(source, target))
         rows.append(
             {
                 "backbone": name,
@@ -111,21 +117,51 @@ def explain(rows: list[dict[str, Any]]) -> str:
     return text
 
 
+COLUMNS = (  # (header, key, format): what the table shows, in order
+    ("LogME", "logme", "{:.4f}"),
+    ("H-score", "h_score", "{:.3f}"),
+    ("kNN-LOO", "knn_loo", "{:.3f}"),
+    ("LEEP", "leep", "{:.3f}"),
+    ("NCE", "nce", "{:.3f}"),
+)
+
+
+def table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows of strings) of the ranking; "—" where a score does not apply."""
+    header = ["rank", "backbone", *(c[0] for c in COLUMNS), "dim", "seconds"]
+    rows = []
+    for r in report["ranking"]:
+        scores = [_fmt(r.get(key), fmt) for _, key, fmt in COLUMNS]
+        seconds = f"{r['seconds_encode'] + r['seconds_score']:.1f}"
+        rows.append([str(r["rank"]), r["backbone"], *scores, str(r["dim"]), seconds])
+    return header, rows
+
+
+def _fmt(value: Any, fmt: str) -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def print_table(report: dict[str, Any], console=None) -> None:
+    """The ranked table with rich (a box table on a terminal, plain text when piped)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    header, rows = table_rows(report)
+    table = Table(title=f"Backbones ranked for {report['dataset']}", title_justify="left")
+    for name in header:
+        table.add_column(name, justify="left" if name == "backbone" else "right")
+    for i, row in enumerate(rows):
+        table.add_row(*row, style="bold green" if i == 0 else None)
+    console = console or Console()
+    console.print(table)
+    for s in report["skipped"]:
+        console.print(f"skipped {s['backbone']}: {s['reason']}", markup=False)
+    console.print(report["explanation"], markup=False)
+
+
 def format_table(report: dict[str, Any]) -> str:
-    """A plain-text ranked table (what the CLI prints)."""
-    header = ("rank", "backbone", "LogME", "H-score", "kNN-LOO", "dim", "seconds")
-    lines = [
-        (
-            str(r["rank"]),
-            r["backbone"],
-            f"{r['logme']:.4f}",
-            f"{r['h_score']:.3f}",
-            f"{r['knn_loo']:.3f}",
-            str(r["dim"]),
-            f"{r['seconds_encode'] + r['seconds_score']:.1f}",
-        )
-        for r in report["ranking"]
-    ]
+    """The ranked table as plain aligned text (logs, tests)."""
+    header, lines = table_rows(report)
     widths = [max(len(x) for x in col) for col in zip(header, *lines)]
     out = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *lines]]
     for s in report["skipped"]:

@@ -10,6 +10,11 @@ computed from the embeddings alone, in seconds, before any training.
   fewer examples than dimensions.
 - **k-NN leave-one-out accuracy**: each example classified by the majority of its k nearest
   others (cosine), a direct, assumption-free probe.
+- **LEEP** (Nguyen et al., ICML 2020) and **NCE** (Tran et al., ICCV 2019), for backbones that
+  keep their source classifier (ImageNet's 1000 classes): how well the source model's
+  predictions, through the empirical conditional P(target | source), explain the target labels.
+  LEEP uses the soft predictions, NCE the hard ones (its value is -H(Y | Z)). Both are
+  log-likelihoods per example: higher is better, 0 is perfect.
 """
 
 from __future__ import annotations
@@ -101,4 +106,34 @@ def knn_loo_accuracy(features: np.ndarray, y: np.ndarray, k: int = 5) -> float:
     return float((votes.argmax(axis=1) == index).mean())
 
 
+def _joint(source_proba: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(empirical joint P(y, z) (K, Z), target index per example)."""
+    _, index = np.unique(np.asarray(y), return_inverse=True)
+    onehot = np.eye(index.max() + 1)[index]
+    return onehot.T @ source_proba / len(index), index
+
+
+def leep(source_proba: np.ndarray, y: np.ndarray) -> float:
+    """LEEP of source-class probabilities (N, Z) for target labels ``y`` (N,)."""
+    theta = np.asarray(source_proba, dtype=np.float64)
+    joint, index = _joint(theta, y)
+    conditional = joint / np.clip(joint.sum(axis=0, keepdims=True), 1e-300, None)  # P(y | z)
+    expected = theta @ conditional.T  # (N, K): the "expected empirical predictor"
+    return float(np.mean(np.log(np.clip(expected[np.arange(len(index)), index], 1e-300, None))))
+
+
+def nce(source_proba: np.ndarray, y: np.ndarray) -> float:
+    """NCE = -H(Y | Z) with Z the source model's hard predictions (argmax of (N, Z))."""
+    theta = np.asarray(source_proba)
+    hard = np.eye(theta.shape[1])[theta.argmax(axis=1)]
+    joint, _ = _joint(hard, y)
+    p_z = joint.sum(axis=0, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(joint > 0, joint * np.log(joint / p_z), 0.0)
+    return float(terms.sum())
+
+
+# scores computed from the embeddings alone (every backbone) ...
 SCORES = {"logme": logme, "h_score": h_score, "knn_loo": knn_loo_accuracy}
+# ... and from the source classifier's probabilities (backbones that keep one)
+SOURCE_SCORES = {"leep": leep, "nce": nce}
