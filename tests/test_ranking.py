@@ -56,3 +56,24 @@ def test_explanation_says_when_the_scores_disagree():
     text = explain(rows)
     assert text.startswith("a has the highest LogME") and "disagree" in text
     assert explain([]) == "No candidate could be scored."
+
+
+@pytest.mark.e2e
+def test_train_backbone_auto_takes_the_ranking_winner_and_reports_why(tmp_path):
+    for name in candidate_names(None, "image"):
+        require_offline_weights(name)
+    data = make_shapes_folder(tmp_path / "shapes", per_class=10)
+    out = tmp_path / "run"
+    args = ["train", str(data), "--backbone", "auto", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    ranking = metrics["ranking"]
+    assert metrics["backbone"] == ranking["winner"] == ranking["ranking"][0]["backbone"]
+    assert len(ranking["ranking"]) == len(candidate_names(None, "image"))
+    # ranked on the training data only: the 20 % test split is never looked at
+    assert ranking["n_examples"] == metrics["n_train"]
+    assert metrics["backbone_reason"].startswith("best of")
+    assert "k-NN probe" in metrics["strategy_reason"]  # --strategy auto measured the gap
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="ranking"' in page and "why this backbone" in page
+    assert page.count('<span class="tag">chosen</span>') == 1

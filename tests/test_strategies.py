@@ -46,3 +46,35 @@ def test_auto_strategy_follows_the_data_and_the_backbone():
     assert choose_strategy(text, get_spec("glove_6b_50d"))[0] == "features"
     images = Dataset(tuple(Sample(Path(f"{i}.png"), "ab"[i % 2]) for i in range(4)), ("a", "b"))
     assert choose_strategy(images, get_spec("mobilenet_v2"))[0] == "features"
+
+
+def _images(per_class: int):
+    from pathlib import Path
+
+    from transferkit.data import Dataset, Sample
+
+    n = 2 * per_class
+    return Dataset(tuple(Sample(Path(f"{i}.png"), "ab"[i % 2]) for i in range(n)), ("a", "b"))
+
+
+@pytest.mark.parametrize(
+    "per_class,separability,gpu,expected,says",
+    [
+        (30, 0.9, False, "features", "already fit"),  # small gap: a head is enough
+        (30, 0.4, False, "finetune", "large domain gap"),  # large gap, enough data, CPU-sized
+        (10, 0.4, True, "features", "would overfit"),  # large gap, too few examples
+        (2000, 0.4, False, "features", "on a CPU would take too long"),
+        (2000, 0.4, True, "finetune", "a GPU"),  # the same data on a GPU
+    ],
+)
+def test_auto_strategy_weighs_domain_gap_data_size_and_compute(
+    per_class, separability, gpu, expected, says
+):
+    from transferkit.backbones import get_spec
+    from transferkit.strategies import choose_strategy
+
+    name, why = choose_strategy(
+        _images(per_class), get_spec("mobilenet_v2"), separability=separability, gpu=gpu
+    )
+    assert name == expected and says in why
+    assert f"{separability:.0%}" in why  # the measured number is in the reason

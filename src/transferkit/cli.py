@@ -194,15 +194,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--backbone",
         default=None,
-        help="pretrained backbone (see `transferkit models`; default mobilenet_v2 for images, "
-        "all_minilm_l6_v2 for text, use_multilingual for text in non-Latin scripts)",
+        help="pretrained backbone (see `transferkit models`), or auto: rank every offline "
+        "candidate on the training data (as `transferkit rank` does) and take the winner. "
+        "Default mobilenet_v2 for images, all_minilm_l6_v2 for text, use_multilingual for "
+        "text in non-Latin scripts",
     )
     _add_column_options(t)
     t.add_argument(
         "--strategy",
         default="auto",
-        help="auto (default: features for images, contrastive for text with a trainable "
-        "encoder), features (frozen backbone + head), finetune (train the backbone too), "
+        help="auto (default: chosen from the data, see the report's 'why this strategy': "
+        "contrastive for text with a trainable encoder; for images features, or finetune when "
+        "the frozen features separate the classes poorly and there are enough examples and "
+        "compute), features (frozen backbone + head), finetune (train the backbone too), "
         "contrastive (text: SetFit-style pair training of the encoder, then a head) or scratch "
         "(same architecture, random weights: the no-transfer reference)",
     )

@@ -129,9 +129,10 @@ class TransferClassifier:
         ``val``: held-out data for strategies that watch it while training (``finetune``,
         ``scratch``: early stopping); they split one off ``data`` when it is not given.
         """
-        from transferkit.backbones import get_spec, resolve_backbone
+        from transferkit.auto_choice import choose
+        from transferkit.backbones import resolve_backbone
         from transferkit.heads import make_head
-        from transferkit.strategies import choose_strategy, make_strategy
+        from transferkit.strategies import make_strategy
 
         if int(self.batch_size) < 1:
             raise BadInputError(f"batch_size must be at least 1; got {self.batch_size}")
@@ -140,11 +141,18 @@ class TransferClassifier:
         val_ds = None if val is None else _as_dataset(val, labelled=True, strict=self.strict)
         if val_ds is not None:
             val_ds = val_ds.with_labels(ds.labels)
-        name = self.backbone or default_backbone(ds)
-        strategy_name = self.strategy
-        if strategy_name == "auto":
-            strategy_name, self.strategy_reason_ = choose_strategy(ds, get_spec(name))
-        strategy = make_strategy(strategy_name, **(self.strategy_params or {}))
+        self.choice_ = choose(
+            ds,
+            self.backbone,
+            self.strategy,
+            weights=self.weights,
+            batch_size=int(self.batch_size),
+            cache=self.cache,
+            runtime=self.runtime,
+            progress=self.progress,
+        )
+        name = self.choice_.backbone
+        strategy = make_strategy(self.choice_.strategy, **(self.strategy_params or {}))
         head = make_head(self.head or strategy.default_head, **(self.head_params or {}))
         t0 = time.perf_counter()
         pretrained = getattr(strategy.config, "pretrained", True)
@@ -290,11 +298,8 @@ class TransferClassifier:
                 if self.backbone_.spec.languages
                 else {}
             ),
-            **(
-                {"strategy_reason": self.strategy_reason_}
-                if getattr(self, "strategy_reason_", None)
-                else {}
-            ),
+            # why --backbone auto / --strategy auto chose what they chose
+            **(self.choice_.describe() if getattr(self, "choice_", None) else {}),
         }
 
     # -- persistence --------------------------------------------------------------------------

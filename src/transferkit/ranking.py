@@ -39,7 +39,13 @@ def candidate_names(spec: str | None, modality: str) -> list[str]:
 
 
 def rank_backbones(
-    dataset, names: list[str], *, batch_size: int = 64, progress: bool = True
+    dataset,
+    names: list[str],
+    *,
+    batch_size: int = 64,
+    progress: bool = True,
+    cache: bool = True,
+    runtime: str = "auto",
 ) -> dict[str, Any]:
     """Score every backbone in ``names`` on ``dataset``; rows sorted best first."""
     from transferkit.backbones import resolve_backbone
@@ -61,7 +67,14 @@ def rank_backbones(
             reason = f"encodes {backbone.spec.modality}, not {dataset.modality}"
             skipped.append({"backbone": name, "reason": reason})
             continue
-        result = extract_embeddings(backbone, dataset, batch_size=batch_size, progress=progress)
+        result = extract_embeddings(
+            backbone,
+            dataset,
+            batch_size=batch_size,
+            progress=progress,
+            cache=cache,
+            runtime=runtime,
+        )
         X, target = result.embeddings[result.ok], y[result.ok]
         encode_seconds = time.perf_counter() - started
         t0 = time.perf_counter()

@@ -45,8 +45,10 @@ def train_run(
     checkpoint into ``out`` after every epoch; ``resume=True`` continues from that checkpoint.
     ``baseline=True`` also trains the same architecture from scratch and adds the verdict.
     ``cv=K`` adds K-fold cross-validated accuracy of DATA (mean ± std, 95 % interval).
-    ``backbone=None`` picks the default for the data's modality; ``text_col`` / ``label_col``
-    name the columns of a text table (found by their usual names otherwise).
+    ``backbone=None`` picks the default for the data's modality, ``backbone="auto"`` ranks the
+    offline candidates on the training data and takes the winner (``metrics["ranking"]``);
+    ``text_col`` / ``label_col`` name the columns of a text table (found by their usual names
+    otherwise).
     """
     from transferkit.atomic import write_json_atomic
     from transferkit.data import load_dataset
@@ -64,17 +66,6 @@ def train_run(
             f"test_size + val_size must leave data to train on; got {test_size} + {val_size}"
         )
     strict = bool(classifier_params.get("strict", False))
-    trains_backbone = strategy_class(strategy).trains_backbone
-    if resume and not trains_backbone:
-        raise BadInputError(
-            f"--resume continues an interrupted fine-tuning run; the {strategy} strategy has no "
-            "epochs to resume (it re-runs in seconds from the embedding cache)"
-        )
-    if resume and not (Path(out) / "checkpoint.safetensors").is_file():
-        raise BadInputError(
-            f"--resume {out}: there is no checkpoint.safetensors in it, so nothing to resume. "
-            "Point --resume at the --out directory of an interrupted finetune/scratch run."
-        )
     columns = {"text_col": text_col, "label_col": label_col}
     full = load_dataset(data, strict=strict, **columns)
     full.check_trainable()
@@ -95,6 +86,23 @@ def train_run(
             test_size=test_size, val_size=val_size, seed=seed
         )
         split_info = {"test_size": test_size, "val_size": val_size, "seed": seed}
+    choice = None
+    if "auto" in (backbone, strategy):
+        # decided on the training data only (never the test set), before the validation split
+        # is used or merged, since that depends on whether the strategy trains the backbone
+        choice = _choose(train_part.merge(val_part), backbone, strategy, weights, classifier_params)
+        backbone, strategy = choice.backbone, choice.strategy
+    trains_backbone = strategy_class(strategy).trains_backbone
+    if resume and not trains_backbone:
+        raise BadInputError(
+            f"--resume continues an interrupted fine-tuning run; the {strategy} strategy has no "
+            "epochs to resume (it re-runs in seconds from the embedding cache)"
+        )
+    if resume and not (Path(out) / "checkpoint.safetensors").is_file():
+        raise BadInputError(
+            f"--resume {out}: there is no checkpoint.safetensors in it, so nothing to resume. "
+            "Point --resume at the --out directory of an interrupted finetune/scratch run."
+        )
     if trains_backbone:
         train_ds, val_ds = train_part, val_part  # early stopping watches the validation split
     else:
@@ -122,6 +130,10 @@ def train_run(
     clf.fit(train_ds, val=val_ds)
     metrics, mistakes = clf.evaluate_details(test_ds)
     metrics["split"] = split_info
+    if choice is not None:
+        metrics.update(choice.describe())
+        if choice.ranking:
+            metrics["ranking"] = choice.ranking
     if "training" in clf.fit_info_:
         metrics["training"] = clf.fit_info_["training"]
         # the validation split is made here, so the fraction that counts is this one
@@ -174,6 +186,19 @@ def train_run(
     if baseline:
         summary["baseline"] = metrics["baseline"]["message"]
     return summary
+
+
+def _choose(train_data, backbone, strategy, weights, classifier_params):
+    from transferkit.auto_choice import choose
+
+    keys = ("batch_size", "cache", "runtime", "progress")
+    return choose(
+        train_data,
+        backbone,
+        strategy,
+        weights=weights,
+        **{k: classifier_params[k] for k in keys if k in classifier_params},
+    )
 
 
 def _same_classifier(clf, seed: int, classifier_params: dict[str, Any]):

@@ -27,9 +27,7 @@ def find_source_linear(model: nn.Module, headless, embedding_dim: int) -> nn.Lin
 
     linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
     kept = {id(m) for m in headless(model).modules()}
-    dropped = [
-        m for m in linears.values() if id(m) not in kept and m.in_features == embedding_dim
-    ]
+    dropped = [m for m in linears.values() if id(m) not in kept and m.in_features == embedding_dim]
     return dropped[-1] if dropped else None
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from transferkit.report.curves import CURVES_CSS, learning_curve_svg, training_curves_svg
+from transferkit.report.ranking_table import CSS as RANKING_CSS
+from transferkit.report.ranking_table import ranking_html
 from transferkit.report.thumbnails import PLACEHOLDER_URI, try_thumbnail_data_uri
 
 __all__ = ["MAX_MISTAKES", "render_report", "write_report"]
@@ -48,6 +50,8 @@ _KNOWN_KEYS = frozenset(
         "weights_source",
         "languages",
         "strategy_reason",
+        "backbone_reason",
+        "ranking",
         "cv",
         "learning_curve",
         "seconds",
@@ -113,6 +117,7 @@ def render_report(
     mistakes = list(mistakes or ())
 
     sections = [
+        _section_ranking(metrics),
         _section_baseline(metrics),
         _section_training(metrics),
         _section_learning_curve(metrics),
@@ -134,7 +139,7 @@ def render_report(
 style-src 'unsafe-inline'">
 <meta name="generator" content="transferkit {_e(_version())}">
 <title>{_e(title)}</title>
-<style>{_CSS}{CURVES_CSS}</style>
+<style>{_CSS}{CURVES_CSS}{RANKING_CSS}</style>
 </head>
 <body>
 <main>
@@ -187,6 +192,8 @@ def _header(m: Mapping[str, Any], labels: list[str], title: str) -> str:
                 f"(95% CI {_pct(low)}–{_pct(high)})",
             )
         )
+    if m.get("backbone_reason"):  # --backbone auto: the ranking's one-sentence explanation
+        facts.append(("why this backbone", _text(m.get("backbone_reason"))))
     if m.get("strategy_reason"):  # --strategy auto says why it chose what it chose
         facts.append(("why this strategy", _text(m.get("strategy_reason"))))
     if m.get("languages"):
@@ -236,6 +243,14 @@ def _section_training(m: Mapping[str, Any]) -> str:
     if training.get("resumed_from_epoch") is not None:
         facts["resumed after epoch"] = training.get("resumed_from_epoch")
     return _section("training", "Training curves", svg + _kv_table(facts))
+
+
+def _section_ranking(m: Mapping[str, Any]) -> str:
+    ranking = m.get("ranking")
+    if not isinstance(ranking, Mapping):
+        return ""
+    inner = ranking_html(ranking, chosen=m.get("backbone"))
+    return _section("ranking", "Backbones ranked before training", inner) if inner else ""
 
 
 def _section_learning_curve(m: Mapping[str, Any]) -> str:
@@ -546,6 +561,7 @@ def _section(anchor: str, heading: str, inner: str) -> str:
 
 def _nav(sections: list[str]) -> str:
     names = {
+        "ranking": "Ranking",
         "baseline": "Baseline",
         "training": "Training curves",
         "learning-curve": "Learning curve",

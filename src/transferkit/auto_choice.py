@@ -1,0 +1,95 @@
+"""``--backbone auto`` and ``--strategy auto``: the choices a user would otherwise guess.
+
+``--backbone auto`` ranks every offline backbone of the data's modality on the *training* data
+(``ranking.py``: LogME and friends on frozen embeddings, which land in the embedding cache, so
+the winner is not encoded twice) and takes the winner. ``--strategy auto`` then decides from the
+data and the machine (``strategies/auto.py``), using the winner's frozen k-NN probe as its
+measure of the domain gap. Both reasons end up in metrics.json and the report.
+
+The estimator and ``transferkit train`` share this one function, so that the CLI can decide
+before it splits off a validation set (fine-tuning needs one; features do not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+AUTO = "auto"
+
+
+@dataclass
+class Choice:
+    backbone: str
+    strategy: str
+    backbone_reason: str | None = None
+    strategy_reason: str | None = None
+    ranking: dict[str, Any] | None = field(default=None, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        """The reasons, as recorded in metrics.json (only those that were decided)."""
+        out: dict[str, Any] = {}
+        if self.backbone_reason:
+            out["backbone_reason"] = self.backbone_reason
+        if self.strategy_reason:
+            out["strategy_reason"] = self.strategy_reason
+        return out
+
+
+def choose(
+    dataset,
+    backbone: str | None,
+    strategy: str,
+    *,
+    weights=None,
+    batch_size: int = 64,
+    cache: bool = True,
+    runtime: str = "auto",
+    progress: bool = True,
+) -> Choice:
+    """Resolve ``auto`` (and a missing backbone) into concrete names for ``dataset``."""
+    from transferkit.errors import BadInputError
+    from transferkit.estimator import default_backbone
+
+    embed = {"batch_size": batch_size, "cache": cache, "runtime": runtime, "progress": progress}
+    choice = Choice(backbone or default_backbone(dataset), strategy)
+    if choice.backbone == AUTO:
+        from transferkit.ranking import candidate_names, rank_backbones
+
+        names = candidate_names(None, dataset.modality)
+        choice.ranking = rank_backbones(dataset, names, **embed)
+        if choice.ranking["winner"] is None:
+            missing = choice.ranking["skipped"]
+            skipped = "; ".join(f"{s['backbone']}: {s['reason']}" for s in missing)
+            raise BadInputError(f"--backbone auto: no candidate could be scored ({skipped})")
+        choice.backbone = choice.ranking["winner"]
+        n_scored = len(choice.ranking["ranking"])
+        choice.backbone_reason = f"best of {n_scored} ranked: {choice.ranking['explanation']}"
+    if choice.strategy == AUTO:
+        from transferkit.backbones import get_spec
+        from transferkit.strategies import choose_strategy, needs_separability
+
+        spec = get_spec(choice.backbone)
+        separability = None
+        if needs_separability(dataset, spec):
+            separability = _knn_probe(dataset, choice, weights=weights, **embed)
+        choice.strategy, choice.strategy_reason = choose_strategy(
+            dataset, spec, separability=separability
+        )
+    return choice
+
+
+def _knn_probe(dataset, choice: Choice, *, weights, **embed) -> float:
+    """Leave-one-out k-NN accuracy of the frozen embeddings (the ranking's, when it ran)."""
+    if choice.ranking:
+        for row in choice.ranking["ranking"]:
+            if row["backbone"] == choice.backbone:
+                return float(row["knn_loo"])
+    from transferkit.backbones import resolve_backbone
+    from transferkit.features import extract_embeddings
+    from transferkit.transferability import knn_loo_accuracy
+
+    ref = resolve_backbone(choice.backbone, weights=weights)
+    # cached: a features run afterwards reuses these embeddings as they are
+    result = extract_embeddings(ref, dataset, **embed)
+    return knn_loo_accuracy(result.embeddings[result.ok], dataset.targets[result.ok])

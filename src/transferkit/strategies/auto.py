@@ -1,0 +1,78 @@
+"""``--strategy auto``: pick the transfer strategy from the data, the encoder and the machine.
+
+What decides, in order (each rule measured on our benchmarks, see BENCHMARKS.md):
+
+1. **A frozen encoder** (USE, word vectors) can only give features.
+2. **Text with a trainable sentence encoder**: ``contrastive`` (SetFit-style) beats a head on
+   frozen embeddings at 8-64 examples per class, for a minute or two of CPU.
+3. **Everything else with a trainable encoder** (images): ``features`` unless all of
+   - the *domain gap* is large: a k-NN probe on the frozen embeddings (leave-one-out) reaches
+     less than ``DOMAIN_GAP_KNN`` — the pretrained features do not separate the classes, so the
+     encoder itself must adapt (on Fashion-MNIST, where k-NN reaches ~0.75, fine-tuning does not
+     beat features);
+   - there are at least ``FINETUNE_MIN_PER_CLASS`` examples per class (fewer overfit the
+     encoder, and early stopping has no validation signal to go on);
+   - the compute fits: a GPU, or at most ``CPU_FINETUNE_MAX_EXAMPLES`` examples on a CPU
+     (about ten minutes of fine-tuning on a 2-core laptop).
+"""
+
+from __future__ import annotations
+
+DOMAIN_GAP_KNN = 0.6
+FINETUNE_MIN_PER_CLASS = 20
+CPU_FINETUNE_MAX_EXAMPLES = 2000
+
+
+def gpu_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def needs_separability(dataset, spec) -> bool:
+    """Whether ``choose_strategy`` would look at the frozen k-NN probe for this data."""
+    return spec.trainable and dataset.modality != "text"
+
+
+def choose_strategy(
+    dataset, spec, *, separability: float | None = None, gpu: bool | None = None
+) -> tuple[str, str]:
+    """(strategy name, the reason in one sentence) for ``dataset`` encoded by ``spec``.
+
+    ``separability``: leave-one-out k-NN accuracy of the frozen embeddings (None: unknown, which
+    keeps the safe ``features``); ``gpu``: whether a CUDA device is there (None: look).
+    """
+    counts = [c for c in dataset.class_counts().values() if c]
+    low, high, n = min(counts), max(counts), sum(counts)
+    if not spec.trainable:
+        return "features", "a frozen encoder: frozen embeddings + a head"
+    if dataset.modality == "text":
+        return (
+            "contrastive",
+            f"text with a trainable encoder ({spec.name}) and {low}-{high} examples per class: "
+            "contrastive fine-tuning of the encoder, then a head",
+        )
+    if separability is None:
+        return "features", f"{dataset.modality} data: frozen embeddings + a head (fast, safe)"
+    probe = f"a k-NN probe on the frozen {spec.name} embeddings reaches {separability:.0%}"
+    if separability >= DOMAIN_GAP_KNN:
+        return "features", f"{probe}: the pretrained features already fit, so a head on them"
+    if low < FINETUNE_MIN_PER_CLASS:
+        return (
+            "features",
+            f"{probe} (a large domain gap), but with {low} examples in the smallest class "
+            f"(< {FINETUNE_MIN_PER_CLASS}) fine-tuning would overfit: a head on frozen features",
+        )
+    gpu = gpu_available() if gpu is None else gpu
+    if not gpu and n > CPU_FINETUNE_MAX_EXAMPLES:
+        return (
+            "features",
+            f"{probe} (a large domain gap), but fine-tuning {n} examples on a CPU would take "
+            "too long: a head on frozen features (fine-tune on a GPU with --strategy finetune)",
+        )
+    where = "a GPU" if gpu else f"{n} examples, within a CPU's budget"
+    return (
+        "finetune",
+        f"{probe} (a large domain gap) with {low}-{high} examples per class and {where}: "
+        "fine-tune the encoder",
+    )
