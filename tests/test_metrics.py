@@ -7,9 +7,18 @@ import json
 import numpy as np
 import pytest
 
-from transferkit.metrics import classification_metrics
+from transferkit.metrics import classification_metrics, macro_f1_interval
 
-KEYS = {"accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "n_test"}
+KEYS = {
+    "accuracy",
+    "macro_f1",
+    "accuracy_ci95",
+    "macro_f1_ci95",
+    "per_class",
+    "confusion_matrix",
+    "labels",
+    "n_test",
+}
 
 # hand-computed example: rows of the confusion matrix are the true class
 #   a: TP 1, FP 1 (the c predicted as a), FN 1 -> P 1/2, R 1/2, F1 1/2
@@ -79,3 +88,25 @@ def test_json_serialisable_with_non_ascii_labels():
     back = json.loads(text)
     assert back == m
     assert back["labels"] == labels and '猫 "cat"' in back["per_class"]
+
+
+def test_macro_f1_interval_brackets_the_estimate_and_narrows_with_more_data():
+    rng = np.random.default_rng(0)
+
+    def draw(n):
+        y = rng.integers(0, 3, size=n)
+        pred = np.where(rng.random(n) < 0.8, y, rng.integers(0, 3, size=n))
+        return y, pred
+
+    y, pred = draw(60)
+    low, high = macro_f1_interval(y, pred, 3)
+    assert low < classification_metrics(y, pred, LABELS)["macro_f1"] < high
+    y_big, pred_big = draw(3000)
+    low_big, high_big = macro_f1_interval(y_big, pred_big, 3)
+    assert high_big - low_big < (high - low) / 4  # ~1/sqrt(50) as wide
+    assert macro_f1_interval(y, pred, 3) == (low, high)  # seeded: reproducible
+
+
+def test_macro_f1_interval_of_a_perfect_model_is_a_point():
+    y = np.array([0, 1, 2, 0, 1, 2])
+    assert macro_f1_interval(y, y, 3) == (1.0, 1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -257,3 +258,46 @@ def test_failed_write_keeps_old_report_and_cleans_up(tmp_path, monkeypatch):
         write_report(target, make_metrics(["a", "b"]))
     assert target.read_text("utf-8") == "old report"
     assert os.listdir(tmp_path) == ["report.html"]
+
+
+def test_embedding_map_draws_every_point_and_rings_the_mistakes():
+    from transferkit.report.embedding_map import embedding_map, project_2d
+
+    rng = np.random.default_rng(0)
+    emb = np.concatenate([rng.normal(0, 1, (20, 8)), rng.normal(6, 1, (20, 8))])
+    points = project_2d(emb)
+    assert points.shape == (40, 2) and points.min() == 0.0 and points.max() == 1.0
+    # the two classes land on opposite sides of the first axis
+    assert abs(points[:20, 0].mean() - points[20:, 0].mean()) > 0.5
+    true = [0] * 20 + [1] * 20
+    predicted = [0] * 19 + [1] + [1] * 20  # one mistake
+    m = {"accuracy": 0.975, "embedding_map": embedding_map(points, true, predicted, ["a", "<b>"])}
+    page = render_report(m)
+    assert page.count("<circle") == 40 and page.count('fill="none"') == 1
+    assert "a (predicted &lt;b&gt;)" in page and 'href="#embedding-map"' in page
+    broken = render_report({"embedding_map": {"points": [[0, 0]], "true": [5], "predicted": [0]}})
+    assert 'id="embedding-map"' not in broken  # malformed data drops the section
+
+
+def test_header_shows_the_confidence_intervals_and_the_ranking_table():
+    m = {
+        "accuracy": 0.8,
+        "macro_f1": 0.75,
+        "accuracy_ci95": [0.7, 0.88],
+        "macro_f1_ci95": [0.65, 0.84],
+        "backbone": "b2",
+        "backbone_reason": "best of 2 ranked",
+        "ranking": {
+            "ranking": [
+                {"rank": 1, "backbone": "b2", "logme": 1.2, "knn_loo": 0.9, "leep": None},
+                {"rank": 2, "backbone": "b1", "logme": 0.4, "knn_loo": 0.5, "leep": None},
+            ],
+            "skipped": [{"backbone": "b3", "reason": "no weights offline"}],
+            "explanation": "b2 wins.",
+        },
+    }
+    page = render_report(m)
+    assert "95% CI 70.0%–88.0%" in page and "95% CI 0.650–0.840 (bootstrap)" in page
+    assert 'id="ranking"' in page and "b2 wins." in page and "no weights offline" in page
+    assert ">LEEP<" not in page  # a score no candidate has gets no column
+    assert page.index(">b2 <span") < page.index(">b1<")

@@ -14,6 +14,7 @@ import warnings
 
 from transferkit import __version__
 from transferkit.errors import BadInputError, TransferkitError
+from transferkit.learning_curve import CHEAP_LEARNING_CURVE_MAX_TRAIN
 
 log = logging.getLogger("transferkit")
 
@@ -244,9 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--learning-curve",
-        action="store_true",
-        help="also measure test accuracy with 1, 2, 5, 10, 20, ... examples per class (from "
-        "cached embeddings) and plot it in the report: is more data worth collecting?",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure test accuracy with 1, 2, 5, 10, 20, ... examples per class (from cached "
+        "embeddings) and plot it in the report: is more data worth collecting? Default: on "
+        "when cheap (a frozen-encoder strategy and at most "
+        f"{CHEAP_LEARNING_CURVE_MAX_TRAIN} training examples)",
     )
     _add_finetune_options(t)
     _add_common(t)

@@ -224,6 +224,18 @@ class TransferClassifier:
         self.seconds_predict_ = result.seconds
         return proba, result.ok, result.problems, ds
 
+    def transform(self, data) -> np.ndarray:
+        """Embeddings (N, D) the head sees, from this model's (possibly fine-tuned) encoder;
+        NaN rows where an input could not be read."""
+        self._check_fitted()
+        ds = _as_dataset(
+            data, labelled=False, strict=self.strict, modality=self.backbone_.spec.modality
+        )
+        result = self._embed(ds)
+        out = np.full((len(ds), result.embeddings.shape[1]), np.nan, dtype=np.float32)
+        out[result.ok] = result.embeddings[result.ok]
+        return out
+
     def predict_proba(self, data) -> np.ndarray:
         """Class probabilities (N, C), columns ordered as ``labels_``; NaN rows = unreadable."""
         return self.predict_details(data)[0]

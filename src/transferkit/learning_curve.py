@@ -3,7 +3,8 @@
 Answers "is collecting more data worth it?": the same classifier (backbone, strategy, head) is
 trained on 1, 2, 5, 10, 20, … examples per class drawn from the training split (a few seeded
 draws per size; the last point is all of it) and scored on the same test set. Embeddings come
-from the cache, so the curve costs head fits only.
+from the cache, so the curve costs head fits only; ``transferkit train`` draws it by default
+when that is cheap (``CHEAP_LEARNING_CURVE_MAX_TRAIN``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Any
 import numpy as np
 
 SIZES = (1, 2, 5, 10, 20, 50, 100, 200)
+# drawn by default when the model's encoder is frozen (only head fits, on cached embeddings) and
+# the training set is at most this big: a few seconds, worth it for the question it answers
+CHEAP_LEARNING_CURVE_MAX_TRAIN = 2000
 DRAWS = 3  # seeded draws per size below "all": one draw of 2 examples is mostly luck
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from transferkit.errors import BadInputError
+from transferkit.learning_curve import CHEAP_LEARNING_CURVE_MAX_TRAIN
 
 
 def _check_fraction(name: str, value: float) -> None:
@@ -34,7 +35,7 @@ def train_run(
     resume: bool = False,
     settings: dict[str, Any] | None = None,
     cv: int | None = None,
-    learning_curve: bool = False,
+    learning_curve: bool | None = None,
     text_col: str | None = None,
     label_col: str | None = None,
     **classifier_params: Any,
@@ -45,6 +46,7 @@ def train_run(
     checkpoint into ``out`` after every epoch; ``resume=True`` continues from that checkpoint.
     ``baseline=True`` also trains the same architecture from scratch and adds the verdict.
     ``cv=K`` adds K-fold cross-validated accuracy of DATA (mean ± std, 95 % interval).
+    ``learning_curve`` (accuracy against examples per class): None draws it when it is cheap.
     ``backbone=None`` picks the default for the data's modality, ``backbone="auto"`` ranks the
     offline candidates on the training data and takes the winner (``metrics["ranking"]``);
     ``text_col`` / ``label_col`` name the columns of a text table (found by their usual names
@@ -138,8 +140,13 @@ def train_run(
         metrics["training"] = clf.fit_info_["training"]
         # the validation split is made here, so the fraction that counts is this one
         metrics["hyperparameters"] = {**clf.fit_info_.get("config_used", {}), "val_size": val_size}
+    embedding_map = _embedding_map(clf, test_ds, seed=seed)
+    if embedding_map:
+        metrics["embedding_map"] = embedding_map
     if cv:
         metrics["cv"] = _cross_validation(full, cv, clf, seed=seed, **classifier_params)
+    if learning_curve is None:  # by default, whenever it costs only head fits on few examples
+        learning_curve = not trains_backbone and len(train_ds) <= CHEAP_LEARNING_CURVE_MAX_TRAIN
     if learning_curve:
         metrics["learning_curve"] = _learning_curve(
             train_ds, test_ds, clf, seed=seed, **classifier_params
@@ -163,7 +170,8 @@ def train_run(
     metrics["seconds"]["total"] = time.perf_counter() - started
 
     out.mkdir(parents=True, exist_ok=True)
-    clf.save(out / "model", metrics=metrics)
+    # the bundle keeps the numbers; the map's points are for the report (and metrics.json)
+    clf.save(out / "model", metrics={k: v for k, v in metrics.items() if k != "embedding_map"})
     write_json_atomic(out / "metrics.json", metrics)
     write_report(
         out / "report.html",
@@ -186,6 +194,32 @@ def train_run(
     if baseline:
         summary["baseline"] = metrics["baseline"]["message"]
     return summary
+
+
+def _embedding_map(clf, test_ds, *, seed: int) -> dict[str, Any] | None:
+    """A 2-D t-SNE map of (a sample of) the test embeddings, or None if it cannot be drawn.
+
+    A picture for the report: a failure here is logged and skipped, never the end of the run.
+    """
+    import logging
+
+    import numpy as np
+
+    from transferkit.report.embedding_map import embedding_map, project_2d, sample_indices
+
+    try:
+        ds = test_ds.with_labels(clf.labels_)
+        part = ds.subset(sample_indices(ds.targets, seed=seed))
+        emb = clf.transform(part)
+        ok = ~np.isnan(emb).any(axis=1)
+        if ok.sum() < 3:
+            return None
+        predicted = clf.head_.predict_proba(emb[ok]).argmax(axis=1)
+        points = project_2d(emb[ok], seed=seed)
+        return embedding_map(points, part.targets[ok], predicted, clf.labels_)
+    except Exception as exc:  # noqa: BLE001 - a missing picture must not lose the run
+        logging.getLogger("transferkit").warning("embedding map skipped: %s", exc)
+        return None
 
 
 def _choose(train_data, backbone, strategy, weights, classifier_params):
@@ -234,9 +268,14 @@ def _learning_curve(train_ds, test_ds, clf, *, seed: int, **classifier_params):
             f"{clf.strategy_.name} that means training the backbone again and again. Use it "
             "with --strategy features."
         )
-    return learning_curve(
-        _same_classifier(clf, seed, classifier_params), train_ds, test_ds, seed=seed
-    )
+    params = dict(classifier_params)
+    chosen_c = getattr(clf.head_, "info_", {}).get("C")
+    if chosen_c is not None:
+        # the curve varies the data, not the model: every point keeps the regularisation chosen
+        # on all the training data (as sklearn's learning_curve keeps its estimator), which
+        # also spares a cross-validated grid search per point (~10x faster)
+        params["head_params"] = {**(params.get("head_params") or {}), "Cs": (chosen_c,)}
+    return learning_curve(_same_classifier(clf, seed, params), train_ds, test_ds, seed=seed)
 
 
 def _cross_validation(full, folds: int, clf, *, seed: int, **classifier_params):

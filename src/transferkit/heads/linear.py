@@ -104,7 +104,9 @@ class LogisticHead(_LinearHead):
     def _fit_linear(self, Z, y, folds):
         from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 
-        if folds is None:  # one example in some class: no CV possible, take the middle of the grid
+        if folds is None or len(self.config.Cs) == 1:
+            # one example in some class: no CV possible, take the middle of the grid (or the
+            # one C given: nothing to choose between)
             C = self.config.Cs[len(self.config.Cs) // 2]
             model = LogisticRegression(C=C, max_iter=self.config.max_iter).fit(Z, y)
             return model.coef_, model.intercept_, C

@@ -179,13 +179,18 @@ def learning_curve_svg(curve: Mapping[str, Any]) -> str:
             f'<line x1="{PAD_L}" x2="{PAD_L + pw}" y1="{py(y):.1f}" y2="{py(y):.1f}" '
             'class="cgrid"/>'
         )
-    for x, p in zip(xs, points):
+    last_label = f"{points[-1]['per_class']}" + (" (all)" if points[-1].get("all") else "")
+    for i, (x, p) in enumerate(zip(xs, points)):
         label = f"{p['per_class']}" + (" (all)" if p.get("all") else "")
         # the last label ends at the frame's edge instead of spilling out of the picture
         anchor = ' style="text-anchor:end"' if x == xs[-1] else ""
-        parts.append(
-            f'<text x="{px(x):.1f}" y="{HEIGHT - 18}" class="cx"{anchor}>{escape(label)}</text>'
-        )
+        # a label that would overprint the last one ("10" next to "12 (all)") is left out;
+        # its point keeps its tooltip
+        crowded = i < len(xs) - 1 and px(xs[-1]) - px(x) < 7 * len(last_label) + 4
+        if not crowded:
+            parts.append(
+                f'<text x="{px(x):.1f}" y="{HEIGHT - 18}" class="cx"{anchor}>{escape(label)}</text>'
+            )
         std = _finite(p.get("std")) or 0.0
         acc = float(p["accuracy"])
         if std > 0:

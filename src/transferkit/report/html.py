@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from transferkit.report.curves import CURVES_CSS, learning_curve_svg, training_curves_svg
+from transferkit.report.embedding_map import CSS as MAP_CSS
+from transferkit.report.embedding_map import embedding_map_html
 from transferkit.report.ranking_table import CSS as RANKING_CSS
 from transferkit.report.ranking_table import ranking_html
 from transferkit.report.thumbnails import PLACEHOLDER_URI, try_thumbnail_data_uri
@@ -39,6 +41,8 @@ _KNOWN_KEYS = frozenset(
     {
         "accuracy",
         "macro_f1",
+        "accuracy_ci95",
+        "macro_f1_ci95",
         "per_class",
         "confusion_matrix",
         "labels",
@@ -57,6 +61,7 @@ _KNOWN_KEYS = frozenset(
         "seconds",
         "skipped_files",
         "baseline",
+        "embedding_map",
     }
 )
 
@@ -123,6 +128,7 @@ def render_report(
         _section_learning_curve(metrics),
         _section_confusion(labels, matrix),
         _section_per_class(metrics, labels, matrix),
+        _section_embedding_map(metrics),
         _section_mistakes(mistakes),
         _section_timings(metrics),
         _section_skipped(metrics.get("skipped_files")),
@@ -139,7 +145,7 @@ def render_report(
 style-src 'unsafe-inline'">
 <meta name="generator" content="transferkit {_e(_version())}">
 <title>{_e(title)}</title>
-<style>{_CSS}{CURVES_CSS}{RANKING_CSS}</style>
+<style>{_CSS}{CURVES_CSS}{RANKING_CSS}{MAP_CSS}</style>
 </head>
 <body>
 <main>
@@ -162,6 +168,9 @@ def _header(m: Mapping[str, Any], labels: list[str], title: str) -> str:
     n_classes = len(labels)
 
     notes = []
+    acc_ci = _interval(m.get("accuracy_ci95"))
+    if acc_ci:
+        notes.append(f"95% CI {acc_ci}")
     if n_classes >= 2:
         notes.append(f"chance {_pct(1 / n_classes)}")
     supports = [_num(v.get("support")) for v in _per_class(m).values()]
@@ -199,6 +208,9 @@ def _header(m: Mapping[str, Any], labels: list[str], title: str) -> str:
     if m.get("languages"):
         # a text encoder understands these languages: train in one, predict in another
         facts.append(("languages", ", ".join(str(x) for x in m["languages"])))
+    f1_ci = _interval(m.get("macro_f1_ci95"), _f3)
+    f1_note = "mean F1 over classes" + (f" · 95% CI {f1_ci} (bootstrap)" if f1_ci else "")
+    f1_note = f'<div class="note">{_e(f1_note)}</div>'
     facts_html = "".join(
         f'<div class="fact"><dt>{_e(k)}</dt><dd title="{_e(v)}">{_e(v)}</dd></div>'
         for k, v in facts
@@ -208,11 +220,20 @@ def _header(m: Mapping[str, Any], labels: list[str], title: str) -> str:
 <div class="hero-row">
 <div class="kpis">
 {_kpi("Accuracy", acc, _pct(acc), acc_note)}
-{_kpi("Macro F1", f1, _f3(f1), '<div class="note">mean F1 over classes</div>')}
+{_kpi("Macro F1", f1, _f3(f1), f1_note)}
 </div>
 <dl class="facts">{facts_html}</dl>
 </div>
 </header>"""
+
+
+def _interval(pair: Any, fmt=None) -> str:
+    """ "a–b" for a [low, high] pair of finite numbers, "" otherwise."""
+    fmt = fmt or _pct
+    if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        return ""
+    low, high = (_num(x) for x in pair)
+    return "" if low is None or high is None else f"{fmt(low)}–{fmt(high)}"
 
 
 def _kpi(name: str, value: float | None, shown: str, note: str) -> str:
@@ -251,6 +272,12 @@ def _section_ranking(m: Mapping[str, Any]) -> str:
         return ""
     inner = ranking_html(ranking, chosen=m.get("backbone"))
     return _section("ranking", "Backbones ranked before training", inner) if inner else ""
+
+
+def _section_embedding_map(m: Mapping[str, Any]) -> str:
+    data = m.get("embedding_map")
+    inner = embedding_map_html(data) if isinstance(data, Mapping) else ""
+    return _section("embedding-map", "Embedding map", inner) if inner else ""
 
 
 def _section_learning_curve(m: Mapping[str, Any]) -> str:
@@ -567,6 +594,7 @@ def _nav(sections: list[str]) -> str:
         "learning-curve": "Learning curve",
         "confusion": "Confusion matrix",
         "per-class": "Per class",
+        "embedding-map": "Embedding map",
         "mistakes": "Mistakes",
         "timings": "Timings",
         "skipped": "Skipped files",

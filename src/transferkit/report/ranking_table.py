@@ -16,9 +16,9 @@ _SCORES = (  # (column, key, format, what it means on hover)
 )
 
 CSS = """
-table.rank td.num{font-variant-numeric:tabular-nums}
-table.rank tr.chosen{background:#e9f7ef}
-table.rank tr.chosen th .tag{background:#1e8449;color:#fff}
+table.ranking td.num{font-variant-numeric:tabular-nums}
+table.ranking tr.chosen{background:#e9f7ef}
+table.ranking tr.chosen th .tag{background:#1e8449;color:#fff}
 """
 
 
@@ -58,7 +58,7 @@ def ranking_html(ranking: Mapping[str, Any], chosen: str | None) -> str:
     explanation = escape(str(ranking.get("explanation") or ""))
     return f"""<p class="legend">{explanation} Scores are computed on frozen embeddings of the \
 training data, before any training; higher is better for every column.</p>
-<div class="scroll"><table class="pc rank">
+<div class="scroll"><table class="pc ranking">
 <thead><tr><th scope="col" class="num">rank</th><th scope="col">backbone</th>{head}\
 <th scope="col" class="num">time</th></tr></thead>
 <tbody>{"".join(body)}</tbody></table></div>{note}"""

@@ -319,6 +319,18 @@ def _fix_hint(spec_name: str, spec: WeightsSpec) -> str:
     return f"{lead} offline weights installed for {spec_name!r}: " + ", or ".join(options)
 
 
+_ANNOUNCED: set[tuple[str, str]] = set()
+
+
+def _announce(spec_name: str, resolved: ResolvedWeights) -> None:
+    """Log where a backbone's weights came from, once per process (cross-validation and the
+    learning curve resolve the same backbone dozens of times)."""
+    key = (spec_name, resolved.source)
+    if key not in _ANNOUNCED:
+        _ANNOUNCED.add(key)
+        logger.info("weights for %s: %s", spec_name, resolved.source)
+
+
 def resolve_weights(
     spec_name: str,
     weights_spec: WeightsSpec,
@@ -333,7 +345,7 @@ def resolve_weights(
     """
     if explicit is not None:
         resolved = _from_explicit(spec_name, weights_spec, Path(explicit))
-        logger.info("weights for %s: %s", spec_name, resolved.source)
+        _announce(spec_name, resolved)
         return resolved
 
     tried = ["explicit path: none given"]
@@ -342,7 +354,7 @@ def resolve_weights(
     for label, source in sources + (downloads if allow_download else []):
         resolved, reason = source(weights_spec)
         if resolved:
-            logger.info("weights for %s: %s", spec_name, resolved.source)
+            _announce(spec_name, resolved)
             return resolved
         tried.append(f"{label}: {reason}")
     if not downloads:
