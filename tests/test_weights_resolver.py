@@ -38,6 +38,12 @@ def _require_package(spec_name: str):
     return spec
 
 
+@pytest.fixture(autouse=True)
+def _announce_afresh(monkeypatch):
+    """Where weights came from is logged once per process; each test here reads that line."""
+    monkeypatch.setattr(resolver, "_ANNOUNCED", set())
+
+
 @pytest.fixture
 def empty_torch_home(tmp_path, monkeypatch):
     """A torch hub cache that holds nothing (and never the developer's real cache)."""
@@ -226,6 +232,8 @@ def test_missing_package_names_the_package_to_install(empty_torch_home, monkeypa
 
 def test_hugging_face_download_fails_fast_without_network(tmp_path, monkeypatch):
     hub = pytest.importorskip("huggingface_hub")
+    import huggingface_hub.constants  # noqa: F401 - a lazy submodule: bind it before patching
+
     monkeypatch.setattr(hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setattr(hub.constants, "ENDPOINT", "https://hub.invalid")
     for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
@@ -266,3 +274,11 @@ def test_safetensors_and_pth_round_trip(tmp_path):
     torch.save(state, tmp_path / "m.pth")
     for name in ("m.safetensors", "m.pth"):
         assert torch.equal(load_state_dict_file(tmp_path / name)["w"], state["w"])
+
+
+def test_the_source_is_logged_once_per_process(empty_torch_home, caplog):
+    spec = _require_package("mobilenet_v2").weights
+    with caplog.at_level(logging.INFO, logger="transferkit"):
+        for _ in range(3):  # cross-validation resolves the same backbone once per fold
+            resolve_weights("mobilenet_v2", spec, allow_download=False)
+    assert caplog.text.count("weights for mobilenet_v2") == 1
