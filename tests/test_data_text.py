@@ -204,7 +204,7 @@ def test_column_options_are_refused_for_image_folders(tmp_path):
     for label in ("a", "b"):
         (tmp_path / label).mkdir()
         Image.new("RGB", (8, 8)).save(tmp_path / label / "x.png")
-    with pytest.raises(BadInputError, match="--text-col only apply to text tables"):
+    with pytest.raises(BadInputError, match="--text-col only apply to tables"):
         load_dataset(tmp_path, text_col="text")
 
 

@@ -301,3 +301,11 @@ def test_header_shows_the_confidence_intervals_and_the_ranking_table():
     assert 'id="ranking"' in page and "b2 wins." in page and "no weights offline" in page
     assert ">LEEP<" not in page  # a score no candidate has gets no column
     assert page.index(">b2 <span") < page.index(">b1<")
+
+
+def test_timings_total_is_the_recorded_wall_clock_not_a_double_count():
+    m = {"seconds": {"extract": 4.0, "train": 1.0, "total": 6.0}}
+    page = render_report(m)
+    timings = page[page.index('id="timings"') :]
+    assert timings.count('cmp-name">total') == 1 and "6.0 s" in timings
+    assert "11.0 s" not in timings

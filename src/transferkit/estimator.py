@@ -10,7 +10,7 @@ import numpy as np
 
 from transferkit.errors import BadInputError, BundleError, NotFittedError
 
-DEFAULT_BACKBONES = {"image": "mobilenet_v2", "text": "all_minilm_l6_v2"}
+DEFAULT_BACKBONES = {"image": "mobilenet_v2", "text": "all_minilm_l6_v2", "audio": "aisfx"}
 
 
 def _as_dataset(data, *, labelled: bool, strict: bool, modality: str = "image", **options):
@@ -27,6 +27,10 @@ def _as_dataset(data, *, labelled: bool, strict: bool, modality: str = "image", 
     if isinstance(data, (list, tuple)) and not labelled:
         if modality == "text":
             return _text_inputs(list(data), options.get("text_col"))
+        if modality == "audio":
+            from transferkit.data.audio import AUDIO
+
+            return load_inputs(list(data), AUDIO)
         return load_inputs(list(data))
     raise BadInputError(
         f"expected a transferkit Dataset or a path to a dataset folder; got {type(data).__name__}"
@@ -291,6 +295,7 @@ class TransferClassifier:
                 "predicted": self.labels_[int(pred[i])],
                 "confidence": float(conf[i]),
                 **({"text": texts[i]} if texts is not None else {}),
+                **({"modality": "audio"} if ds.modality == "audio" else {}),
             }
             for i in wrong
         ]

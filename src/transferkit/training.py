@@ -132,6 +132,8 @@ def train_run(
     clf.fit(train_ds, val=val_ds)
     metrics, mistakes = clf.evaluate_details(test_ds)
     metrics["split"] = split_info
+    if clf.fit_info_.get("audio"):  # windows, seconds of audio, throughput: for the report
+        metrics["audio"] = clf.fit_info_["audio"]
     if choice is not None:
         metrics.update(choice.describe())
         if choice.ranking:
@@ -303,6 +305,8 @@ def _scratch_baseline(
 
     params = dict(classifier_params)
     own = dict(params.pop("strategy_params", None) or {})
+    if clf.backbone_.spec.modality == "audio":
+        return _mfcc_baseline(clf, train_part, val_part, test_ds, seed, metrics, params)
     epochs = int(own.get("epochs", FinetuneConfig.epochs))
     scratch_params = {"epochs": epochs}
     for key in ("batch_size", "augment", "patience"):
@@ -323,3 +327,19 @@ def _scratch_baseline(
     scratch_metrics = scratch.evaluate(test_ds)
     scratch_metrics["training"] = scratch.fit_info_.get("training")
     return baseline_section(metrics, scratch_metrics, strategy=clf.strategy_.name, epochs=epochs)
+
+
+def _mfcc_baseline(clf, train_part, val_part, test_ds, seed, metrics, params) -> dict[str, Any]:
+    """Audio's no-transfer reference: MFCC statistics with the same head, the same data."""
+    from transferkit.baseline import baseline_section
+    from transferkit.estimator import TransferClassifier
+
+    params.pop("head_params", None)
+    reference = TransferClassifier(
+        backbone="mfcc_stats", strategy="features", head=clf.head_.name, seed=seed, **params
+    )
+    reference.fit(train_part.merge(val_part))
+    reference_metrics = reference.evaluate(test_ds)
+    return baseline_section(
+        metrics, reference_metrics, strategy=clf.strategy_.name, epochs=0, reference="mfcc_stats"
+    )

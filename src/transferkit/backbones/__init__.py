@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from transferkit.backbones import audio_specs as _audio_specs  # noqa: F401 (registers)
 from transferkit.backbones import efficientnet_lite as _efficientnet_lite  # noqa: F401 (registers)
 from transferkit.backbones import text_specs as _text_specs  # noqa: F401
 from transferkit.backbones import torchvision_models as _torchvision_models  # noqa: F401
@@ -80,6 +81,8 @@ class BackboneRef:
 
     @property
     def weights_source(self) -> str:
+        if not self.spec.needs_weights:
+            return "none: classical features, nothing pretrained"
         return self.weights.source if self.weights else "random init (pretrained=False)"
 
     def materialize(self) -> Backbone:
@@ -114,7 +117,7 @@ def resolve_backbone(
         )
     spec = get_spec(name)
     resolved = None
-    if pretrained:
+    if pretrained and spec.needs_weights:
         resolved = resolve_weights(
             spec.name,
             spec.weights,
@@ -165,7 +168,8 @@ def list_backbones() -> list[dict]:
             "source": spec.source,
             "embedding_dim": spec.embedding_dim,
             "licence": spec.licence,
-            "offline_available": find_offline_weights(spec.weights) is not None,
+            "offline_available": not spec.needs_weights
+            or find_offline_weights(spec.weights) is not None,
         }
         for spec in list_specs()
     ]

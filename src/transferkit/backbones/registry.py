@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from transferkit.backbones.audio_preprocess import AudioPreprocess
 from transferkit.backbones.preprocess import ImagePreprocess
 from transferkit.backbones.text_preprocess import TextPreprocess
 from transferkit.errors import BadInputError
@@ -15,8 +16,8 @@ from transferkit.weights.resolver import WeightsSpec
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-SOURCES = ("torchvision", "timm", "package", "sentence-transformers", "huggingface")
-MODALITIES = ("image", "text")
+SOURCES = ("torchvision", "timm", "package", "sentence-transformers", "huggingface", "classical")
+MODALITIES = ("image", "text", "audio")
 TIMM_PREFIX = "timm:"
 ST_PREFIX = "st:"  # any sentence-transformers model on the Hub
 HF_PREFIX = "hf:"  # any Hugging Face encoder on the Hub
@@ -49,7 +50,7 @@ class BackboneSpec:
     name: str
     source: str
     embedding_dim: int | None
-    preprocess: ImagePreprocess | TextPreprocess
+    preprocess: ImagePreprocess | TextPreprocess | AudioPreprocess
     licence: str
     description: str
     weights: WeightsSpec
@@ -68,6 +69,8 @@ class BackboneSpec:
     weights_path: str | None = None
     # False for frozen encoders that only embed (USE, word vectors): features only
     trainable: bool = True
+    # False for classical features with nothing learned (MFCC statistics): no weights to find
+    needs_weights: bool = True
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.strip():

@@ -76,9 +76,13 @@ class TextPreprocess:
 
 
 def preprocess_from_dict(data: dict[str, Any]):
-    """The preprocessing config a bundle's manifest describes (image or text)."""
+    """The preprocessing config a bundle's manifest describes (image, text or audio)."""
     if data.get("kind") == "text":
         return TextPreprocess.from_dict(data)
+    if data.get("kind") == "audio":
+        from transferkit.backbones.audio_preprocess import AudioPreprocess
+
+        return AudioPreprocess.from_dict(data)
     from transferkit.backbones.preprocess import ImagePreprocess
 
     return ImagePreprocess.from_dict({k: v for k, v in data.items() if k != "kind"})

@@ -25,6 +25,23 @@ _MAX_LISTED = 20  # files named in one message before "and N more"
 _SUPPORTED = " ".join(sorted(IMAGE_SUFFIXES))
 
 
+@dataclass(frozen=True)
+class FileKind:
+    """What a class-folder dataset holds: images, or (``data/audio.py``) audio clips."""
+
+    modality: str
+    noun: str  # "image", "audio file"
+    accept: Callable[[str | os.PathLike[str]], bool]
+    supported: str  # the suffixes, for messages
+    example: str  # "cats/001.jpg"
+    convert_hint: str  # what to do with files of other types
+
+
+IMAGES = FileKind(
+    "image", "image", is_image_path, _SUPPORTED, "cats/001.jpg", "convert them to JPEG or PNG"
+)
+
+
 class DatasetWarning(UserWarning):
     """Something in the data was ignored; the message names it."""
 
@@ -267,12 +284,12 @@ def load_dataset(path: str | os.PathLike[str], *, strict: bool = False, **option
     """
     path = Path(path)
     reader = _reader_for(path)
-    if reader is load_image_folder:
+    if path.is_dir() and reader.__name__ != "load_text_dataset":  # images or audio clips
         given = [k for k, v in options.items() if v is not None]
         if given:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
             raise BadInputError(
-                f"{path} is an image folder; {flags} only apply to text tables "
+                f"{path} is a folder of class sub-folders; {flags} only apply to tables "
                 "(CSV, TSV, JSONL, Parquet)."
             )
         return reader(path, strict=strict)
@@ -280,9 +297,20 @@ def load_dataset(path: str | os.PathLike[str], *, strict: bool = False, **option
 
 
 def _reader_for(path: Path) -> Callable[..., Dataset]:
-    """Pick the reader for a path; a new format (audio) adds one branch here."""
+    """Pick the reader (and so the modality) for a path."""
+    from transferkit.data.audio import (
+        is_audio_folder,
+        is_audio_table,
+        load_audio_folder,
+        load_audio_table,
+    )
     from transferkit.data.text import is_text_data, load_text_dataset
 
+    # audio first: a CSV of path,label rows, or class folders that hold clips (and maybe notes)
+    if is_audio_table(path):
+        return load_audio_table
+    if is_audio_folder(path):
+        return load_audio_folder
     if path.exists() and is_text_data(path):
         return load_text_dataset
     _require_folder(path)  # names the problem for anything that is neither
@@ -295,14 +323,21 @@ def load_image_folder(root: str | os.PathLike[str], *, strict: bool = False) -> 
     Files are listed, not decoded. Empty (0-byte) files are skipped with an
     ``UnreadableFilesWarning``, or rejected with ``strict=True``.
     """
+    return load_class_folders(root, IMAGES, strict=strict)
+
+
+def load_class_folders(
+    root: str | os.PathLike[str], kind: FileKind, *, strict: bool = False
+) -> Dataset:
+    """Read ``root/<class>/**/<file of this kind>`` into a Dataset of ``kind.modality``."""
     root = Path(root)
     _require_folder(root)
-    class_dirs, loose_images = _list_top(root)
+    class_dirs, loose_images = _list_top(root, kind.accept)
     images_by_label: dict[str, list[Path]] = {}
     empty_dirs: list[tuple[Path, list[Path]]] = []
     problems: list[tuple[Path, str]] = []
     for folder in class_dirs:
-        scan = _scan(folder)
+        scan = _scan(folder, kind.accept)
         problems += scan.problems
         if scan.images:
             # NFC: macOS writes names decomposed, Linux/Windows composed; the same folder name
@@ -313,15 +348,16 @@ def load_image_folder(root: str | os.PathLike[str], *, strict: bool = False) -> 
             empty_dirs.append((folder, scan.others))
     report_unreadable(problems, strict=strict, context=f"loading {root}")
     if not images_by_label:
-        raise _no_images_error(root, class_dirs, loose_images, empty_dirs, problems)
+        raise _no_images_error(root, class_dirs, loose_images, empty_dirs, problems, kind)
     if empty_dirs:
-        _warn_empty_dirs(root, empty_dirs)
+        _warn_empty_dirs(root, empty_dirs, kind)
     if loose_images:
         warnings.warn(
-            f"{root}: ignored {len(loose_images)} image(s) lying directly in it, outside any "
-            f"class folder (e.g. {loose_images[0].name}); move them into their class's folder.",
+            f"{root}: ignored {len(loose_images)} {kind.noun}(s) lying directly in it, outside "
+            f"any class folder (e.g. {loose_images[0].name}); move them into their class's "
+            "folder.",
             DatasetWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     labels = tuple(sorted(images_by_label))
     samples = tuple(
@@ -329,36 +365,40 @@ def load_image_folder(root: str | os.PathLike[str], *, strict: bool = False) -> 
         for label in labels
         for path in sorted(images_by_label[label], key=Path.as_posix)
     )
-    return Dataset(samples, labels, source=str(root), skipped=tuple(problems))
+    return Dataset(
+        samples, labels, source=str(root), modality=kind.modality, skipped=tuple(problems)
+    )
 
 
-def load_inputs(paths: Sequence[str | os.PathLike[str]]) -> Dataset:
-    """Unlabelled Dataset of images to predict: each path an image file or a folder of images.
+def load_inputs(paths: Sequence[str | os.PathLike[str]], kind: FileKind = IMAGES) -> Dataset:
+    """Unlabelled Dataset of images (or ``kind``) to predict: each path a file or a folder.
 
-    Explicit files keep the order given; a folder contributes its images sorted by path.
+    Explicit files keep the order given; a folder contributes its files sorted by path.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if not paths:
-        raise BadInputError("no inputs given; pass image files or folders of images to predict")
+        raise BadInputError(
+            f"no inputs given; pass {kind.noun}s or folders of {kind.noun}s to predict"
+        )
     found: list[Path] = []
     problems: list[tuple[Path, str]] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            scan = _scan(path)
+            scan = _scan(path, kind.accept)
             if not scan.images and not scan.problems:
                 raise BadInputError(
-                    f"{path}: no images in this folder (looked for {_SUPPORTED}, in sub-folders "
-                    "too); pass image files or a folder that holds some."
+                    f"{path}: no {kind.noun}s in this folder (looked for {kind.supported}, in "
+                    f"sub-folders too); pass {kind.noun}s or a folder that holds some."
                 )
             found += scan.images
             problems += scan.problems
         elif path.is_file():
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
+            if not kind.accept(path.name):
                 raise BadInputError(
-                    f"{path}: not an image file (supported: {_SUPPORTED}); convert it or leave "
-                    "it out."
+                    f"{path}: not a supported {kind.modality} file (supported: "
+                    f"{kind.supported}); convert it or leave it out."
                 )
             if path.stat().st_size == 0:
                 problems.append((path, "empty file (0 bytes)"))
@@ -369,8 +409,11 @@ def load_inputs(paths: Sequence[str | os.PathLike[str]]) -> Dataset:
     source = str(paths[0]) if len(paths) == 1 else f"{len(paths)} inputs"
     report_unreadable(problems, strict=False, context=f"reading {source}")
     if not found:
-        raise BadInputError(f"{source}: no readable images to predict (all were empty files).")
-    return Dataset(tuple(Sample(p, None) for p in found), (), source=source, skipped=problems)
+        raise BadInputError(
+            f"{source}: no readable {kind.noun}s to predict (all were empty files)."
+        )
+    samples = tuple(Sample(p, None) for p in found)
+    return Dataset(samples, (), source=source, modality=kind.modality, skipped=problems)
 
 
 def report_unreadable(problems: list[tuple[Path, str]], *, strict: bool, context: str) -> None:
@@ -408,7 +451,7 @@ class _Scan:
     problems: list[tuple[Path, str]] = field(default_factory=list)  # empty files, unlistable dirs
 
 
-def _scan(folder: Path) -> _Scan:
+def _scan(folder: Path, accept: Callable[[str], bool] = is_image_path) -> _Scan:
     """Walk ``folder`` recursively (hidden entries pruned); stat files but never decode them."""
     scan = _Scan()
     seen: set[str] = set()  # real paths, so a symlink loop cannot walk forever
@@ -432,7 +475,7 @@ def _scan(folder: Path) -> _Scan:
             try:
                 if entry.is_dir():
                     pending.append(path)
-                elif not is_image_path(entry.name):
+                elif not accept(entry.name):
                     scan.others.append(path)
                 elif entry.stat().st_size == 0:
                     scan.problems.append((path, "empty file (0 bytes)"))
@@ -445,7 +488,9 @@ def _scan(folder: Path) -> _Scan:
     return scan
 
 
-def _list_top(root: Path) -> tuple[list[Path], list[Path]]:
+def _list_top(
+    root: Path, accept: Callable[[str], bool] = is_image_path
+) -> tuple[list[Path], list[Path]]:
     """Visible class folders and loose image files directly in ``root``, sorted."""
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
@@ -453,7 +498,7 @@ def _list_top(root: Path) -> tuple[list[Path], list[Path]]:
         raise BadInputError(f"{root}: cannot list this folder ({err.strerror or err})") from err
     visible = [e for e in entries if not e.name.startswith(".")]
     folders = [Path(e.path) for e in visible if e.is_dir()]
-    loose = [Path(e.path) for e in visible if e.is_file() and is_image_path(e.name)]
+    loose = [Path(e.path) for e in visible if e.is_file() and accept(e.name)]
     return folders, loose
 
 
@@ -480,43 +525,47 @@ def _no_images_error(
     loose_images: list[Path],
     empty_dirs: list[tuple[Path, list[Path]]],
     problems: list[tuple[Path, str]],
+    kind: FileKind = IMAGES,
 ) -> BadInputError:
-    """Explain why a folder yielded no labelled images, and what layout is expected."""
-    layout = f"one sub-folder per class holding its images, e.g. {root}/cats/001.jpg"
+    """Explain why a folder yielded no labelled files, and what layout is expected."""
+    noun = kind.noun
+    layout = f"one sub-folder per class holding its {noun}s, e.g. {root}/{kind.example}"
     if loose_images:
         return BadInputError(
-            f"{root} holds {len(loose_images)} image(s) directly (e.g. {loose_images[0].name}) "
-            f"but no class folders with images; the folder names are the labels, so move each "
-            f"image into its class's folder: {root}/<class name>/{loose_images[0].name}."
+            f"{root} holds {len(loose_images)} {noun}(s) directly (e.g. {loose_images[0].name}) "
+            f"but no class folders with {noun}s; the folder names are the labels, so move each "
+            f"{noun} into its class's folder: {root}/<class name>/{loose_images[0].name}."
         )
     if not class_dirs:
-        return BadInputError(f"{root} is empty (or holds no images); expected {layout}.")
+        return BadInputError(f"{root} is empty (or holds no {noun}s); expected {layout}.")
     names = ", ".join(d.name for d in class_dirs[:10]) + (", ..." if len(class_dirs) > 10 else "")
     others = [p for _, files in empty_dirs for p in files]
     hint = ""
     if others:
         hint = (
             f" It holds {len(others)} file(s) of other types (e.g. {others[0].name}); "
-            "convert them to JPEG or PNG."
+            f"{kind.convert_hint}."
         )
     if problems:
         hint += f" {len(problems)} unreadable or empty file(s) were skipped."
     return BadInputError(
-        f"{root}: found no images in its {len(class_dirs)} sub-folder(s) ({names}); expected "
-        f"{layout} (file types: {_SUPPORTED}).{hint}"
+        f"{root}: found no {noun}s in its {len(class_dirs)} sub-folder(s) ({names}); expected "
+        f"{layout} (file types: {kind.supported}).{hint}"
     )
 
 
-def _warn_empty_dirs(root: Path, empty_dirs: list[tuple[Path, list[Path]]]) -> None:
-    """One warning naming the class folders ignored for having no images."""
+def _warn_empty_dirs(
+    root: Path, empty_dirs: list[tuple[Path, list[Path]]], kind: FileKind = IMAGES
+) -> None:
+    """One warning naming the class folders ignored for having no files of the kind."""
     names = ", ".join(d.name for d, _ in empty_dirs[:_MAX_LISTED])
     if len(empty_dirs) > _MAX_LISTED:
         names += f" and {len(empty_dirs) - _MAX_LISTED} more"
     warnings.warn(
-        f"{root}: ignored {len(empty_dirs)} folder(s) with no images: {names}. Add images "
-        f"({_SUPPORTED}) or remove the folders.",
+        f"{root}: ignored {len(empty_dirs)} folder(s) with no {kind.noun}s: {names}. Add "
+        f"{kind.noun}s ({kind.supported}) or remove the folders.",
         DatasetWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
 
 

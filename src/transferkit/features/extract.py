@@ -30,6 +30,8 @@ class ExtractionResult:
     seconds: float = 0.0
     runtime: str = "cache"
     n_cached: int = 0
+    # modality-specific facts for the report (audio: seconds of audio, clips split in windows)
+    info: dict = field(default_factory=dict)
 
 
 # label-preserving views of an input that training may add (never used at evaluation)
@@ -117,6 +119,14 @@ def extract_embeddings(
             cache=cache,
             progress=progress,
             num_threads=num_threads,
+        )
+    if getattr(dataset, "modality", "image") == "audio":
+        if view != "identity":
+            raise ValueError(f"the {view!r} view is for images; audio has only 'identity'")
+        from transferkit.features.audio_extract import extract_audio_embeddings
+
+        return extract_audio_embeddings(
+            backbone, dataset, cache=cache, progress=progress, num_threads=num_threads
         )
     from tqdm.auto import tqdm
 

@@ -22,6 +22,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from transferkit.report.audio_clips import MAX_PLAYERS, try_audio_data_uri
 from transferkit.report.curves import CURVES_CSS, learning_curve_svg, training_curves_svg
 from transferkit.report.embedding_map import CSS as MAP_CSS
 from transferkit.report.embedding_map import embedding_map_html
@@ -62,6 +63,7 @@ _KNOWN_KEYS = frozenset(
         "skipped_files",
         "baseline",
         "embedding_map",
+        "audio",
     }
 )
 
@@ -142,7 +144,7 @@ def render_report(
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; \
-style-src 'unsafe-inline'">
+media-src data:; style-src 'unsafe-inline'">
 <meta name="generator" content="transferkit {_e(_version())}">
 <title>{_e(title)}</title>
 <style>{_CSS}{CURVES_CSS}{RANKING_CSS}{MAP_CSS}</style>
@@ -205,6 +207,18 @@ def _header(m: Mapping[str, Any], labels: list[str], title: str) -> str:
         facts.append(("why this backbone", _text(m.get("backbone_reason"))))
     if m.get("strategy_reason"):  # --strategy auto says why it chose what it chose
         facts.append(("why this strategy", _text(m.get("strategy_reason"))))
+    audio = m.get("audio")
+    if isinstance(audio, Mapping) and _num(audio.get("window_seconds")):
+        # long clips are split into the encoder's windows: say so, the user should know
+        n_win = int(_num(audio.get("clips_windowed")) or 0)
+        window = _num(audio.get("window_seconds"))
+        facts.append(
+            (
+                "audio windows",
+                f"{n_win} training clip{'s' if n_win != 1 else ''} longer than the {window:g} s "
+                "window were split into windows, embeddings pooled (mean + std)",
+            )
+        )
     if m.get("languages"):
         # a text encoder understands these languages: train in one, predict in another
         facts.append(("languages", ", ".join(str(x) for x in m["languages"])))
@@ -304,15 +318,17 @@ def _section_baseline(m: Mapping[str, Any]) -> str:
         ours, theirs = _num(m.get("accuracy")), _num(base.get("accuracy"))
         bars = ""
         if ours is not None and theirs is not None:
+            reference = "from scratch" if base.get("strategy") != "mfcc_stats" else "MFCC stats"
             bars = _compare_bars(
-                [("pretrained + " + _text(m.get("strategy")), ours), ("from scratch", theirs)]
+                [("pretrained + " + _text(m.get("strategy")), ours), (reference, theirs)]
             )
         inner = (
             f'<p class="verdict {cls}">{_e(base.get("message", ""))}</p>{bars}'
             + (f"<p>What to try:</p><ul>{advice}</ul>" if advice else "")
             + _kv_table({k: base[k] for k in _BASELINE_KEYS if k in base})
         )
-        return _section("baseline", "Did transfer help? (from-scratch baseline)", inner)
+        kind = "no-transfer" if base.get("strategy") == "mfcc_stats" else "from-scratch"
+        return _section("baseline", f"Did transfer help? ({kind} baseline)", inner)
     verdict = ""
     ours, theirs = _num(m.get("accuracy")), _num(base.get("accuracy"))
     if ours is not None and theirs is not None:
@@ -474,6 +490,7 @@ def _section_mistakes(mistakes: list[Mapping[str, Any]]) -> str:
         )
     shown = mistakes[:MAX_MISTAKES]
     cards = []
+    players = 0
     for rank, item in enumerate(shown, 1):
         if not isinstance(item, Mapping):
             item = {"path": str(item)}
@@ -485,6 +502,15 @@ def _section_mistakes(mistakes: list[Mapping[str, Any]]) -> str:
             snippet = text.strip()
             snippet = snippet[:280] + ("…" if len(snippet) > 280 else "")
             preview = f'<div class="snippet">{_e(snippet)}</div>'
+        elif item.get("modality") == "audio":
+            uri = try_audio_data_uri(path) if path and players < MAX_PLAYERS else None
+            players += uri is not None
+            preview = (
+                f'<audio controls preload="none" src="{_e(uri)}" '
+                f'aria-label="{_e("play " + _basename(path))}"></audio>'
+                if uri
+                else '<div class="snippet">(no preview)</div>'
+            )
         else:
             uri = try_thumbnail_data_uri(path) if path else None
             alt = "thumbnail of " + _basename(path) if uri else "no preview available"
@@ -522,10 +548,11 @@ def _section_timings(m: Mapping[str, Any]) -> str:
     seconds = m.get("seconds")
     if not isinstance(seconds, Mapping) or not seconds:
         return ""
-    items = [(str(k), _num(v)) for k, v in seconds.items()]
+    # the run's own wall-clock total, when recorded, is the total (not a row to add up again)
+    items = [(str(k), _num(v)) for k, v in seconds.items() if k != "total"]
     known = [v for _, v in items if v is not None]
     top = max(known, default=0.0)
-    total = sum(known)
+    total = _num(seconds.get("total")) or sum(known)
     rows = []
     for name, v in items:
         frac = (v / top) if (v is not None and top > 0) else 0.0
@@ -533,6 +560,10 @@ def _section_timings(m: Mapping[str, Any]) -> str:
         n_test = _num(m.get("n_test"))
         if name == "predict" and v is not None and n_test:
             extra = f' <span class="muted">({_e(_duration(v / n_test))} per test example)</span>'
+        audio = m.get("audio") if isinstance(m.get("audio"), Mapping) else {}
+        speed = _num(audio.get("audio_seconds_per_second"))
+        if name == "extract" and speed:
+            extra = f' <span class="muted">({speed:.0f}× real time)</span>'
         rows.append(
             f'<div class="cmp"><span class="cmp-name">{_e(name)}</span>{_bar(frac, "time")}'
             f'<span class="num">{_e(_duration(v))}</span>{extra}</div>'
@@ -902,6 +933,7 @@ ol.top li { margin: 2px 0; }
   background: #f1f3f6; }
 .thumb img { max-width: 96px; max-height: 96px; border-radius: 4px; display: block; }
 .thumb img.placeholder { opacity: .9; }
+.thumb audio { width: calc(100% - 12px); height: 34px; margin-top: 18px; }
 .snippet { font-size: .75rem; padding: 26px 10px 6px; max-height: 108px; overflow: hidden;
   color: #374151; align-self: start; overflow-wrap: anywhere; }
 .rank { position: absolute; top: 6px; left: 6px; font-size: .7rem; font-weight: 600;

@@ -59,5 +59,6 @@ class FeaturesStrategy(Strategy):
                 "views": views,
                 "n_cached": result.n_cached,
                 "problems": result.problems,
+                **({"audio": result.info} if result.info else {}),
             },
         )

@@ -1,0 +1,222 @@
+"""Audio datasets: a folder of class sub-folders of clips, or a CSV of path,label; and decoding.
+
+Any sample rate, bit depth and channel count is read (libsndfile via ``soundfile``: WAV, FLAC,
+OGG/Vorbis, MP3, AIFF), mixed down to mono and resampled with soxr's high-quality filter to the
+rate the backbone wants. A clip that cannot be used — zero-length, corrupt, not audio at all, or
+silent — is reported with the reason (the extractor lists them all in one warning, fatal with
+``--strict``), never silently dropped. Like images, files are listed at load time and decoded
+only when encoded, so a big folder loads in a blink.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from transferkit.data.dataset import (
+    Dataset,
+    FileKind,
+    Sample,
+    _list_top,
+    _scan,
+    load_class_folders,
+    report_unreadable,
+)
+from transferkit.errors import BadInputError
+
+AUDIO_SUFFIXES: frozenset[str] = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif"}
+)
+# peak below -80 dBFS: nothing a microphone or a synthesiser would call a sound
+SILENCE_PEAK = 1e-4
+PATH_COLUMNS = ("path", "file", "filename", "audio", "clip")
+LABEL_COLUMNS = ("label", "class", "category", "target")
+
+
+def is_audio_path(path: str | os.PathLike[str]) -> bool:
+    """Whether a file name has an audio suffix we read and is not hidden."""
+    name = os.path.basename(os.fspath(path))
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_SUFFIXES
+
+
+AUDIO = FileKind(
+    "audio",
+    "audio clip",
+    is_audio_path,
+    " ".join(sorted(AUDIO_SUFFIXES)),
+    "dog_bark/001.wav",
+    "convert them to WAV or FLAC",
+)
+
+
+class UnreadableAudio(Exception):
+    """A clip that cannot be used; the message is the reason (without the path)."""
+
+
+# ------------------------------------------------------------------------------- detection
+
+
+def is_audio_folder(path: Path) -> bool:
+    """A folder whose class sub-folders hold audio files (more of them than images)."""
+    from transferkit.data.images import is_image_path
+
+    if not path.is_dir():
+        return False
+    audio = images = 0
+    for folder in _list_top(path, is_audio_path)[0][:50]:
+        scan = _scan(folder, lambda name: is_audio_path(name) or is_image_path(name))
+        audio += sum(is_audio_path(p.name) for p in scan.images)
+        images += sum(not is_audio_path(p.name) for p in scan.images)
+        if audio + images >= 200:
+            break
+    return audio > images
+
+
+def is_audio_table(path: Path) -> bool:
+    """A CSV/TSV with a path column whose first filled value is an audio file name."""
+    if not path.is_file() or path.suffix.lower() not in (".csv", ".tsv"):
+        return False
+    try:
+        header, rows = _read_table(path, limit=20)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    column = _find(header, PATH_COLUMNS)
+    if column is None:
+        return False
+    values = [r[column] for r in rows if column < len(r) and r[column].strip()]
+    return bool(values) and is_audio_path(values[0].strip())
+
+
+# ----------------------------------------------------------------------------------- loading
+
+
+def load_audio_folder(root: str | os.PathLike[str], *, strict: bool = False) -> Dataset:
+    """Read ``root/<class>/**/<clip>`` into an audio Dataset; sub-folder names are the labels."""
+    return load_class_folders(root, AUDIO, strict=strict)
+
+
+def load_audio_table(
+    path: str | os.PathLike[str],
+    *,
+    strict: bool = False,
+    path_col: str | None = None,
+    label_col: str | None = None,
+    text_col: str | None = None,
+) -> Dataset:
+    """Read a CSV/TSV of ``path,label`` rows; relative paths are relative to the table's folder.
+
+    ``path_col`` (on the command line ``--text-col``, the column that holds the input) and
+    ``label_col`` name the columns when they are not called path/file/... and label/class/...
+
+    Missing and empty files are reported (one warning, fatal with ``strict``), not fatal alone.
+    """
+    path = Path(path)
+    header, rows = _read_table(path)
+    p_col = _column(path, header, path_col or text_col, PATH_COLUMNS, "path")
+    l_col = _column(path, header, label_col, LABEL_COLUMNS, "label")
+    samples, problems = [], []
+    for line, row in enumerate(rows, start=2):
+        clip = row[p_col].strip() if p_col < len(row) else ""
+        label = row[l_col].strip() if l_col < len(row) else ""
+        if not clip or not label:
+            problems.append((Path(f"{path}:{line}"), "row without a path or a label"))
+            continue
+        file = Path(clip) if Path(clip).is_absolute() else path.parent / clip
+        if not file.is_file():
+            problems.append((file, f"no such file (row {line} of {path.name})"))
+        elif file.stat().st_size == 0:
+            problems.append((file, "empty file (0 bytes)"))
+        else:
+            samples.append(Sample(file, label))
+    report_unreadable(problems, strict=strict, context=f"loading {path}")
+    if not samples:
+        raise BadInputError(f"{path}: no usable rows (every row had a missing or empty file).")
+    labels = tuple(sorted({s.label for s in samples}))
+    return Dataset(tuple(samples), labels, source=str(path), modality="audio", skipped=problems)
+
+
+def _read_table(path: Path, limit: int | None = None) -> tuple[list[str], list[list[str]]]:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with open(path, newline="", encoding="utf-8-sig") as fp:
+        reader = csv.reader(fp, delimiter=delimiter)
+        header = [h.strip() for h in next(reader, [])]
+        rows = []
+        for row in reader:
+            rows.append(row)
+            if limit is not None and len(rows) >= limit:
+                break
+    return header, rows
+
+
+def _find(header: list[str], names: tuple[str, ...]) -> int | None:
+    lowered = [h.lower() for h in header]
+    for name in names:
+        if name in lowered:
+            return lowered.index(name)
+    return None
+
+
+def _column(path, header, given, names, what) -> int:
+    if given is not None:
+        if given not in header:
+            raise BadInputError(
+                f"{path}: no column named {given!r}; the columns are {header}. Pass one of them."
+            )
+        return header.index(given)
+    found = _find(header, names)
+    if found is None:
+        raise BadInputError(
+            f"{path}: found no {what} column (looked for {', '.join(names)}); the columns are "
+            f"{header}. Rename the column."
+        )
+    return found
+
+
+# ---------------------------------------------------------------------------------- decoding
+
+
+def decode_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
+    """Mono float32 samples of ``path`` at ``sample_rate``; ``UnreadableAudio`` with the reason.
+
+    Channels are averaged (a mix-down, as every encoder here was trained on mono), and the rate
+    converted with soxr's high-quality resampler.
+    """
+    import soundfile as sf
+
+    try:
+        wave, rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile names the problem: not audio, truncated, unsupported
+        raise UnreadableAudio(f"not a readable audio file ({_short(exc)})") from exc
+    if wave.shape[0] == 0:
+        raise UnreadableAudio("zero-length clip (no samples)")
+    mono = wave.mean(axis=1) if wave.shape[1] > 1 else wave[:, 0]
+    if not np.isfinite(mono).all():
+        raise UnreadableAudio("corrupt samples (NaN or infinite values)")
+    if float(np.abs(mono).max()) < SILENCE_PEAK:
+        raise UnreadableAudio("silent clip (peak below -80 dBFS)")
+    if rate != sample_rate:
+        import soxr
+
+        resampled = soxr.resample(mono, rate, sample_rate, quality="HQ").astype(np.float32)
+        # a clip of a sample or two can resample to nothing: keep one sample (encoders pad)
+        mono = resampled if len(resampled) else mono[:1]
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def audio_duration(path: str | os.PathLike[str]) -> float:
+    """Seconds of audio in ``path`` from its header (0.0 when it cannot be read)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(os.fspath(path))
+    except Exception:  # noqa: BLE001 - decoding reports the reason; here only a number
+        return 0.0
+    return float(info.frames) / float(info.samplerate or 1)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]

@@ -1,0 +1,99 @@
+"""Audio end to end on real clips: spoken words made with Debian's espeak-ng, the packaged
+encoders, the same CLI, bundle and report as images and text; and the awkward files (a 0-byte
+.wav, a .wav that is really text, a 1-sample clip, a 10-minute recording)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import require_offline_weights
+
+from transferkit.cli import main
+from transferkit.data import UnreadableFilesWarning, load_dataset
+
+pytestmark = pytest.mark.e2e
+sf = pytest.importorskip("soundfile")
+
+WORDS = ("yes", "no", "stop")
+VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-us+f3", "en-gb-x-rp")
+
+
+def _espeak() -> str:
+    found = shutil.which("espeak-ng")
+    if found is None:
+        message = "espeak-ng is missing: run `make test` (it installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture(scope="module")
+def words(tmp_path_factory):
+    """root/<word>/<voice>.wav: 3 words × 6 voices, spoken by espeak-ng."""
+    espeak = _espeak()
+    root = tmp_path_factory.mktemp("words")
+    for word in WORDS:
+        (root / word).mkdir()
+        for voice in VOICES:
+            out = root / word / f"{voice.replace('+', '_')}.wav"
+            subprocess.run([espeak, "-v", voice, "-w", str(out), word], check=True)
+    return root
+
+
+def test_train_predict_and_report_on_spoken_words(words, tmp_path, capsys):
+    require_offline_weights("speech_embedding")
+    out = tmp_path / "run"
+    args = ["train", str(words), "--backbone", "speech_embedding", "--out", str(out)]
+    assert main([*args, "--baseline", "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["backbone"] == "speech_embedding" and metrics["n_test"] >= 3
+    assert metrics["audio"]["sample_rate"] == 16000
+    assert metrics["audio"]["audio_seconds_per_second"] > 1
+    # the no-transfer reference for audio: MFCC statistics with the same head
+    assert metrics["baseline"]["strategy"] == "mfcc_stats"
+    assert "MFCC statistics" in metrics["baseline"]["message"]
+    page = (out / "report.html").read_text()
+    assert "audio windows" in page and "media-src data:" in page
+    # the bundle reloads and predicts a clip (one it was trained on or tested on)
+    capsys.readouterr()
+    clip = next((words / "yes").iterdir())
+    assert main(["predict", str(out / "model"), str(clip)]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["label"] in WORDS
+
+
+def test_broken_clips_are_listed_once_and_a_long_recording_is_windowed(words, tmp_path, capsys):
+    require_offline_weights("aisfx")
+    from transferkit.backbones import resolve_backbone
+    from transferkit.features import extract_embeddings
+
+    root = tmp_path / "data"
+    shutil.copytree(words, root)
+    (root / "yes" / "empty.wav").write_bytes(b"")
+    (root / "no" / "notes.wav").write_text("this file is really text\n" * 50)
+    sf.write(root / "stop" / "one_sample.wav", np.array([0.3]), 22050)
+    rate = 8000  # ten minutes of a quiet chirping tone, written at a low rate to stay small
+    t = np.arange(600 * rate) / rate
+    sf.write(root / "stop" / "ten_minutes.wav", 0.2 * np.sin(2 * np.pi * (300 + t) * t), rate)
+
+    with pytest.warns(UnreadableFilesWarning, match="empty.wav: empty file"):
+        ds = load_dataset(root)
+    assert not any(p.name == "empty.wav" for p in ds.paths)
+    backbone = resolve_backbone("aisfx")
+    result = extract_embeddings(backbone, ds, progress=False, cache=False)
+    reasons = {p.name: r for p, r in result.problems}
+    assert list(reasons) == ["notes.wav"] and "not a readable audio file" in reasons["notes.wav"]
+    index = {p.name: i for i, p in enumerate(ds.paths)}
+    assert result.ok[index["one_sample.wav"]]  # padded to one window, not dropped
+    assert result.ok[index["ten_minutes.wav"]]
+    assert np.isfinite(result.embeddings[result.ok]).all()
+    assert result.info["clips_windowed"] >= 1 and result.info["seconds_audio"] > 600
+    # --strict: the unreadable clips are fatal, and named
+    strict = ["train", str(root), "--backbone", "mfcc_stats", "--strict", "--no-progress"]
+    assert main([*strict, "--out", str(tmp_path / "strict")]) == 2
+    assert "empty.wav" in capsys.readouterr().err
