@@ -133,14 +133,22 @@ class AisfxEncoder:
         return _windows(spec, self.block_frames, self.block_hop, n_blocks)
 
     def frames(self, wave: np.ndarray) -> np.ndarray:
-        blocks = self.blocks(wave)
+        return self.frames_many([wave])[0]
+
+    def frames_many(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """``frames`` of several clips in shared CNN batches: a one-shot sample is a single
+        block, and a forward pass of one block costs several times its share of a batch of 32,
+        so short clips are batched together."""
+        per_clip = [self.blocks(w) for w in waves]
+        counts = [len(b) for b in per_clip]
+        blocks = np.concatenate(per_clip) if len(per_clip) > 1 else per_clip[0]
         out = np.empty((len(blocks), self.frame_dim), dtype=np.float32)
         torch = self._torch
         with torch.inference_mode():
             for start in range(0, len(blocks), self.batch_blocks):
                 chunk = np.array(blocks[start : start + self.batch_blocks], order="C")  # writable
                 out[start : start + len(chunk)] = self.net(torch.from_numpy(chunk)).numpy()
-        return out
+        return np.split(out, np.cumsum(counts)[:-1])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,12 +42,24 @@ class AudioBackbone:
         return self
 
     def embed(self, wave: np.ndarray) -> tuple[np.ndarray, int]:
-        """Mean and std over the clip's windows (N, 2*D) of a mono clip at the spec's rate."""
-        frames = np.asarray(self.encoder.frames(wave), dtype=np.float32)
-        if frames.ndim != 2 or len(frames) == 0:
-            raise ValueError(f"{self.name}: the encoder returned no windows")
-        pooled = np.concatenate([frames.mean(axis=0), frames.std(axis=0)])
-        return pooled.astype(np.float32), len(frames)
+        """Mean and std over the clip's windows (2*D,) of a mono clip at the spec's rate, and
+        the number of windows."""
+        return self.embed_many([wave])[0]
+
+    def embed_many(self, waves: list[np.ndarray]) -> list[tuple[np.ndarray, int]]:
+        """``embed`` of several clips; encoders that batch across clips do so."""
+        if hasattr(self.encoder, "frames_many"):
+            all_frames = self.encoder.frames_many(waves)
+        else:
+            all_frames = [self.encoder.frames(w) for w in waves]
+        out = []
+        for frames in all_frames:
+            frames = np.asarray(frames, dtype=np.float32)
+            if frames.ndim != 2 or len(frames) == 0:
+                raise ValueError(f"{self.name}: the encoder returned no windows")
+            pooled = np.concatenate([frames.mean(axis=0), frames.std(axis=0)])
+            out.append((pooled.astype(np.float32), len(frames)))
+        return out
 
 
 def _loader(make):

@@ -20,7 +20,9 @@ from transferkit.features.cache import EmbeddingCache, open_store
 from transferkit.features.extract import ExtractionResult, _digest
 from transferkit.system import available_cores
 
-_AHEAD = 4  # clips decoded ahead of the encoder
+_AHEAD = 8  # clips decoded ahead of the encoder
+_CLIPS_PER_BATCH = 16  # short clips embedded together (one CNN batch instead of sixteen)
+_SECONDS_PER_BATCH = 60  # ... unless they add up to this much audio
 
 
 def extract_audio_embeddings(
@@ -89,6 +91,23 @@ def extract_audio_embeddings(
                     pending.append((i, pool.submit(decode, i)))
                     if len(pending) >= _AHEAD:
                         break
+                batch: list[tuple[int, np.ndarray]] = []
+
+                def flush() -> None:
+                    nonlocal seconds_audio, windowed
+                    results = module.embed_many([w for _, w in batch])
+                    for (i, wave), (vector, n_windows) in zip(batch, results):
+                        embeddings[i] = vector
+                        ok[i] = True
+                        seconds_audio += len(wave) / rate
+                        windowed += n_windows > 1
+                    if store is not None:
+                        store.put_many(
+                            (digests[i], embeddings[i]) for i, _ in batch if digests[i] is not None
+                        )
+                    bar.update(len(batch))
+                    batch.clear()
+
                 while pending:
                     i, future = pending.popleft()
                     nxt = next(queue, None)
@@ -97,15 +116,17 @@ def extract_audio_embeddings(
                     wave = future.result()
                     if isinstance(wave, Exception):
                         problems.append((paths[i], str(wave)))
+                        bar.update(1)
                     else:
-                        vector, n_windows = module.embed(wave)
-                        embeddings[i] = vector
-                        ok[i] = True
-                        seconds_audio += len(wave) / rate
-                        windowed += n_windows > 1
-                        if store is not None and digests[i] is not None:
-                            store.put_many([(digests[i], vector)])
-                    bar.update(1)
+                        batch.append((i, wave))
+                    # short clips share the encoder's batches; a long one goes alone
+                    if batch and (
+                        len(batch) >= _CLIPS_PER_BATCH
+                        or sum(len(w) for _, w in batch) >= _SECONDS_PER_BATCH * rate
+                    ):
+                        flush()
+                if batch:
+                    flush()
         finally:
             bar.close()
             _torch_threads(previous)
