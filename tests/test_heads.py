@@ -453,3 +453,23 @@ def test_linear_heads_without_the_span_trick(name):
     head = new_head(name).fit(X, y)
     assert head.coef_.shape == (3, 16)
     assert (head.predict(Xt) == yt).mean() >= 0.9
+
+
+def test_standardized_head_ignores_the_scale_and_offset_of_each_dimension():
+    """What MFCC statistics need: energy in the hundreds next to deltas near zero must not
+    decide the fit; a standardised head gives the same model whatever each dimension's units."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 30)
+    X = rng.normal(size=(90, 8)) + np.eye(3, 8)[y] * 1.5
+    units = rng.uniform(0.01, 500, size=8), rng.uniform(-300, 300, size=8)
+    rescaled = X * units[0] + units[1]
+    a = make_head("logistic", standardize=True).fit(X.astype(np.float32), y, seed=0)
+    b = make_head("logistic", standardize=True).fit(rescaled.astype(np.float32), y, seed=0)
+    pa, pb = a.predict_proba(X.astype(np.float32)), b.predict_proba(rescaled.astype(np.float32))
+    np.testing.assert_allclose(pa, pb, atol=2e-3)
+    plain = make_head("logistic").fit(rescaled.astype(np.float32), y, seed=0)
+    assert np.abs(plain.predict_proba(rescaled.astype(np.float32)) - pb).max() > 0.05
+    config, arrays = b.get_state()
+    assert {"center", "scale"} <= set(arrays) and "center" not in plain.get_state()[1]
+    again = type(b).from_state(config, arrays)
+    np.testing.assert_allclose(again.predict_proba(rescaled.astype(np.float32)), pb, rtol=1e-5)

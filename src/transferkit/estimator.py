@@ -134,7 +134,7 @@ class TransferClassifier:
         ``scratch``: early stopping); they split one off ``data`` when it is not given.
         """
         from transferkit.auto_choice import choose
-        from transferkit.backbones import resolve_backbone
+        from transferkit.backbones import get_spec, resolve_backbone
         from transferkit.heads import make_head
         from transferkit.strategies import make_strategy
 
@@ -157,7 +157,11 @@ class TransferClassifier:
         )
         name = self.choice_.backbone
         strategy = make_strategy(self.choice_.strategy, **(self.strategy_params or {}))
-        head = make_head(self.head or strategy.default_head, **(self.head_params or {}))
+        head_name = self.head or strategy.default_head
+        head_params = dict(self.head_params or {})
+        if get_spec(name).standardize_features and head_name in ("logistic", "svm"):
+            head_params.setdefault("standardize", True)
+        head = make_head(head_name, **head_params)
         t0 = time.perf_counter()
         pretrained = getattr(strategy.config, "pretrained", True)
         # resolved and verified now, built only if some embedding is not cached yet

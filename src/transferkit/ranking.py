@@ -162,10 +162,14 @@ def print_table(report: dict[str, Any], console=None) -> None:
     header, rows = table_rows(report)
     table = Table(title=f"Backbones ranked for {report['dataset']}", title_justify="left")
     for name in header:
-        table.add_column(name, justify="left" if name == "backbone" else "right")
+        # names are never cut ("effici…" would hide which backbone won)
+        table.add_column(name, justify="left" if name == "backbone" else "right", no_wrap=True)
     for i, row in enumerate(rows):
         table.add_row(*row, style="bold green" if i == 0 else None)
-    console = console or Console()
+    import sys
+
+    # piped or logged: rich would assume 80 columns and squeeze the table; give it room
+    console = console or Console(width=None if sys.stdout.isatty() else 140)
     console.print(table)
     for s in report["skipped"]:
         console.print(f"skipped {s['backbone']}: {s['reason']}", markup=False)

@@ -167,5 +167,6 @@ register(
         loader=_loader(_mfcc),
         trainable=False,
         needs_weights=False,
+        standardize_features=True,
     )
 )

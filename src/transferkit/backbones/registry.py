@@ -71,6 +71,9 @@ class BackboneSpec:
     trainable: bool = True
     # False for classical features with nothing learned (MFCC statistics): no weights to find
     needs_weights: bool = True
+    # dimensions on scales orders of magnitude apart (MFCC energy vs deltas): linear heads
+    # standardise each one on the training data instead of power-normalising
+    standardize_features: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.strip():

@@ -34,6 +34,8 @@ class Head:
     Config: ClassVar[type]
     # arrays that make up the learned state; subclasses list theirs
     state_arrays: ClassVar[tuple[str, ...]] = ()
+    # arrays only some fitted heads have (saved when present, loaded when stored)
+    optional_state_arrays: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any):
         self.config = self.Config(**params)
@@ -89,6 +91,9 @@ class Head:
         """Return (JSON-able config, named float32/int64 arrays) describing the fitted head."""
         self._check_is_fitted()
         arrays = {k: np.ascontiguousarray(getattr(self, k + "_")) for k in self.state_arrays}
+        for k in self.optional_state_arrays:
+            if getattr(self, k + "_", None) is not None:
+                arrays[k] = np.ascontiguousarray(getattr(self, k + "_"))
         config = {"name": self.name, "params": self.get_params(), "n_classes": self.n_classes_}
         # what fitting chose (e.g. the cross-validated C): recorded for people, not needed to load
         config["fitted"] = getattr(self, "info_", {})
@@ -106,6 +111,8 @@ class Head:
             )
         for k in cls.state_arrays:
             setattr(head, k + "_", arrays[k])
+        for k in cls.optional_state_arrays:
+            setattr(head, k + "_", arrays.get(k))
         head.n_classes_ = int(config["n_classes"])
         return head
 

@@ -54,9 +54,21 @@ def _validate_grid(Cs: tuple[float, ...], cv: int) -> None:
 
 class _LinearHead(Head):
     state_arrays = ("mean", "coef", "intercept")
+    optional_state_arrays = ("center", "scale")
+
+    def _normalize(self, X):
+        """Standardised (``standardize``: classical features whose dimensions differ in scale
+        by orders of magnitude, e.g. MFCC energy next to deltas) or power-normalised."""
+        if getattr(self, "center_", None) is not None:
+            return (X - self.center_) / self.scale_
+        return power_normalize(X)
 
     def _fit(self, X, y, *, seed, groups=None):
-        Z = power_normalize(X)
+        self.center_ = self.scale_ = None
+        if self.config.standardize:
+            self.center_ = X.mean(axis=0).astype(np.float32)
+            self.scale_ = np.maximum(X.std(axis=0), 1e-6).astype(np.float32)
+        Z = self._normalize(X)
         self.mean_ = Z.mean(axis=0).astype(np.float32)
         Z = Z - self.mean_
         basis = None
@@ -78,7 +90,7 @@ class _LinearHead(Head):
         self.info_ = {"C": float(C), "cv_folds": len(folds) if folds else 0}
 
     def _scores(self, X):
-        scores = (power_normalize(X) - self.mean_) @ self.coef_.T + self.intercept_
+        scores = (self._normalize(X) - self.mean_) @ self.coef_.T + self.intercept_
         if scores.shape[1] == 1:  # binary models store one row: class 0 is the zero logit
             scores = np.hstack([np.zeros_like(scores), scores])
         return scores
@@ -89,6 +101,7 @@ class LogisticConfig:
     Cs: tuple[float, ...] = tuple(float(c) for c in np.logspace(-3, 2, 11))
     cv: int = 5
     max_iter: int = 3000
+    standardize: bool = False
 
     def __post_init__(self):
         self.Cs = tuple(float(c) for c in self.Cs)
@@ -126,6 +139,7 @@ class LogisticHead(_LinearHead):
 class SVMConfig:
     Cs: tuple[float, ...] = tuple(float(c) for c in np.logspace(-3, 2, 11))
     cv: int = 5
+    standardize: bool = False
 
     def __post_init__(self):
         self.Cs = tuple(float(c) for c in self.Cs)
