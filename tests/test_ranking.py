@@ -77,3 +77,34 @@ def test_train_backbone_auto_takes_the_ranking_winner_and_reports_why(tmp_path):
     page = (out / "report.html").read_text(encoding="utf-8")
     assert 'id="ranking"' in page and "why this backbone" in page
     assert page.count('<span class="tag">chosen</span>') == 1
+
+
+def test_english_only_encoders_rank_after_those_that_read_the_script():
+    from pathlib import Path
+
+    from transferkit.data import Dataset, Sample
+    from transferkit.ranking import order_rows
+
+    texts = ["这家酒店很好", "房间太小了", "服务很周到", "不会再来了"]
+    samples = tuple(Sample(Path(f"t.csv:{i}"), "ab"[i % 2], t) for i, t in enumerate(texts))
+    chinese = Dataset(samples, ("a", "b"), modality="text")
+    rows = [
+        {"backbone": "all_minilm_l6_v2", "logme": 0.5, "knn_loo": 0.6},
+        {"backbone": "use_multilingual", "logme": 0.1, "knn_loo": 0.5},
+        {"backbone": "glove_6b_50d", "logme": 0.3, "knn_loo": 0.5},
+    ]
+    order_rows(chinese, rows)
+    assert [r["backbone"] for r in rows] == ["use_multilingual", "all_minilm_l6_v2", "glove_6b_50d"]
+    assert "knows en only" in rows[1]["language_mismatch"]
+    sentence = explain(rows)
+    assert "highest LogME of the encoders that read it" in sentence and "ranked last" in sentence
+    english = Dataset(
+        tuple(Sample(Path(f"e.csv:{i}"), "ab"[i % 2], f"a fine film {i}") for i in range(4)),
+        ("a", "b"),
+        modality="text",
+    )
+    rows = [dict(r, language_mismatch=None) for r in rows]
+    for r in rows:
+        r.pop("language_mismatch")
+    order_rows(english, rows)  # Latin-script data: LogME alone decides
+    assert [r["backbone"] for r in rows][0] == "all_minilm_l6_v2"

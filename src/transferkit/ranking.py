@@ -93,9 +93,7 @@ def rank_backbones(
                 "n_cached": int(result.n_cached),
             }
         )
-    rows.sort(key=lambda r: -r["logme"])
-    for rank, row in enumerate(rows, 1):
-        row["rank"] = rank
+    order_rows(dataset, rows)
     return {
         "dataset": str(dataset.source),
         "n_examples": len(dataset),
@@ -107,18 +105,67 @@ def rank_backbones(
     }
 
 
+# languages written in the Latin script: an encoder that knows only these cannot read Chinese,
+# Russian, Arabic... text (ISO 639-1)
+LATIN_SCRIPT_LANGUAGES = frozenset(
+    "en de fr es it nl pt pl tr sv da no fi cs sk sl hr ro hu et lv lt id ms vi".split()
+)
+NON_LATIN_DATA = 0.3  # share of letters outside the Latin script that makes text "non-Latin"
+
+
+def _mark_language_mismatch(dataset, rows: list[dict[str, Any]]) -> None:
+    """Flag text encoders whose known languages are all Latin-script, on non-Latin data."""
+    if dataset.modality != "text" or not rows:
+        return
+    from transferkit.backbones import get_spec
+    from transferkit.data.text import non_latin_share
+
+    share = non_latin_share(dataset.texts)
+    if share <= NON_LATIN_DATA:
+        return
+    for row in rows:
+        languages = set(get_spec(row["backbone"]).languages)
+        if languages and languages <= LATIN_SCRIPT_LANGUAGES:
+            row["language_mismatch"] = (
+                f"knows {', '.join(sorted(languages))} only, and {share:.0%} of this data's "
+                "letters are not Latin"
+            )
+
+
+def order_rows(dataset, rows: list[dict[str, Any]]) -> None:
+    """Sort ``rows`` best first and number them, in place.
+
+    LogME orders the candidates; one that cannot read the data's script goes after every one
+    that can, whatever its score (on a few dozen texts, LogME cannot see that an English-only
+    tokenizer turns Chinese into unknown tokens, and accuracy then sits near chance).
+    """
+    _mark_language_mismatch(dataset, rows)
+    rows.sort(key=lambda r: (bool(r.get("language_mismatch")), -r["logme"]))
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+
+
 def explain(rows: list[dict[str, Any]]) -> str:
     """One sentence on why the winner wins."""
     if not rows:
         return "No candidate could be scored."
     best = rows[0]
     knn_best = max(rows, key=lambda r: r["knn_loo"])
-    text = (
-        f"{best['backbone']} has the highest LogME ({best['logme']:.3f}): a linear head on its "
-        f"frozen features explains the labels best"
+    mismatched = [r for r in rows if r.get("language_mismatch")]
+    readable = [r for r in rows if not r.get("language_mismatch")]
+    among = (
+        "" if not mismatched or best.get("language_mismatch") else " of the encoders that read it"
     )
-    if len(rows) > 1:
-        text += f", {best['logme'] - rows[1]['logme']:+.3f} over {rows[1]['backbone']}"
+    text = (
+        f"{best['backbone']} has the highest LogME{among} ({best['logme']:.3f}): a linear head "
+        f"on its frozen features explains the labels best"
+    )
+    peers = readable if readable and not best.get("language_mismatch") else rows
+    if len(peers) > 1:
+        text += f", {best['logme'] - peers[1]['logme']:+.3f} over {peers[1]['backbone']}"
+    if mismatched and not best.get("language_mismatch"):
+        names = ", ".join(r["backbone"] for r in mismatched)
+        text += f" ({names} ranked last: {mismatched[0]['language_mismatch']})"
     if knn_best is best:
         text += f", and its nearest neighbours agree ({best['knn_loo']:.1%} leave-one-out)."
     else:
