@@ -37,7 +37,16 @@ if __package__ in (None, ""):  # `python benchmarks/run_all.py`
 from benchmarks import _common as c  # noqa: E402
 
 #: The registry: every benchmark that `python -m benchmarks` runs, in this order.
-BENCHMARKS = ["extraction", "fashion_mnist", "cache", "finetune", "text", "text_chinese"]
+BENCHMARKS = [
+    "extraction",
+    "fashion_mnist",
+    "cache",
+    "finetune",
+    "text",
+    "text_chinese",
+    "ranking",
+    "audio",
+]
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
