@@ -89,6 +89,9 @@ def _task(modality: str, name: str, seed: int, k: int, n_test: int) -> tuple[Pat
     return make(name, k, seed, n_test)
 
 
+RANK_ORDER = "rank order"
+
+
 def _score_keys(rows: list[dict]) -> list[str]:
     """Scores present (a finite number) in every ranking row, LogME first."""
     keys = [k for k, v in rows[0].items() if k not in NOT_SCORES and _is_number(v)]
@@ -168,6 +171,10 @@ def _taus(draws: dict) -> dict[str, float]:
         rows = draw["ranking"]
         if not rows:
             continue
+        # the order `transferkit rank` prints (LogME, with encoders that cannot read the data's
+        # script after those that can) — what a user and --backbone auto act on
+        order = {r["backbone"]: -float(r["rank"]) for r in rows}
+        per_score.setdefault(RANK_ORDER, []).append(_tau(order, draw["accuracy"]))
         for key in _score_keys(rows):
             scores = {r["backbone"]: float(r[key]) for r in rows}
             per_score.setdefault(key, []).append(_tau(scores, draw["accuracy"]))
@@ -311,11 +318,11 @@ def _cost(tmp: Path, quick: bool, k: int, n_test: int) -> dict:
 def _tau_rows(taus: dict[str, dict[str, float]], results: dict) -> tuple[list, list]:
     rows, notes = [], []
     for label, by_score in taus.items():
-        others = [f"{k} {_fmt_tau(v)}" for k, v in by_score.items() if k != "logme"]
+        others = [f"{k} {_fmt_tau(v)}" for k, v in by_score.items() if k != RANK_ORDER]
         rows.append(
             c.row(
-                f"{label}: Kendall tau, LogME vs features accuracy (other scores)",
-                _fmt_tau(by_score.get("logme", float("nan"))),
+                f"{label}: Kendall tau, transferkit's ranking vs features accuracy (raw scores)",
+                _fmt_tau(by_score.get(RANK_ORDER, float("nan"))),
                 " | ".join(others) or "—",
                 status="info",
             )
@@ -334,18 +341,19 @@ def _tau_rows(taus: dict[str, dict[str, float]], results: dict) -> tuple[list, l
                 for n, err in d["errors"].items()
             )
         )
-    logme = [v.get("logme", float("nan")) for v in taus.values()]
-    mean = float(np.nanmean(logme)) if np.isfinite(logme).any() else float("nan")
+    ranked = [v.get(RANK_ORDER, float("nan")) for v in taus.values()]
+    mean = float(np.nanmean(ranked)) if np.isfinite(ranked).any() else float("nan")
     rows.append(
         c.row(
-            f"mean Kendall tau over {len(logme)} datasets: LogME vs features accuracy",
+            f"mean Kendall tau over {len(ranked)} datasets: transferkit's LogME ranking (encoders "
+            "that cannot read the data's script last) vs features accuracy",
             _fmt_tau(mean),
             target=f"≥ {TAU_TARGET}",
             status=c.verdict(math.isfinite(mean) and mean >= TAU_TARGET),
         )
     )
     keys = sorted(
-        {k for v in taus.values() for k in v if k != "logme"},
+        {k for v in taus.values() for k in v if k != RANK_ORDER},
         key=lambda k: (SCORE_ORDER.index(k) if k in SCORE_ORDER else 99, k),
     )
     for key in keys:
@@ -432,36 +440,9 @@ def _auto_rows(autos: dict) -> tuple[list, list]:
     return rows, notes
 
 
-# ----------------------------------------------------------------------------- run
-
-
-def run(quick: bool) -> dict:
-    seeds = SEEDS[:1] if quick else SEEDS
-    tasks = {"image": TASKS["image"][:1], "text": TASKS["text"][:1]} if quick else TASKS
-    n_test = 200 if quick else N_TEST
-    ks = {"image": 10, "text": 16} if quick else K_PER_CLASS
-    results, taus, autos, errors = {}, {}, {}, {}
-    with tempfile.TemporaryDirectory(prefix="tk-bench-rank-") as tmp:
-        with _cache_dir(Path(tmp) / "cache"):
-            for modality, names in tasks.items():
-                for task in names:
-                    label = f"{task} ({modality})"
-                    try:
-                        draws = _rank_and_train(modality, task, seeds, ks[modality], n_test)
-                    except Exception as exc:
-                        errors[label] = exc
-                        continue
-                    results[label] = {"modality": modality, "draws": draws}
-                    taus[label] = _taus(draws)
-                    try:
-                        autos[label] = _auto_side(modality, task, draws, ks[modality], n_test)
-                    except Exception as exc:
-                        errors[f"{label}, best single choice"] = exc
-        try:
-            cost, cost_error = _cost(Path(tmp), quick, ks["image"], n_test), None
-        except Exception as exc:
-            cost, cost_error = {}, exc
-
+def render(results, taus, autos, errors, cost, cost_error) -> tuple[list, list]:
+    """The rows and notes of BENCHMARKS.md from measured results (also from a saved
+    results/ranking.json: ``render_saved``)."""
     rows, notes = [], []
     for label, exc in errors.items():
         rows.append(c.row(label, c.short_error(exc), status=c.unavailable_status(exc)))
@@ -494,6 +475,49 @@ def run(quick: bool) -> dict:
                 status=c.verdict(all(r["status"] == "PASS" for r in auto_rows)),
             )
         )
+    return rows, notes
+
+
+def render_saved(data: dict) -> tuple[list, list]:
+    """Rows from ``results/ranking.json``'s ``data`` (taus recomputed from the stored draws)."""
+    results = data["results"]
+    taus = {label: _taus(r["draws"]) for label, r in results.items()}
+    errors = {k: RuntimeError(v) for k, v in data.get("errors", {}).items()}
+    cost_error = RuntimeError(data["cost_error"]) if data.get("cost_error") else None
+    return render(results, taus, data["auto"], errors, data["cost"], cost_error)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def run(quick: bool) -> dict:
+    seeds = SEEDS[:1] if quick else SEEDS
+    tasks = {"image": TASKS["image"][:1], "text": TASKS["text"][:1]} if quick else TASKS
+    n_test = 200 if quick else N_TEST
+    ks = {"image": 10, "text": 16} if quick else K_PER_CLASS
+    results, taus, autos, errors = {}, {}, {}, {}
+    with tempfile.TemporaryDirectory(prefix="tk-bench-rank-") as tmp:
+        with _cache_dir(Path(tmp) / "cache"):
+            for modality, names in tasks.items():
+                for task in names:
+                    label = f"{task} ({modality})"
+                    try:
+                        draws = _rank_and_train(modality, task, seeds, ks[modality], n_test)
+                    except Exception as exc:
+                        errors[label] = exc
+                        continue
+                    results[label] = {"modality": modality, "draws": draws}
+                    taus[label] = _taus(draws)
+                    try:
+                        autos[label] = _auto_side(modality, task, draws, ks[modality], n_test)
+                    except Exception as exc:
+                        errors[f"{label}, best single choice"] = exc
+        try:
+            cost, cost_error = _cost(Path(tmp), quick, ks["image"], n_test), None
+        except Exception as exc:
+            cost, cost_error = {}, exc
+
+    rows, notes = render(results, taus, autos, errors, cost, cost_error)
     notes.append(
         f"data: {', '.join(f'{m} {t}' for m, ts in tasks.items() for t in ts)}; "
         f"K = {ks['image']} images / {ks['text']} texts per class, training draws {list(seeds)}, "
