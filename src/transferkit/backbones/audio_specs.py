@@ -36,7 +36,8 @@ class AudioBackbone:
         self.name = spec.name
         self.encoder = encoder
         self.preprocess = preprocess
-        self.num_features = int(spec.embedding_dim)
+        # mean + std of the encoder's per-window embeddings (hub models learn their width late)
+        self.num_features = int(spec.embedding_dim or 2 * encoder.frame_dim)
 
     def eval(self) -> AudioBackbone:  # the registry's materialize() calls it on every module
         return self

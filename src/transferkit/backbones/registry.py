@@ -132,6 +132,12 @@ def get_spec(name: str) -> BackboneSpec:
         from transferkit.backbones.timm_models import timm_spec
 
         return timm_spec(name[len(TIMM_PREFIX) :])
+    if name.startswith(HF_PREFIX):
+        from transferkit.backbones.hub_audio import hub_audio_spec, is_audio_hub_model
+
+        repo = name[len(HF_PREFIX) :].strip()
+        if repo and not any(c.isspace() for c in repo) and is_audio_hub_model(repo):
+            return hub_audio_spec(name, repo)
     if name.startswith((ST_PREFIX, HF_PREFIX)):
         from transferkit.backbones.text_specs import hub_text_spec
 
