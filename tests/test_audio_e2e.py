@@ -97,3 +97,10 @@ def test_broken_clips_are_listed_once_and_a_long_recording_is_windowed(words, tm
     strict = ["train", str(root), "--backbone", "mfcc_stats", "--strict", "--no-progress"]
     assert main([*strict, "--out", str(tmp_path / "strict")]) == 2
     assert "empty.wav" in capsys.readouterr().err
+
+
+def test_fine_tuning_audio_says_it_is_not_built_yet(words, tmp_path, capsys):
+    require_offline_weights("speech_embedding")
+    args = ["train", str(words), "--backbone", "speech_embedding", "--strategy", "finetune"]
+    assert main([*args, "--out", str(tmp_path / "ft"), "--no-progress"]) == 2
+    assert "fine-tuning audio encoders is not built yet" in capsys.readouterr().err

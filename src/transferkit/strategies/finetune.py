@@ -131,6 +131,11 @@ class FinetuneStrategy(Strategy):
 
         cfg = self.config
         if not backbone.spec.trainable:
+            if backbone.spec.modality == "audio":
+                raise BadInputError(
+                    f"{backbone.name}: fine-tuning audio encoders is not built yet; use "
+                    "--strategy features (the default for audio)."
+                )
             raise BadInputError(
                 f"{backbone.name} is a frozen encoder: it can only embed, not be trained. Use "
                 "--strategy features with it, or a trainable encoder (e.g. all_minilm_l6_v2)."
