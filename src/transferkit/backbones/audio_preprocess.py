@@ -8,13 +8,10 @@ bundle and in the embedding-cache key, never chosen by the user.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-logger = logging.getLogger("transferkit")
+from transferkit.backbones.text_preprocess import config_fingerprint, config_from_dict
 
 POOLINGS = ("mean+std",)
 
@@ -50,12 +47,7 @@ class AudioPreprocess:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AudioPreprocess:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known - {"kind"})
-        if unknown:
-            logger.warning("AudioPreprocess: ignoring unknown keys %s", unknown)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return config_from_dict(cls, data)
 
     def fingerprint(self) -> str:
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return config_fingerprint(self)

@@ -55,24 +55,33 @@ class TextPreprocess:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of this config (with ``kind`` so a bundle knows which config it is)."""
-        return {"kind": "text", **asdict(self)}
+        return {"kind": self.modality, **asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TextPreprocess:
+    def from_dict(cls, data: dict[str, Any]) -> Any:
         """Build from ``to_dict()`` output; unknown keys (newer versions) warn and are ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known - {"kind"})
-        if unknown:
-            logger.warning(
-                "TextPreprocess: ignoring unknown keys %s (written by a newer transferkit?)",
-                unknown,
-            )
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return config_from_dict(cls, data)
 
     def fingerprint(self) -> str:
         """Stable sha256 hex of the canonical JSON form; a cache key for embeddings."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return config_fingerprint(self)
+
+
+def config_from_dict(cls, data: dict[str, Any]):
+    """``cls(**data)`` for a preprocessing dataclass, ignoring (with a warning) unknown keys."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known - {"kind"})
+    if unknown:
+        logger.warning(
+            "%s: ignoring unknown keys %s (written by a newer transferkit?)", cls.__name__, unknown
+        )
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def config_fingerprint(config) -> str:
+    """sha256 of a preprocessing config's canonical JSON (``to_dict``): its cache identity."""
+    canonical = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def preprocess_from_dict(data: dict[str, Any]):

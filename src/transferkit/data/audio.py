@@ -21,7 +21,6 @@ from transferkit.data.dataset import (
     FileKind,
     Sample,
     _list_top,
-    _scan,
     load_class_folders,
     report_unreadable,
 )
@@ -59,19 +58,35 @@ class UnreadableAudio(Exception):
 # ------------------------------------------------------------------------------- detection
 
 
-def is_audio_folder(path: Path) -> bool:
-    """A folder whose class sub-folders hold audio files (more of them than images)."""
+def is_audio_folder(path: Path, sample: int = 200) -> bool:
+    """A folder whose class sub-folders hold audio files (more of them than images).
+
+    Looks at no more than ``sample`` files in all, breadth-first: deciding the reader must not
+    cost a second full listing of a big image folder (the loader lists it once, afterwards).
+    """
     from transferkit.data.images import is_image_path
 
     if not path.is_dir():
         return False
     audio = images = 0
-    for folder in _list_top(path, is_audio_path)[0][:50]:
-        scan = _scan(folder, lambda name: is_audio_path(name) or is_image_path(name))
-        audio += sum(is_audio_path(p.name) for p in scan.images)
-        images += sum(not is_audio_path(p.name) for p in scan.images)
-        if audio + images >= 200:
-            break
+    pending = list(_list_top(path, is_audio_path)[0][:50])
+    while pending and audio + images < sample:
+        folder = pending.pop(0)
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    if entry.is_dir():
+                        pending.append(Path(entry.path))
+                    elif is_audio_path(entry.name):
+                        audio += 1
+                    elif is_image_path(entry.name):
+                        images += 1
+                    if audio + images >= sample:
+                        break
+        except OSError:  # the loader reports unreadable folders; here just look elsewhere
+            continue
     return audio > images
 
 

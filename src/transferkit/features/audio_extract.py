@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from transferkit.features.cache import EmbeddingCache, open_store
-from transferkit.features.extract import ExtractionResult, _digest
+from transferkit.features.extract import ExtractionResult, fill_from_cache
 from transferkit.system import available_cores
 
 _AHEAD = 8  # clips decoded ahead of the encoder
@@ -44,24 +44,13 @@ def extract_audio_embeddings(
     embeddings = np.zeros((n, dim), dtype=np.float32)
     ok = np.zeros(n, dtype=bool)
     problems: list[tuple[Path, str]] = []
+    failed = np.zeros(n, dtype=bool)
     store = open_store(backbone, cache, "audio", dim)
-    digests: list[str | None] = [None] * n
-    if store is not None and n:
-        with ThreadPoolExecutor(max_workers=min(4, available_cores())) as pool:
-            found = list(pool.map(_digest, paths))
-        for i, d in enumerate(found):
-            if isinstance(d, Exception):
-                problems.append((paths[i], f"cannot read file ({d})"))
-            else:
-                digests[i] = d
-        hits = store.get_many([d for d in digests if d is not None])
-        for i, d in enumerate(digests):
-            if d in hits:
-                embeddings[i] = hits[d]
-                ok[i] = True
+    digests = fill_from_cache(
+        store, paths, embeddings, ok, failed, problems, min(4, available_cores())
+    )
     n_cached = int(ok.sum())
-    unreadable = {p for p, _ in problems}
-    todo = [i for i in range(n) if not ok[i] and paths[i] not in unreadable]
+    todo = [i for i in range(n) if not ok[i] and not failed[i]]
     rate = backbone.preprocess.sample_rate
     seconds_audio, windowed = 0.0, 0
     if todo:

@@ -82,6 +82,30 @@ def _digest(path: Path) -> str | Exception:
         return exc
 
 
+def fill_from_cache(store, paths, embeddings, ok, failed, problems, threads: int):
+    """Hash every file (in threads) and copy the embeddings the cache already has into place.
+
+    Sets ``ok`` for cache hits and ``failed`` (with a ``problems`` entry) for files that cannot
+    be read; returns each file's digest (None where unread or caching is off).
+    """
+    digests: list[str | None] = [None] * len(paths)
+    if store is None or not len(paths):
+        return digests
+    with ThreadPoolExecutor(max_workers=max(2, threads)) as pool:
+        for i, d in enumerate(pool.map(_digest, paths)):
+            if isinstance(d, Exception):
+                problems.append((paths[i], f"cannot read file ({d.__class__.__name__}: {d})"))
+                failed[i] = True
+            else:
+                digests[i] = d
+    hits = store.get_many([d for d in digests if d])
+    for i, d in enumerate(digests):
+        if d in hits:
+            embeddings[i] = hits[d]
+            ok[i] = True
+    return digests
+
+
 def _problem_text(exc: BaseException, path: Path) -> str:
     """The reason alone: decoding errors read "<path>: <reason>" and the path is listed apart."""
     text, prefix = str(exc), f"{path}: "
@@ -141,20 +165,7 @@ def extract_embeddings(
 
     store = open_store(backbone, cache, view, dim)
 
-    digests: list[str | None] = [None] * n
-    if store is not None and n:
-        with ThreadPoolExecutor(max_workers=max(2, threads)) as pool:
-            for i, d in enumerate(pool.map(_digest, paths)):
-                if isinstance(d, Exception):
-                    problems.append((paths[i], f"cannot read file ({d.__class__.__name__}: {d})"))
-                    failed[i] = True
-                else:
-                    digests[i] = d
-        hits = store.get_many([d for d in digests if d])
-        for i, d in enumerate(digests):
-            if d in hits:
-                embeddings[i] = hits[d]
-                ok[i] = True
+    digests = fill_from_cache(store, paths, embeddings, ok, failed, problems, threads)
     n_cached = int(ok.sum())
 
     todo = [i for i in range(n) if not ok[i] and not failed[i]]
