@@ -1,15 +1,14 @@
 """Image batches for the training loop: decoded, augmented and normalised, one batch ahead.
 
-One background thread prepares the next batch while the current one trains (decoding a photo
-costs milliseconds, a training step hundreds). Randomness — the shuffle and every augmentation —
-comes from the ``numpy.random.Generator`` passed to ``train_epoch`` and is drawn by that one
-thread in a fixed order, so a seeded run and a resumed run see exactly the same pixels.
+Batches are prepared one ahead in a background thread (``prefetch.py``). Randomness — the
+shuffle and every augmentation — comes from the ``numpy.random.Generator`` passed to
+``train_epoch`` and is drawn by that one thread in a fixed order, so a seeded run and a resumed
+run see exactly the same pixels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from transferkit.backbones.preprocess import ImagePreprocess, crop_pixels
 from transferkit.data.images import open_image
 from transferkit.finetune.augment import training_transform
+from transferkit.finetune.prefetch import prefetched
 
 
 class ImageBatches:
@@ -70,26 +70,15 @@ class ImageBatches:
         pixels = [crop_pixels(self._open(i), self.preprocess) for i in order]
         return self._to_tensor(pixels), self.targets[torch.as_tensor(order)]
 
-    def _prefetched(self, chunks: list[np.ndarray], make) -> Iterator[tuple[torch.Tensor, ...]]:
-        if not chunks:
-            return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tk-batches") as pool:
-            pending = pool.submit(make, chunks[0])
-            for chunk in chunks[1:]:
-                ready = pending.result()
-                pending = pool.submit(make, chunk)
-                yield ready
-            yield pending.result()
-
     def train_epoch(self, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One shuffled, augmented pass; draws from ``rng`` only (in the prefetch thread)."""
         order = rng.permutation(len(self.paths))
         chunks = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         # the generator is used by one thread at a time, strictly in batch order
-        return self._prefetched(chunks, lambda chunk: self._train_batch(chunk, rng))
+        return prefetched(chunks, lambda chunk: self._train_batch(chunk, rng))
 
     def eval_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Every example once, in order, with the evaluation geometry (never augmented)."""
         order = np.arange(len(self.paths))
         chunks = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        return self._prefetched(chunks, self._eval_batch)
+        return prefetched(chunks, self._eval_batch)
