@@ -110,3 +110,58 @@ def test_hub_audio_model_trains_through_the_pipeline(tmp_path):
     ).fit(data)
     assert clf.describe()["strategy"] == "features"  # audio: frozen features for now
     assert len(clf.predict(data)) == 8
+
+
+@pytest.mark.parametrize("build,name", [(_tiny_wav2vec2, "wav2vec2"), (_tiny_ast, "ast")])
+def test_hub_audio_forward_pools_like_extraction(tmp_path, build, name):
+    import torch
+
+    from transferkit.finetune.audio_batches import pack_windows
+
+    backbone = resolve_backbone(f"hf:test/tiny-{name}-ft", weights=build(tmp_path / name))
+    module = backbone.materialize().eval()
+    rng = np.random.default_rng(1)
+    waves = [rng.normal(0, 0.1, n).astype(np.float32) for n in (3000, 16000 * 12)]
+    x = pack_windows([module.window_inputs(w) for w in waves])  # 1 and 2 pieces, ragged
+    with torch.inference_mode():
+        pooled = module(x).numpy()
+    expected = np.stack([v for v, _ in module.embed_many(waves)])
+    np.testing.assert_allclose(pooled, expected, atol=1e-4, rtol=1e-3)
+    names = [n for group in module.layer_groups() for n in group]
+    assert sorted(names) == sorted(n for n, _ in module.named_parameters())
+
+
+def test_hub_audio_model_fine_tunes_and_its_bundle_reloads(tmp_path):
+    import torch
+
+    from transferkit import TransferClassifier, load_dataset
+
+    weights = _tiny_wav2vec2(tmp_path / "model")
+    t = np.arange(8000) / 16000
+    for label, freq in (("low", 200.0), ("high", 1800.0)):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(6):
+            tone = 0.3 * np.sin(2 * np.pi * (freq + 15 * i) * t)
+            sf.write(tmp_path / "data" / label / f"{i}.wav", tone, 16000)
+    data = load_dataset(tmp_path / "data")
+    params = {"epochs": 2, "head_epochs": 3, "lr": 1e-3, "val_size": 0.34}
+    clf = TransferClassifier(
+        backbone="hf:test/tiny-wav2vec2-ft",
+        weights=weights,
+        strategy="finetune",
+        strategy_params=params,
+        progress=False,
+        cache=False,
+    ).fit(data)
+    assert len(clf.fit_info_["training"]["history"]) >= 2
+    assert clf.fit_info_["training"]["best_epoch"] > 0  # stage 2 won: the encoder changed
+    pretrained = resolve_backbone("hf:test/tiny-wav2vec2-ft", weights=weights).materialize()
+    before = dict(pretrained.named_parameters())
+    assert any(not torch.equal(p, before[n]) for n, p in clf.backbone_.named_parameters())
+    proba = clf.predict_proba(data)
+    clf.save(tmp_path / "bundle")
+    # no embedding cache: the reloaded network itself must give the same probabilities
+    again = TransferClassifier.load(
+        tmp_path / "bundle", weights=weights, progress=False, cache=False
+    )
+    np.testing.assert_allclose(again.predict_proba(data), proba, atol=1e-5)

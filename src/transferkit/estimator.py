@@ -430,9 +430,9 @@ class TransferClassifier:
             **params,
         )
         # the architecture only: every weight comes from the bundle (verified by its sha256)
-        if bb_info.get("modality") == "text":
-            # the tokenizer and config live next to the pretrained weights; prefer those files
-            # (the pretrained values are then overwritten by the bundle's)
+        if bb_info.get("modality") in ("text", "audio"):
+            # a tokenizer, a feature extractor or a config lives next to the pretrained weights;
+            # prefer those files (the pretrained values are then overwritten by the bundle's)
             try:
                 ref = resolve_backbone(bb_info["name"], weights=weights, allow_download=False)
             except Exception:

@@ -112,15 +112,38 @@ class AisfxEncoder:
     hop_seconds = block_hop * AISFX_HOP / AISFX_SR  # 1.161 s
     frame_dim = 512
 
-    def __init__(self, weights_path: str | Path, *, batch_blocks: int = 32):
+    def __init__(self, weights_path: str | Path | None, *, batch_blocks: int = 32):
         import torch
 
-        from transferkit.backbones.audio_nets import load_aisfx_cnn
+        from transferkit.backbones.audio_nets import AisfxCnn, load_aisfx_cnn
 
         self._torch = torch
-        self.net = load_aisfx_cnn(weights_path)
+        # no weights: the same network from random initialisation (--strategy scratch)
+        self.net = load_aisfx_cnn(weights_path) if weights_path else AisfxCnn().eval()
         self.uses_mkldnn = self.net.use_mkldnn()
         self.batch_blocks = max(1, int(batch_blocks))
+
+    # -- fine-tuning (see AudioBackbone.forward) ----------------------------------------------
+    def window_inputs(self, wave: np.ndarray) -> np.ndarray:
+        return np.array(self.blocks(wave), dtype=np.float32)  # an owned copy, not a view
+
+    def net_frames(self, blocks):
+        return self.net(blocks)
+
+    def layer_groups(self) -> list[list[str]]:
+        """The four conv blocks (two convolutions each), input first."""
+        names = [n for n, _ in self.net.named_parameters()]
+        return [
+            [n for n in names if n.split(".")[1] in (str(2 * b), str(2 * b + 1))] for b in range(4)
+        ]
+
+    def on_mode_change(self, training: bool) -> None:
+        """The oneDNN copy of the weights is frozen in time: dropped while the network trains,
+        rebuilt from the current weights when it goes back to inference (on the CPU only)."""
+        self.net._mkldnn_weights = None
+        on_cpu = next(self.net.parameters()).device.type == "cpu"
+        if not training and self.uses_mkldnn and on_cpu:
+            self.net.use_mkldnn()
 
     def blocks(self, wave: np.ndarray) -> np.ndarray:
         """(n_blocks, 100, 96) normalised log-mel blocks (a view where no padding is needed)."""
@@ -182,7 +205,7 @@ class SpeakerEncoder:
 
     def __init__(
         self,
-        weights_path: str | Path,
+        weights_path: str | Path | None,
         *,
         pad_mode: str = "reflect",
         normalize_volume: bool = True,
@@ -191,12 +214,12 @@ class SpeakerEncoder:
     ):
         import torch
 
-        from transferkit.backbones.audio_nets import load_speaker_net
+        from transferkit.backbones.audio_nets import SpeakerNet, load_speaker_net
 
         if pad_mode not in ("reflect", "constant"):
             raise ValueError(f"pad_mode must be 'reflect' or 'constant', not {pad_mode!r}")
         self._torch = torch
-        self.net = load_speaker_net(weights_path)
+        self.net = load_speaker_net(weights_path) if weights_path else SpeakerNet().eval()
         self.pad_mode = pad_mode
         self.normalize_volume = normalize_volume
         self.batch_partials = max(1, int(batch_partials))
@@ -231,6 +254,21 @@ class SpeakerEncoder:
             wav = np.pad(wav, (0, end - len(wav)))
         mel = speaker_mel(wav, self.pad_mode)
         return _windows(mel, self.partial_frames, self.partial_step, len(starts))
+
+    # -- fine-tuning (see AudioBackbone.forward) ----------------------------------------------
+    def window_inputs(self, wave: np.ndarray) -> np.ndarray:
+        return np.array(self.mel_partials(wave), dtype=np.float32)
+
+    def net_frames(self, partials):
+        return self.net(partials)
+
+    def layer_groups(self) -> list[list[str]]:
+        """One group per LSTM layer (input first), then the projection."""
+        names = [n for n, _ in self.net.named_parameters()]
+        layers = self.net.lstm.num_layers
+        groups = [[n for n in names if n.startswith("lstm.") and n.endswith(f"_l{i}")]
+                  for i in range(layers)]  # fmt: skip
+        return [*groups, [n for n in names if n.startswith("linear.")]]
 
     def frames(self, wave: np.ndarray) -> np.ndarray:
         partials = self.mel_partials(wave)

@@ -15,57 +15,24 @@ benchmarks (BENCHMARKS.md, ``audio``):
 The code of each network and its signal processing lives in ``audio_nets.py`` and
 ``audio_features.py`` (re-implemented in torch/numpy, checked against the packages), so none of
 the packages' own modules — which import librosa, webrtcvad or old numpy — is ever imported.
+``aisfx`` and ``speaker_ge2e`` are torch networks and can be fine-tuned (``--strategy finetune``);
+``speech_embedding`` is an ONNX graph and only embeds.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-import numpy as np
 
 from transferkit.backbones.audio_preprocess import AudioPreprocess
 from transferkit.backbones.registry import BackboneSpec, register
 from transferkit.weights.resolver import WeightsSpec
 
 
-class AudioBackbone:
-    """A loaded audio encoder: ``embed(wave)`` -> (pooled embedding, number of windows)."""
-
-    def __init__(self, spec: BackboneSpec, encoder: Any, preprocess: AudioPreprocess):
-        self.spec = spec
-        self.name = spec.name
-        self.encoder = encoder
-        self.preprocess = preprocess
-        # mean + std of the encoder's per-window embeddings (hub models learn their width late)
-        self.num_features = int(spec.embedding_dim or 2 * encoder.frame_dim)
-
-    def eval(self) -> AudioBackbone:  # the registry's materialize() calls it on every module
-        return self
-
-    def embed(self, wave: np.ndarray) -> tuple[np.ndarray, int]:
-        """Mean and std over the clip's windows (2*D,) of a mono clip at the spec's rate, and
-        the number of windows."""
-        return self.embed_many([wave])[0]
-
-    def embed_many(self, waves: list[np.ndarray]) -> list[tuple[np.ndarray, int]]:
-        """``embed`` of several clips; encoders that batch across clips do so."""
-        if hasattr(self.encoder, "frames_many"):
-            all_frames = self.encoder.frames_many(waves)
-        else:
-            all_frames = [self.encoder.frames(w) for w in waves]
-        out = []
-        for frames in all_frames:
-            frames = np.asarray(frames, dtype=np.float32)
-            if frames.ndim != 2 or len(frames) == 0:
-                raise ValueError(f"{self.name}: the encoder returned no windows")
-            pooled = np.concatenate([frames.mean(axis=0), frames.std(axis=0)])
-            out.append((pooled.astype(np.float32), len(frames)))
-        return out
-
-
 def _loader(make):
-    def load(spec: BackboneSpec, weights, preprocess) -> AudioBackbone:
-        return AudioBackbone(spec, make(None if weights is None else weights.path), preprocess)
+    def load(spec: BackboneSpec, weights, preprocess):
+        # torch is imported when an audio backbone is built, not when it is registered
+        from transferkit.backbones.audio_backbone import AudioBackbone
+
+        path = None if weights is None else weights.path
+        return AudioBackbone(spec, make(path), preprocess, weights)
 
     return load
 
@@ -113,7 +80,6 @@ register(
         ),
         modality="audio",
         loader=_loader(_aisfx),
-        trainable=False,  # features only for now: audio fine-tuning is not built yet
     )
 )
 
@@ -132,7 +98,7 @@ register(
         ),
         modality="audio",
         loader=_loader(_speech),
-        trainable=False,
+        trainable=False,  # an ONNX graph: it embeds, it cannot train
     )
 )
 
@@ -151,7 +117,6 @@ register(
         ),
         modality="audio",
         loader=_loader(_speaker),
-        trainable=False,
     )
 )
 
@@ -166,7 +131,7 @@ register(
         weights=WeightsSpec(filename="none"),
         modality="audio",
         loader=_loader(_mfcc),
-        trainable=False,
+        trainable=False,  # nothing learned
         needs_weights=False,
         standardize_features=True,
     )

@@ -82,7 +82,6 @@ def hub_audio_spec(name: str, repo: str) -> BackboneSpec:
         ),
         loader=_loader,
         probe=_probe,
-        trainable=False,  # features only for now, as for the packaged audio encoders
     )
 
 
@@ -105,7 +104,13 @@ def _probe(spec, weights) -> tuple[AudioPreprocess, int]:
 
 class HubAudioEncoder:
     """A transformers audio model and its feature extractor: ``frames(wave)`` -> the last
-    hidden states (n, hidden) of every ``WINDOW_SECONDS`` piece of the clip."""
+    hidden states (n, hidden) of every ``WINDOW_SECONDS`` piece of the clip.
+
+    For fine-tuning, a window is one piece's model input as the feature extractor makes it
+    (normalised samples for wav2vec2-style models, filterbanks for AST and Whisper); the pieces
+    of a clip differ in length, so they run through the model one at a time."""
+
+    fixed_window_shape = False
 
     def __init__(self, folder: str | Path):
         from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
@@ -116,26 +121,62 @@ class HubAudioEncoder:
         model = AutoModel.from_pretrained(folder, use_safetensors=True)
         # sequence-to-sequence audio models (Whisper): the encoder is the part that embeds
         encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
-        self.model = (model.get_encoder() if encoder_decoder else model).eval()
+        self.net = (model.get_encoder() if encoder_decoder else model).eval()
+        self.input_name = self.extractor.model_input_names[0]  # input_values / input_features
         self.sample_rate = int(getattr(self.extractor, "sampling_rate", 16000))
         self.window_seconds = WINDOW_SECONDS
         self.frame_dim = int(getattr(config, "hidden_size", None) or config.d_model)
 
+    def window_inputs(self, wave: np.ndarray) -> list[np.ndarray]:
+        step = int(self.window_seconds * self.sample_rate)
+        pieces = [wave[i : i + step] for i in range(0, max(len(wave), 1), step)] or [wave]
+        return [
+            np.asarray(
+                self.extractor(piece, sampling_rate=self.sample_rate, return_tensors="np")[
+                    self.input_name
+                ][0],
+                dtype=np.float32,
+            )
+            for piece in pieces
+        ]
+
+    def net_frames(self, inputs):
+        """(1, *window) model input -> (time, hidden) last hidden states."""
+        return self.net(**{self.input_name: inputs}).last_hidden_state[0]
+
     def frames(self, wave: np.ndarray) -> np.ndarray:
         import torch
 
-        step = int(self.window_seconds * self.sample_rate)
-        pieces = [wave[i : i + step] for i in range(0, max(len(wave), 1), step)] or [wave]
-        out = []
         with torch.inference_mode():
-            for piece in pieces:
-                inputs = self.extractor(piece, sampling_rate=self.sample_rate, return_tensors="pt")
-                hidden = self.model(**inputs).last_hidden_state[0]
-                out.append(hidden.float().numpy())
+            out = [
+                self.net_frames(torch.from_numpy(w)[None]).float().numpy()
+                for w in self.window_inputs(wave)
+            ]
         return np.concatenate(out, axis=0)
+
+    def layer_groups(self) -> list[list[str]]:
+        """Everything before the transformer layers (the convolutional or patch front end),
+        one group per layer, and what follows the last layer (final norm) with it."""
+        from transferkit.backbones.text_models import transformer_layer_list
+
+        prefix, n_layers = transformer_layer_list(self.net)
+        groups: list[list[str]] = [[] for _ in range(n_layers + 1)]
+        seen_layers = False
+        for name, _ in self.net.named_parameters():
+            if name.startswith(prefix + "."):
+                groups[int(name[len(prefix) + 1 :].split(".")[0]) + 1].append(name)
+                seen_layers = True
+            else:
+                groups[-1 if seen_layers else 0].append(name)
+        return [g for g in groups if g]
 
 
 def _loader(spec, weights, preprocess):
-    from transferkit.backbones.audio_specs import AudioBackbone
+    from transferkit.backbones.audio_backbone import AudioBackbone
 
-    return AudioBackbone(spec, HubAudioEncoder(Path(weights.path).parent), preprocess)
+    if weights is None:
+        raise RuntimeError(
+            f"{spec.name}: a Hugging Face audio model is built from its downloaded config; "
+            "random initialisation without it (--strategy scratch) is not supported"
+        )
+    return AudioBackbone(spec, HubAudioEncoder(Path(weights.path).parent), preprocess, weights)

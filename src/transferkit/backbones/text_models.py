@@ -100,7 +100,7 @@ class TextEncoder(nn.Module):
         )
 
 
-def _layer_list(model: nn.Module) -> tuple[str, int]:
+def transformer_layer_list(model: nn.Module) -> tuple[str, int]:
     """The name and length of the encoder's list of transformer layers."""
     best = ("", 0)
     for name, module in model.named_modules():
@@ -114,7 +114,7 @@ def _layer_list(model: nn.Module) -> tuple[str, int]:
 
 def transformer_layer_groups(model: nn.Module) -> list[list[str]]:
     """Parameter names grouped: [embeddings, layer 0, …, layer N-1 (+ anything after)]."""
-    prefix, n_layers = _layer_list(model)
+    prefix, n_layers = transformer_layer_list(model)
     groups: list[list[str]] = [[] for _ in range(n_layers + 1)]
     for name, _ in model.named_parameters():
         if name.startswith(prefix + "."):

@@ -31,7 +31,7 @@ def gpu_available() -> bool:
 
 def needs_separability(dataset, spec) -> bool:
     """Whether ``choose_strategy`` would look at the frozen k-NN probe for this data."""
-    return spec.trainable and dataset.modality != "text"
+    return spec.trainable and dataset.modality == "image"
 
 
 def choose_strategy(
@@ -51,6 +51,12 @@ def choose_strategy(
             "contrastive",
             f"text with a trainable encoder ({spec.name}) and {low}-{high} examples per class: "
             "contrastive fine-tuning of the encoder, then a head",
+        )
+    if dataset.modality == "audio":
+        return (
+            "features",
+            "audio: a head on the frozen clip embeddings (fine-tuning the encoder is "
+            "--strategy finetune; on our benchmarks it did not beat the head on its own)",
         )
     if separability is None:
         return "features", f"{dataset.modality} data: frozen embeddings + a head (fast, safe)"

@@ -53,6 +53,25 @@ def readable_mask(paths) -> tuple[np.ndarray, list]:
     return ok, [(p, r) for p, r in zip(paths, reasons) if r is not None]
 
 
+def readable_audio_mask(paths, sample_rate: int) -> tuple[np.ndarray, list]:
+    """Which clips decode, and why the others do not (the extractor's wording)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transferkit.data.audio import UnreadableAudio, decode_audio
+
+    def probe(path):
+        try:
+            decode_audio(path, sample_rate)
+            return None
+        except UnreadableAudio as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reasons = list(pool.map(probe, paths))
+    ok = np.array([r is None for r in reasons], dtype=bool)
+    return ok, [(p, r) for p, r in zip(paths, reasons) if r is not None]
+
+
 def top_group_bn_layers(module, n_groups: int) -> list:
     """BatchNorm layers inside the top ``n_groups`` layer groups of a backbone module."""
     from torch import nn
@@ -131,17 +150,15 @@ class FinetuneStrategy(Strategy):
 
         cfg = self.config
         if not backbone.spec.trainable:
-            if backbone.spec.modality == "audio":
-                raise BadInputError(
-                    f"{backbone.name}: fine-tuning audio encoders is not built yet; use "
-                    "--strategy features (the default for audio)."
-                )
+            example = "aisfx or speaker_ge2e" if train.modality == "audio" else "all_minilm_l6_v2"
             raise BadInputError(
                 f"{backbone.name} is a frozen encoder: it can only embed, not be trained. Use "
-                "--strategy features with it, or a trainable encoder (e.g. all_minilm_l6_v2)."
+                f"--strategy features with it, or a trainable encoder (e.g. {example})."
             )
         if backbone.spec.modality == "text":
             return self._prepare_text(backbone, train, embed=embed, seed=seed, val=val)
+        if backbone.spec.modality == "audio":
+            return self._prepare_audio(backbone, train, embed=embed, seed=seed, val=val)
         if val is None:
             train, val = split_validation(train, cfg.val_size, seed)
         else:
@@ -272,6 +289,66 @@ class FinetuneStrategy(Strategy):
             embeddings=embeddings if cfg.pretrained else None,
             seconds_extract=(first.seconds + val_first.seconds) if first is not None else 0.0,
             problems=[],
+            runtime=first.runtime if first is not None else None,
+            n_cached=first.n_cached if first is not None else 0,
+        )
+
+    def _prepare_audio(self, backbone, train, *, embed, seed, val) -> Prepared:
+        """Audio: frozen clip embeddings warm the head up (and flag unreadable clips), then
+        window batches train the encoder's network."""
+        import torch
+
+        from transferkit.finetune.audio_batches import AudioBatches
+        from transferkit.finetune.engine import adapt_batch_size, pick_device
+        from transferkit.finetune.model import ClassifierModel
+
+        cfg = self.config
+        if val is None:
+            train, val = split_validation(train, cfg.val_size, seed)
+        else:
+            check_validation(val, train)
+        first = val_first = None
+        if cfg.pretrained:
+            first, val_first = embed(train), embed(val)
+            ok, val_ok = first.ok, val_first.ok
+            problems = first.problems + val_first.problems
+        else:
+            rate = backbone.preprocess.sample_rate
+            ok, p1 = readable_audio_mask(train.paths, rate)
+            val_ok, p2 = readable_audio_mask(val.paths, rate)
+            problems = p1 + p2
+        train_rows, val_rows = np.flatnonzero(ok), np.flatnonzero(val_ok)
+        train, val = train.subset(train_rows), val.subset(val_rows)
+        check_validation(val, train)
+        module = self._backbone_module(backbone, seed)
+        device = pick_device()
+        batch_size = adapt_batch_size(cfg.batch_size, len(train), device)
+        train_batches = AudioBatches(
+            train.paths, train.targets, module, batch_size=batch_size, augment=cfg.augment
+        )
+        val_batches = AudioBatches(
+            val.paths, val.targets, module, batch_size=batch_size, augment="none"
+        )
+
+        def embeddings():
+            return (
+                (torch.from_numpy(first.embeddings[ok]), torch.from_numpy(train.targets)),
+                (torch.from_numpy(val_first.embeddings[val_ok]), torch.from_numpy(val.targets)),
+            )
+
+        torch.manual_seed(seed)
+        model = ClassifierModel(module, len(train.labels))
+        return Prepared(
+            train=train,
+            val=val,
+            model=model,
+            device=device,
+            batch_size=batch_size,
+            train_batches=train_batches,
+            val_batches=val_batches,
+            embeddings=embeddings if cfg.pretrained else None,
+            seconds_extract=(first.seconds + val_first.seconds) if first is not None else 0.0,
+            problems=problems,
             runtime=first.runtime if first is not None else None,
             n_cached=first.n_cached if first is not None else 0,
         )
