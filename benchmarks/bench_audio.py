@@ -17,7 +17,9 @@ Contenders, on the same folds:
   .fit(ds.subset(train)).score(ds.subset(test))`` with ``ds = load_dataset(folder)``; B = the
   default audio encoder ``aisfx`` (target row) and ``mfcc_stats``, ``speech_embedding``,
   ``speaker_ge2e`` (information rows). One fresh embedding cache for the whole run (so each clip
-  is encoded once per encoder, not once per fold).
+  is encoded once per encoder, not once per fold). Information rows also fine-tune the torch
+  encoders (``strategy="finetune"``, defaults: head warm-up, the top groups unfrozen one per
+  epoch, a 15 % validation split of the training fold for early stopping) on the same folds.
 - reference (independent of transferkit: soundfile + numpy/scipy/sklearn): 20 MFCCs + their
   deltas at the file's own sample rate (librosa's defaults: n_fft 2048, hop 512, 128 Slaney
   mels, power_to_db top_db 80, DCT-II ortho; delta width 9), mean and std over frames (80-d),
@@ -49,6 +51,9 @@ NAME = "audio"
 TITLE = "Audio: Sonic Pi samples and espeak-ng words (frozen encoders vs MFCC statistics + LR)"
 DEFAULT_ENCODER = "aisfx"
 OTHER_ENCODERS = ("mfcc_stats", "speech_embedding", "speaker_ge2e")
+# fine-tuned contenders (information rows): the torch encoders through the shared engine
+FINETUNED = ("aisfx", "speaker_ge2e")
+FT = "+finetune"  # result key suffix: "aisfx+finetune"
 MARGIN_POINTS = 5.0
 SPEED_TARGET = 20.0
 
@@ -200,14 +205,14 @@ def _load(folder: Path, files: list[Path]):
     return ds, index
 
 
-def _transferkit_cv(backbone: str, ds, index: np.ndarray, folds) -> dict:
-    """Fold accuracies of ``TransferClassifier(backbone, features)``; fit/score wall seconds."""
+def _transferkit_cv(backbone: str, ds, index: np.ndarray, folds, strategy="features") -> dict:
+    """Fold accuracies of ``TransferClassifier(backbone, strategy)``; fit/score wall seconds."""
     (classifier,) = c.import_transferkit_api("transferkit.TransferClassifier")
     accs, skipped, t0 = [], 0, time.perf_counter()
     for train, test in folds:
         tr, te = index[train], index[test]
         skipped += int((tr < 0).sum() + (te < 0).sum())
-        clf = classifier(backbone=backbone, strategy="features", progress=False)
+        clf = classifier(backbone=backbone, strategy=strategy, progress=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. a class missing from a test fold
             clf.fit(ds.subset(tr[tr >= 0]))
@@ -249,7 +254,7 @@ def _speed(backbone_name: str, ds, limit: int | None) -> dict:
 # ----------------------------------------------------------------------------- one data set
 
 
-def _evaluate(label: str, folder: Path, files, y, folds, encoders) -> dict:
+def _evaluate(label: str, folder: Path, files, y, folds, encoders, finetuned=()) -> dict:
     """Reference and transferkit encoders on one data set; errors are kept per contender."""
     x, seconds_audio, ref_wall = _reference_features(files)
     ref = _reference_cv(x, y, folds)
@@ -271,27 +276,31 @@ def _evaluate(label: str, folder: Path, files, y, folds, encoders) -> dict:
         return out
     out["ds"], out["index"] = ds, index
     out["not_listed_by_transferkit"] = int((index < 0).sum())
-    for enc in encoders:
+    contenders = [(enc, "features") for enc in encoders]
+    contenders += [(enc, "finetune") for enc in finetuned]
+    for enc, strategy in contenders:
+        key = enc if strategy == "features" else enc + FT
         try:
-            res = _transferkit_cv(enc, ds, index, folds)
+            res = _transferkit_cv(enc, ds, index, folds, strategy)
             res["mean"] = float(np.mean(res["folds"]))
-            out["transferkit"][enc] = res
+            out["transferkit"][key] = res
         except Exception as exc:
-            out["errors"][enc] = exc
+            out["errors"][key] = exc
     return out
 
 
 def _rows(result: dict) -> list[dict]:
     label, ref = result["label"], result["reference"]["mean"]
     rows = []
-    for enc in (DEFAULT_ENCODER, *OTHER_ENCODERS):
+    for enc in (DEFAULT_ENCODER, *OTHER_ENCODERS, *(e + FT for e in FINETUNED)):
         if enc not in result["transferkit"] and enc not in result["errors"]:
             continue
         default = enc == DEFAULT_ENCODER
+        how = enc.replace(FT, " + finetune") if enc.endswith(FT) else f"{enc} + features"
         metric = (
-            f"{label}: accuracy, default encoder {enc} + features vs MFCC stats + LR"
+            f"{label}: accuracy, default encoder {how} vs MFCC stats + LR"
             if default
-            else f"{label}: accuracy, {enc} + features (info)"
+            else f"{label}: accuracy, {how} (info)"
         )
         if enc in result["errors"]:
             exc = result["errors"][enc]
@@ -313,7 +322,7 @@ def _rows(result: dict) -> list[dict]:
     ok = {
         e: r["mean"]
         for e, r in result["transferkit"].items()
-        if 100 * (r["mean"] - ref) >= MARGIN_POINTS
+        if 100 * (r["mean"] - ref) >= MARGIN_POINTS and not e.endswith(FT)
     }
     if DEFAULT_ENCODER not in ok and result["transferkit"]:
         if ok:
@@ -380,6 +389,7 @@ def run(quick: bool) -> dict:
                 sonic_y,
                 sonic_folds,
                 encoders,
+                () if quick else FINETUNED,
             )
             words = _evaluate(
                 f"espeak-ng words ({len(words_files)} clips, {len(set(words_y))} words, "
@@ -389,6 +399,7 @@ def run(quick: bool) -> dict:
                 words_y,
                 words_folds,
                 encoders,
+                () if quick else FINETUNED,
             )
     rows += _rows(sonic) + _rows(words)
 

@@ -354,9 +354,12 @@ def test_a_class_split_does_not_depend_on_other_classes() -> None:
 
 
 @pytest.mark.parametrize(
-    "n, expected", [(2, (1, 0, 1)), (3, (2, 0, 1)), (4, (3, 0, 1)), (5, (3, 1, 1))]
+    "n, expected",
+    [(2, (1, 0, 1)), (3, (1, 1, 1)), (4, (2, 1, 1)), (5, (3, 1, 1)), (30, (21, 3, 6))],
 )
-def test_small_classes_keep_train_and_test(n: int, expected: tuple[int, int, int]) -> None:
+def test_small_classes_keep_train_then_test_then_validation(
+    n: int, expected: tuple[int, int, int]
+) -> None:
     train, val, test = _dataset({"a": n, "b": 20}).split(test_size=0.2, val_size=0.1)
     assert (
         train.class_counts()["a"],

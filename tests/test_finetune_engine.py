@@ -115,6 +115,23 @@ def test_stage_two_unfreezes_from_the_top_and_frozen_bn_stays_put(
     assert result.history[-1].unfrozen_groups == 2
 
 
+def test_unfreeze_every_zero_trains_all_target_groups_from_the_first_epoch(
+    tiny_weights, shape_data
+):
+    train, val = shape_data
+    backbone = load_backbone(NAME, weights=tiny_weights)
+    model = ClassifierModel(backbone, len(train.labels))
+    cfg = FinetuneConfig(
+        epochs=2, head_epochs=2, lr=5e-3, head_lr=1e-2, unfreeze_groups=2, unfreeze_every=0
+    )
+    result = Finetuner(model, cfg, progress=False).fit(
+        _batches(train, backbone),
+        _batches(val, backbone, "none"),
+        embeddings=_embeddings(model, train, val),
+    )
+    assert [r.stage for r in result.history] == ["head", "unfreeze:2", "unfreeze:2"]
+
+
 def test_lower_groups_learn_slower(tiny_weights, shape_data):
     from transferkit.finetune.param_groups import discriminative_param_groups
 

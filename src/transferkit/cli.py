@@ -75,6 +75,11 @@ def _add_finetune_options(t: argparse.ArgumentParser) -> None:
         help="how many backbone layer groups to unfreeze, one per epoch from the top (default 5)",
     )
     f.add_argument(
+        "--unfreeze-every",
+        type=int,
+        help="epochs between unfreezing the next group (default 1; 0: all at once)",
+    )
+    f.add_argument(
         "--patience",
         type=_positive_int,
         help="stop after this many epochs without a better validation accuracy (default 4)",
@@ -112,6 +117,7 @@ _FINETUNE_OPTIONS = {
     "lr": "lr",
     "lr_decay": "lr_decay",
     "unfreeze_groups": "unfreeze_groups",
+    "unfreeze_every": "unfreeze_every",
     "patience": "patience",
     "regularize": "regularize",
     "l2sp_alpha": "l2sp_alpha",

@@ -154,7 +154,7 @@ class Dataset:
         """Seeded, stratified (train, val, test) split; the same files give the same split.
 
         Every class keeps at least one train example and, when ``test_size > 0``, gets at least
-        one test example; a class too small for a validation share gets none.
+        one test example; then, when ``val_size > 0``, one validation example if any is left.
         """
         _check_fraction("test_size", test_size)
         _check_fraction("val_size", val_size)
@@ -578,11 +578,13 @@ def _check_fraction(name: str, value: float) -> None:
 
 
 def _split_sizes(n: int, test_size: float, val_size: float) -> tuple[int, int]:
-    """(n_test, n_val) for a class of ``n``: rounded shares, test >= 1, train >= 1 kept."""
+    """(n_test, n_val) for a class of ``n``: rounded shares, test >= 1 and val >= 1 when asked
+    for, train >= 1 kept (train first, then test, then val)."""
 
     def share(fraction: float) -> int:
         return math.floor(n * fraction + 0.5)  # half-up, unlike round()'s banker's rounding
 
     n_test = min(max(1, share(test_size)), n - 1) if test_size > 0 else 0
-    n_val = max(0, min(share(val_size), n - n_test - 1))
+    # a class with no validation example would be judged blind by early stopping
+    n_val = max(0, min(max(1, share(val_size)) if val_size > 0 else 0, n - n_test - 1))
     return n_test, n_val

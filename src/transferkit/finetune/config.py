@@ -29,7 +29,7 @@ class FinetuneConfig:
     lr_decay: float = 0.7
     backbone_lr_ratio: float = 0.1
     unfreeze_groups: int | None = 5
-    unfreeze_every: int = 1
+    unfreeze_every: int = 1  # epochs between unfreezing steps; 0 unfreezes them all at once
     weight_decay: float = 0.01
     warmup: float = 0.1
     patience: int = 4
@@ -55,7 +55,7 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "head_epochs", "unfreeze_every", "patience", "batch_size"):
             value = getattr(self, name)
-            minimum = 0 if name == "head_epochs" else 1
+            minimum = 0 if name in ("head_epochs", "unfreeze_every") else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise BadInputError(
                     f"{name.replace('_', '-')} must be a whole number >= {minimum}; got {value!r}"

@@ -199,8 +199,10 @@ def train_head(
 
     Returns the learning rate used and one history row per epoch (validation for the record).
     """
-    X, y = train
-    Xv, yv = val
+    # the embeddings live on the CPU (cache); the head may already sit on the GPU
+    device = next(head.parameters()).device
+    X, y = (t.to(device) for t in train)
+    Xv, yv = (t.to(device) for t in val)
     if lr is None:
         lr = float(np.clip(head_lr_find(head, X, y, seed).suggestion, *HEAD_LR_RANGE))
     g = torch.Generator().manual_seed(seed)
@@ -213,7 +215,7 @@ def train_head(
         order = torch.randperm(len(y), generator=g)
         total = correct = 0.0
         for i in range(0, len(y), batch_size):
-            idx = order[i : i + batch_size]
+            idx = order[i : i + batch_size].to(device)
             logits = head(X[idx])
             loss = F.cross_entropy(logits, y[idx], label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -375,7 +377,9 @@ class Finetuner:
                 history += self._warm_up_head(vectors, lrs)
             elif not cfg.pretrained:
                 stage = len(self.groups)
-            start_groups = stage or min(1, self.target_groups)
+            # unfreeze_every=0: every target group at once, else the top one first
+            first = self.target_groups if cfg.unfreeze_every == 0 else min(1, self.target_groups)
+            start_groups = stage or first
             set_unfrozen_groups(model, self.groups, start_groups)
             optimizer = torch.optim.AdamW(
                 discriminative_param_groups(
@@ -414,6 +418,7 @@ class Finetuner:
             if (
                 cfg.pretrained
                 and epoch > 1
+                and cfg.unfreeze_every
                 and (epoch - 1) % cfg.unfreeze_every == 0
                 and stage < self.target_groups
             ):

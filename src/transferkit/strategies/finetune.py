@@ -29,8 +29,9 @@ def check_validation(val, train) -> None:
         have = train.class_counts()
         listed = ", ".join(f"'{e}' ({have.get(e, 0)} examples)" for e in empty)
         raise BadInputError(
-            f"the validation split has no examples of class {listed}. Add images to "
-            "that class, raise --val-size, or pass a separate validation set."
+            f"the validation split has no examples of class {listed}. Add examples to "
+            "that class (it needs 2: one to train on, one to validate), or pass a separate "
+            "validation set."
         )
 
 
