@@ -251,55 +251,41 @@ class FinetuneStrategy(Strategy):
 
     def _prepare_text(self, backbone, train, *, embed, seed, val) -> Prepared:
         """Text: frozen embeddings warm the head up, then token batches train the encoder."""
-        import torch
-
-        from transferkit.finetune.engine import adapt_batch_size, pick_device
-        from transferkit.finetune.model import ClassifierModel
         from transferkit.finetune.text_batches import TextBatches
 
-        cfg = self.config
-        if val is None:
-            train, val = split_validation(train, cfg.val_size, seed)
-        else:
-            check_validation(val, train)
-        first = val_first = None
-        if cfg.pretrained:
-            first, val_first = embed(train), embed(val)
-        module = self._backbone_module(backbone, seed)
-        device = pick_device()
-        batch_size = adapt_batch_size(cfg.batch_size, len(train), device)
-        train_batches = TextBatches(train.texts, train.targets, module, batch_size=batch_size)
-        val_batches = TextBatches(val.texts, val.targets, module, batch_size=batch_size)
+        def batches(ds, module, batch_size, augment):
+            return TextBatches(ds.texts, ds.targets, module, batch_size=batch_size)
 
-        def embeddings():
-            return (
-                (torch.from_numpy(first.embeddings), torch.from_numpy(train.targets)),
-                (torch.from_numpy(val_first.embeddings), torch.from_numpy(val.targets)),
-            )
+        def readable(ds):  # texts were checked when they were read
+            return np.ones(len(ds), dtype=bool), []
 
-        torch.manual_seed(seed)
-        model = ClassifierModel(module, len(train.labels))
-        return Prepared(
-            train=train,
-            val=val,
-            model=model,
-            device=device,
-            batch_size=batch_size,
-            train_batches=train_batches,
-            val_batches=val_batches,
-            embeddings=embeddings if cfg.pretrained else None,
-            seconds_extract=(first.seconds + val_first.seconds) if first is not None else 0.0,
-            problems=[],
-            runtime=first.runtime if first is not None else None,
-            n_cached=first.n_cached if first is not None else 0,
+        return self._prepare_encoded(
+            backbone, train, embed=embed, seed=seed, val=val, batches=batches, readable=readable
         )
 
     def _prepare_audio(self, backbone, train, *, embed, seed, val) -> Prepared:
         """Audio: frozen clip embeddings warm the head up (and flag unreadable clips), then
         window batches train the encoder's network."""
+        from transferkit.finetune.audio_batches import AudioBatches
+
+        def batches(ds, module, batch_size, augment):
+            return AudioBatches(
+                ds.paths, ds.targets, module, batch_size=batch_size, augment=augment
+            )
+
+        def readable(ds):
+            return readable_audio_mask(ds.paths, backbone.preprocess.sample_rate)
+
+        return self._prepare_encoded(
+            backbone, train, embed=embed, seed=seed, val=val, batches=batches, readable=readable
+        )
+
+    def _prepare_encoded(self, backbone, train, *, embed, seed, val, batches, readable):
+        """Split, screen, batch and build for a modality whose frozen embeddings (from the
+        cache) warm the head up: ``batches(ds, module, batch_size, augment)`` makes its batches,
+        ``readable(ds)`` finds the unusable files when nothing is embedded first (scratch)."""
         import torch
 
-        from transferkit.finetune.audio_batches import AudioBatches
         from transferkit.finetune.engine import adapt_batch_size, pick_device
         from transferkit.finetune.model import ClassifierModel
 
@@ -314,22 +300,13 @@ class FinetuneStrategy(Strategy):
             ok, val_ok = first.ok, val_first.ok
             problems = first.problems + val_first.problems
         else:
-            rate = backbone.preprocess.sample_rate
-            ok, p1 = readable_audio_mask(train.paths, rate)
-            val_ok, p2 = readable_audio_mask(val.paths, rate)
+            (ok, p1), (val_ok, p2) = readable(train), readable(val)
             problems = p1 + p2
-        train_rows, val_rows = np.flatnonzero(ok), np.flatnonzero(val_ok)
-        train, val = train.subset(train_rows), val.subset(val_rows)
+        train, val = train.subset(np.flatnonzero(ok)), val.subset(np.flatnonzero(val_ok))
         check_validation(val, train)
         module = self._backbone_module(backbone, seed)
         device = pick_device()
         batch_size = adapt_batch_size(cfg.batch_size, len(train), device)
-        train_batches = AudioBatches(
-            train.paths, train.targets, module, batch_size=batch_size, augment=cfg.augment
-        )
-        val_batches = AudioBatches(
-            val.paths, val.targets, module, batch_size=batch_size, augment="none"
-        )
 
         def embeddings():
             return (
@@ -337,6 +314,7 @@ class FinetuneStrategy(Strategy):
                 (torch.from_numpy(val_first.embeddings[val_ok]), torch.from_numpy(val.targets)),
             )
 
+        # seeded after the backbone is built, as for images
         torch.manual_seed(seed)
         model = ClassifierModel(module, len(train.labels))
         return Prepared(
@@ -345,8 +323,8 @@ class FinetuneStrategy(Strategy):
             model=model,
             device=device,
             batch_size=batch_size,
-            train_batches=train_batches,
-            val_batches=val_batches,
+            train_batches=batches(train, module, batch_size, cfg.augment),
+            val_batches=batches(val, module, batch_size, "none"),
             embeddings=embeddings if cfg.pretrained else None,
             seconds_extract=(first.seconds + val_first.seconds) if first is not None else 0.0,
             problems=problems,
