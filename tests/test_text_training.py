@@ -99,6 +99,26 @@ def test_contrastive_trains_the_encoder_then_a_head_and_reloads(tiny_weights, tm
     np.testing.assert_allclose(again.predict_proba(ds), clf.predict_proba(ds), atol=1e-5)
 
 
+def test_contrastive_can_train_only_the_top_layer_groups(tiny_weights):
+    from transferkit.backbones import resolve_backbone
+
+    before = dict(resolve_backbone("hf:test/tiny", weights=tiny_weights).materialize()
+                  .named_parameters())  # fmt: skip
+    clf = TransferClassifier(
+        backbone="hf:test/tiny",
+        weights=tiny_weights,
+        strategy="contrastive",
+        strategy_params={"epochs": 5, "lr": 1e-3, "batch_size": 12, "train_groups": 1},
+        progress=False,
+        cache=False,
+    ).fit(_dataset())
+    groups = clf.backbone_.layer_groups()
+    after = dict(clf.backbone_.named_parameters())
+    top, below = set(groups[-1]), {n for g in groups[:-1] for n in g}
+    assert any(not torch.equal(after[n], before[n]) for n in top)
+    assert all(torch.equal(after[n], before[n]) for n in below)
+
+
 def test_finetune_runs_the_shared_engine_on_text(tiny_weights, tmp_path):
     ds = _dataset(POS * 2, NEG * 2)
     clf = TransferClassifier(

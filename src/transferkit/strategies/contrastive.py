@@ -46,10 +46,13 @@ class ContrastiveConfig:
     batch_size: int | None = None
     weight_decay: float = 0.01
     warmup: float = 0.1
+    # how many of the encoder's layer groups train, from the top (None: all). Frozen lower
+    # layers cost no backward pass
+    train_groups: int | None = None
     augment: str = "none"  # accepted for the common CLI option; texts are not augmented
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "passes", "min_epochs", "batch_size"):
+        for name in ("epochs", "passes", "min_epochs", "batch_size", "train_groups"):
             value = getattr(self, name)
             if value is None and name != "passes":
                 continue
@@ -129,7 +132,14 @@ class ContrastiveStrategy(Strategy):
         per_epoch = batches.num_batches()
         epochs = cfg.epochs or max(cfg.min_epochs, math.ceil(cfg.passes / batch_size / per_epoch))
         steps = epochs * per_epoch
-        optimizer = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+        trainable = list(module.parameters())
+        if cfg.train_groups is not None:
+            from transferkit.finetune.freezing import set_unfrozen_groups
+
+            groups = module.layer_groups()
+            set_unfrozen_groups(module, groups, min(cfg.train_groups, len(groups)))
+            trainable = [p for p in module.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=cfg.weight_decay)
         scheduler = warmup_cosine_scheduler(
             optimizer, total_steps=steps, warmup_steps=int(cfg.warmup * steps)
         )
