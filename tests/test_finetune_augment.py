@@ -105,7 +105,18 @@ def test_resumed_generator_reproduces_the_rest(level):
         np.testing.assert_array_equal(transform(img, resumed), want)
 
 
-@pytest.mark.parametrize("level", ["light", "strong"])
+def test_light_is_the_evaluation_geometry_mirrored_half_of_the_time():
+    transform = training_transform(SMALL, "light")
+    img = _images()["rgb_640x480"]
+    plain = crop_pixels(img, SMALL)
+    rng = np.random.default_rng(0)
+    outputs = [transform(img, rng) for _ in range(40)]
+    mirrored = [np.array_equal(o, plain[:, ::-1]) for o in outputs]
+    assert all(m or np.array_equal(o, plain) for m, o in zip(mirrored, outputs))
+    assert 10 <= sum(mirrored) <= 30
+
+
+@pytest.mark.parametrize("level", ["strong"])
 def test_variety_across_seeds_and_calls(level):
     transform = training_transform(SMALL, level)
     img = _images()["rgb_640x480"]

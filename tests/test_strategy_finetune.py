@@ -25,7 +25,8 @@ from transferkit.data import load_dataset
 from transferkit.errors import BadInputError
 from transferkit.estimator import TransferClassifier
 
-PARAMS = {"epochs": 1, "lr": 1e-3, "head_epochs": 3}
+# an explicit validation share: with 8 images per class the automatic choice is no split
+PARAMS = {"epochs": 1, "lr": 1e-3, "head_epochs": 3, "val_size": 0.15}
 COMMON = {"runtime": "torch", "progress": False}
 
 
@@ -176,6 +177,20 @@ def test_a_class_too_small_to_validate_is_refused(world, tmp_path):
     with pytest.raises(BadInputError, match=r"'triangle' \(1 examples\)") as err:
         clf.fit(data)
     assert "validation split" in str(err.value)
+
+
+def test_too_few_images_for_a_useful_validation_split_train_on_all_of_them(world):
+    params = {k: v for k, v in PARAMS.items() if k != "val_size"}  # the automatic choice
+    clf = TransferClassifier(
+        backbone=NAME, weights=world["weights"], strategy="finetune",
+        strategy_params={**params, "epochs": 2}, **COMMON,
+    ).fit(world["train"])  # fmt: skip
+    assert clf.n_train_ == 24 and clf.fit_info_["n_val"] == 0
+    training = clf.fit_info_["training"]
+    # nothing to choose by: every epoch of the budget runs and the last one is kept
+    assert [r["stage"] for r in training["history"]] == ["head", "unfreeze:1", "unfreeze:2"]
+    assert training["best_epoch"] == 2 and training["best_val_accuracy"] is None
+    assert all(r["val_accuracy"] is None for r in training["history"])
 
 
 def test_scratch_needs_no_pretrained_weights_and_reloads(world, tmp_path):

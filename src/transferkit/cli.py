@@ -239,7 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="fraction held out for testing without --test (default 0.2)",
     )
     t.add_argument(
-        "--val-size", type=float, default=0.1, help="fraction held out for validation (default 0.1)"
+        "--val-size",
+        type=float,
+        default=None,
+        help="fraction held out for early stopping when training the backbone (default: 0.15 "
+        "when every class then has 10 validation examples, else none: all data trains for the "
+        "full epoch budget; 0: never)",
     )
     t.add_argument("--seed", type=int, default=0, help="seed for splits and training (default 0)")
     t.add_argument(

@@ -30,7 +30,7 @@ def train_run(
     weights: str | Path | None = None,
     seed: int = 0,
     test_size: float = 0.2,
-    val_size: float = 0.1,
+    val_size: float | None = None,
     baseline: bool = False,
     resume: bool = False,
     settings: dict[str, Any] | None = None,
@@ -42,7 +42,8 @@ def train_run(
 ) -> dict[str, Any]:
     """Train, evaluate and write RUN/model, RUN/metrics.json, RUN/report.html; return a summary.
 
-    Strategies that train the backbone keep the validation split apart (early stopping) and
+    Strategies that train the backbone keep the validation split apart (early stopping) when it
+    is worth it (``val_size`` None: every class has 10 examples in it; 0: never) and
     checkpoint into ``out`` after every epoch; ``resume=True`` continues from that checkpoint.
     ``baseline=True`` also trains the same architecture from scratch and adds the verdict.
     ``cv=K`` adds K-fold cross-validated accuracy of DATA (mean ± std, 95 % interval).
@@ -61,8 +62,13 @@ def train_run(
     started = time.perf_counter()
     if Path(out).exists() and not Path(out).is_dir():
         raise BadInputError(f"--out {out} is an existing file; give a directory for the run")
+    from transferkit.strategies.finetune import AUTO_VAL_SHARE, validation_too_small
+
     _check_fraction("test_size", test_size)
-    _check_fraction("val_size", val_size)
+    if val_size is not None:
+        _check_fraction("val_size", val_size)
+    auto_val = val_size is None
+    val_size = AUTO_VAL_SHARE if auto_val else val_size
     if test_size + val_size >= 1.0:
         raise BadInputError(
             f"test_size + val_size must leave data to train on; got {test_size} + {val_size}"
@@ -105,8 +111,14 @@ def train_run(
             f"--resume {out}: there is no checkpoint.safetensors in it, so nothing to resume. "
             "Point --resume at the --out directory of an interrupted finetune/scratch run."
         )
-    if trains_backbone:
+    no_validation = val_size == 0 or (auto_val and validation_too_small(val_part, full.labels))
+    if trains_backbone and not no_validation:
         train_ds, val_ds = train_part, val_part  # early stopping watches the validation split
+    elif trains_backbone:
+        # too few validation examples to choose epochs by: train on all, keep the last epoch
+        train_ds, val_ds = train_part.merge(val_part), None
+        params = dict(classifier_params.get("strategy_params") or {})
+        classifier_params["strategy_params"] = {**params, "val_size": 0}
     else:
         # the features strategy has no use for a separate validation set (its head picks C by
         # cross-validation), so validation examples are trained on rather than wasted
@@ -141,7 +153,10 @@ def train_run(
     if "training" in clf.fit_info_:
         metrics["training"] = clf.fit_info_["training"]
         # the validation split is made here, so the fraction that counts is this one
-        metrics["hyperparameters"] = {**clf.fit_info_.get("config_used", {}), "val_size": val_size}
+        metrics["hyperparameters"] = {
+            **clf.fit_info_.get("config_used", {}),
+            "val_size": 0 if no_validation else val_size,
+        }
     embedding_map = _embedding_map(clf, test_ds, seed=seed)
     if embedding_map:
         metrics["embedding_map"] = embedding_map
@@ -156,8 +171,8 @@ def train_run(
     if baseline:
         metrics["baseline"] = _scratch_baseline(
             clf,
-            train_part,
-            val_part,
+            train_ds,
+            val_ds,
             test_ds,
             backbone=clf.backbone_.name,
             seed=seed,
@@ -309,7 +324,7 @@ def _scratch_baseline(
         return _mfcc_baseline(clf, train_part, val_part, test_ds, seed, metrics, params)
     epochs = int(own.get("epochs", FinetuneConfig.epochs))
     scratch_params = {"epochs": epochs}
-    for key in ("batch_size", "augment", "patience"):
+    for key in ("batch_size", "augment", "patience", "val_size"):
         if key in own:
             scratch_params[key] = own[key]
     logging.getLogger("transferkit").info(
@@ -338,7 +353,7 @@ def _mfcc_baseline(clf, train_part, val_part, test_ds, seed, metrics, params) ->
     reference = TransferClassifier(
         backbone="mfcc_stats", strategy="features", head=clf.head_.name, seed=seed, **params
     )
-    reference.fit(train_part.merge(val_part))
+    reference.fit(train_part if val_part is None else train_part.merge(val_part))
     reference_metrics = reference.evaluate(test_ds)
     return baseline_section(
         metrics, reference_metrics, strategy=clf.strategy_.name, epochs=0, reference="mfcc_stats"

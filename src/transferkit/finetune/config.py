@@ -22,12 +22,12 @@ class FinetuneConfig:
     ``unfreeze_groups`` counts backbone layer groups from the top (None: all).
     """
 
-    epochs: int = 10
+    epochs: int = 12
     head_epochs: int = 40
     lr: float | None = None
     head_lr: float | None = None
     lr_decay: float = 0.7
-    backbone_lr_ratio: float = 0.1
+    backbone_lr_ratio: float = 1.0
     unfreeze_groups: int | None = 5
     unfreeze_every: int = 1  # epochs between unfreezing steps; 0 unfreezes them all at once
     weight_decay: float = 0.01
@@ -39,13 +39,17 @@ class FinetuneConfig:
     l2sp_alpha: float = DEFAULT_ALPHA
     l2sp_beta: float = DEFAULT_BETA
     label_smoothing: float = 0.1
-    val_size: float = 0.15
-    # BatchNorm statistics: by default every BN layer keeps its pretrained statistics (eval
-    # mode; scale and shift still learn once unfrozen), as Keras' fine-tuning guide advises.
-    # True lets unfrozen groups learn this data's statistics (recomputed after each epoch,
-    # "precise BN"): on Fashion-MNIST that first cost 10-30 points of validation accuracy under
-    # the warmed-up head and rarely won them back within 10 epochs.
-    update_bn_stats: bool = False
+    # None: a 15 % validation split for early stopping when every class can give it 10
+    # examples, else none (see strategies/finetune.py); 0: never; a fraction: always that
+    val_size: float | None = None
+    # BatchNorm statistics: by default the unfrozen groups learn this data's statistics (train
+    # mode, recomputed on shuffled training images after each epoch: "precise BN"); frozen
+    # groups keep the pretrained ones. On Fashion-MNIST 50/class this, the top group at the
+    # head's rate and 12 epochs on every image gave 0.873 against 0.831 for features (seed 0);
+    # keeping all statistics pretrained (False, Keras' advice) with those rates collapsed to
+    # chance. (An earlier measurement against learning them was made while precise BN read
+    # the first 128 images in folder order, i.e. three classes.)
+    update_bn_stats: bool = True
     # before the head warm-up, re-estimate on the training images the BatchNorm statistics of
     # the groups that will be unfrozen (AdaBN, see batchnorm.py). Off by default: on
     # Fashion-MNIST it cost the warmed-up head 3-6 points of test accuracy
@@ -79,8 +83,8 @@ class FinetuneConfig:
             raise BadInputError(f"warmup must be a fraction in [0, 1); got {self.warmup}")
         if not 0 <= self.label_smoothing < 1:
             raise BadInputError(f"label-smoothing must be in [0, 1); got {self.label_smoothing}")
-        if not 0 < self.val_size < 1:
-            raise BadInputError(f"val-size must be a fraction in (0, 1); got {self.val_size}")
+        if self.val_size is not None and not 0 <= self.val_size < 1:
+            raise BadInputError(f"val-size must be a fraction in [0, 1); got {self.val_size}")
         if self.weight_decay < 0:
             raise BadInputError(f"weight-decay must be >= 0; got {self.weight_decay}")
         if self.regularize not in REGULARIZERS:

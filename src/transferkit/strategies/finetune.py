@@ -73,6 +73,25 @@ def readable_audio_mask(paths, sample_rate: int) -> tuple[np.ndarray, list]:
     return ok, [(p, r) for p, r in zip(paths, reasons) if r is not None]
 
 
+def _maybe(fn, value):
+    """``fn(value)``, or None when there is no validation split (``value`` None)."""
+    return None if value is None else fn(value)
+
+
+def _keep_readable(train, val, ok, val_ok):
+    """``train`` and ``val`` without their unreadable files; every class still validated."""
+    train = train.subset(np.flatnonzero(ok))
+    if val is not None:
+        val = val.subset(np.flatnonzero(val_ok))
+        check_validation(val, train)
+    return train, val
+
+
+def _seconds(first, val_first) -> float:
+    """Seconds spent embedding the training (and validation) data for the warm-up."""
+    return sum(r.seconds for r in (first, val_first) if r is not None)
+
+
 def top_group_bn_layers(module, n_groups: int) -> list:
     """BatchNorm layers inside the top ``n_groups`` layer groups of a backbone module."""
     from torch import nn
@@ -114,9 +133,41 @@ def adapt_bn_statistics(module, batches, device, pretrained_ref, layers=None) ->
     return seen
 
 
-def split_validation(train, val_size: float, seed: int):
-    """A stratified validation share of ``train`` (held out from training)."""
-    train_part, val_part, _ = train.split(test_size=0.0, val_size=val_size, seed=seed)
+# --val-size auto: the share tried, and the validation examples every class must then have for
+# early stopping to be worth the examples it takes from training. With fewer (50 images per
+# class give ~8), validation accuracy moves in steps of 1-2 points and picks epochs by noise:
+# on Fashion-MNIST 50/class every setting we tried with such a split restored the head warm-up
+# (BENCHMARKS.md, finetune), while training on every example for the fixed budget gained points
+AUTO_VAL_SHARE = 0.15
+MIN_VAL_PER_CLASS = 10
+
+
+def validation_too_small(val, labels) -> bool:
+    """Whether a validation split has fewer than ``MIN_VAL_PER_CLASS`` examples of a class."""
+    counts = val.class_counts()
+    return min(counts.get(label, 0) for label in labels) < MIN_VAL_PER_CLASS
+
+
+def split_validation(train, val_size: float | None, seed: int):
+    """(training part, validation part or None) of ``train``.
+
+    ``val_size`` None (auto): a stratified ``AUTO_VAL_SHARE`` when every class can give it
+    ``MIN_VAL_PER_CLASS`` examples, else no split (train on everything for the fixed epoch
+    budget, keep the last epoch); 0: no split; a fraction: that split, every class in it.
+    """
+    if val_size == 0:
+        return train, None
+    share = AUTO_VAL_SHARE if val_size is None else val_size
+    train_part, val_part, _ = train.split(test_size=0.0, val_size=share, seed=seed)
+    if val_size is None and validation_too_small(val_part, train.labels):
+        log.info(
+            "no validation split: %s would hold fewer than %d examples of a class, too few to "
+            "choose epochs by; training on all %d examples for the full budget",
+            f"{share:.0%}",
+            MIN_VAL_PER_CLASS,
+            len(train),
+        )
+        return train, None
     check_validation(val_part, train)
     return train_part, val_part
 
@@ -168,18 +219,15 @@ class FinetuneStrategy(Strategy):
         adapt = cfg.pretrained and cfg.adapt_bn
         if cfg.pretrained and not adapt:
             # frozen embeddings for the head warm-up; they also flag unreadable files
-            first, val_first = embed(train), embed(val)
-            ok, val_ok = first.ok, val_first.ok
-            problems = first.problems + val_first.problems
+            first, val_first = embed(train), _maybe(embed, val)
+            ok, val_ok = first.ok, _maybe(lambda r: r.ok, val_first)
+            problems = first.problems + (val_first.problems if val_first else [])
         else:  # only find the files training must skip; embeddings (if any) come later
             first = val_first = None
             ok, p1 = readable_mask(train.paths)
-            val_ok, p2 = readable_mask(val.paths)
+            val_ok, p2 = readable_mask(val.paths) if val is not None else (None, [])
             problems = p1 + p2
-        keep = np.flatnonzero(ok)
-        train = train.subset(keep)
-        val = val.subset(np.flatnonzero(val_ok))
-        check_validation(val, train)
+        train, val = _keep_readable(train, val, ok, val_ok)
 
         module = self._backbone_module(backbone, seed)
         device = pick_device()
@@ -188,8 +236,11 @@ class FinetuneStrategy(Strategy):
         train_batches = ImageBatches(
             train.paths, train.targets, preprocess, augment=cfg.augment, batch_size=batch_size
         )
-        val_batches = ImageBatches(
-            val.paths, val.targets, preprocess, augment="none", batch_size=batch_size
+        val_batches = _maybe(
+            lambda v: ImageBatches(
+                v.paths, v.targets, preprocess, augment="none", batch_size=batch_size
+            ),
+            val,
         )
         bn_adapted = 0
         if adapt:
@@ -209,25 +260,28 @@ class FinetuneStrategy(Strategy):
                 layers=top_group_bn_layers(module, min(n_top, len(module.layer_groups()))),
             )
             # the warm-up embeddings come from the adapted network (cached under its own hash)
-            first, val_first = embed(train, backbone=module), embed(val, backbone=module)
-        seconds_extract = (first.seconds + val_first.seconds) if first is not None else 0.0
+            first = embed(train, backbone=module)
+            val_first = _maybe(lambda v: embed(v, backbone=module), val)
+        seconds_extract = _seconds(first, val_first)
         source = module if adapt else None
-        if first is not None:
-            # rows of ``train``/``val`` as they are now (already stripped of unreadable files)
-            train_rows = first.ok if adapt else np.ones(len(train), dtype=bool)
-            val_rows = val_first.ok if adapt else np.ones(len(val), dtype=bool)
-            train_X, val_X = first.embeddings[first.ok], val_first.embeddings[val_first.ok]
 
         def embeddings():
-            X, y = train_X, train.targets[train_rows]
+            # rows of ``train``/``val`` as they are now (already stripped of unreadable files;
+            # after AdaBN the re-embedding may flag more)
+            rows = first.ok if adapt else np.ones(len(train), dtype=bool)
+            X, y = first.embeddings[first.ok], train.targets[rows]
             if cfg.augment != "none":
                 mirrored = embed(train, view="hflip", backbone=source)
                 X = np.vstack([X, mirrored.embeddings[mirrored.ok]])
                 y = np.concatenate([y, train.targets[mirrored.ok]])
-            return (
-                (torch.from_numpy(X), torch.from_numpy(y)),
-                (torch.from_numpy(val_X), torch.from_numpy(val.targets[val_rows])),
-            )
+            held_out = None
+            if val_first is not None:
+                val_rows = val_first.ok if adapt else np.ones(len(val), dtype=bool)
+                held_out = (
+                    torch.from_numpy(val_first.embeddings[val_first.ok]),
+                    torch.from_numpy(val.targets[val_rows]),
+                )
+            return (torch.from_numpy(X), torch.from_numpy(y)), held_out
 
         # seeded after the backbone is built: whether building drew random numbers (it does
         # when nothing was cached yet) must not change the new head's initial weights
@@ -296,23 +350,27 @@ class FinetuneStrategy(Strategy):
             check_validation(val, train)
         first = val_first = None
         if cfg.pretrained:
-            first, val_first = embed(train), embed(val)
-            ok, val_ok = first.ok, val_first.ok
-            problems = first.problems + val_first.problems
+            first, val_first = embed(train), _maybe(embed, val)
+            ok, val_ok = first.ok, _maybe(lambda r: r.ok, val_first)
+            problems = first.problems + (val_first.problems if val_first else [])
         else:
-            (ok, p1), (val_ok, p2) = readable(train), readable(val)
+            ok, p1 = readable(train)
+            val_ok, p2 = readable(val) if val is not None else (None, [])
             problems = p1 + p2
-        train, val = train.subset(np.flatnonzero(ok)), val.subset(np.flatnonzero(val_ok))
-        check_validation(val, train)
+        train, val = _keep_readable(train, val, ok, val_ok)
         module = self._backbone_module(backbone, seed)
         device = pick_device()
         batch_size = adapt_batch_size(cfg.batch_size, len(train), device)
 
         def embeddings():
-            return (
-                (torch.from_numpy(first.embeddings[ok]), torch.from_numpy(train.targets)),
-                (torch.from_numpy(val_first.embeddings[val_ok]), torch.from_numpy(val.targets)),
-            )
+            held_out = None
+            if val_first is not None:
+                held_out = (
+                    torch.from_numpy(val_first.embeddings[val_ok]),
+                    torch.from_numpy(val.targets),
+                )
+            fit_on = (torch.from_numpy(first.embeddings[ok]), torch.from_numpy(train.targets))
+            return fit_on, held_out
 
         # seeded after the backbone is built, as for images
         torch.manual_seed(seed)
@@ -324,9 +382,9 @@ class FinetuneStrategy(Strategy):
             device=device,
             batch_size=batch_size,
             train_batches=batches(train, module, batch_size, cfg.augment),
-            val_batches=batches(val, module, batch_size, "none"),
+            val_batches=_maybe(lambda v: batches(v, module, batch_size, "none"), val),
             embeddings=embeddings if cfg.pretrained else None,
-            seconds_extract=(first.seconds + val_first.seconds) if first is not None else 0.0,
+            seconds_extract=_seconds(first, val_first),
             problems=problems,
             runtime=first.runtime if first is not None else None,
             n_cached=first.n_cached if first is not None else 0,
@@ -393,7 +451,7 @@ class FinetuneStrategy(Strategy):
                 "runtime": prep.runtime,
                 "n_cached": prep.n_cached,
                 "problems": prep.problems,
-                "n_val": len(prep.val),
+                "n_val": len(prep.val) if prep.val is not None else 0,
                 "batch_size": prep.batch_size,
                 "device": str(prep.device),
                 "pretrained_weights_sha256": backbone.weights_sha256,
@@ -476,7 +534,7 @@ def find_learning_rate(
     clf.backbone_ = resolve_backbone(backbone, weights=weights)
     _check_modality(clf.backbone_, ds)
     prep = strategy.prepare(clf.backbone_, ds, embed=clf._embed, seed=seed)
-    (X, y), (Xv, yv) = prep.embeddings()
+    (X, y), held_out = prep.embeddings()
     cfg = strategy.config
     if mode == "head":
         head = torch.nn.Linear(X.shape[1], len(prep.train.labels))
@@ -487,7 +545,7 @@ def find_learning_rate(
         train_head(
             prep.model.head,
             (X.float(), y.long()),
-            (Xv.float(), yv.long()),
+            None if held_out is None else (held_out[0].float(), held_out[1].long()),
             epochs=cfg.head_epochs,
             lr=head_result.suggestion,
             weight_decay=cfg.weight_decay,
