@@ -7,6 +7,7 @@ benchmarks get exactly the same run.
 from __future__ import annotations
 
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +118,9 @@ def train_run(
     elif trains_backbone:
         # too few validation examples to choose epochs by: train on all, keep the last epoch
         train_ds, val_ds = train_part.merge(val_part), None
-        params = dict(classifier_params.get("strategy_params") or {})
-        classifier_params["strategy_params"] = {**params, "val_size": 0}
+        if "val_size" in {f.name for f in fields(strategy_class(strategy).Config)}:
+            params = dict(classifier_params.get("strategy_params") or {})
+            classifier_params["strategy_params"] = {**params, "val_size": 0}
     else:
         # the features strategy has no use for a separate validation set (its head picks C by
         # cross-validation), so validation examples are trained on rather than wasted
