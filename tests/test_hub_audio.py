@@ -70,6 +70,17 @@ def _tiny_whisper(folder: Path) -> Path:
     return folder / "model.safetensors"
 
 
+def _tones(root: Path, *, per_class: int) -> Path:
+    """root/low and root/high: half-second tones around 200 Hz and 1.8 kHz."""
+    t = np.arange(8000) / 16000
+    for label, freq in (("low", 200.0), ("high", 1800.0)):
+        (root / label).mkdir(parents=True)
+        for i in range(per_class):
+            tone = 0.3 * np.sin(2 * np.pi * (freq + 15 * i) * t)
+            sf.write(root / label / f"{i}.wav", tone, 16000)
+    return root
+
+
 def test_audio_hub_names_are_told_apart_from_text_ones_without_network():
     assert get_spec("hf:facebook/wav2vec2-base").modality == "audio"
     assert get_spec("hf:MIT/ast-finetuned-audioset-10-10-0.4593").modality == "audio"
@@ -98,17 +109,11 @@ def test_hub_audio_model_trains_through_the_pipeline(tmp_path):
     from transferkit import TransferClassifier, load_dataset
 
     weights = _tiny_wav2vec2(tmp_path / "model")
-    t = np.arange(8000) / 16000
-    for label, freq in (("low", 200.0), ("high", 1800.0)):
-        (tmp_path / "data" / label).mkdir(parents=True)
-        for i in range(4):
-            tone = 0.3 * np.sin(2 * np.pi * (freq + 15 * i) * t)
-            sf.write(tmp_path / "data" / label / f"{i}.wav", tone, 16000)
-    data = load_dataset(tmp_path / "data")
+    data = load_dataset(_tones(tmp_path / "data", per_class=4))
     clf = TransferClassifier(
         backbone="hf:test/tiny-wav2vec2", weights=weights, strategy="auto", progress=False
     ).fit(data)
-    assert clf.describe()["strategy"] == "features"  # audio: frozen features for now
+    assert clf.describe()["strategy"] == "features"  # auto keeps audio on features
     assert len(clf.predict(data)) == 8
 
 
@@ -137,13 +142,7 @@ def test_hub_audio_model_fine_tunes_and_its_bundle_reloads(tmp_path):
     from transferkit import TransferClassifier, load_dataset
 
     weights = _tiny_wav2vec2(tmp_path / "model")
-    t = np.arange(8000) / 16000
-    for label, freq in (("low", 200.0), ("high", 1800.0)):
-        (tmp_path / "data" / label).mkdir(parents=True)
-        for i in range(6):
-            tone = 0.3 * np.sin(2 * np.pi * (freq + 15 * i) * t)
-            sf.write(tmp_path / "data" / label / f"{i}.wav", tone, 16000)
-    data = load_dataset(tmp_path / "data")
+    data = load_dataset(_tones(tmp_path / "data", per_class=6))
     params = {"epochs": 2, "head_epochs": 3, "lr": 1e-3, "val_size": 0.34}
     clf = TransferClassifier(
         backbone="hf:test/tiny-wav2vec2-ft",
