@@ -112,15 +112,20 @@ def train_run(
             f"--resume {out}: there is no checkpoint.safetensors in it, so nothing to resume. "
             "Point --resume at the --out directory of an interrupted finetune/scratch run."
         )
-    no_validation = val_size == 0 or (auto_val and validation_too_small(val_part, full.labels))
+    # the engine's strategies (finetune, scratch) decide whether a validation split is worth it
+    engine = "val_size" in {f.name for f in fields(strategy_class(strategy).Config)}
+    no_validation = engine and (
+        val_size == 0 or (auto_val and validation_too_small(val_part, full.labels))
+    )
     if trains_backbone and not no_validation:
-        train_ds, val_ds = train_part, val_part  # early stopping watches the validation split
+        # early stopping watches the validation split (contrastive keeps it apart too: its
+        # batch size and steps were tuned on the training part alone, see BENCHMARKS.md text)
+        train_ds, val_ds = train_part, val_part
     elif trains_backbone:
         # too few validation examples to choose epochs by: train on all, keep the last epoch
         train_ds, val_ds = train_part.merge(val_part), None
-        if "val_size" in {f.name for f in fields(strategy_class(strategy).Config)}:
-            params = dict(classifier_params.get("strategy_params") or {})
-            classifier_params["strategy_params"] = {**params, "val_size": 0}
+        params = dict(classifier_params.get("strategy_params") or {})
+        classifier_params["strategy_params"] = {**params, "val_size": 0}
     else:
         # the features strategy has no use for a separate validation set (its head picks C by
         # cross-validation), so validation examples are trained on rather than wasted
