@@ -76,6 +76,10 @@ class TextEncoder(nn.Module):
                 raise ValueError("pass attention_mask, or a packed (B, 2, L) ids + mask tensor")
             input_ids, attention_mask = input_ids[:, 0], input_ids[:, 1]
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.pool(hidden, attention_mask)
+
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The sentence embedding from the last layer's token states ``(B, L, H)``."""
         pooling = self.preprocess.pooling
         if pooling == "cls":
             pooled = hidden[:, 0]

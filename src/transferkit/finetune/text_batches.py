@@ -35,7 +35,8 @@ class TextBatches:
     def num_batches(self) -> int:
         return math.ceil(len(self) / self.batch_size)
 
-    def _pack(self, rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def pack(self, rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The packed ``(B, 2, L)`` ids + mask batch of ``rows`` and their targets."""
         padded = self.tokenizer.pad(
             {
                 "input_ids": [self.input_ids[i] for i in rows],
@@ -46,11 +47,24 @@ class TextBatches:
         x = torch.stack([padded["input_ids"], padded["attention_mask"]], dim=1).long()
         return x, torch.from_numpy(self.targets[list(rows)])
 
-    def train_epoch(self, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch_rows(self, rng: np.random.Generator) -> Iterator[list[int]]:
+        """The rows of each shuffled training batch of one epoch."""
         order = rng.permutation(len(self))
         for start in range(0, len(order), self.batch_size):
-            yield self._pack(order[start : start + self.batch_size].tolist())
+            yield order[start : start + self.batch_size].tolist()
+
+    def train_epoch(self, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for rows in self.epoch_rows(rng):
+            yield self.pack(rows)
+
+    def by_length(self) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """(rows, packed ids + mask) over every text, similar lengths together (little
+        padding): for passes whose order does not matter."""
+        order = np.argsort([len(ids) for ids in self.input_ids], kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size].tolist()
+            yield rows, self.pack(rows)[0]
 
     def eval_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, len(self), self.batch_size):
-            yield self._pack(range(start, min(start + self.batch_size, len(self))))
+            yield self.pack(range(start, min(start + self.batch_size, len(self))))
