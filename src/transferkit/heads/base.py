@@ -41,6 +41,10 @@ class Head:
         self.config = self.Config(**params)
 
     # -- sklearn-like surface -------------------------------------------------------------
+    def load_libraries(self) -> None:
+        """Import what ``fit`` needs now (a run times library loading apart from training,
+        as it times building the encoder apart)."""
+
     def get_params(self) -> dict[str, Any]:
         return asdict(self.config)
 

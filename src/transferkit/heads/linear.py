@@ -56,6 +56,12 @@ class _LinearHead(Head):
     state_arrays = ("mean", "coef", "intercept")
     optional_state_arrays = ("center", "scale")
 
+    def load_libraries(self) -> None:
+        import sklearn.linear_model  # noqa: F401
+        import sklearn.model_selection  # noqa: F401
+        import sklearn.svm  # noqa: F401
+        import threadpoolctl  # noqa: F401
+
     def _normalize(self, X):
         """Standardised (``standardize``: classical features whose dimensions differ in scale
         by orders of magnitude, e.g. MFCC energy next to deltas) or power-normalised."""
