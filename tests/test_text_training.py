@@ -66,12 +66,20 @@ def test_pair_loss_is_zero_for_perfect_clusters_and_weighs_pair_kinds_equally():
     assert float(pair_loss(torch.ones(4, 2), three)) == pytest.approx(0.5)
 
 
-def test_contrastive_batch_and_learning_rate_follow_the_data_size():
+def test_contrastive_batch_steps_and_learning_rate_follow_the_data_size():
     cfg = ContrastiveConfig()
-    assert cfg.resolved(16) == (16, pytest.approx(2e-5))
-    assert cfg.resolved(10) == (10, pytest.approx(1.25e-5))  # the whole set in one batch
-    assert cfg.resolved(128) == (64, pytest.approx(8e-5))  # linear scaling with the batch
-    assert ContrastiveConfig(batch_size=32, lr=1e-5).resolved(500) == (32, 1e-5)
+    assert cfg.resolved(16) == (16, 10, pytest.approx(2e-4))  # one batch: 10 full steps
+    assert cfg.resolved(10) == (10, 10, pytest.approx(2e-4))
+    assert cfg.resolved(32) == (16, 32, pytest.approx(2e-3 / 32))  # 16 epochs of 2 batches
+    assert cfg.resolved(128) == (64, 24, pytest.approx(2e-3 / 24))  # 12 epochs: 1536 texts
+    assert cfg.resolved(5000)[1] == 79  # one epoch of 79 batches: large sets have pairs enough
+    assert ContrastiveConfig(batch_size=32, lr=1e-5, epochs=2).resolved(500) == (32, 32, 1e-5)
+
+
+def test_contrastive_trains_every_layer_but_the_embeddings_by_default():
+    assert ContrastiveConfig().trained_groups(7) == 6
+    assert ContrastiveConfig(train_groups=2).trained_groups(7) == 2
+    assert ContrastiveConfig(train_groups=9).trained_groups(7) == 7
 
 
 def test_contrastive_config_rejects_bad_values():
@@ -79,6 +87,10 @@ def test_contrastive_config_rejects_bad_values():
         ContrastiveConfig(lr=0)
     with pytest.raises(BadInputError, match="epochs"):
         ContrastiveConfig(epochs=0)
+    with pytest.raises(BadInputError, match="lr_total"):
+        ContrastiveConfig(lr_total=float("nan"))
+    with pytest.raises(BadInputError, match="precision"):
+        ContrastiveConfig(precision="fp8")
 
 
 def test_contrastive_trains_the_encoder_then_a_head_and_reloads(tiny_weights, tmp_path):
@@ -87,9 +99,11 @@ def test_contrastive_trains_the_encoder_then_a_head_and_reloads(tiny_weights, tm
         backbone="hf:test/tiny",
         weights=tiny_weights,
         strategy="contrastive",
-        strategy_params={"epochs": 30, "lr": 1e-3, "batch_size": 12},
+        # every group, embeddings too (random ones must move): the uncached path
+        strategy_params={"epochs": 30, "lr": 1e-3, "batch_size": 12, "train_groups": 3},
         progress=False,
     ).fit(ds)
+    assert clf.fit_info_["contrastive"]["cached_lower_layers"] is False
     history = clf.fit_info_["contrastive"]["history"]
     assert history[-1]["pair_loss"] < history[0]["pair_loss"]  # pairs pulled into place
     assert clf.backbone_.weights_sha256 != clf.fit_info_["pretrained_weights_sha256"]

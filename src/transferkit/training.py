@@ -117,18 +117,18 @@ def train_run(
     no_validation = engine and (
         val_size == 0 or (auto_val and validation_too_small(val_part, full.labels))
     )
-    if trains_backbone and not no_validation:
-        # early stopping watches the validation split (contrastive keeps it apart too: its
-        # batch size and steps were tuned on the training part alone, see BENCHMARKS.md text)
+    if engine and not no_validation:
+        # early stopping watches the validation split
         train_ds, val_ds = train_part, val_part
-    elif trains_backbone:
+    elif engine:
         # too few validation examples to choose epochs by: train on all, keep the last epoch
         train_ds, val_ds = train_part.merge(val_part), None
         params = dict(classifier_params.get("strategy_params") or {})
         classifier_params["strategy_params"] = {**params, "val_size": 0}
     else:
-        # the features strategy has no use for a separate validation set (its head picks C by
-        # cross-validation), so validation examples are trained on rather than wasted
+        # features and contrastive have no use for a separate validation set (the head picks
+        # C by cross-validation; contrastive trains a fixed budget), so validation examples
+        # are trained on rather than wasted
         train_ds, val_ds = train_part.merge(val_part), None
 
     out = Path(out)
@@ -150,13 +150,17 @@ def train_run(
             write_settings(out, settings)
     clf.fit(train_ds, val=val_ds)
     metrics, mistakes = clf.evaluate_details(test_ds)
-    metrics["split"] = split_info
+    # what was held out for validation: nothing when it was trained on
+    metrics["split"] = {**split_info, "val_size": split_info["val_size"] if val_ds else 0}
     if clf.fit_info_.get("audio"):  # windows, seconds of audio, throughput: for the report
         metrics["audio"] = clf.fit_info_["audio"]
     if choice is not None:
         metrics.update(choice.describe())
         if choice.ranking:
             metrics["ranking"] = choice.ranking
+    if "contrastive" in clf.fit_info_:  # pair-loss history, steps, settings used
+        metrics["contrastive"] = clf.fit_info_["contrastive"]
+        metrics["hyperparameters"] = clf.fit_info_.get("config_used", {})
     if "training" in clf.fit_info_:
         metrics["training"] = clf.fit_info_["training"]
         # the validation split is made here, so the fraction that counts is this one
