@@ -93,6 +93,8 @@ def _transferkit(ks, seeds, tmp: Path) -> dict:
                 "accuracy": float(metrics["accuracy"]),
                 "strategy": metrics["strategy"],
                 "seconds_train": float(metrics["seconds"]["train"]),
+                "seconds_load": float(metrics["seconds"].get("load", 0.0)),
+                "precision": metrics.get("hyperparameters", {}).get("precision"),
                 "seconds_wall": wall,
                 "command": c.display_command(args),
             }
@@ -300,10 +302,18 @@ def run(quick: bool) -> dict:
         strategies = sorted({tk[key]["strategy"] for key in tk})
         notes.append(
             f"transferkit strategy chosen by --strategy auto: {', '.join(strategies)}; training "
-            "seconds = metrics.json seconds.train (encoder training + head, encoding of the "
-            "training texts for the head included; the frozen reference needs none)"
+            "seconds = metrics.json seconds.train (encoder training + head fit; building the "
+            "encoder and importing the head's libraries are seconds.load, as SetFit's "
+            "from_pretrained and imports are outside its trainer.train(); encoding the training "
+            "texts for the head is seconds.extract). Mean seconds.load: "
+            + ", ".join(f"K={k}: {mean(tk, k, 'seconds_load'):.1f}" for k in ks)
         )
         notes.append("transferkit command: `" + tk[(ks[0], seeds[0])]["command"] + "`")
+        precisions = sorted({str(tk[key].get("precision")) for key in tk})
+        notes.append(
+            "transferkit training precision (precision=auto: bf16 matmuls when the CPU has AMX "
+            f"or AVX512-BF16, else fp32): {', '.join(precisions)}; SetFit trains in fp32"
+        )
     if sf_error is None and sf:
         notes.append(
             "SetFit: TrainingArguments defaults, "
