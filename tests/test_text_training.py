@@ -66,12 +66,12 @@ def test_pair_loss_is_zero_for_perfect_clusters_and_weighs_pair_kinds_equally():
     assert float(pair_loss(torch.ones(4, 2), three)) == pytest.approx(0.5)
 
 
-def test_contrastive_batch_steps_and_learning_rate_follow_the_data_size():
+def test_contrastive_batch_and_steps_follow_the_data_size():
     cfg = ContrastiveConfig()
-    assert cfg.resolved(16) == (16, 10, pytest.approx(2e-4))  # one batch: 10 full steps
-    assert cfg.resolved(10) == (10, 10, pytest.approx(2e-4))
-    assert cfg.resolved(32) == (16, 32, pytest.approx(2e-3 / 32))  # 16 epochs of 2 batches
-    assert cfg.resolved(128) == (64, 24, pytest.approx(2e-3 / 24))  # 12 epochs: 1536 texts
+    assert cfg.resolved(16) == (16, 10, 1e-4)  # one batch: 10 full-batch steps
+    assert cfg.resolved(10) == (10, 10, 1e-4)
+    assert cfg.resolved(32) == (16, 32, 1e-4)  # 16 epochs of 2 batches
+    assert cfg.resolved(128) == (64, 24, 1e-4)  # 12 epochs: at most 1536 texts encoded
     assert cfg.resolved(5000)[1] == 79  # one epoch of 79 batches: large sets have pairs enough
     assert ContrastiveConfig(batch_size=32, lr=1e-5, epochs=2).resolved(500) == (32, 32, 1e-5)
 
@@ -87,8 +87,8 @@ def test_contrastive_config_rejects_bad_values():
         ContrastiveConfig(lr=0)
     with pytest.raises(BadInputError, match="epochs"):
         ContrastiveConfig(epochs=0)
-    with pytest.raises(BadInputError, match="lr_total"):
-        ContrastiveConfig(lr_total=float("nan"))
+    with pytest.raises(BadInputError, match="lr"):
+        ContrastiveConfig(lr=float("nan"))
     with pytest.raises(BadInputError, match="precision"):
         ContrastiveConfig(precision="fp8")
 
