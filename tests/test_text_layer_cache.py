@@ -125,3 +125,27 @@ def test_contrastive_reports_whether_it_used_the_cache(encoder, tmp_path):
         cache=False,
     ).fit(ds)
     assert clf.fit_info_["contrastive"]["cached_lower_layers"] is True
+
+
+def test_length_chunks_sort_by_length_and_keep_every_row(encoder):
+    batches = _batches(encoder)
+    rows = [4, 0, 6, 1, 2]
+    chunks = batches.length_chunks(rows, 2)
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    flat = [r for c in chunks for r in c]
+    assert sorted(flat) == sorted(rows)
+    lengths = [len(batches.input_ids[r]) for r in flat]
+    assert lengths == sorted(lengths)
+
+
+def test_chunked_forward_gives_the_batch_embeddings_in_chunk_order(encoder):
+    # contrastive concatenates the chunks' embeddings: the same rows, less padding
+    batches = _batches(encoder)
+    encoder.eval()
+    rows = [1, 2, 4, 5, 6]
+    chunks = batches.length_chunks(rows, 2)
+    flat = [r for c in chunks for r in c]
+    with torch.no_grad():
+        chunked = torch.cat([encoder(batches.pack(c)[0]) for c in chunks])
+        whole = encoder(batches.pack(flat)[0])
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)

@@ -57,6 +57,13 @@ class TextBatches:
         for rows in self.epoch_rows(rng):
             yield self.pack(rows)
 
+    def length_chunks(self, rows: Sequence[int], size: int) -> list[list[int]]:
+        """``rows`` sorted by token length and cut into chunks of ``size``: each chunk padded
+        to its own longest text wastes less compute on padding than one batch padded to the
+        longest of all (a loss over the whole batch can concatenate the chunks' outputs)."""
+        order = sorted(rows, key=lambda row: len(self.input_ids[row]))
+        return [order[i : i + size] for i in range(0, len(order), max(1, size))]
+
     def by_length(self) -> Iterator[tuple[list[int], torch.Tensor]]:
         """(rows, packed ids + mask) over every text, similar lengths together (little
         padding): for passes whose order does not matter."""
