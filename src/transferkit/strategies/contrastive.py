@@ -7,10 +7,11 @@ a simple head on the new embeddings. Pairs are where the signal is: N texts give
 them, while a classification loss on N examples is satisfied almost at once.
 
 What differs from SetFit, for speed on a CPU: SetFit samples pairs and encodes both texts of
-every pair (20 iterations × 2 pairs per text by default), so each text is encoded ~80 times per
-run. Here each batch of texts is encoded once and *every* pair inside the batch contributes to
-the loss, positive and negative pairs weighted equally (SetFit balances them by sampling).
-The same objective, each text encoded once per epoch.
+every pair. Here each batch of texts is encoded once and *every* pair inside the batch
+contributes to the loss, positive and negative pairs weighted equally (SetFit balances them by
+sampling): the same objective, each text encoded once per epoch. On top of that, the frozen
+token embeddings are computed once per text (``finetune/text_layer_cache.py``), a batch runs as
+length-sorted chunks (less padding), and matmuls run in bf16 where the CPU has it natively.
 """
 
 from __future__ import annotations
