@@ -68,8 +68,8 @@ def test_pair_loss_is_zero_for_perfect_clusters_and_weighs_pair_kinds_equally():
 
 def test_contrastive_batch_and_steps_follow_the_data_size():
     cfg = ContrastiveConfig()
-    assert cfg.resolved(16) == (16, 10, 1e-4)  # one batch: 10 full-batch steps
-    assert cfg.resolved(10) == (10, 10, 1e-4)
+    assert cfg.resolved(16) == (16, 8, 1e-4)  # one batch: 8 full-batch steps
+    assert cfg.resolved(10) == (10, 8, 1e-4)
     assert cfg.resolved(32) == (16, 32, 1e-4)  # 16 epochs of 2 batches
     assert cfg.resolved(128) == (64, 24, 1e-4)  # 12 epochs: at most 1536 texts encoded
     assert cfg.resolved(5000)[1] == 79  # one epoch of 79 batches: large sets have pairs enough
@@ -183,3 +183,17 @@ def test_lr_find_on_text_uses_the_text_pipeline(tiny_weights, tmp_path, capsys):
     assert main([*args, "--weights", str(tiny_weights), "--no-progress"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["suggestion"] > 0 and (tmp_path / "lr" / "lr_find.png").is_file()
+
+
+def test_contrastive_head_skips_the_c_search_unless_asked(tiny_weights):
+    params = {"epochs": 2, "lr": 1e-3, "batch_size": 12}
+    clf = TransferClassifier(
+        backbone="hf:test/tiny", weights=tiny_weights, strategy="contrastive",
+        strategy_params=params, progress=False, cache=False,
+    ).fit(_dataset())  # fmt: skip
+    assert clf.head_.info_ == {"C": 1.0, "cv_folds": 0}
+    searched = TransferClassifier(
+        backbone="hf:test/tiny", weights=tiny_weights, strategy="contrastive",
+        strategy_params=params, head_params={"cv": 3}, progress=False, cache=False,
+    ).fit(_dataset())  # fmt: skip
+    assert searched.head_.info_["cv_folds"] == 3

@@ -159,6 +159,8 @@ class TransferClassifier:
         strategy = make_strategy(self.choice_.strategy, **(self.strategy_params or {}))
         head_name = self.head or strategy.default_head
         head_params = dict(self.head_params or {})
+        if head_name == strategy.default_head and not head_params:
+            head_params = dict(strategy.default_head_params)
         if get_spec(name).standardize_features and head_name in ("logistic", "svm"):
             head_params.setdefault("standardize", True)
         head = make_head(head_name, **head_params)

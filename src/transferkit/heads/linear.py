@@ -82,7 +82,8 @@ class _LinearHead(Head):
             _, _, vt = np.linalg.svd(Z, full_matrices=False)
             basis = vt  # (n, d): orthonormal rows spanning the training examples
             Z = Z @ basis.T
-        folds = cv_splits(y, groups, self.config.cv, seed)
+        # one C given: nothing to choose between, so no folds
+        folds = cv_splits(y, groups, self.config.cv, seed) if len(self.config.Cs) > 1 else None
         from threadpoolctl import threadpool_limits
 
         # a problem this small gains nothing from BLAS threads, and on a busy 2-core machine

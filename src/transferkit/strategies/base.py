@@ -28,6 +28,8 @@ class Strategy:
     name: ClassVar[str]
     Config: ClassVar[type]
     default_head: ClassVar[str] = "logistic"
+    # settings for the default head when the user sets none (e.g. no C search after contrastive)
+    default_head_params: ClassVar[dict] = {}
     trains_backbone: ClassVar[bool] = False  # True: the bundle stores the trained backbone
 
     def __init__(self, **params: Any):
