@@ -67,9 +67,7 @@ class TextBatches:
     def by_length(self) -> Iterator[tuple[list[int], torch.Tensor]]:
         """(rows, packed ids + mask) over every text, similar lengths together (little
         padding): for passes whose order does not matter."""
-        order = np.argsort([len(ids) for ids in self.input_ids], kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size].tolist()
+        for rows in self.length_chunks(range(len(self)), self.batch_size):
             yield rows, self.pack(rows)[0]
 
     def eval_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

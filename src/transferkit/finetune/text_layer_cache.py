@@ -3,9 +3,9 @@
 When only the top ``k`` transformer layers of a sentence encoder train, the layers below them
 compute the same thing at every step. :class:`FrozenLayerCache` computes each training text's
 hidden states at the first trainable layer once (in eval mode), and a training step then runs
-only the trainable layers on them — on MiniLM-L6 with the top 3 layers training that halves the
-forward pass and leaves the optimizer a tenth of the parameters (the embedding table is most of
-the model).
+only the trainable layers on them. Contrastive's default freezes only the token embeddings (half
+of MiniLM's weights), so the cache holds their output; with fewer layers training it saves
+forward passes too.
 
 The layers are called the way the encoder's own loop calls them: the extra arguments (attention
 mask in the form the attention implementation wants, position embeddings for rotary models…)

@@ -33,7 +33,7 @@ class ContrastiveConfig:
     ``train_groups`` that train run once per text and are cached (see
     ``finetune/text_layer_cache.py``).
 
-    Defaults chosen on Rotten Tomatoes draws other than the benchmark's (seeds 10-12 of
+    Defaults chosen on Rotten Tomatoes draws other than the benchmark's (seeds 10-19 of
     benchmarks/text_datasets.py), all derived from the data size:
 
     - batches of 16 texts below 128 training texts, 64 from there (4x the pairs per text);
