@@ -112,6 +112,25 @@ def test_image_backbones_and_training_frozen_encoders_are_refused(text_data, tmp
     assert "frozen encoder" in capsys.readouterr().err
 
 
+def test_finetune_only_options_with_contrastive_are_refused_naming_them(
+    text_data, tmp_path, capsys
+):
+    train, _ = text_data
+    out = tmp_path / "r"
+    args = ["train", str(train), "--out", str(out), "--strategy", "contrastive"]
+    assert main([*args, "--lr-decay", "0.5", "--patience", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--lr-decay, --patience do not apply to the contrastive strategy" in err
+    assert "it takes --epochs, --lr" in err and "internal error" not in err
+    assert not out.exists()
+
+
+def test_training_options_with_strategy_auto_say_to_name_the_strategy(text_data, tmp_path, capsys):
+    train, _ = text_data
+    assert main(["train", str(train), "--out", str(tmp_path / "r"), "--epochs", "3"]) == 2
+    assert "name the strategy to set them" in capsys.readouterr().err
+
+
 def test_column_options_name_the_columns(text_data, tmp_path, capsys):
     train, _ = text_data
     code = main(["train", str(train), "--out", str(tmp_path / "r"), "--text-col", "body"])

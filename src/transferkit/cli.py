@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import warnings
+from dataclasses import fields
 
 from transferkit import __version__
 from transferkit.errors import BadInputError, TransferkitError
@@ -56,13 +57,17 @@ def _add_finetune_options(t: argparse.ArgumentParser) -> None:
         "learning rates, AdamW with warm-up + cosine, early stopping on the validation split.",
     )
     f.add_argument(
-        "--epochs", type=_positive_int, help="training epochs over the images (default 10)"
+        "--epochs",
+        type=_positive_int,
+        help="training epochs (default 12 for finetune; contrastive: 16, or 8 steps when the "
+        "texts fit one batch)",
     )
     f.add_argument(
         "--lr",
         type=_positive_float,
         help="head learning rate of stage 2; lower layer groups get less "
-        "(default: chosen by the LR finder for finetune, 2e-3 for scratch)",
+        "(default: chosen by the LR finder for finetune, 2e-3 for scratch, 1e-4 for "
+        "contrastive)",
     )
     f.add_argument(
         "--lr-decay",
@@ -393,13 +398,31 @@ def _strategy_params(args) -> dict:
     from transferkit.strategies import strategy_class
 
     params = {"augment": args.augment}
-    trains_backbone = strategy_class(args.strategy).trains_backbone
+    chosen = strategy_class(args.strategy)
+    trains_backbone = chosen.trains_backbone
     given = [opt for opt in _FINETUNE_OPTIONS if getattr(args, opt) is not None]
+
+    def flags(options) -> str:
+        return ", ".join("--" + g.replace("_", "-") for g in options)
+
     if given and not trains_backbone:
-        names = ", ".join("--" + g.replace("_", "-") for g in given)
+        hint = (
+            " (--strategy auto decides from the data: name the strategy to set them)"
+            if args.strategy == "auto"
+            else ""
+        )
         raise BadInputError(
-            f"{names} only apply when training the backbone (--strategy finetune or scratch); "
-            f"the {args.strategy} strategy does not use them"
+            f"{flags(given)} only apply when training the backbone (--strategy finetune, "
+            f"scratch or contrastive); the {args.strategy} strategy does not use them{hint}"
+        )
+    # contrastive has no layer-wise rates, unfreezing schedule or early stopping
+    accepted = {f.name for f in fields(chosen.Config)}
+    unused = [opt for opt in given if _FINETUNE_OPTIONS[opt] not in accepted]
+    if unused:
+        usable = [opt for opt in _FINETUNE_OPTIONS if _FINETUNE_OPTIONS[opt] in accepted]
+        raise BadInputError(
+            f"{flags(unused)} do not apply to the {chosen.name} strategy; it takes "
+            f"{flags(usable) or 'none of these options'}. Drop them, or use --strategy finetune."
         )
     if trains_backbone:
         params.update({_FINETUNE_OPTIONS[opt]: getattr(args, opt) for opt in given})
