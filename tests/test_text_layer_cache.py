@@ -63,7 +63,7 @@ def test_cached_forward_equals_the_encoder_for_any_batch_composition(encoder, st
 
 def test_cached_training_step_gives_the_encoders_gradients(encoder):
     from transferkit.finetune.freezing import set_unfrozen_groups
-    from transferkit.strategies.contrastive import pair_loss
+    from transferkit.finetune.pair_losses import supcon_loss as pair_loss
 
     groups = encoder.layer_groups()
     set_unfrozen_groups(encoder, groups, 1)  # the top layer trains

@@ -16,7 +16,7 @@ from test_text_backbone import _tiny_bert_folder  # noqa: E402
 from transferkit.data import Dataset, Sample  # noqa: E402
 from transferkit.errors import BadInputError  # noqa: E402
 from transferkit.estimator import TransferClassifier  # noqa: E402
-from transferkit.strategies.contrastive import ContrastiveConfig, pair_loss  # noqa: E402
+from transferkit.strategies.contrastive import ContrastiveConfig  # noqa: E402
 
 POS = ["good movie", "great fun film", "a good actor", "great plot", "fun movie", "good fun"]
 NEG = ["bad movie", "dull film", "a bad actor", "awful plot", "dull movie", "not fun"]
@@ -56,16 +56,6 @@ def test_text_batches_pack_ids_and_mask_and_keep_eval_order(tiny_weights):
     assert first == again and sorted(sum(first, [])) == sorted(ds.targets.tolist())
 
 
-def test_pair_loss_is_zero_for_perfect_clusters_and_weighs_pair_kinds_equally():
-    y = torch.tensor([0, 0, 1, 1])
-    perfect = torch.tensor([[1.0, 0], [2.0, 0], [0, 1.0], [0, 3.0]])
-    assert float(pair_loss(perfect, y)) == pytest.approx(0.0, abs=1e-7)
-    collapsed = torch.ones(4, 2)  # every pair at cosine 1: positives right, negatives wrong
-    assert float(pair_loss(collapsed, y)) == pytest.approx(0.5)  # (0 + 1) / 2
-    three = torch.tensor([0, 0, 0, 1])  # 3 positive pairs, 3 negative: still half and half
-    assert float(pair_loss(torch.ones(4, 2), three)) == pytest.approx(0.5)
-
-
 def test_contrastive_batch_and_steps_follow_the_data_size():
     cfg = ContrastiveConfig()
     assert cfg.resolved(16) == (16, 8, 1e-4)  # one batch: 8 full-batch steps
@@ -91,6 +81,10 @@ def test_contrastive_config_rejects_bad_values():
         ContrastiveConfig(lr=float("nan"))
     with pytest.raises(BadInputError, match="precision"):
         ContrastiveConfig(precision="fp8")
+    with pytest.raises(BadInputError, match="supcon, cosine"):
+        ContrastiveConfig(loss="triplet")
+    with pytest.raises(BadInputError, match="temperature"):
+        ContrastiveConfig(temperature=0)
 
 
 def test_contrastive_trains_the_encoder_then_a_head_and_reloads(tiny_weights, tmp_path):
@@ -105,7 +99,7 @@ def test_contrastive_trains_the_encoder_then_a_head_and_reloads(tiny_weights, tm
     ).fit(ds)
     assert clf.fit_info_["contrastive"]["cached_lower_layers"] is False
     history = clf.fit_info_["contrastive"]["history"]
-    assert history[-1]["pair_loss"] < history[0]["pair_loss"]  # pairs pulled into place
+    assert history[-1]["loss"] < history[0]["loss"]  # pairs pulled into place
     assert clf.backbone_.weights_sha256 != clf.fit_info_["pretrained_weights_sha256"]
     assert clf.score(ds) >= 0.9  # its own training texts, after pulling classes apart
     clf.save(tmp_path / "model")
