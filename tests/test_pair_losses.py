@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from transferkit.finetune.pair_losses import PAIR_LOSSES, cosine_pair_loss, supcon_loss
+from transferkit.strategies.contrastive import ContrastiveConfig
 
 Y4 = torch.tensor([0, 0, 1, 1])
+T = ContrastiveConfig().temperature  # the default the strategy trains with
 PERFECT = torch.tensor([[1.0, 0], [2.0, 0], [0, 1.0], [0, 3.0]])  # classes on orthogonal axes
 
 
@@ -31,7 +33,9 @@ def test_supcon_on_perfect_clusters_is_the_value_worked_out_by_hand():
         got = float(supcon_loss(PERFECT, Y4, temperature=t))
         assert got == pytest.approx(expected, rel=1e-5, abs=1e-6)  # float32 near log(1)
     # collapsed: all three others at cosine 1, one of them positive: log 3 at any temperature
-    assert float(supcon_loss(torch.ones(4, 2), Y4)) == pytest.approx(math.log(3), rel=1e-5)
+    assert float(supcon_loss(torch.ones(4, 2), Y4, temperature=T)) == pytest.approx(
+        math.log(3), rel=1e-5
+    )
 
 
 def _naive_supcon(emb: torch.Tensor, y: list[int], t: float) -> float:
@@ -59,13 +63,17 @@ def test_supcon_matches_a_per_anchor_loop_and_skips_anchors_without_a_same_class
 
 def test_supcon_prefers_separated_classes_and_ignores_scale():
     mixed = torch.tensor([[1.0, 0], [0, 1.0], [1.0, 0.1], [0.1, 1.0]])  # classes interleaved
-    assert float(supcon_loss(PERFECT, Y4)) < float(supcon_loss(mixed, Y4))
-    assert float(supcon_loss(PERFECT * 7, Y4)) == pytest.approx(float(supcon_loss(PERFECT, Y4)))
+    assert float(supcon_loss(PERFECT, Y4, temperature=T)) < float(
+        supcon_loss(mixed, Y4, temperature=T)
+    )
+    assert float(supcon_loss(PERFECT * 7, Y4, temperature=T)) == pytest.approx(
+        float(supcon_loss(PERFECT, Y4, temperature=T))
+    )
 
 
 def test_supcon_without_any_same_class_pair_is_zero_with_finite_gradients():
     emb = torch.randn(3, 4, requires_grad=True)
-    loss = supcon_loss(emb, torch.tensor([0, 1, 2]))
+    loss = supcon_loss(emb, torch.tensor([0, 1, 2]), temperature=T)
     loss.backward()
     assert float(loss.detach()) == 0.0 and torch.equal(emb.grad, torch.zeros(3, 4))
 
@@ -74,7 +82,7 @@ def test_both_losses_pull_same_class_texts_together():
     for name, loss_fn in PAIR_LOSSES.items():
         emb = torch.tensor([[1.0, 0.2], [0.2, 1.0], [1.0, -0.2], [-0.2, 1.0]], requires_grad=True)
         y = torch.tensor([0, 0, 1, 1])  # texts 0 and 1 share a class but point apart
-        loss_fn(emb, y).backward()
+        loss_fn(emb, y, **({"temperature": T} if name == "supcon" else {})).backward()
         step = emb.detach() - 0.1 * emb.grad
         unit = torch.nn.functional.normalize(step, dim=1)
         before = torch.nn.functional.normalize(emb.detach(), dim=1)

@@ -23,8 +23,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-DEFAULT_TEMPERATURE = 0.1
-
 
 def _unit_similarities(embeddings: torch.Tensor) -> torch.Tensor:
     unit = F.normalize(embeddings, dim=1)
@@ -45,14 +43,15 @@ def cosine_pair_loss(embeddings: torch.Tensor, targets: torch.Tensor) -> torch.T
 
 
 def supcon_loss(
-    embeddings: torch.Tensor, targets: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE
+    embeddings: torch.Tensor, targets: torch.Tensor, *, temperature: float
 ) -> torch.Tensor:
     """Supervised contrastive loss: the mean over anchors of minus the mean log-softmax
     probability of the anchor's same-class texts among all other texts of the batch.
 
     Anchors with no other text of their class in the batch have nothing to pull towards and
     are left out (SetFit's version divides by zero there); a batch without any same-class
-    pair gives 0 and no gradient."""
+    pair gives 0 and no gradient. ``temperature`` has no default here: the contrastive
+    config holds it (0.1), with the other training settings."""
     n = len(targets)
     self_pair = torch.eye(n, dtype=torch.bool, device=embeddings.device)
     logits = (_unit_similarities(embeddings) / temperature).masked_fill(self_pair, float("-inf"))
