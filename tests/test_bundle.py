@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pickle
+import stat
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import transferkit.bundle as bundle_mod
+from transferkit.backbones.preprocess import ImagePreprocess
 from transferkit.bundle import (
+    BACKBONE_FILE,
     FORMAT,
     FORMAT_VERSION,
     HEAD_FILE,
@@ -25,6 +31,12 @@ from transferkit.errors import BundleError
 from transferkit.heads import head_class, make_head
 
 LABELS = ['猫 "cat"', "chien's", "狗\\dog", "naïve"]
+BACKBONE = {
+    "name": "mobilenet_v2",
+    "modality": "image",
+    "weights_sha256": "ab" * 32,
+    "preprocess": ImagePreprocess().to_dict(),
+}
 
 
 def _head():
@@ -40,7 +52,7 @@ def _save(path: Path, **overrides) -> Path:
     head, _ = _head()
     config, arrays = head.get_state()
     kwargs = dict(
-        backbone={"name": "mobilenet_v2", "weights_sha256": "ab" * 32},
+        backbone=BACKBONE,
         labels=LABELS,
         strategy={"name": "features", "params": {"augment": "light"}},
         head_config=config,
@@ -61,7 +73,23 @@ def _manifest(path: Path) -> dict:
 
 
 def _write_manifest(path: Path, manifest: dict) -> None:
+    """Rewrite the manifest as a tool that re-hashes it would (so deeper checks are reached)."""
+    if "manifest_sha256" in manifest:
+        manifest["manifest_sha256"] = bundle_mod.manifest_digest(manifest)
+    _tamper(path, manifest)
+
+
+def _tamper(path: Path, manifest: dict) -> None:
+    """Rewrite the manifest as a text editor would: its stored hash left as it was."""
     (path / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def _as_version_1(path: Path) -> None:
+    """Make the bundle what the previous version wrote: format 1, no manifest hash."""
+    mf = _manifest(path)
+    mf.pop("manifest_sha256", None)
+    mf["format_version"] = 1
+    _tamper(path, mf)
 
 
 # -- round trip --------------------------------------------------------------------------------
@@ -77,7 +105,7 @@ def test_round_trip(saved):
     mf = loaded.manifest
     assert mf["format"] == FORMAT and mf["format_version"] == FORMAT_VERSION
     assert mf["labels"] == LABELS and loaded.labels == LABELS
-    assert mf["backbone"] == {"name": "mobilenet_v2", "weights_sha256": "ab" * 32}
+    assert mf["backbone"] == BACKBONE
     assert mf["strategy"] == {"name": "features", "params": {"augment": "light"}}
     assert mf["head"] == json.loads(json.dumps(config))
     assert mf["metrics"] == {"accuracy": 0.75, "labels": LABELS}
@@ -287,3 +315,193 @@ def test_a_failed_first_save_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         _save(tmp_path / "model")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the manifest is integrity-checked and validated (issue 16, items 4 and 10) ----------------
+def _swap_labels(mf: dict) -> None:
+    mf["labels"][0], mf["labels"][1] = mf["labels"][1], mf["labels"][0]
+
+
+def _rename_label(mf: dict) -> None:
+    mf["labels"][2] = "wolf"
+
+
+def _change_mean(mf: dict) -> None:
+    mf["backbone"]["preprocess"]["mean"][0] = 0.5
+
+
+def _labels_as_text(mf: dict) -> None:
+    mf["labels"] = "abcd"
+
+
+def _list_another_file(mf: dict) -> None:
+    mf["files"][BACKBONE_FILE] = "cd" * 32
+
+
+EDITS = {
+    "two labels swapped": _swap_labels,
+    "a label renamed": _rename_label,
+    "preprocessing mean changed": _change_mean,
+    "labels a string": _labels_as_text,
+    "a file hash changed": _list_another_file,
+}
+
+
+@pytest.mark.parametrize("case", list(EDITS))
+def test_an_edited_manifest_is_refused(saved, case):
+    mf = _manifest(saved)
+    EDITS[case](mf)
+    _tamper(saved, mf)
+    with pytest.raises(BundleError, match="manifest.json was changed after it was saved") as info:
+        load_bundle(saved)
+    assert str(saved) in str(info.value) and REFUSE_FIX in str(info.value)
+
+
+def test_the_manifest_hash_covers_its_canonical_json_but_the_hash(saved):
+    mf = _manifest(saved)
+    assert mf["format_version"] == 2
+    content = {k: v for k, v in mf.items() if k != "manifest_sha256"}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert mf["manifest_sha256"] == hashlib.sha256(canonical.encode("ascii")).hexdigest()
+    assert bundle_mod.manifest_digest(mf) == mf["manifest_sha256"]
+    # formatting is not content: the same manifest re-indented still loads
+    (saved / MANIFEST).write_text(json.dumps(mf, indent=7), encoding="utf-8")
+    assert load_bundle(saved).labels == LABELS
+
+
+def test_a_version_2_manifest_without_its_hash_is_refused(saved):
+    _drop("manifest_sha256")(saved)
+    with pytest.raises(BundleError, match="lacks the 'manifest_sha256' entry"):
+        load_bundle(saved)
+
+
+def _set_in(mf: dict, keys: tuple, value) -> None:
+    for key in keys[:-1]:
+        mf = mf[key]
+    mf[keys[-1]] = value
+
+
+SCHEMA = {
+    # case: (where, value, message fragment)
+    "labels a string": (("labels",), "abcd", "'labels' must be a list of unique, non-empty str"),
+    "labels empty": (("labels",), [], "'labels' must be a list of unique, non-empty str"),
+    "a label not a string": (("labels", 1), 7, r"label 1 is 7, not a non-empty string"),
+    "an empty label": (("labels", 1), "", "label 1 is '', not a non-empty string"),
+    "a repeated label": (("labels", 1), "naïve", "'naïve' appears 2 times"),
+    "backbone a string": (("backbone",), "mobilenet_v2", "'backbone' must be an object"),
+    "backbone name missing": (("backbone", "name"), None, r"'backbone.name' must be a"),
+    "weights sha not hex": (("backbone", "weights_sha256"), "xyz", "'backbone.weights_sha256'"),
+    "preprocess mean NaN": (
+        ("backbone", "preprocess", "mean", 0),
+        float("nan"),
+        r"'backbone.preprocess.mean\[0\]' must be a finite number; got nan",
+    ),
+    "preprocess mean infinite": (
+        ("backbone", "preprocess", "mean", 1),
+        float("inf"),
+        "must be a finite number; got inf",
+    ),
+    "preprocess a list": (("backbone", "preprocess"), [1, 2], "'backbone.preprocess' must be an"),
+    "strategy a string": (("strategy",), "features", "'strategy' must be an object"),
+    "head without a name": (("head", "name"), 3, "'head.name' must be a"),
+    "head n_classes a string": (("head", "n_classes"), "4", "'head.n_classes' must be a positive"),
+    "head n_classes a bool": (("head", "n_classes"), True, "'head.n_classes' must be a positive"),
+    "file hash not hex": (("files", HEAD_FILE), "abc", "the sha256 of head.safetensors must be"),
+    "metrics a list": (("metrics",), [0.75], "'metrics' must be an object"),
+}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("case", list(SCHEMA))
+def test_a_manifest_that_breaks_the_schema_is_refused(saved, case, version):
+    """Whether the hash was recomputed (version 2) or there is none (version 1)."""
+    if version == 1:
+        _as_version_1(saved)
+    keys, value, fragment = SCHEMA[case]
+    mf = _manifest(saved)
+    _set_in(mf, keys, value)
+    _write_manifest(saved, mf)
+    with pytest.raises(BundleError, match=fragment) as info:
+        load_bundle(saved)
+    assert str(saved) in str(info.value) and REFUSE_FIX in str(info.value)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_fewer_labels_than_head_outputs_are_refused(saved, version):
+    """Issue 16 item 4: a shortened labels list was an internal 'shape mismatch' at predict."""
+    if version == 1:
+        _as_version_1(saved)
+    mf = _manifest(saved)
+    mf["labels"] = LABELS[:3]
+    _write_manifest(saved, mf)
+    with pytest.raises(BundleError, match="3 labels but its head has 4 outputs") as info:
+        load_bundle(saved)
+    message = str(info.value)
+    assert str(saved) in message and "head.n_classes" in message and REFUSE_FIX in message
+
+
+def test_a_previous_version_bundle_loads_with_a_warning(saved):
+    _as_version_1(saved)
+    with pytest.warns(UserWarning, match="not integrity-protected") as record:
+        loaded = load_bundle(saved)
+    assert loaded.labels == LABELS and loaded.manifest["format_version"] == 1
+    message = str(record[0].message)
+    assert str(saved) in message and "upgrade_bundle" in message
+
+
+def test_upgrading_a_previous_version_bundle_protects_its_manifest(saved):
+    before = _manifest(saved)
+    _as_version_1(saved)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asked for by the warning, so it does not warn again
+        assert bundle_mod.upgrade_bundle(saved) == saved
+        assert load_bundle(saved).labels == LABELS
+    assert _manifest(saved) == before  # the same content gives the same hash
+    mf = _manifest(saved)
+    _swap_labels(mf)
+    _tamper(saved, mf)
+    with pytest.raises(BundleError, match="was changed after it was saved"):
+        load_bundle(saved)
+
+
+# -- only the files the format defines (issue 16, item 16) ---------------------------------
+@pytest.mark.filterwarnings("ignore:.*not integrity-protected")
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_listed_file_the_format_does_not_define_is_refused(saved, version):
+    if version == 1:
+        _as_version_1(saved)
+    payload = pickle.dumps({"weight": [1.0, 2.0]})  # never loaded, yet it must not ride along
+    (saved / "head.pt").write_bytes(payload)
+    mf = _manifest(saved)
+    mf["files"]["head.pt"] = hashlib.sha256(payload).hexdigest()
+    _write_manifest(saved, mf)
+    with pytest.raises(BundleError, match="head.pt is not a file of the bundle format") as info:
+        load_bundle(saved)
+    message = str(info.value)
+    assert HEAD_FILE in message and BACKBONE_FILE in message and str(saved) in message
+
+
+def test_a_stray_file_beside_the_bundle_is_named_in_a_warning(saved):
+    (saved / "notes.txt").write_text("copied from the training machine")
+    (saved / "head.pt").write_bytes(pickle.dumps([1, 2]))
+    with pytest.warns(UserWarning, match="head.pt, notes.txt") as record:
+        loaded = load_bundle(saved)
+    assert loaded.labels == LABELS
+    assert "not part of the model" in str(record[0].message)
+
+
+# -- files follow the umask (issue 16, item 14) ------------------------------------------
+@pytest.mark.parametrize(
+    ("umask", "mode", "dir_mode"), [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750)]
+)
+def test_bundle_files_follow_the_umask(tmp_path, umask, mode, dir_mode):
+    import torch
+
+    old = os.umask(umask)
+    try:
+        path = _save(tmp_path / "model", backbone_state={"w": torch.zeros(3)})
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.iterdir()}
+    assert modes == {MANIFEST: mode, HEAD_FILE: mode, BACKBONE_FILE: mode}
+    assert stat.S_IMODE(path.stat().st_mode) == dir_mode
