@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-from conftest import make_shapes_folder, require_offline_weights
+from conftest import make_shapes_folder, require_offline_weights, write_unreadable_images
 
+import transferkit.bundle as bundle_mod
 from transferkit import TransferClassifier, load_dataset
-from transferkit.errors import BadInputError, NotFittedError
+from transferkit.errors import BadInputError, BundleError, NotFittedError
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +39,19 @@ def test_readme_flow(fitted, tmp_path):
     assert again.predict(files) == labels
 
 
+def test_predict_gives_one_row_per_input_in_order_unreadable_ones_too(fitted, tmp_path):
+    clf, test = fitted
+    bad = write_unreadable_images(tmp_path / "bad", bomb=False)
+    files = [test.paths[0], *(tmp_path / "bad" / name for name in bad), test.paths[1]]
+    with pytest.warns(UserWarning, match="3 unreadable files"):
+        labels = clf.predict(files)
+    assert labels[1:4] == [None, None, None] and None not in (labels[0], labels[4])
+    assert labels[0] == clf.predict([test.paths[0]])[0]
+    with pytest.warns(UserWarning):
+        embeddings = clf.transform(files)
+    assert embeddings.shape[0] == 5 and np.isnan(embeddings[1:4]).all()
+
+
 def test_predict_before_fit_says_what_to_do():
     with pytest.raises(NotFittedError, match="call fit"):
         TransferClassifier().predict(["x.png"])
@@ -47,3 +63,39 @@ def test_bad_parameters_are_refused_with_the_fix(fitted):
         TransferClassifier(batch_size=0).fit(test)
     with pytest.raises(BadInputError, match="Did you mean 'logistic'"):
         TransferClassifier(head="logistik").fit(test)
+
+
+def _edit_manifest(model, edit) -> None:
+    """Edit a saved manifest as a tool that re-hashes it would (reaching the checks behind)."""
+    path = model / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    edit(manifest)
+    if "manifest_sha256" in manifest:
+        manifest["manifest_sha256"] = bundle_mod.manifest_digest(manifest)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def _shorten_labels(manifest: dict) -> None:
+    manifest["labels"] = manifest["labels"][:2]
+
+
+def _shorten_labels_and_n_classes(manifest: dict) -> None:
+    _shorten_labels(manifest)
+    manifest["head"]["n_classes"] = 2
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (_shorten_labels, "2 labels but its head has 3 outputs"),
+        (_shorten_labels_and_n_classes, "'logistic' head scores 3 classes but its n_classes is 2"),
+    ],
+)
+def test_labels_that_disagree_with_the_head_are_refused_at_load(fitted, tmp_path, edit, fragment):
+    """Issue 16 item 4: this was an internal 'shape mismatch' ValueError at predict time."""
+    clf, _ = fitted
+    model = clf.save(tmp_path / "model")
+    _edit_manifest(model, edit)
+    with pytest.raises(BundleError, match=fragment) as info:
+        TransferClassifier.load(model, progress=False)
+    assert str(model) in str(info.value) and "re-train" in str(info.value)

@@ -192,6 +192,17 @@ def test_from_state_with_missing_arrays_is_refused(name):
         HEADS[name].from_state(config, arrays)
 
 
+@pytest.mark.parametrize("data", ["binary", "multiclass"])
+@pytest.mark.parametrize("name", NAMES)
+def test_from_state_refuses_a_config_that_disagrees_with_the_arrays(name, data):
+    """A wrong n_classes was a shape error (or a silently dropped class) at predict time."""
+    config, arrays = fitted(name, data).get_state()
+    stored = config["n_classes"]
+    for wrong in (stored - 1, stored + 1):
+        with pytest.raises(BadInputError, match=f"scores {stored} classes but .* is {wrong}"):
+            HEADS[name].from_state({**config, "n_classes": wrong}, arrays)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_same_seed_gives_identical_state(name):
     X, y, _, _ = DATA["multiclass"]

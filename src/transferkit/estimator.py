@@ -37,6 +37,37 @@ def _as_dataset(data, *, labelled: bool, strict: bool, modality: str = "image", 
     )
 
 
+def _inputs_left_out(data, ds) -> bool:
+    """Whether ``ds`` was read here from input files and some were unreadable (left out)."""
+    return isinstance(data, (str, Path, list, tuple)) and ds.modality != "text" and bool(ds.skipped)
+
+
+def _row_per_input(inputs, ds, *arrays: np.ndarray) -> tuple[list[np.ndarray], Any]:
+    """``arrays`` (rows of ``ds``) with a row for every input, in the order given, and the
+    Dataset of every input: inputs left out at load as unreadable get NaN (or False) rows, so
+    results stay aligned with what the caller passed."""
+    from dataclasses import replace
+
+    from transferkit.data import Sample
+    from transferkit.data.audio import AUDIO
+    from transferkit.data.dataset import IMAGES, list_inputs
+
+    every = list_inputs(inputs, AUDIO if ds.modality == "audio" else IMAGES)
+    rows = np.full(len(every), -1)
+    j = 0
+    for i, path in enumerate(every):  # ds keeps the readable inputs in this same order
+        if j < len(ds) and ds.paths[j] == path:
+            rows[i], j = j, j + 1
+    read = rows >= 0
+    out = []
+    for values in arrays:
+        fill = False if values.dtype == bool else np.nan
+        full = np.full((len(every), *values.shape[1:]), fill, dtype=values.dtype)
+        full[read] = values[rows[read]]
+        out.append(full)
+    return out, replace(ds, samples=tuple(Sample(path, None) for path in every))
+
+
 def _text_inputs(items: list, text_col: str | None):
     """``predict(["great film", Path("more.csv")])``: a ``Path``, or a string naming an
     existing text file, is read as a file; any other string is a text to classify."""
@@ -240,6 +271,9 @@ class TransferClassifier:
         if result.ok.any():
             proba[result.ok] = self.head_.predict_proba(result.embeddings[result.ok])
         self.seconds_predict_ = result.seconds
+        if _inputs_left_out(data, ds):
+            (proba, ok), every = _row_per_input(data, ds, proba, result.ok)
+            return proba, ok, [*ds.skipped, *result.problems], every
         return proba, result.ok, result.problems, ds
 
     def transform(self, data) -> np.ndarray:
@@ -252,6 +286,8 @@ class TransferClassifier:
         result = self._embed(ds)
         out = np.full((len(ds), result.embeddings.shape[1]), np.nan, dtype=np.float32)
         out[result.ok] = result.embeddings[result.ok]
+        if _inputs_left_out(data, ds):
+            (out,), _ = _row_per_input(data, ds, out)
         return out
 
     def predict_proba(self, data) -> np.ndarray:
@@ -295,6 +331,7 @@ class TransferClassifier:
         metrics = classification_metrics(y_true, pred, self.labels_)
         metrics.update(self.describe())
         metrics["seconds"] = {**getattr(self, "seconds_", {}), "predict": self.seconds_predict_}
+        problems = [*ds.skipped, *problems]  # left out at load, then (rarely) at decoding
         if problems:
             metrics["skipped_files"] = [[str(p), r] for p, r in problems]
         conf = proba[ok].max(axis=1)
@@ -384,7 +421,6 @@ class TransferClassifier:
         from transferkit.backbones import resolve_backbone
         from transferkit.backbones.text_preprocess import preprocess_from_dict
         from transferkit.bundle import load_bundle
-        from transferkit.heads import head_class
         from transferkit.strategies import make_strategy
 
         bundle = load_bundle(path)
@@ -416,7 +452,7 @@ class TransferClassifier:
         backbone.preprocess = preprocess_from_dict(bb_info["preprocess"])
         clf.backbone_ = backbone
         clf.labels_ = bundle.labels
-        clf.head_ = head_class(mf["head"]["name"]).from_state(mf["head"], bundle.head_arrays)
+        clf.head_ = _head_from_bundle(bundle)
         clf.strategy_ = make_strategy(mf["strategy"]["name"], **mf["strategy"].get("config", {}))
         clf.n_train_ = int(mf["strategy"].get("n_train", 0))
         clf.fit_info_ = {}
@@ -428,7 +464,6 @@ class TransferClassifier:
         """A bundle whose backbone weights were trained (finetune, scratch): all in the bundle."""
         from transferkit.backbones import resolve_backbone
         from transferkit.backbones.text_preprocess import preprocess_from_dict
-        from transferkit.heads import head_class
         from transferkit.strategies import make_strategy
 
         mf = bundle.manifest
@@ -456,13 +491,25 @@ class TransferClassifier:
         backbone.preprocess = preprocess_from_dict(bb_info["preprocess"])
         clf.backbone_ = backbone.eval()
         clf.labels_ = bundle.labels
-        clf.head_ = head_class(mf["head"]["name"]).from_state(mf["head"], bundle.head_arrays)
+        clf.head_ = _head_from_bundle(bundle)
         config = mf["strategy"].get("config", {})
         clf.strategy_ = make_strategy(mf["strategy"]["name"], **config)
         clf.n_train_ = int(mf["strategy"].get("n_train", 0))
         clf.fit_info_ = {}
         clf.seconds_ = {}
         return clf
+
+
+def _head_from_bundle(bundle):
+    """The bundle's fitted head; refused with the bundle's path when its arrays, its config and
+    the labels disagree (the manifest's own checks compare the labels with the config)."""
+    from transferkit.heads import head_class
+
+    config = bundle.manifest["head"]
+    try:
+        return head_class(config["name"]).from_state(config, bundle.head_arrays)
+    except BadInputError as exc:
+        raise bundle.refuse(str(exc)) from None
 
 
 def default_backbone(ds) -> str:

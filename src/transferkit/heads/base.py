@@ -113,12 +113,25 @@ class Head:
                 f"the stored '{cls.name}' head lacks arrays {missing}: the bundle is incomplete; "
                 "re-train or re-export the model"
             )
+        n_classes, stored = int(config["n_classes"]), cls._stored_classes(arrays)
+        if stored != n_classes:
+            # else predictions have the wrong number of columns for the labels (or an index
+            # past the last label): refused at load, not a shape error at predict
+            raise BadInputError(
+                f"the stored '{cls.name}' head scores {stored} classes but its n_classes is "
+                f"{n_classes}: its arrays and its config disagree; re-train or re-export the model"
+            )
         for k in cls.state_arrays:
             setattr(head, k + "_", arrays[k])
         for k in cls.optional_state_arrays:
             setattr(head, k + "_", arrays.get(k))
-        head.n_classes_ = int(config["n_classes"])
+        head.n_classes_ = n_classes
         return head
+
+    @classmethod
+    def _stored_classes(cls, arrays: dict[str, np.ndarray]) -> int:
+        """How many classes the stored arrays score."""
+        raise NotImplementedError
 
     # -- hooks ------------------------------------------------------------------------------
     def _fit(self, X: np.ndarray, y: np.ndarray, *, seed: int, groups=None) -> None:

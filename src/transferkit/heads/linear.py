@@ -96,6 +96,11 @@ class _LinearHead(Head):
         self.intercept_ = intercept.astype(np.float32)
         self.info_ = {"C": float(C), "cv_folds": len(folds) if folds else 0}
 
+    @classmethod
+    def _stored_classes(cls, arrays):
+        rows = len(arrays["coef"])
+        return 2 if rows == 1 else rows  # binary: one row (see _scores)
+
     def _scores(self, X):
         scores = (self._normalize(X) - self.mean_) @ self.coef_.T + self.intercept_
         if scores.shape[1] == 1:  # binary models store one row: class 0 is the zero logit

@@ -35,6 +35,11 @@ class KNNHead(Head):
         self.X_ = l2_normalize(X).astype(np.float32)
         self.y_ = y.astype(np.int64)
 
+    @classmethod
+    def _stored_classes(cls, arrays):
+        # fit takes every class 0..max to have examples, so the neighbours' labels say it
+        return int(arrays["y"].max()) + 1 if len(arrays["y"]) else 0
+
     def _scores(self, X):
         sims = l2_normalize(X) @ self.X_.T
         k = min(self.config.k, sims.shape[1])
@@ -71,6 +76,10 @@ class NearestCentroidHead(Head):
         self.centroids_ = l2_normalize(
             np.stack([Z[y == c].mean(axis=0) for c in range(int(y.max()) + 1)])
         ).astype(np.float32)
+
+    @classmethod
+    def _stored_classes(cls, arrays):
+        return len(arrays["centroids"])
 
     def _scores(self, X):
         return (l2_normalize(X) @ self.centroids_.T) / self.config.temperature

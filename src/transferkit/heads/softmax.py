@@ -58,5 +58,9 @@ class LinearSoftmaxHead(Head):
         self.bias_ = intercept.astype(np.float32)
         self.info_ = {"C": self.config.C}
 
+    @classmethod
+    def _stored_classes(cls, arrays):
+        return len(arrays["weight"])
+
     def _scores(self, X):
         return X @ self.weight_.T + self.bias_
