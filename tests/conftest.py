@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +74,36 @@ def make_shapes_folder(
 def shapes(tmp_path) -> Path:
     """Three classes × 6 images."""
     return make_shapes_folder(tmp_path / "shapes")
+
+
+def write_bilevel_png(path: Path, side: int) -> None:
+    """A side x side 1-bit PNG written row by row, so making it never needs the pixels in memory."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # bit depth 1, greyscale
+    row = bytes(1 + (side + 7) // 8)  # filter byte + packed bits
+    compressor = zlib.compressobj(9)
+    body = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+
+
+def write_unreadable_images(folder: Path, *, bomb: bool = True) -> list[str]:
+    """Files with image names that do not decode: a truncated PNG, an empty .jpg, a text file
+    named .jpg and (``bomb``) a 400-megapixel PNG of a few kB. Returns their names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    buffer = BytesIO()
+    draw_shape("circle", 99, size=96).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    (folder / "truncated.png").write_bytes(data[: len(data) // 2])
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.jpg").write_text("this is a text file, not a photo\n")
+    names = ["truncated.png", "empty.jpg", "notes.jpg"]
+    if bomb:
+        write_bilevel_png(folder / "bomb.png", 20000)
+        names.append("bomb.png")
+    return names

@@ -6,9 +6,10 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from conftest import make_shapes_folder, require_offline_weights
+from conftest import make_shapes_folder, require_offline_weights, write_unreadable_images
 
 from transferkit.cli import main
 
@@ -94,17 +95,20 @@ def test_predict_prints_one_json_line_per_input(trained, capsys, tmp_path):
     root, run = trained
     broken = tmp_path / "broken.png"
     broken.write_text("not an image")
-    inputs = [root / "test" / "circle" / "0.png", root / "test" / "square" / "1.png", broken]
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    circle, square = root / "test" / "circle" / "0.png", root / "test" / "square" / "1.png"
+    inputs = [circle, broken, tmp_path / "empty.jpg", square]
     code, out, err = run_cli(
         capsys, "-q", "predict", str(run / "model"), *map(str, inputs), "--no-progress"
     )
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
-    assert [line["input"] for line in lines] == [str(p) for p in inputs]
-    assert lines[0]["label"] == "circle" and lines[1]["label"] == "square"
+    assert [line["input"] for line in lines] == [str(p) for p in inputs]  # in the order given
+    assert lines[0]["label"] == "circle" and lines[3]["label"] == "square"
     assert 0 <= lines[0]["confidence"] <= 1 and len(lines[0]["scores"]) == 3
-    assert lines[2]["label"] is None and "error" in lines[2]
-    assert "broken.png" in err  # one warning lists the unreadable input
+    assert lines[1]["label"] is None and "not an image" in lines[1]["error"]
+    assert lines[2]["label"] is None and "empty" in lines[2]["error"]
+    assert err.count("broken.png") == 1  # one warning lists the unreadable inputs
     code, _, _ = run_cli(
         capsys, "-q", "predict", str(run / "model"), str(broken), "--strict", "--no-progress"
     )
@@ -184,6 +188,20 @@ def test_strict_makes_unreadable_files_fatal(capsys, tmp_path):
     metrics = json.loads((tmp_path / "lenient" / "metrics.json").read_text())
     skipped = [path for path, _ in metrics["skipped_files"]]
     assert any("fake.jpg" in p for p in skipped) and any("empty.png" in p for p in skipped)
+
+
+def test_unreadable_files_are_found_once_and_every_stage_sees_the_same_data(capsys, tmp_path):
+    root = make_shapes_folder(tmp_path / "d", per_class=5, classes=("circle", "square"))
+    bad = write_unreadable_images(root / "circle", bomb=False)
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "-q", "train", str(root), "--out", str(run), "--no-progress")
+    assert code == 0, err
+    assert err.count("unreadable file") == 1  # one warning, at load
+    assert all(err.count(name) == 1 for name in bad)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_train"] + metrics["n_test"] == 10  # the 10 good images
+    assert sorted(Path(p).name for p, _ in metrics["skipped_files"]) == sorted(bad)
+    assert metrics["learning_curve"]["points"]  # drawn from the same 10 images
 
 
 def test_tampered_bundle_is_refused(trained, capsys, tmp_path):

@@ -51,6 +51,24 @@ def test_a_path_label_table_is_an_audio_dataset(tmp_path):
         load_audio_table(table, path_col="wav")
 
 
+def test_clips_that_cannot_be_used_are_found_once_at_load(tmp_path):
+    from transferkit.data import UnreadableFilesWarning
+
+    write(tmp_path / "d" / "low" / "a.wav", tone(0.3, 16000, 220), 16000)
+    write(tmp_path / "d" / "high" / "b.wav", tone(0.3, 16000, 880), 16000)
+    (tmp_path / "d" / "low" / "fake.wav").write_text("this is really text, not audio\n" * 20)
+    write(tmp_path / "d" / "high" / "silent.flac", np.zeros(8000), 16000)
+    with pytest.warns(UnreadableFilesWarning) as record:
+        ds = load_dataset(tmp_path / "d")
+    assert len(record) == 1 and len(ds) == 2
+    reasons = {p.name: r for p, r in ds.skipped}
+    assert "not a readable audio file" in reasons["fake.wav"] and "silent" in reasons["silent.flac"]
+    table = tmp_path / "clips.csv"
+    table.write_text("path,label\nd/low/a.wav,low\nd/high/b.wav,high\nd/low/fake.wav,low\n")
+    with pytest.warns(UnreadableFilesWarning, match="fake.wav: not a readable audio file"):
+        assert len(load_dataset(table)) == 2
+
+
 @pytest.mark.parametrize("rate,channels,subtype", [(48000, 2, "PCM_24"), (8000, 1, "FLOAT")])
 def test_any_rate_depth_and_channels_become_mono_at_the_backbone_rate(
     tmp_path, rate, channels, subtype

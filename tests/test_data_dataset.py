@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_unreadable_images
 from PIL import Image
 
 from transferkit.data import (
@@ -104,10 +105,31 @@ def test_labels_are_unicode_normalised(tmp_path: Path) -> None:
     assert "café" in load_image_folder(root).labels
 
 
-def test_files_are_not_decoded_at_load(tmp_path: Path) -> None:
-    root = _folder(tmp_path / "d", {"a": 1, "b": 1})
-    (root / "a" / "fake.jpg").write_text("text pretending to be a photo")
-    assert len(load_image_folder(root)) == 3  # found later, at extraction
+def test_undecodable_files_are_found_at_load_and_named_once(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "d", {"a": 3, "b": 3})
+    bad = write_unreadable_images(root / "a")
+    with pytest.warns(UnreadableFilesWarning) as record:
+        data = load_image_folder(root)
+    assert len(record) == 1  # one warning names all four
+    assert all(name in str(record[0].message) for name in bad)
+    assert len(data) == 6 and data.class_counts() == {"a": 3, "b": 3}
+    reasons = {path.name: reason for path, reason in data.skipped}
+    assert sorted(reasons) == sorted(bad)
+    assert "truncated" in reasons["truncated.png"] and "0 bytes" in reasons["empty.jpg"]
+    assert "not an image" in reasons["notes.jpg"] and "megapixel" in reasons["bomb.png"]
+    with pytest.raises(BadInputError, match="strict") as info:
+        load_image_folder(root, strict=True)
+    assert all(name in str(info.value) for name in bad)
+
+
+def test_a_class_whose_files_all_fail_to_decode_is_dropped(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "d", {"a": 2, "b": 2})
+    (root / "c").mkdir()
+    (root / "c" / "0.jpg").write_text("not a photo")
+    with pytest.warns(DatasetWarning) as record:
+        data = load_image_folder(root)
+    assert data.labels == ("a", "b")
+    assert any("folder(s) with no images: c." in str(w.message) for w in record)
 
 
 def test_load_is_deterministic_whatever_the_creation_order(tmp_path: Path) -> None:
@@ -488,6 +510,15 @@ def test_load_inputs_folder_without_images(tmp_path: Path) -> None:
 def test_load_inputs_nothing_given() -> None:
     with pytest.raises(BadInputError, match="no inputs"):
         load_inputs([])
+
+
+def test_load_inputs_skips_undecodable_files_with_one_warning(tmp_path: Path) -> None:
+    good = _image(tmp_path / "in" / "good.png")
+    bad = write_unreadable_images(tmp_path / "in", bomb=False)
+    with pytest.warns(UnreadableFilesWarning) as record:
+        data = load_inputs([tmp_path / "in"])
+    assert len(record) == 1 and all(name in str(record[0].message) for name in bad)
+    assert data.paths == (good,) and sorted(p.name for p, _ in data.skipped) == sorted(bad)
 
 
 def test_load_inputs_skips_empty_files_with_a_warning(tmp_path: Path) -> None:

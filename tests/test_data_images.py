@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import struct
 import time
 import warnings
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_bilevel_png, write_unreadable_images
 from PIL import Image, ImageDraw
 
-from transferkit.data.images import IMAGE_SUFFIXES, is_image_path, open_image
+from transferkit.data.images import (
+    IMAGE_SUFFIXES,
+    PROBE_SIZE,
+    is_image_path,
+    open_image,
+    probe_image,
+)
 from transferkit.errors import BadInputError, UnreadableImageError
 
 
@@ -32,22 +37,6 @@ def big_jpeg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ImageDraw.Draw(image).rectangle((0, 0, 5999, 11999), fill=220)  # left half light
     image.save(path, quality=75)
     return path
-
-
-def _write_bilevel_png(path: Path, side: int) -> None:
-    """A side x side 1-bit PNG written row by row, so making it never needs the pixels in memory."""
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # bit depth 1, greyscale
-    row = bytes(1 + (side + 7) // 8)  # filter byte + packed bits
-    compressor = zlib.compressobj(9)
-    body = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-    )
 
 
 # --- file names ---------------------------------------------------------------------------------
@@ -255,12 +244,47 @@ def test_missing_file_raises_unreadable(tmp_path: Path) -> None:
         open_image(tmp_path / "gone.png")
 
 
+# --- the readability probe run at load time -----------------------------------------------------
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_probe_finds_truncation_although_it_decodes_at_reduced_scale(
+    tmp_path: Path, progressive: bool
+) -> None:
+    path = tmp_path / "photo.jpg"
+    noise = np.random.default_rng(3).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(path, quality=90, progressive=progressive)
+    assert open_image(path, target_size=PROBE_SIZE).size == (64, 64)  # decoded at 1/8 scale
+    assert probe_image(path) is None
+    whole = path.read_bytes()
+    for kept in (len(whole) // 4, len(whole) * 9 // 10):  # the scaled decode reads every byte
+        path.write_bytes(whole[:kept])
+        assert "truncated" in probe_image(path)
+
+
+def test_probe_gives_the_reasons_decoding_gives_without_the_path(tmp_path: Path) -> None:
+    reasons = {}
+    for name in write_unreadable_images(tmp_path):
+        reasons[name] = probe_image(tmp_path / name)
+        with pytest.raises(UnreadableImageError) as info:
+            open_image(tmp_path / name, target_size=PROBE_SIZE)
+        assert str(info.value) == f"{tmp_path / name}: {reasons[name]}"
+    assert "truncated" in reasons["truncated.png"] and "empty" in reasons["empty.jpg"]
+    assert "not an image" in reasons["notes.jpg"] and "megapixel" in reasons["bomb.png"]
+
+
+def test_probe_accepts_a_big_jpeg_that_scaled_decoding_can_use(big_jpeg: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning either
+        assert probe_image(big_jpeg) is None  # 144 megapixels, decoded at 1/8 scale
+
+
 # --- large images -------------------------------------------------------------------------------
 
 
 def test_huge_png_is_refused_before_decoding(tmp_path: Path) -> None:
     path = tmp_path / "bomb.png"
-    _write_bilevel_png(path, 20000)  # 400 megapixels, 1 bit each: tiny on disk
+    write_bilevel_png(path, 20000)  # 400 megapixels, 1 bit each: tiny on disk
     assert path.stat().st_size < 1_000_000
     start = time.perf_counter()
     with warnings.catch_warnings():

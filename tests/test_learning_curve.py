@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_shapes_folder, require_offline_weights
+from conftest import make_shapes_folder, require_offline_weights, write_unreadable_images
 
 from transferkit.cli import main
 from transferkit.data import Dataset, Sample
 from transferkit.errors import BadInputError
-from transferkit.learning_curve import per_class_subset
+from transferkit.learning_curve import learning_curve, per_class_subset
 from transferkit.report.curves import learning_curve_svg
 
 
@@ -22,6 +22,26 @@ def test_per_class_subset_takes_n_of_each_class_or_all_of_a_small_one():
     ds = Dataset(tuple(samples), ("a", "b"))
     sub = per_class_subset(ds, 3, np.random.default_rng(0))
     assert sub.class_counts() == {"a": 3, "b": 2}
+
+
+def test_files_the_full_fit_could_not_read_are_never_drawn():
+    # a Dataset built in memory is not probed at load: the full fit's skipped files count
+    samples = [Sample(Path(f"{c}{i}.png"), c) for c in "ab" for i in range(4)]
+    ds = Dataset(tuple(samples), ("a", "b"))
+    fitted = []
+
+    class Model:
+        def fit(self, data):
+            fitted.append({p.name for p in data.paths})
+            self.skipped_ = [(Path("a0.png"), "truncated"), (Path("b3.png"), "truncated")]
+            return self
+
+        def score(self, test):
+            return 1.0
+
+    curve = learning_curve(Model, ds, ds, seed=0)
+    assert all("a0.png" not in names and "b3.png" not in names for names in fitted[1:])
+    assert curve["points"][-1]["per_class"] == 3
 
 
 def test_svg_needs_two_points_and_labels_the_last_as_all():
@@ -45,6 +65,20 @@ def test_train_with_learning_curve_adds_points_and_a_report_section(tmp_path, ca
     assert all(0 <= p["accuracy"] <= 1 for p in curve["points"]) and curve["advice"]
     html = (run / "report.html").read_text(encoding="utf-8")
     assert "Learning curve" in html and 'href="#learning-curve"' in html
+
+
+@pytest.mark.e2e
+def test_learning_curve_never_draws_files_that_cannot_be_read(tmp_path, capsys):
+    require_offline_weights("mobilenet_v2")
+    data = make_shapes_folder(tmp_path / "shapes", per_class=6)
+    for kind in ("circle", "square", "triangle"):  # a draw of 1 per class often hit one
+        write_unreadable_images(data / kind, bomb=kind == "square")
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "--learning-curve", "--no-progress"]
+    assert main(args) == 0, capsys.readouterr().err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_train"] + metrics["n_test"] == 18
+    assert [p["per_class"] for p in metrics["learning_curve"]["points"]][:2] == [1, 2]
 
 
 def test_learning_curve_is_refused_for_strategies_that_train_the_backbone():

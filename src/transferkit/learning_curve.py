@@ -32,6 +32,13 @@ def per_class_subset(dataset, n: int, rng: np.random.Generator):
 
 def learning_curve(make_classifier, train, test, *, seed: int = 0) -> dict[str, Any]:
     """Points ``{per_class, accuracy, std, draws}`` from 1 example per class to all."""
+    full_model = make_classifier().fit(train)
+    # Loading leaves out unreadable files; any the full fit still could not read (a Dataset
+    # built in memory, a file broken since) are left out of the draws too, or a draw of one
+    # example per class could hold none that reads
+    unread = {str(path) for path, _ in getattr(full_model, "skipped_", ())}
+    if unread:
+        train = train.subset([str(path) not in unread for path in train.paths])
     counts = [c for c in train.class_counts().values() if c]
     largest = max(counts)
     sizes = [n for n in SIZES if n < largest]
@@ -46,7 +53,7 @@ def learning_curve(make_classifier, train, test, *, seed: int = 0) -> dict[str, 
             {"per_class": n, "accuracy": float(np.mean(scores)), "std": float(np.std(scores)),
              "draws": DRAWS}
         )  # fmt: skip
-    full = float(make_classifier().fit(train).score(test))
+    full = float(full_model.score(test))
     points.append({"per_class": largest, "accuracy": full, "std": 0.0, "draws": 1, "all": True})
     gain = points[-1]["accuracy"] - points[-2]["accuracy"] if len(points) > 1 else 0.0
     return {"points": points, "last_step_gain": gain, "advice": _advice(points, gain)}

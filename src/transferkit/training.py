@@ -190,8 +190,9 @@ def train_run(
             metrics=metrics,
             **classifier_params,
         )
-    # every file left out, wherever it was found: empty files at load, undecodable ones later
-    skipped = [*full.skipped, *(test_ds.skipped if test is not None else ()), *clf.skipped_]
+    # every file left out: at load (the test set's are in metrics already), then any that
+    # training still could not read
+    skipped = [*full.skipped, *clf.skipped_]
     skipped = [[str(p), r] for p, r in skipped] + metrics.get("skipped_files", [])
     if skipped:
         metrics["skipped_files"] = skipped

@@ -3,9 +3,9 @@
 Any sample rate, bit depth and channel count is read (libsndfile via ``soundfile``: WAV, FLAC,
 OGG/Vorbis, MP3, AIFF), mixed down to mono and resampled with soxr's high-quality filter to the
 rate the backbone wants. A clip that cannot be used — zero-length, corrupt, not audio at all, or
-silent — is reported with the reason (the extractor lists them all in one warning, fatal with
-``--strict``), never silently dropped. Like images, files are listed at load time and decoded
-only when encoded, so a big folder loads in a blink.
+silent — is reported with the reason (all of them in one warning when the data is loaded, fatal
+with ``--strict``), never silently dropped. Like images, every clip is decoded once at load time
+(``probe_audio``, in threads) so that every later stage sees the same, usable clips.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from transferkit.data.dataset import (
     Sample,
     _list_top,
     load_class_folders,
+    probe_files,
     report_unreadable,
 )
 from transferkit.errors import BadInputError
@@ -39,16 +40,6 @@ def is_audio_path(path: str | os.PathLike[str]) -> bool:
     """Whether a file name has an audio suffix we read and is not hidden."""
     name = os.path.basename(os.fspath(path))
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_SUFFIXES
-
-
-AUDIO = FileKind(
-    "audio",
-    "audio clip",
-    is_audio_path,
-    " ".join(sorted(AUDIO_SUFFIXES)),
-    "dog_bark/001.wav",
-    "convert them to WAV or FLAC",
-)
 
 
 class UnreadableAudio(Exception):
@@ -126,7 +117,8 @@ def load_audio_table(
     ``path_col`` (on the command line ``--text-col``, the column that holds the input) and
     ``label_col`` name the columns when they are not called path/file/... and label/class/...
 
-    Missing and empty files are reported (one warning, fatal with ``strict``), not fatal alone.
+    Missing, empty and undecodable files are reported (one warning, fatal with ``strict``), not
+    fatal alone.
     """
     path = Path(path)
     header, rows = _read_table(path)
@@ -146,9 +138,15 @@ def load_audio_table(
             problems.append((file, "empty file (0 bytes)"))
         else:
             samples.append(Sample(file, label))
+    undecodable = probe_files([s.path for s in samples], probe_audio)
+    bad = {file for file, _ in undecodable}
+    samples = [s for s in samples if s.path not in bad]
+    problems += undecodable
     report_unreadable(problems, strict=strict, context=f"loading {path}")
     if not samples:
-        raise BadInputError(f"{path}: no usable rows (every row had a missing or empty file).")
+        raise BadInputError(
+            f"{path}: no usable rows (every row had a missing, empty or undecodable file)."
+        )
     labels = tuple(sorted({s.label for s in samples}))
     return Dataset(tuple(samples), labels, source=str(path), modality="audio", skipped=problems)
 
@@ -199,6 +197,30 @@ def decode_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
     Channels are averaged (a mix-down, as every encoder here was trained on mono), and the rate
     converted with soxr's high-quality resampler.
     """
+    mono, rate = _read_mono(path)
+    if rate != sample_rate:
+        import soxr
+
+        resampled = soxr.resample(mono, rate, sample_rate, quality="HQ").astype(np.float32)
+        # a clip of a sample or two can resample to nothing: keep one sample (encoders pad)
+        mono = resampled if len(resampled) else mono[:1]
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def probe_audio(path: str | os.PathLike[str]) -> str | None:
+    """Why ``decode_audio`` cannot use ``path`` (the reason), or None; run on every clip at load.
+
+    Everything but the resampling, which cannot fail: the same clips are refused.
+    """
+    try:
+        _read_mono(path)
+    except UnreadableAudio as exc:
+        return str(exc)
+    return None
+
+
+def _read_mono(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """(mono float32 samples, their rate), or ``UnreadableAudio`` for a clip nothing can use."""
     import soundfile as sf
 
     try:
@@ -212,13 +234,7 @@ def decode_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
         raise UnreadableAudio("corrupt samples (NaN or infinite values)")
     if float(np.abs(mono).max()) < SILENCE_PEAK:
         raise UnreadableAudio("silent clip (peak below -80 dBFS)")
-    if rate != sample_rate:
-        import soxr
-
-        resampled = soxr.resample(mono, rate, sample_rate, quality="HQ").astype(np.float32)
-        # a clip of a sample or two can resample to nothing: keep one sample (encoders pad)
-        mono = resampled if len(resampled) else mono[:1]
-    return np.ascontiguousarray(mono, dtype=np.float32)
+    return mono, int(rate)
 
 
 def audio_duration(path: str | os.PathLike[str]) -> float:
@@ -235,3 +251,15 @@ def audio_duration(path: str | os.PathLike[str]) -> float:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:160]
+
+
+# what a class folder of clips holds, for the folder walker in dataset.py
+AUDIO = FileKind(
+    "audio",
+    "audio clip",
+    is_audio_path,
+    " ".join(sorted(AUDIO_SUFFIXES)),
+    "dog_bark/001.wav",
+    "convert them to WAV or FLAC",
+    probe_audio,
+)

@@ -1,8 +1,8 @@
 """The Dataset: labelled samples, their label set, splits, and readers that validate what they load.
 
-A Dataset knows files and labels, never models. Files are not decoded here (too slow for big
-folders): decode failures surface at feature extraction, which reports them with
-``report_unreadable`` exactly as loading reports empty files.
+A Dataset knows files and labels, never models. Loading a folder probes every file once (a cheap,
+threaded decode: ``FileKind.probe``), so every stage after it sees the same, readable files and
+the unreadable ones are named in one warning (``report_unreadable``) and kept in ``skipped``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transferkit.data.images import IMAGE_SUFFIXES, is_image_path
+from transferkit.data.images import IMAGE_SUFFIXES, is_image_path, probe_image
 from transferkit.errors import BadInputError
 
 _MAX_LISTED = 20  # files named in one message before "and N more"
@@ -35,10 +35,17 @@ class FileKind:
     supported: str  # the suffixes, for messages
     example: str  # "cats/001.jpg"
     convert_hint: str  # what to do with files of other types
+    probe: Callable[[Path], str | None]  # why a file cannot be decoded, or None
 
 
 IMAGES = FileKind(
-    "image", "image", is_image_path, _SUPPORTED, "cats/001.jpg", "convert them to JPEG or PNG"
+    "image",
+    "image",
+    is_image_path,
+    _SUPPORTED,
+    "cats/001.jpg",
+    "convert them to JPEG or PNG",
+    probe_image,
 )
 
 
@@ -320,8 +327,8 @@ def _reader_for(path: Path) -> Callable[..., Dataset]:
 def load_image_folder(root: str | os.PathLike[str], *, strict: bool = False) -> Dataset:
     """Read ``root/<class>/**/<image>`` into a Dataset; sub-folder names are the labels.
 
-    Files are listed, not decoded. Empty (0-byte) files are skipped with an
-    ``UnreadableFilesWarning``, or rejected with ``strict=True``.
+    Files that are empty or do not decode are skipped with one ``UnreadableFilesWarning`` (and
+    listed in ``skipped``), or rejected with ``strict=True``.
     """
     return load_class_folders(root, IMAGES, strict=strict)
 
@@ -336,9 +343,12 @@ def load_class_folders(
     images_by_label: dict[str, list[Path]] = {}
     empty_dirs: list[tuple[Path, list[Path]]] = []
     problems: list[tuple[Path, str]] = []
-    for folder in class_dirs:
-        scan = _scan(folder, kind.accept)
+    scans = [_scan(folder, kind.accept) for folder in class_dirs]
+    undecodable = probe_files([path for scan in scans for path in scan.images], kind.probe)
+    bad = {path for path, _ in undecodable}
+    for folder, scan in zip(class_dirs, scans):
         problems += scan.problems
+        scan.images = [path for path in scan.images if path not in bad]
         if scan.images:
             # NFC: macOS writes names decomposed, Linux/Windows composed; the same folder name
             # must give the same label everywhere or a model's labels would not match.
@@ -346,6 +356,7 @@ def load_class_folders(
             images_by_label.setdefault(label, []).extend(scan.images)
         else:
             empty_dirs.append((folder, scan.others))
+    problems = sorted(problems + undecodable, key=lambda p: p[0].as_posix())
     report_unreadable(problems, strict=strict, context=f"loading {root}")
     if not images_by_label:
         raise _no_images_error(root, class_dirs, loose_images, empty_dirs, problems, kind)
@@ -373,16 +384,50 @@ def load_class_folders(
 def load_inputs(paths: Sequence[str | os.PathLike[str]], kind: FileKind = IMAGES) -> Dataset:
     """Unlabelled Dataset of images (or ``kind``) to predict: each path a file or a folder.
 
-    Explicit files keep the order given; a folder contributes its files sorted by path.
+    Explicit files keep the order given; a folder contributes its files sorted by path. Files
+    that are empty or do not decode are left out with one warning and listed in ``skipped``;
+    ``list_inputs`` gives every input in order, to put them back in place.
     """
+    entries = _input_entries(paths, kind)
+    source = _inputs_source(paths)
+    undecodable = dict(probe_files([p for p, reason in entries if reason is None], kind.probe))
+    problems = [
+        (p, reason or undecodable[p]) for p, reason in entries if reason or p in undecodable
+    ]
+    found = [p for p, reason in entries if reason is None and p not in undecodable]
+    report_unreadable(problems, strict=False, context=f"reading {source}")
+    if not found:
+        raise BadInputError(
+            f"{source}: no readable {kind.noun}s to predict (every one is empty or cannot be "
+            "decoded)."
+        )
+    samples = tuple(Sample(p, None) for p in found)
+    return Dataset(samples, (), source=source, modality=kind.modality, skipped=problems)
+
+
+def list_inputs(paths: Sequence[str | os.PathLike[str]], kind: FileKind = IMAGES) -> list[Path]:
+    """Every input ``load_inputs`` reads from ``paths``, readable or not, in its order."""
+    return [path for path, _ in _input_entries(paths, kind)]
+
+
+def _inputs_source(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> str:
+    if isinstance(paths, (str, os.PathLike)):
+        return str(paths)
+    return str(paths[0]) if len(paths) == 1 else f"{len(paths)} inputs"
+
+
+def _input_entries(
+    paths: Sequence[str | os.PathLike[str]], kind: FileKind
+) -> list[tuple[Path, str | None]]:
+    """(input, why it cannot be read or None) for every file of ``paths``, in input order;
+    nothing decoded yet."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if not paths:
         raise BadInputError(
             f"no inputs given; pass {kind.noun}s or folders of {kind.noun}s to predict"
         )
-    found: list[Path] = []
-    problems: list[tuple[Path, str]] = []
+    entries: list[tuple[Path, str | None]] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -392,28 +437,37 @@ def load_inputs(paths: Sequence[str | os.PathLike[str]], kind: FileKind = IMAGES
                     f"{path}: no {kind.noun}s in this folder (looked for {kind.supported}, in "
                     f"sub-folders too); pass {kind.noun}s or a folder that holds some."
                 )
-            found += scan.images
-            problems += scan.problems
+            found = [(p, None) for p in scan.images] + list(scan.problems)
+            entries += sorted(found, key=lambda entry: entry[0].as_posix())
         elif path.is_file():
             if not kind.accept(path.name):
                 raise BadInputError(
                     f"{path}: not a supported {kind.modality} file (supported: "
                     f"{kind.supported}); convert it or leave it out."
                 )
-            if path.stat().st_size == 0:
-                problems.append((path, "empty file (0 bytes)"))
-            else:
-                found.append(path)
+            empty = path.stat().st_size == 0
+            entries.append((path, "empty file (0 bytes)" if empty else None))
         else:
             raise BadInputError(f"{path}: no such file or folder; check the path.")
-    source = str(paths[0]) if len(paths) == 1 else f"{len(paths)} inputs"
-    report_unreadable(problems, strict=False, context=f"reading {source}")
-    if not found:
-        raise BadInputError(
-            f"{source}: no readable {kind.noun}s to predict (all were empty files)."
-        )
-    samples = tuple(Sample(p, None) for p in found)
-    return Dataset(samples, (), source=source, modality=kind.modality, skipped=problems)
+    return entries
+
+
+def probe_files(
+    paths: Sequence[Path], probe: Callable[[Path], str | None]
+) -> list[tuple[Path, str]]:
+    """(file, reason) for each of ``paths`` that ``probe`` cannot decode, in ``paths`` order.
+
+    Threads, not processes: the decoders (PIL, libsndfile) release the GIL while they work.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transferkit.system import available_cores
+
+    if not paths:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, max(2, available_cores()))) as pool:
+        reasons = list(pool.map(probe, paths))
+    return [(path, reason) for path, reason in zip(paths, reasons) if reason is not None]
 
 
 def report_unreadable(problems: list[tuple[Path, str]], *, strict: bool, context: str) -> None:

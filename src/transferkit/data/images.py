@@ -15,6 +15,10 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 )
 
+# The target size a readability probe decodes at: a JPEG at its smallest scale (1/8). Scaling
+# skips detail, not data: the whole entropy stream is still read, so truncation is still found.
+PROBE_SIZE = 1
+
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 # What a PIL plugin raises when a file is not in its format; Image.open then tries the next one.
@@ -74,6 +78,20 @@ def open_image(
         raise
     except Exception as err:  # any decoder failure is a property of this file, not a bug
         raise UnreadableImageError(f"{path}: {_describe(err)}") from err
+
+
+def probe_image(path: str | os.PathLike[str]) -> str | None:
+    """Why ``open_image`` cannot decode ``path`` (the reason, without the path), or None.
+
+    Cheap enough to run on every file of a dataset when it is loaded: JPEGs decode at reduced
+    scale, and the size limit and every failure are ``open_image``'s own.
+    """
+    try:
+        open_image(path, target_size=PROBE_SIZE, keep_grey=True)
+    except UnreadableImageError as exc:
+        text, prefix = str(exc), f"{path}: "
+        return text[len(prefix) :] if text.startswith(prefix) else text
+    return None
 
 
 def _identify(fp: IO[bytes], filename: str) -> ImageFile.ImageFile:

@@ -35,42 +35,19 @@ def check_validation(val, train) -> None:
         )
 
 
-def readable_mask(paths) -> tuple[np.ndarray, list]:
-    """Which images decode, and why the others do not (the extractor's wording)."""
-    from concurrent.futures import ThreadPoolExecutor
+def readable_mask(paths, probe=None) -> tuple[np.ndarray, list]:
+    """Which files decode, and why the others do not (the loader's probe and wording).
 
-    from transferkit.data.images import open_image
+    A safety net: data loaded from disk was probed already, so this finds nothing there; it
+    catches files that broke since, or samples of a Dataset built in memory. ``probe``: the
+    modality's (default: images').
+    """
+    from transferkit.data.dataset import probe_files
+    from transferkit.data.images import probe_image
 
-    def probe(path):
-        try:
-            open_image(path, target_size=64)
-            return None
-        except Exception as exc:  # the same failures the extractor reports and skips
-            return f"cannot decode image ({exc.__class__.__name__}: {exc})"
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        reasons = list(pool.map(probe, paths))
-    ok = np.array([r is None for r in reasons], dtype=bool)
-    return ok, [(p, r) for p, r in zip(paths, reasons) if r is not None]
-
-
-def readable_audio_mask(paths, sample_rate: int) -> tuple[np.ndarray, list]:
-    """Which clips decode, and why the others do not (the extractor's wording)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from transferkit.data.audio import UnreadableAudio, decode_audio
-
-    def probe(path):
-        try:
-            decode_audio(path, sample_rate)
-            return None
-        except UnreadableAudio as exc:
-            return str(exc)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        reasons = list(pool.map(probe, paths))
-    ok = np.array([r is None for r in reasons], dtype=bool)
-    return ok, [(p, r) for p, r in zip(paths, reasons) if r is not None]
+    problems = probe_files(list(paths), probe or probe_image)
+    bad = {path for path, _ in problems}
+    return np.array([path not in bad for path in paths], dtype=bool), problems
 
 
 def _maybe(fn, value):
@@ -328,7 +305,9 @@ class FinetuneStrategy(Strategy):
             )
 
         def readable(ds):
-            return readable_audio_mask(ds.paths, backbone.preprocess.sample_rate)
+            from transferkit.data.audio import probe_audio
+
+            return readable_mask(ds.paths, probe_audio)
 
         return self._prepare_encoded(
             backbone, train, embed=embed, seed=seed, val=val, batches=batches, readable=readable
