@@ -148,6 +148,73 @@ def test_load_is_deterministic_whatever_the_creation_order(tmp_path: Path) -> No
     ]
 
 
+# --- symbolic links ----------------------------------------------------------------------------
+
+
+def test_a_link_to_the_parent_does_not_pull_every_class_in(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "photos", {"circle": 2, "square": 2, "triangle": 2})
+    (root / "square" / "up").symlink_to("..")  # ln -s .. photos/square/up
+    with pytest.warns(DatasetWarning, match="symbolic link") as record:
+        data = load_image_folder(root)
+    assert data.class_counts() == {"circle": 2, "square": 2, "triangle": 2}
+    (message,) = [str(w.message) for w in record]
+    assert "square/up" in message and "back up" in message
+
+
+def test_links_that_leave_the_dataset_or_revisit_it_are_not_followed(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "photos", {"circle": 2, "square": 2})
+    outside = _folder(tmp_path / "elsewhere", {"more": 3}) / "more"
+    (root / "circle" / "outside").symlink_to(outside, target_is_directory=True)
+    (root / "circle" / "squares").symlink_to(root / "square", target_is_directory=True)
+    (root / "square" / "twin.png").symlink_to(root / "circle" / "000.png")  # a file of circle
+    with pytest.warns(DatasetWarning) as record:
+        data = load_image_folder(root)
+    assert data.class_counts() == {"circle": 2, "square": 2}
+    (message,) = [str(w.message) for w in record]
+    assert "did not follow 3 symbolic links" in message
+    assert "circle/outside" in message and "outside the dataset folder" in message
+    assert "circle/squares" in message and "square/twin.png" in message
+
+
+def test_links_inside_the_dataset_to_what_is_not_read_otherwise_are_followed(
+    tmp_path: Path,
+) -> None:
+    root = _folder(tmp_path / "photos", {"circle": 2, "square": 2})
+    store = _folder(root / ".store", {"extra": 2}) / "extra"  # hidden: not read on its own
+    (root / "circle" / "extra").symlink_to(store, target_is_directory=True)
+    (root / "square" / "single.png").symlink_to(_image(root / ".store" / "single.png"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = load_image_folder(root)
+    assert data.class_counts() == {"circle": 4, "square": 3}
+    assert root / "circle" / "extra" / "001.png" in data.paths  # named by where it was found
+
+
+def test_a_dataset_made_of_links_to_files_and_class_folders_elsewhere_loads(
+    tmp_path: Path,
+) -> None:
+    pool = _folder(tmp_path / "pool", {"cats": 2, "dogs": 3})
+    root = tmp_path / "subset"
+    (root / "cats").mkdir(parents=True)
+    for name in ("000.png", "001.png"):  # a class folder of links to files: followed
+        (root / "cats" / name).symlink_to(pool / "cats" / name)
+    (root / "dogs").symlink_to(pool / "dogs", target_is_directory=True)  # a linked class
+    (root / "kittens").symlink_to(root / "cats", target_is_directory=True)  # the same class
+    with pytest.warns(DatasetWarning, match="kittens") as record:
+        data = load_image_folder(root)
+    assert len(record) == 1 and data.class_counts() == {"cats": 2, "dogs": 3}
+
+
+def test_a_link_loop_inside_a_class_folder_ends(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "photos", {"circle": 2, "square": 2})
+    (root / "circle" / "sub").mkdir()
+    _image(root / "circle" / "sub" / "x.png")
+    (root / "circle" / "sub" / "again").symlink_to("..")
+    with pytest.warns(DatasetWarning, match="circle/sub/again"):
+        data = load_image_folder(root)
+    assert data.class_counts() == {"circle": 3, "square": 2}
+
+
 # --- bad layouts --------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import unicodedata
 import warnings
 import zlib
@@ -273,6 +274,12 @@ class Dataset:
 
     def _too_small_to_split(self, label: str, members: list[int]) -> BadInputError:
         """The error for a class with too few examples to hold one out for testing."""
+        if self.modality == "text":  # rows of a table: name them, and fixes that fit a table
+            from transferkit.data.text import too_few_rows_error
+
+            error = too_few_rows_error(self, label, members)
+            if error is not None:
+                return error
         parents = [str(self.samples[i].path.parent) for i in members]
         where = os.path.commonpath(parents) if parents else self.source
         noun = "image" if self.modality == "image" else "example"
@@ -343,7 +350,10 @@ def load_class_folders(
     images_by_label: dict[str, list[Path]] = {}
     empty_dirs: list[tuple[Path, list[Path]]] = []
     problems: list[tuple[Path, str]] = []
-    scans = [_scan(folder, kind.accept) for folder in class_dirs]
+    walk = _Walk(root, kind.accept)
+    scans = walk.scan(class_dirs)
+    _warn_skipped_links(root, walk.skipped_links)
+    not_followed = {link for link, _ in walk.skipped_links}
     undecodable = probe_files([path for scan in scans for path in scan.images], kind.probe)
     bad = {path for path, _ in undecodable}
     for folder, scan in zip(class_dirs, scans):
@@ -354,7 +364,7 @@ def load_class_folders(
             # must give the same label everywhere or a model's labels would not match.
             label = unicodedata.normalize("NFC", folder.name)
             images_by_label.setdefault(label, []).extend(scan.images)
-        else:
+        elif folder not in not_followed:  # a class link not followed was named already
             empty_dirs.append((folder, scan.others))
     problems = sorted(problems + undecodable, key=lambda p: p[0].as_posix())
     report_unreadable(problems, strict=strict, context=f"loading {root}")
@@ -506,40 +516,143 @@ class _Scan:
 
 
 def _scan(folder: Path, accept: Callable[[str], bool] = is_image_path) -> _Scan:
-    """Walk ``folder`` recursively (hidden entries pruned); stat files but never decode them."""
-    scan = _Scan()
-    seen: set[str] = set()  # real paths, so a symlink loop cannot walk forever
-    pending = [folder]
-    while pending:
-        current = pending.pop()
-        real = os.path.realpath(current)
-        if real in seen:
-            continue
-        seen.add(real)
-        try:
-            with os.scandir(current) as it:
-                entries = list(it)
-        except OSError as err:
-            scan.problems.append((current, f"cannot list folder ({err.strerror or err})"))
-            continue
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            path = Path(entry.path)
-            try:
-                if entry.is_dir():
-                    pending.append(path)
-                elif not accept(entry.name):
-                    scan.others.append(path)
-                elif entry.stat().st_size == 0:
-                    scan.problems.append((path, "empty file (0 bytes)"))
-                else:
-                    scan.images.append(path)
-            except OSError as err:  # e.g. a broken symlink
-                scan.problems.append((path, f"cannot read ({err.strerror or err})"))
-    scan.images.sort(key=Path.as_posix)
-    scan.problems.sort(key=lambda p: p[0].as_posix())
+    """Walk ``folder`` recursively as a ``_Walk`` does, warning about the links not followed."""
+    walk = _Walk(folder, accept)
+    (scan,) = walk.scan([folder])
+    _warn_skipped_links(folder, walk.skipped_links)
     return scan
+
+
+class _Walk:
+    """Recursive listing of folders (hidden entries pruned; nothing decoded) that follows a
+    symbolic link only to what it would not list otherwise.
+
+    A link to a folder is followed when it leads inside ``root`` to a folder not listed already
+    (so ``ln -s .. photos/square/up`` cannot pull every class into ``square``); a link to a
+    file unless that file is taken already (one image with two labels). Links are followed
+    after every plain folder is listed and in path order, so the result does not depend on the
+    order the file system lists entries in.
+    """
+
+    def __init__(self, root: Path, accept: Callable[[str], bool]) -> None:
+        self.root = os.path.realpath(root)
+        self.accept = accept
+        self.dirs: set[str] = set()  # real paths of the folders listed
+        self.files: set[str] = set()  # real paths of the files taken
+        self.skipped_links: list[tuple[Path, str]] = []
+
+    def scan(self, folders: Sequence[Path]) -> list[_Scan]:
+        """One ``_Scan`` per folder; ``folders`` are the top level (class folders) of ``root``."""
+        scans = [_Scan() for _ in folders]
+        links: list[tuple[int, Path, bool]] = []  # (folder index, link, whether top level)
+        for i, folder in enumerate(folders):
+            # a class folder may be a link (to a folder elsewhere); the root itself always counts
+            if folder.is_symlink() and os.path.realpath(folder) != self.root:
+                links.append((i, folder, True))
+            else:
+                self._list(folder, scans[i], i, links)
+        while links:  # following a link to a folder may find more links
+            batch, links = sorted(links, key=lambda link: link[1].as_posix()), []
+            for i, link, top in batch:
+                self._follow(link, scans[i], i, links, top)
+        for scan in scans:
+            scan.images.sort(key=Path.as_posix)
+            scan.problems.sort(key=lambda p: p[0].as_posix())
+        return scans
+
+    def _list(self, folder: Path, scan: _Scan, index: int, links: list) -> None:
+        """Walk ``folder`` without following links: they are queued in ``links``."""
+        pending = [folder]
+        while pending:
+            current = pending.pop()
+            real = os.path.realpath(current)
+            if real in self.dirs:  # a bind mount or a folder reached twice
+                continue
+            self.dirs.add(real)
+            try:
+                with os.scandir(current) as it:
+                    entries = list(it)
+            except OSError as err:
+                scan.problems.append((current, f"cannot list folder ({err.strerror or err})"))
+                continue
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                path = Path(entry.path)
+                try:
+                    if entry.is_symlink():
+                        links.append((index, path, False))
+                    elif entry.is_dir(follow_symlinks=False):
+                        pending.append(path)
+                    else:
+                        real_file = os.path.join(real, entry.name)
+                        self._take(path, real_file, entry.stat(follow_symlinks=False), scan)
+                except OSError as err:
+                    scan.problems.append((path, f"cannot read ({err.strerror or err})"))
+
+    def _follow(self, link: Path, scan: _Scan, index: int, links: list, top: bool) -> None:
+        """List what ``link`` leads to, unless that leaves ``root`` or reads something twice."""
+        target = os.path.realpath(link)
+        try:
+            info = os.stat(link)
+        except OSError as err:  # a broken link
+            if self.accept(link.name):
+                scan.problems.append((link, f"cannot read ({err.strerror or err})"))
+            else:
+                scan.others.append(link)
+            return
+        if stat.S_ISDIR(info.st_mode):
+            reason = self._why_not_folder(target, top)
+            if reason:
+                self.skipped_links.append((link, f"-> {target}: {reason}"))
+            else:
+                self._list(link, scan, index, links)
+        elif self.accept(link.name) and target in self.files:
+            self.skipped_links.append((link, f"-> {target}: a file the dataset holds already"))
+        else:
+            self._take(link, target, info, scan)
+
+    def _why_not_folder(self, target: str, top: bool) -> str | None:
+        """Why a link to the folder ``target`` is not followed, or None to follow it."""
+        if _within(self.root, target):
+            return "leads back up to the dataset folder (following it would read every class again)"
+        if not top and not _within(target, self.root):
+            return "leads outside the dataset folder"
+        if any(_within(target, d) or _within(d, target) for d in self.dirs):
+            return "leads to a folder the dataset holds already"
+        return None
+
+    def _take(self, path: Path, real: str, info: os.stat_result, scan: _Scan) -> None:
+        """File ``path`` (really ``real``): an image, an empty one, or a file of another type."""
+        if not self.accept(path.name):
+            scan.others.append(path)
+        elif info.st_size == 0:
+            scan.problems.append((path, "empty file (0 bytes)"))
+        else:
+            scan.images.append(path)
+            self.files.add(real)
+
+
+def _within(inner: str, outer: str) -> bool:
+    """Whether real path ``inner`` is ``outer`` or lies inside it."""
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
+
+
+def _warn_skipped_links(root: Path, skipped: list[tuple[Path, str]]) -> None:
+    """One warning naming the symbolic links a walk did not follow, and why."""
+    if not skipped:
+        return
+    n = len(skipped)
+    listed = "\n".join(f"  {link} {reason}" for link, reason in skipped[:_MAX_LISTED])
+    if n > _MAX_LISTED:
+        listed += f"\n  ... and {n - _MAX_LISTED} more"
+    warnings.warn(
+        f"{root}: did not follow {n} symbolic link{'' if n == 1 else 's'}, so that no file is "
+        f"read twice or from outside the dataset:\n{listed}\nIf their files belong in the "
+        "dataset, copy them in instead of linking.",
+        DatasetWarning,
+        stacklevel=4,
+    )
 
 
 def _list_top(
