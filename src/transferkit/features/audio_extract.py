@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transferkit.features.cache import EmbeddingCache, open_store
+from transferkit.features.cache import EmbeddingCache, open_store, release_store
 from transferkit.features.extract import ExtractionResult, fill_from_cache
 from transferkit.system import available_cores
 
@@ -119,6 +119,7 @@ def extract_audio_embeddings(
         finally:
             bar.close()
             _torch_threads(previous)
+    release_store(store, cache)
     seconds = time.perf_counter() - start
     info = {
         "seconds_audio": seconds_audio,

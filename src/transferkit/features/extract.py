@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from transferkit.errors import TransferkitError
-from transferkit.features.cache import EmbeddingCache, file_digest, open_store
+from transferkit.features.cache import EmbeddingCache, file_digest, open_store, release_store
 from transferkit.system import available_cores
 
 # batches decoded ahead of the forward pass: enough to hide decoding, small enough that memory
@@ -246,6 +246,7 @@ def extract_embeddings(
                         fut.cancel()
                 bar.close()
 
+    release_store(store, cache)
     return ExtractionResult(
         embeddings=embeddings,
         ok=ok,

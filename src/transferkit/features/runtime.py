@@ -15,6 +15,7 @@ three contiguous plane copies in the decoding thread.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -190,7 +191,8 @@ def _try_onnx(backbone, num_threads: int) -> OnnxRunner | None:
         return runner
     except Exception as exc:  # any exporter/runtime gap → the torch path is still correct
         log.info("ONNX Runtime unavailable for %s (%s): using torch", backbone.name, exc)
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. the cache folder is a file: nothing to remove
+            path.unlink(missing_ok=True)
         return None
     finally:
         if temporary:

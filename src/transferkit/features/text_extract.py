@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from transferkit.features.cache import EmbeddingCache, open_store
+from transferkit.features.cache import EmbeddingCache, open_store, release_store
 from transferkit.features.extract import ExtractionResult
 from transferkit.system import available_cores
 
@@ -100,6 +100,7 @@ def extract_text_embeddings(
         finally:
             bar.close()
             torch.set_num_threads(previous_threads)
+    release_store(store, cache)
     return ExtractionResult(
         embeddings=embeddings,
         ok=ok,
