@@ -204,6 +204,46 @@ def test_unreadable_files_are_found_once_and_every_stage_sees_the_same_data(caps
     assert metrics["learning_curve"]["points"]  # drawn from the same 10 images
 
 
+def _split_layout(root, *, test=True, classes=("circle", "square")):
+    make_shapes_folder(root / "train", per_class=5, seed=0, classes=classes)
+    make_shapes_folder(root / "val", per_class=2, seed=1, classes=classes)
+    if test:
+        make_shapes_folder(root / "Test", per_class=2, seed=2, classes=classes)
+    return root
+
+
+def test_train_val_test_folders_are_used_as_the_splits(capsys, tmp_path, caplog):
+    data = _split_layout(tmp_path / "data")
+    run = tmp_path / "run"
+    with caplog.at_level("INFO", logger="transferkit"):
+        code, _, err = run_cli(capsys, "train", str(data), "--out", str(run), "--no-progress")
+    assert code == 0, err
+    (said,) = [r.getMessage() for r in caplog.records if "split folders" in r.getMessage()]
+    assert "train" in said and "val" in said and "Test" in said
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["labels"] == ["circle", "square"]  # not a "train vs val" classifier
+    assert metrics["n_test"] == 4 and metrics["n_train"] == 14  # val trained on by features
+    assert metrics["split"]["test"] == str(data / "Test")
+    code, out, err = run_cli(capsys, "-q", "evaluate", str(run / "model"), str(data))
+    assert code == 0, err
+    assert json.loads(out)["n_test"] == 4  # the test/ folder
+    refused = _split_layout(tmp_path / "no_test", test=False)
+    code, _, err = run_cli(capsys, "-q", "evaluate", str(run / "model"), str(refused))
+    assert code == 2 and "train, val" in err and "no test" in err
+
+
+def test_split_folders_that_disagree_are_refused_before_training(capsys, tmp_path):
+    data = _split_layout(tmp_path / "data")
+    other = make_shapes_folder(tmp_path / "other", per_class=2, classes=("circle", "square"))
+    args = ["-q", "train", str(data), "--out", str(tmp_path / "run"), "--no-progress"]
+    code, _, err = run_cli(capsys, *args, "--test", str(other))
+    assert code == 2 and "--test" in err and "Test" in err
+    shutil.rmtree(data / "val" / "square")
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and "val has no 'square'" in err
+    assert not (tmp_path / "run" / "model").exists()
+
+
 def test_tampered_bundle_is_refused(trained, capsys, tmp_path):
     root, run = trained
     copy = tmp_path / "model"

@@ -17,6 +17,8 @@ from transferkit.data import (
     DatasetWarning,
     Sample,
     UnreadableFilesWarning,
+    check_split_classes,
+    find_split_folders,
     load_dataset,
     load_image_folder,
     load_inputs,
@@ -507,6 +509,52 @@ def test_subsets_do_not_repeat_skipped_files(tmp_path: Path) -> None:
         data = load_image_folder(root)
     assert len(data.skipped) == 1
     assert all(part.skipped == () for part in data.split())
+
+
+# --- split folders (train/, val/, test/) -------------------------------------------------------
+
+
+def test_split_folders_are_recognised_whatever_their_case(tmp_path: Path) -> None:
+    for split in ("Train", "VALID", "testing"):
+        _folder(tmp_path / "d" / split, {"cats": 1, "dogs": 1})
+    root = tmp_path / "d"
+    assert find_split_folders(root) == {
+        "train": root / "Train",
+        "val": root / "VALID",
+        "test": root / "testing",
+    }
+    assert find_split_folders(root / "Train") == {}  # class folders, not splits
+
+
+def test_folders_named_like_splits_that_hold_images_are_classes(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "d", {"train": 2, "test": 2})  # photos of trains and of tests
+    assert find_split_folders(root) == {}
+    _folder(tmp_path / "e" / "train", {"cats": 1})
+    _folder(tmp_path / "e", {"dogs": 1})  # a class folder beside train/: not a split layout
+    assert find_split_folders(tmp_path / "e") == {}
+
+
+def test_split_folders_without_a_training_folder_or_with_two_are_refused(tmp_path: Path) -> None:
+    for split in ("val", "test"):
+        _folder(tmp_path / "d" / split, {"cats": 1})
+    with pytest.raises(BadInputError, match="no train/ folder") as info:
+        find_split_folders(tmp_path / "d")
+    assert "test, val" in str(info.value)
+    for split in ("train", "training"):
+        _folder(tmp_path / "e" / split, {"cats": 1})
+    with pytest.raises(BadInputError, match="'train' and 'training'"):
+        find_split_folders(tmp_path / "e")
+
+
+def test_splits_must_hold_the_same_classes(tmp_path: Path) -> None:
+    train = _dataset({"cats": 2, "dogs": 2, "owls": 2})
+    val = _dataset({"cats": 1, "dogs": 1})
+    test = _dataset({"cats": 1, "dogs": 1, "owls": 1, "bats": 1})
+    check_split_classes({"train": train, "val": train})
+    with pytest.raises(BadInputError) as info:
+        check_split_classes({"train": train, "val": val, "test": test})
+    message = str(info.value)
+    assert "val has no 'owls'" in message and "test has 'bats', which train has not" in message
 
 
 # --- load_dataset and load_inputs ---------------------------------------------------------------

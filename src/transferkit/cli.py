@@ -465,13 +465,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from transferkit.data import load_dataset
+    from transferkit.data import evaluation_folder, load_dataset
     from transferkit.estimator import TransferClassifier
 
     clf = TransferClassifier.load(args.model, weights=args.weights, **_classifier_kwargs(args))
-    data = load_dataset(
-        args.data, strict=args.strict, text_col=args.text_col, label_col=args.label_col
-    )
+    path = evaluation_folder(args.data)  # DATA itself, or the test/ folder of split folders
+    if str(path) != str(args.data):
+        log.info("%s holds split folders: evaluating on %s", args.data, path)
+    data = load_dataset(path, strict=args.strict, text_col=args.text_col, label_col=args.label_col)
     print(json.dumps(clf.evaluate(data), ensure_ascii=False, indent=2))
     return 0
 

@@ -7,7 +7,7 @@ benchmarks get exactly the same run.
 from __future__ import annotations
 
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def train_run(
     otherwise).
     """
     from transferkit.atomic import write_json_atomic
-    from transferkit.data import load_dataset
+    from transferkit.data import check_split_classes, load_dataset
     from transferkit.estimator import TransferClassifier
     from transferkit.report import write_report
     from transferkit.strategies import strategy_class
@@ -76,8 +76,18 @@ def train_run(
         )
     strict = bool(classifier_params.get("strict", False))
     columns = {"text_col": text_col, "label_col": label_col}
-    full = load_dataset(data, strict=strict, **columns)
+    folders = _split_folders(data, test)
+    full = load_dataset(folders.get("train", data), strict=strict, **columns)
     full.check_trainable()
+    given_val = None
+    if "val" in folders:
+        # a validation folder is used as it is, whatever its size (as a test folder is); the
+        # files it left out at load are reported with the training folder's
+        given_val = load_dataset(folders["val"], strict=strict, **columns)
+        full = replace(full, skipped=(*full.skipped, *given_val.skipped))
+        auto_val = False
+    test = folders.get("test", test)
+    split_val = val_size if given_val is None else 0.0
     if cv:
         from transferkit.crossval import check_folds
 
@@ -88,13 +98,19 @@ def train_run(
             from transferkit.data.text import report_overlap
 
             report_overlap(full, test_ds)
-        train_part, val_part, _ = full.split(test_size=0.0, val_size=val_size, seed=seed)
-        split_info = {"test": str(test), "val_size": val_size, "seed": seed}
+        train_part, val_part, _ = full.split(test_size=0.0, val_size=split_val, seed=seed)
+        split_info = {"test": str(test), "val_size": split_val, "seed": seed}
     else:
         train_part, val_part, test_ds = full.split(
-            test_size=test_size, val_size=val_size, seed=seed
+            test_size=test_size, val_size=split_val, seed=seed
         )
-        split_info = {"test_size": test_size, "val_size": val_size, "seed": seed}
+        split_info = {"test_size": test_size, "val_size": split_val, "seed": seed}
+    if folders:
+        parts = {"train": full, "val": given_val, "test": test_ds if "test" in folders else None}
+        check_split_classes({role: part for role, part in parts.items() if part is not None})
+        split_info["folders"] = {role: str(folder) for role, folder in folders.items()}
+    if given_val is not None:
+        val_part = given_val
     choice = None
     if "auto" in (backbone, strategy):
         # decided on the training data only (never the test set), before the validation split
@@ -223,6 +239,27 @@ def train_run(
     if baseline:
         summary["baseline"] = metrics["baseline"]["message"]
     return summary
+
+
+def _split_folders(data: str | Path, test: str | Path | None) -> dict[str, Path]:
+    """DATA's train/, val/ and test/ folders when it is split into them (said in one log
+    line), else {}; a test folder and ``--test`` together are refused."""
+    import logging
+
+    from transferkit.data import find_split_folders
+
+    folders = find_split_folders(data)
+    if not folders:
+        return {}
+    if test is not None and "test" in folders:
+        raise BadInputError(
+            f"{data} has its own test folder ({folders['test'].name}/) and --test {test} was "
+            f"given too; pass one test set: drop --test, or pass {folders['train']} as DATA."
+        )
+    roles = {"train": "training", "val": "validation", "test": "test"}
+    said = ", ".join(f"{folders[r].name}/ ({roles[r]})" for r in roles if r in folders)
+    logging.getLogger("transferkit").info("%s holds split folders: using %s", data, said)
+    return folders
 
 
 def _embedding_map(clf, test_ds, *, seed: int) -> dict[str, Any] | None:

@@ -1,4 +1,5 @@
-"""Data: reading image folders into a Dataset, labels, splits, and decoding image files."""
+"""Data: reading image folders into a Dataset, labels, splits (split folders too), and decoding
+image files."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from transferkit.data.dataset import (
     DatasetWarning,
     Sample,
     UnreadableFilesWarning,
+    check_split_classes,
+    evaluation_folder,
+    find_split_folders,
     load_dataset,
     load_image_folder,
     load_inputs,
@@ -21,6 +25,9 @@ __all__ = [
     "DatasetWarning",
     "Sample",
     "UnreadableFilesWarning",
+    "check_split_classes",
+    "evaluation_folder",
+    "find_split_folders",
     "is_image_path",
     "load_dataset",
     "load_image_folder",

@@ -331,6 +331,88 @@ def _reader_for(path: Path) -> Callable[..., Dataset]:
     return load_image_folder
 
 
+# folder names that mean a split, not a class, when they are all a dataset's top-level folders
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+}
+
+
+def find_split_folders(path: str | os.PathLike[str]) -> dict[str, Path]:
+    """``{"train": folder, "val": ..., "test": ...}`` when ``path`` is split into folders.
+
+    That is when every visible folder in ``path`` is named as a split (train/training,
+    val/valid/validation/dev, test/testing; any case) and holds class folders; ``{}`` otherwise
+    (``path`` is then a dataset itself, perhaps of classes called "train" and "test").
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return {}
+    folders, loose = _list_top(path)
+    if not folders or loose or any(f.name.lower() not in SPLIT_NAMES for f in folders):
+        return {}
+    if not all(_list_top(f)[0] for f in folders):  # a split holds class folders, not files
+        return {}
+    splits: dict[str, Path] = {}
+    for folder in folders:
+        role = SPLIT_NAMES[folder.name.lower()]
+        if role in splits:
+            raise BadInputError(
+                f"{path} has two {role} folders, '{splits[role].name}' and '{folder.name}'; "
+                "keep one (merge them, or move one out)."
+            )
+        splits[role] = folder
+    if "train" not in splits:
+        names = ", ".join(sorted(f.name for f in folders))
+        raise BadInputError(
+            f"{path} holds split folders ({names}) but no train/ folder to train on; pass the "
+            f"folder to train on itself (e.g. {folders[0]}), or add {path}/train/<class>/..."
+        )
+    return splits
+
+
+def check_split_classes(splits: dict[str, Dataset]) -> None:
+    """Refuse splits (``{"train": ..., "val": ..., "test": ...}``) that hold different classes."""
+    train = splits["train"]
+    have = {label for label, n in train.class_counts().items() if n}
+    found = []
+    for role, part in splits.items():
+        classes = {label for label, n in part.class_counts().items() if n}
+        if missing := sorted(have - classes):
+            found.append(f"{role} has no {_quoted(missing)}")
+        if extra := sorted(classes - have):
+            found.append(f"{role} has {_quoted(extra)}, which train has not")
+    if found:
+        raise BadInputError(
+            f"the split folders of {Path(train.source).parent} hold different classes: "
+            f"{'; '.join(found)}. Every split needs a folder for each class (the same names)."
+        )
+
+
+def evaluation_folder(path: str | os.PathLike[str]) -> Path:
+    """``path``, or its test split when ``path`` holds split folders (none: refused)."""
+    splits = find_split_folders(path)
+    if not splits:
+        return Path(path)
+    if "test" not in splits:
+        names = ", ".join(sorted(f.name for f in splits.values()))
+        raise BadInputError(
+            f"{path} holds split folders ({names}) and no test folder to evaluate on; pass the "
+            f"split to evaluate on, e.g. {splits.get('val', splits['train'])}."
+        )
+    return splits["test"]
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
+
+
 def load_image_folder(root: str | os.PathLike[str], *, strict: bool = False) -> Dataset:
     """Read ``root/<class>/**/<image>`` into a Dataset; sub-folder names are the labels.
 
