@@ -211,3 +211,173 @@ def test_column_options_are_refused_for_image_folders(tmp_path):
 def test_missing_path(tmp_path):
     with pytest.raises(BadInputError, match="no such"):
         load_dataset(tmp_path / "nope.csv")
+
+
+# --------------------------------------------------------------------------- issue 16
+
+
+def _text_warnings(load, *args, **kwargs):
+    """(result, messages of the TextDataWarnings it raised)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = load(*args, **kwargs)
+    return result, [str(w.message) for w in caught if issubclass(w.category, TextDataWarning)]
+
+
+def test_a_csv_field_of_5_mb_loads_and_the_field_limit_is_left_as_it_was(tmp_path):
+    import csv
+
+    huge = "word " * 1_000_000
+    path = _write_csv(tmp_path / "d.csv", rows=[*ROWS, (huge, "fresh")])
+    limit = csv.field_size_limit()
+    ds = load_dataset(path)
+    assert ds.texts[-1] == huge and csv.field_size_limit() == limit
+
+
+def _tsv(path, lines):
+    path.write_text("\n".join(["text\tlabel", *lines]) + "\n", encoding="utf-8")
+    return path
+
+
+def _reviews(n=19):
+    return [f"review {i} is fine\t{'pos' if i % 2 else 'neg'}" for i in range(1, n + 1)]
+
+
+def test_tsv_quotes_are_kept_as_written_when_the_file_does_not_quote_its_fields(tmp_path):
+    lines = _reviews()
+    lines[2] = '"Quoted" is a word\tpos'  # line 4: balanced quotes inside a field
+    lines[4] = '"review 5 has a stray quote\tpos'  # line 6: an unbalanced quote
+    lines[12] = 'review 13 closes it"\tpos'
+    ds, messages = _text_warnings(load_dataset, _tsv(tmp_path / "d.tsv", lines))
+    assert len(ds) == 19 and not messages
+    assert ds.texts[2] == '"Quoted" is a word'
+    assert ds.texts[4] == '"review 5 has a stray quote'
+    assert ds.texts[12] == 'review 13 closes it"'
+
+
+def test_tsv_that_quotes_its_fields_is_read_with_quotes(tmp_path):
+    path = tmp_path / "d.tsv"
+    path.write_text(
+        '"text"\t"label"\n"a tab\there"\t"pos"\n"""Quoted"" word"\t"neg"\n"line\nbreak"\t"pos"\n',
+        encoding="utf-8",
+    )
+    ds, messages = _text_warnings(load_dataset, path)
+    assert ds.texts == ("a tab\there", '"Quoted" word', "line\nbreak") and not messages
+    assert ds.labels == ("neg", "pos")
+
+
+def test_rows_merged_by_a_stray_quote_are_reported_with_their_lines(tmp_path):
+    lines = [f'"text {i}"\t"{"pos" if i % 2 else "neg"}"' for i in range(1, 20)]
+    lines[4] = '"review 5 opens a quote\tpos'  # line 6, in a file that quotes its fields
+    path = tmp_path / "d.tsv"
+    path.write_text('"text"\t"label"\n' + "\n".join(lines) + "\n", encoding="utf-8")
+    _, messages = _text_warnings(load_dataset, path)
+    assert any(
+        "d.tsv" in m and "lines 6-" in m and "stray quote" in m and "19 data lines" in m
+        for m in messages
+    ), messages
+
+
+def test_csv_rows_merged_by_a_stray_quote_are_reported(tmp_path):
+    body = "".join(f"review {i} is fine,{'pos' if i % 2 else 'neg'}\n" for i in range(1, 20))
+    body = body.replace("review 5 is", '"review 5 is').replace(
+        "review 14 is fine,", 'review 14 is fine",'
+    )
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\n" + body, encoding="utf-8")
+    ds, messages = _text_warnings(load_dataset, path)
+    assert len(ds) == 10
+    assert any("d.csv: lines 6-15" in m and "stray quote" in m for m in messages), messages
+
+
+def test_legitimate_multiline_csv_fields_are_not_reported(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text(
+        'text,label\n"first line\nsecond line, with a comma",pos\n"plain",neg\n"x",pos\n',
+        encoding="utf-8",
+    )
+    ds, messages = _text_warnings(load_dataset, path)
+    assert len(ds) == 3 and not messages
+    assert ds.samples[0].path.as_posix().endswith("d.csv:2")  # where the row starts
+
+
+def test_csv_quotes_that_do_not_follow_csv_rules_are_named(tmp_path):
+    path = _write_csv(tmp_path / "d.csv")
+    path.write_text(
+        path.read_text(encoding="utf-8") + '"Quoted" is a word,fresh\n', encoding="utf-8"
+    )
+    ds, messages = _text_warnings(load_dataset, path)
+    assert len(ds) == len(ROWS) + 1
+    assert any("d.csv:6" in m and '""' in m for m in messages), messages
+
+
+def test_a_parquet_text_column_of_integers_is_named_in_a_warning(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": list(range(20)), "label": list("ab" * 10)}), tmp_path / "i.pq")
+    _, messages = _text_warnings(load_dataset, tmp_path / "i.pq")
+    assert any(
+        "i.pq" in m and "'text'" in m and "int" in m and "--text-col" in m for m in messages
+    ), messages
+
+
+def test_a_jsonl_text_that_is_not_a_string_is_named_in_a_warning(tmp_path):
+    path = tmp_path / "d.jsonl"
+    lines = [{"text": t, "label": lab} for t, lab in ROWS] + [{"text": 42, "label": "fresh"}]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    _, messages = _text_warnings(load_dataset, path)
+    assert any("d.jsonl:5" in m and "int" in m and "'text'" in m for m in messages), messages
+
+
+def test_a_text_column_of_numbers_is_named_in_a_warning(tmp_path):
+    rows = [(str(i), "ab"[i % 2]) for i in range(10)]
+    path = _write_csv(tmp_path / "d.csv", header=("id", "label"), rows=rows)
+    _, messages = _text_warnings(load_dataset, path)
+    assert any("'id'" in m and "numbers" in m and "--text-col" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("missing", ["", "NaN", "nan", "null", "#N/A"])
+def test_empty_or_nan_labels_are_missing_labels_named_with_their_column(tmp_path, missing):
+    path = _write_csv(tmp_path / "d.csv", rows=[*ROWS, ("an odd one", missing)])
+    ds, messages = _text_warnings(load_dataset, path)
+    assert ds.labels == ("fresh", "rotten")
+    assert any("no label" in m and "d.csv:6" in m and "'label'" in m for m in messages)
+
+
+def test_json_nan_label_is_a_missing_label(tmp_path):
+    path = tmp_path / "d.jsonl"
+    lines = [json.dumps({"text": t, "label": lab}) for t, lab in ROWS]
+    path.write_text("\n".join([*lines, '{"text": "odd", "label": NaN}']) + "\n", encoding="utf-8")
+    ds, messages = _text_warnings(load_dataset, path)
+    assert ds.labels == ("fresh", "rotten") and any("d.jsonl:5" in m for m in messages)
+
+
+def test_a_class_too_small_to_split_names_the_table_rows_and_column(tmp_path):
+    path = _write_csv(tmp_path / "reviews.csv", rows=[*ROWS, ("oops", "frsh")])
+    ds = load_dataset(path)
+    with pytest.raises(BadInputError) as info:
+        ds.split()
+    message = str(info.value)
+    assert "'frsh'" in message and "reviews.csv:6" in message and "'label'" in message
+    assert "folder" not in message and "drop the row" in message
+
+
+def test_a_short_row_has_no_label_instead_of_crashing(tmp_path):
+    path = _write_csv(tmp_path / "d.csv")
+    path.write_text(path.read_text(encoding="utf-8") + "just a text\n", encoding="utf-8")
+    ds, messages = _text_warnings(load_dataset, path)
+    assert len(ds) == len(ROWS) and any("no label" in m and "d.csv:6" in m for m in messages)
+
+
+@pytest.mark.parametrize("suffix, delimiter", [(".csv", ","), (".tsv", "\t")])
+def test_a_table_without_a_header_row_is_named_with_the_line_to_add(tmp_path, suffix, delimiter):
+    path = tmp_path / f"d{suffix}"
+    rows = [(text.replace(",", ""), label) for text, label in ROWS]
+    path.write_text(
+        "".join(f"{text}{delimiter}{label}\n" for text, label in rows), encoding="utf-8"
+    )
+    with pytest.raises(BadInputError) as info:
+        load_dataset(path)
+    message = str(info.value)
+    assert "no header row" in message and f"text{delimiter}label" in message
