@@ -432,10 +432,12 @@ def _strategy_params(args) -> dict:
 
 
 def cmd_train(args) -> int:
+    from transferkit.run_folder import recover_run_folder
     from transferkit.run_settings import apply_resume
     from transferkit.training import train_run
 
     if args.resume:
+        recover_run_folder(args.resume)  # a kill may have left RUN mid-swap
         apply_resume(args, args.argv)
     elif not args.out:
         raise BadInputError("train needs --out RUN (the run directory to write), or --resume RUN")
@@ -467,7 +469,9 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from transferkit.data import evaluation_folder, load_dataset
     from transferkit.estimator import TransferClassifier
+    from transferkit.run_folder import recover_before_reading
 
+    recover_before_reading(args.model)
     clf = TransferClassifier.load(args.model, weights=args.weights, **_classifier_kwargs(args))
     path = evaluation_folder(args.data)  # DATA itself, or the test/ folder of split folders
     if str(path) != str(args.data):
@@ -481,7 +485,9 @@ def cmd_predict(args) -> int:
     import numpy as np
 
     from transferkit.estimator import TransferClassifier
+    from transferkit.run_folder import recover_before_reading
 
+    recover_before_reading(args.model)
     clf = TransferClassifier.load(args.model, weights=args.weights, **_classifier_kwargs(args))
     text_model = clf.backbone_.spec.modality == "text"
     if args.text and not text_model:

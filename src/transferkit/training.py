@@ -58,11 +58,11 @@ def train_run(
     from transferkit.data import check_split_classes, load_dataset
     from transferkit.estimator import TransferClassifier
     from transferkit.report import write_report
+    from transferkit.run_folder import prepare_run_folder, publish_run
     from transferkit.strategies import strategy_class
 
     started = time.perf_counter()
-    if Path(out).exists() and not Path(out).is_dir():
-        raise BadInputError(f"--out {out} is an existing file; give a directory for the run")
+    prepare_run_folder(out)  # before any work: a run that cannot be written is not trained
     from transferkit.strategies.finetune import AUTO_VAL_SHARE, validation_too_small
 
     _check_fraction("test_size", test_size)
@@ -214,16 +214,18 @@ def train_run(
         metrics["skipped_files"] = skipped
     metrics["seconds"]["total"] = time.perf_counter() - started
 
-    out.mkdir(parents=True, exist_ok=True)
-    # the bundle keeps the numbers; the map's points are for the report (and metrics.json)
-    clf.save(out / "model", metrics={k: v for k, v in metrics.items() if k != "embedding_map"})
-    write_json_atomic(out / "metrics.json", metrics)
-    write_report(
-        out / "report.html",
-        metrics,
-        mistakes=mistakes[:24],
-        title=f"transferkit — {Path(data).name}",
-    )
+    # the results appear together, in one step (see run_folder)
+    with publish_run(out, keep_resume=trains_backbone) as results:
+        # the bundle keeps the numbers; the map's points are for the report (and metrics.json)
+        bundle_metrics = {k: v for k, v in metrics.items() if k != "embedding_map"}
+        clf.save(results / "model", metrics=bundle_metrics)
+        write_json_atomic(results / "metrics.json", metrics)
+        write_report(
+            results / "report.html",
+            metrics,
+            mistakes=mistakes[:24],
+            title=f"transferkit — {Path(data).name}",
+        )
     summary = {
         "out": str(out),
         "accuracy": round(metrics["accuracy"], 4),
