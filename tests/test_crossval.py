@@ -8,14 +8,7 @@ import pytest
 from conftest import make_shapes_folder, require_offline_weights
 
 from transferkit.cli import main
-from transferkit.crossval import wilson_interval
 from transferkit.errors import BadInputError
-
-
-def test_wilson_interval_known_values():
-    low, high = wilson_interval(8, 10)
-    assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
-    assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
 
 
 @pytest.mark.e2e

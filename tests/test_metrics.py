@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from transferkit.metrics import classification_metrics, macro_f1_interval
+from transferkit.metrics import classification_metrics, macro_f1_interval, wilson_interval
 
 KEYS = {
     "accuracy",
@@ -110,3 +110,9 @@ def test_macro_f1_interval_brackets_the_estimate_and_narrows_with_more_data():
 def test_macro_f1_interval_of_a_perfect_model_is_a_point():
     y = np.array([0, 1, 2, 0, 1, 2])
     assert macro_f1_interval(y, y, 3) == (1.0, 1.0)
+
+
+def test_wilson_interval_known_values():
+    low, high = wilson_interval(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
+    assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0

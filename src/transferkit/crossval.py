@@ -9,25 +9,12 @@ interval: every example is predicted exactly once by a model that did not see it
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from transferkit.errors import BadInputError
-
-Z_95 = 1.959963984540054
-
-
-def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (well-behaved at 0, 1 and small n)."""
-    if n <= 0:
-        return (math.nan, math.nan)
-    p = correct / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+from transferkit.metrics import classification_metrics, wilson_interval
 
 
 def check_folds(dataset, folds: int) -> None:
@@ -46,8 +33,6 @@ def check_folds(dataset, folds: int) -> None:
 def cross_validate(make_classifier, dataset, folds: int, seed: int = 0) -> dict[str, Any]:
     """K-fold cross-validation of ``make_classifier()`` (an unfitted TransferClassifier)."""
     from sklearn.model_selection import StratifiedKFold
-
-    from transferkit.metrics import classification_metrics
 
     check_folds(dataset, folds)
     y = dataset.targets

@@ -6,10 +6,24 @@ scikit-learn, which takes seconds on a small machine.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (well-behaved at 0, 1 and small n)."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -85,8 +99,6 @@ def classification_metrics(
         denom = precision + recall
         f1 = np.where(denom > 0, 2 * precision * recall / denom, 0.0)
     present = (support > 0) | (predicted > 0)
-    from transferkit.crossval import wilson_interval
-
     correct = int((y_true == y_pred).sum())
     return {
         "accuracy": float((y_true == y_pred).mean()) if len(y_true) else 0.0,
