@@ -222,3 +222,132 @@ def test_history_is_json_friendly(tiny_weights, shape_data):
     data = json.loads(json.dumps(result.to_dict()))
     assert data["history"][0]["stage"] == "head"
     assert np.isfinite(data["history"][-1]["val_loss"])
+
+
+# What three short runs gave before the engine's loss terms and trainable parameters became
+# hooks and a policy object (CPU, torch's own kernels): a refactor of the loop must reproduce
+# them. Weights are summed per layer group: (sum, sum of absolute values).
+REFERENCE_RUNS = {
+    "l2sp_gradual": dict(
+        epochs=3,
+        head_epochs=3,
+        lr=5e-3,
+        head_lr=1e-2,
+        unfreeze_groups=3,
+        regularize="l2sp",
+        l2sp_alpha=0.5,
+        patience=5,
+    ),
+    "finder_all_at_once": dict(
+        epochs=2, head_epochs=3, unfreeze_groups=2, unfreeze_every=0, patience=5
+    ),
+    "scratch_no_val": dict(epochs=2, pretrained=False),
+}
+REFERENCE_NUMBERS = {
+    "l2sp_gradual": {
+        "lr": 0.005,
+        "head_lr": 0.01,
+        "best_epoch": 3,
+        "history": [
+            ("head", 1.0985105, 0.33333333, 1.0965287, 0.33333333, 0.01),
+            ("unfreeze:1", 1.0125799, 0.61111111, 0.72604322, 1.0, 0.005),
+            ("unfreeze:2", 0.87311906, 0.72222222, 0.63210905, 1.0, 0.00375),
+            ("unfreeze:3", 0.80599544, 0.94444444, 0.56065178, 1.0, 0.00125),
+        ],
+        "weights": {
+            "block1/buffers": (2.1485541, 3.4106019),
+            "block1/params": (13.08049, 64.778343),
+            "block2/buffers": (3.6580583, 5.8746329),
+            "block2/params": (18.114267, 99.154921),
+            "head/params": (-2.7387377, 7.1739863),
+            "stem/buffers": (2.5335047, 4.8839972),
+            "stem/params": (6.022613, 28.458789),
+        },
+    },
+    "finder_all_at_once": {
+        "lr": 0.003,
+        "head_lr": 0.1,
+        "best_epoch": 2,
+        "history": [
+            ("head", 1.0689867, 0.61111111, 1.0623224, 0.66666667, 0.1),
+            ("unfreeze:2", 0.78894601, 0.66666667, 0.44333017, 1.0, 0.003),
+            ("unfreeze:2", 0.62967139, 0.88888889, 0.42615306, 1.0, 0.0015),
+        ],
+        "weights": {
+            "block1/buffers": (0.54183799, 1.7613672),
+            "block1/params": (13.076042, 64.912236),
+            "block2/buffers": (3.199832, 6.1444119),
+            "block2/params": (15.825015, 98.952333),
+            "head/params": (-4.0947083, 10.468116),
+            "stem/buffers": (9.7282846, 10.039768),
+            "stem/params": (6.0082862, 28.459395),
+        },
+    },
+    "scratch_no_val": {
+        "lr": 3.4551073e-05,
+        "head_lr": None,
+        "best_epoch": 2,
+        "history": [
+            ("scratch", 1.0780215, 0.38888889, None, None, 3.4551073e-05),
+            ("scratch", 1.0915714, 0.33333333, None, None, 1.7275536e-05),
+        ],
+        "weights": {
+            "block1/buffers": (2.2158603, 3.2803583),
+            "block1/params": (13.443409, 64.682121),
+            "block2/buffers": (1.0687759, 4.2447755),
+            "block2/params": (13.892418, 98.492984),
+            "head/params": (-2.4418184, 6.9828671),
+            "stem/buffers": (2.9509515, 5.0527875),
+            "stem/params": (6.0082992, 28.459297),
+        },
+    },
+}
+
+
+def _weight_sums(model) -> dict[str, tuple[float, float]]:
+    sums: dict[str, list[float]] = {}
+    for name, value in model.state_dict().items():
+        if not value.is_floating_point():
+            continue
+        part = name.split(".")[2] if name.startswith("backbone.") else "head"
+        kind = "buffers" if "running" in name else "params"
+        total = sums.setdefault(f"{part}/{kind}", [0.0, 0.0])
+        total[0] += float(value.double().sum())
+        total[1] += float(value.double().abs().sum())
+    return {k: tuple(v) for k, v in sums.items()}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the reference numbers are CPU numbers")
+@pytest.mark.parametrize("run", sorted(REFERENCE_RUNS))
+def test_short_runs_reproduce_the_reference_numbers(tiny_weights, shape_data, run):
+    train, val = shape_data
+    backbone = load_backbone(NAME, weights=tiny_weights)
+    torch.manual_seed(3)
+    model = ClassifierModel(backbone, len(train.labels))
+    cfg = FinetuneConfig(**REFERENCE_RUNS[run])
+    with_val = run != "scratch_no_val"
+    result = Finetuner(model, cfg, seed=3, progress=False).fit(
+        _batches(train, backbone),
+        _batches(val, backbone, "none") if with_val else None,
+        embeddings=_embeddings(model, train, val) if cfg.pretrained else None,
+    )
+    expected = REFERENCE_NUMBERS[run]
+    close = dict(rel=1e-5, abs=1e-7)
+    assert result.lrs["lr"] == pytest.approx(expected["lr"], **close)
+    if expected["head_lr"] is None:  # no warm-up from scratch
+        assert "head_lr" not in result.lrs
+    else:
+        assert result.lrs["head_lr"] == pytest.approx(expected["head_lr"], **close)
+    assert result.best_epoch == expected["best_epoch"]
+    got = [
+        (r.stage, r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy, r.lr)
+        for r in result.history
+    ]
+    assert [g[0] for g in got] == [e[0] for e in expected["history"]]
+    for row, want in zip(got, expected["history"]):
+        # no validation split: its columns stay None
+        assert list(row[1:]) == [v if v is None else pytest.approx(v, **close) for v in want[1:]]
+    sums = _weight_sums(model)
+    assert sums.keys() == expected["weights"].keys()
+    for key, want in expected["weights"].items():
+        assert sums[key] == pytest.approx(want, **close), key
