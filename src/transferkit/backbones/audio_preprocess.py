@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from transferkit.backbones.text_preprocess import config_fingerprint, config_from_dict
+from transferkit.backbones.config_io import config_fingerprint, config_from_dict
 
 POOLINGS = ("mean+std",)
 

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import logging
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from transferkit.backbones.config_io import config_fingerprint, config_from_dict
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from PIL import Image
-
-logger = logging.getLogger("transferkit")
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -75,19 +72,11 @@ class ImagePreprocess:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImagePreprocess:
         """Build from ``to_dict()`` output; unknown keys (newer versions) warn and are ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            logger.warning(
-                "ImagePreprocess: ignoring unknown keys %s (written by a newer transferkit?)",
-                unknown,
-            )
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return config_from_dict(cls, data)
 
     def fingerprint(self) -> str:
         """Stable sha256 hex of the canonical JSON form; a cache key for embeddings."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return config_fingerprint(self)
 
 
 def crop_pixels(img: Image.Image, cfg: ImagePreprocess, *, expand_grey: bool = True) -> np.ndarray:

@@ -7,14 +7,11 @@ bundle and in the embedding cache key, never chosen by the user.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-logger = logging.getLogger("transferkit")
+from transferkit.backbones.config_io import config_fingerprint, config_from_dict
 
 POOLINGS = ("mean", "cls", "max")
 
@@ -87,23 +84,6 @@ class TextPreprocess:
     def fingerprint(self) -> str:
         """Stable sha256 hex of the canonical JSON form; a cache key for embeddings."""
         return config_fingerprint(self)
-
-
-def config_from_dict(cls, data: dict[str, Any]):
-    """``cls(**data)`` for a preprocessing dataclass, ignoring (with a warning) unknown keys."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known - {"kind"})
-    if unknown:
-        logger.warning(
-            "%s: ignoring unknown keys %s (written by a newer transferkit?)", cls.__name__, unknown
-        )
-    return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def config_fingerprint(config) -> str:
-    """sha256 of a preprocessing config's canonical JSON (``to_dict``): its cache identity."""
-    canonical = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def preprocess_from_dict(data: dict[str, Any]):
