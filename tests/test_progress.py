@@ -1,0 +1,78 @@
+"""The subscribers that show a run: terminal bars, log lines, the recorder, the default choice."""
+
+from __future__ import annotations
+
+import io
+
+from transferkit.events import NULL_EVENTS, Event, Events
+from transferkit.progress import LogLines, Recorder, TerminalBars, as_events, default_events
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _epoch(events: Events, epoch: int, loss: float) -> None:
+    bar = events.progress(4, f"Epoch {epoch}/2 stage 2 (1 groups)", "batch")
+    for _ in range(4):
+        bar.update(1, loss=loss)
+    bar.update(0, val_acc=0.75)
+    bar.close()
+
+
+def test_log_lines_write_one_line_per_closed_counter_and_no_frames():
+    stream = io.StringIO()
+    events = Events([LogLines(stream)])
+    _epoch(events, 1, 0.51234)
+    _epoch(events, 2, 0.25)
+    events.emit(Event("epoch", "finetune", {"epoch": 2}))  # data for others: no line
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("Epoch 1/2 stage 2 (1 groups): 4/4 batch, ")
+    assert lines[0].endswith(" s, loss=0.5123, val_acc=0.75")
+    assert "\r" not in stream.getvalue()
+
+
+def test_terminal_bars_draw_frames_and_leave_each_bar():
+    stream = _Terminal()
+    _epoch(Events([TerminalBars(stream)]), 1, 0.5)
+    text = stream.getvalue()
+    assert "\r" in text
+    assert "Epoch 1/2 stage 2 (1 groups): 100%" in text and "4/4" in text
+    assert "loss=0.5, val_acc=0.75" in text
+
+
+def test_warnings_are_shown_by_both():
+    for make in (LogLines, TerminalBars):
+        stream = io.StringIO()
+        Events([make(stream)]).emit(Event("warning", "batch size", {"message": "too big"}))
+        assert stream.getvalue() == "warning: too big\n"
+
+
+def test_the_recorder_keeps_the_last_run_of_a_stage_and_no_frames():
+    recorder = Recorder()
+    events = Events([recorder])
+    for run in (1, 2):
+        events.emit(Event("stage", "finetune", {"state": "start"}))
+        _epoch(events, 1, 0.5)
+        events.emit(Event("epoch", "finetune", {"epoch": 1, "run": run}))
+        events.emit(Event("epoch", "contrastive", {"epoch": 1}))
+        events.emit(Event("stage", "finetune", {"state": "end"}))
+    assert recorder.history("finetune") == [{"epoch": 1, "run": 2}]
+    assert all(e.kind != "progress" for e in recorder.events)
+
+
+def test_bars_for_a_terminal_lines_for_anything_else():
+    (bars,) = default_events(_Terminal()).subscribers
+    (lines,) = default_events(io.StringIO()).subscribers
+    assert isinstance(bars, TerminalBars) and isinstance(lines, LogLines)
+
+
+def test_the_progress_setting_as_a_sink(capsys):
+    events = Events([Recorder()])
+    assert as_events(events) is events
+    assert as_events(False) is NULL_EVENTS
+    # True: the default for the stderr of the moment (captured here: not a terminal)
+    (shown,) = as_events(True).subscribers
+    assert isinstance(shown, LogLines)
