@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch import nn
 
+from transferkit.backbones.catalog import get_spec
 from transferkit.backbones.preprocess import ImagePreprocess
-from transferkit.backbones.registry import BackboneSpec, get_spec, register
+from transferkit.backbones.registry import BackboneSpec, register
 from transferkit.weights.resolver import WeightsSpec
 
 NAME = "tiny_cnn_test"

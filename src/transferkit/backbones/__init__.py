@@ -1,7 +1,7 @@
 """Pretrained backbones: the registry, loading with verified weights, and the offline listing.
 
-Importing this package registers the built-in backbones; timm is only imported when a
-``timm:<model>`` name is used.
+Importing this package registers the built-in backbones (``catalog.py``); timm is only imported
+when a ``timm:<model>`` name is used.
 """
 
 from __future__ import annotations
@@ -10,12 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from transferkit.backbones import audio_specs as _audio_specs  # noqa: F401 (registers)
-from transferkit.backbones import efficientnet_lite as _efficientnet_lite  # noqa: F401 (registers)
-from transferkit.backbones import text_specs as _text_specs  # noqa: F401
-from transferkit.backbones import torchvision_models as _torchvision_models  # noqa: F401
+from transferkit.backbones.catalog import get_spec
 from transferkit.backbones.preprocess import ImagePreprocess, preprocess_image
-from transferkit.backbones.registry import BackboneSpec, get_spec, list_specs, register
+from transferkit.backbones.registry import BackboneSpec, list_specs, register
 from transferkit.backbones.text_preprocess import TextPreprocess
 from transferkit.errors import BadInputError
 from transferkit.weights.resolver import (

@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING
 from transferkit.backbones.audio_preprocess import AudioPreprocess
 from transferkit.backbones.preprocess import ImagePreprocess
 from transferkit.backbones.text_preprocess import TextPreprocess
-from transferkit.errors import BadInputError
-from transferkit.naming import did_you_mean
 from transferkit.weights.resolver import WeightsSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -103,8 +101,8 @@ class BackboneSpec:
 _REGISTRY: dict[str, BackboneSpec] = {}
 
 
-def _normalise(name: str) -> str:
-    # "EfficientNet-Lite0" and "efficientnet_lite0" mean the same built-in backbone
+def normalise_name(name: str) -> str:
+    """The registry's key for ``name``: "EfficientNet-Lite0" and "efficientnet_lite0" are one."""
     return name.strip().lower().replace("-", "_")
 
 
@@ -112,7 +110,7 @@ def register(spec: BackboneSpec) -> BackboneSpec:
     """Add ``spec`` to the registry; a second spec under the same name is an error."""
     if spec.name.startswith(DYNAMIC_PREFIXES):
         raise ValueError(f"names starting with {DYNAMIC_PREFIXES} are resolved dynamically.")
-    key = _normalise(spec.name)
+    key = normalise_name(spec.name)
     if key in _REGISTRY and _REGISTRY[key] is not spec:
         raise ValueError(f"backbone {spec.name!r} is already registered.")
     _REGISTRY[key] = spec
@@ -124,36 +122,9 @@ def list_specs() -> list[BackboneSpec]:
     return sorted(_REGISTRY.values(), key=lambda s: s.name)
 
 
-def get_spec(name: str) -> BackboneSpec:
-    """The spec for ``name``; ``timm:<model>`` resolves any timm model. Unknown -> BadInputError."""
-    if not isinstance(name, str) or not name.strip():
-        raise BadInputError(f"Backbone name must be a non-empty string; got {name!r}.")
-    if name.startswith(TIMM_PREFIX):
-        from transferkit.backbones.timm_models import timm_spec
+def registered_spec(name: str) -> BackboneSpec | None:
+    """The spec registered as ``name`` (any case, ``-`` for ``_``), or None.
 
-        return timm_spec(name[len(TIMM_PREFIX) :])
-    if name.startswith(HF_PREFIX):
-        from transferkit.backbones.hub_audio import hub_audio_spec, is_audio_hub_model
-
-        repo = name[len(HF_PREFIX) :].strip()
-        if repo and not any(c.isspace() for c in repo) and is_audio_hub_model(repo):
-            return hub_audio_spec(name, repo)
-    if name.startswith((ST_PREFIX, HF_PREFIX)):
-        from transferkit.backbones.text_specs import hub_text_spec
-
-        return hub_text_spec(name)
-    if name.startswith(FASTTEXT_PREFIX):
-        from transferkit.backbones.text_specs import fasttext_spec
-
-        return fasttext_spec(name)
-    spec = _REGISTRY.get(_normalise(name))
-    if spec is not None:
-        return spec
-    known = [s.name for s in list_specs()]
-    hint = did_you_mean(_normalise(name), known, n=3, cutoff=0.5)
-    raise BadInputError(
-        f"Unknown backbone {name!r}.{hint} Known backbones: {', '.join(known)}; any timm model "
-        f"as 'timm:<model>' (e.g. 'timm:resnet18'), any sentence-transformers model as "
-        f"'st:<model>', any Hugging Face encoder as 'hf:<model>', word vectors as "
-        "'fasttext:<file.vec|file.bin>'. Run `transferkit models` to list them."
-    )
+    Names of every kind, dynamic ones included, resolve through ``catalog.get_spec``.
+    """
+    return _REGISTRY.get(normalise_name(name))
