@@ -198,7 +198,7 @@ def test_baseline_adds_the_verdict_to_metrics_and_report(world):
 
 def test_find_learning_rate_writes_plot_and_json(world, tmp_path, monkeypatch):
     """``lr-find``'s work through the Python API (the CLI path: the test below)."""
-    from transferkit.strategies.finetune import find_learning_rate
+    from transferkit.lr_find import find_learning_rate
 
     monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "lr"

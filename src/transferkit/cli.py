@@ -552,7 +552,7 @@ def cmd_rank(args) -> int:
 
 
 def cmd_lr_find(args) -> int:
-    from transferkit.strategies.finetune import find_learning_rate
+    from transferkit.lr_find import find_learning_rate
 
     result = find_learning_rate(
         args.data,
