@@ -1,8 +1,9 @@
 """``--backbone auto`` and ``--strategy auto``: the choices a user would otherwise guess.
 
-``--backbone auto`` ranks every offline backbone of the data's modality on the *training* data
-(``ranking.py``: LogME and friends on frozen embeddings, which land in the embedding cache, so
-the winner is not encoded twice) and takes the winner. ``--strategy auto`` then decides from the
+A missing ``--backbone`` takes the modality's default (``default_backbone``). ``--backbone auto``
+ranks every offline backbone of the data's modality on the *training* data (``ranking.py``:
+LogME and friends on frozen embeddings, which land in the embedding cache, so the winner is not
+encoded twice) and takes the winner. ``--strategy auto`` then decides from the
 data and the machine (``strategies/auto.py``), using the winner's frozen k-NN probe as its
 measure of the domain gap. Both reasons end up in metrics.json and the report.
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 AUTO = "auto"
+DEFAULT_BACKBONES = {"image": "mobilenet_v2", "text": "all_minilm_l6_v2", "audio": "aisfx"}
 
 
 @dataclass
@@ -49,7 +51,6 @@ def choose(
 ) -> Choice:
     """Resolve ``auto`` (and a missing backbone) into concrete names for ``dataset``."""
     from transferkit.errors import BadInputError
-    from transferkit.estimator import default_backbone
 
     embed = {"batch_size": batch_size, "cache": cache, "runtime": runtime, "progress": progress}
     choice = Choice(backbone or default_backbone(dataset), strategy)
@@ -77,6 +78,18 @@ def choose(
             dataset, spec, separability=separability
         )
     return choice
+
+
+def default_backbone(ds) -> str:
+    """The backbone used when none is named: per modality, and for text in other scripts than
+    Latin (Chinese, Russian, Arabic…) the multilingual encoder, since the default sentence
+    encoder knows English only."""
+    if ds.modality == "text":
+        from transferkit.data.text import non_latin_share
+
+        if non_latin_share(ds.texts) > 0.3:
+            return "use_multilingual"
+    return DEFAULT_BACKBONES.get(ds.modality, "mobilenet_v2")
 
 
 def _knn_probe(dataset, choice: Choice, *, weights, **embed) -> float:

@@ -10,8 +10,6 @@ import numpy as np
 
 from transferkit.errors import BadInputError, BundleError, NotFittedError
 
-DEFAULT_BACKBONES = {"image": "mobilenet_v2", "text": "all_minilm_l6_v2", "audio": "aisfx"}
-
 
 def _as_dataset(data, *, labelled: bool, strict: bool, modality: str = "image", **options):
     """Accept a Dataset, a path to a dataset, or (unlabelled) a list of inputs: image paths,
@@ -512,20 +510,10 @@ def _head_from_bundle(bundle):
         raise bundle.refuse(str(exc)) from None
 
 
-def default_backbone(ds) -> str:
-    """The backbone used when none is named: per modality, and for text in other scripts than
-    Latin (Chinese, Russian, Arabic…) the multilingual encoder, since the default sentence
-    encoder knows English only."""
-    if ds.modality == "text":
-        from transferkit.data.text import non_latin_share
-
-        if non_latin_share(ds.texts) > 0.3:
-            return "use_multilingual"
-    return DEFAULT_BACKBONES.get(ds.modality, "mobilenet_v2")
-
-
 def _check_modality(backbone, ds) -> None:
     """An image backbone cannot read text, and the other way round: say which to use."""
+    from transferkit.auto_choice import DEFAULT_BACKBONES
+
     have = backbone.spec.modality
     if ds.modality != have:
         raise BadInputError(

@@ -38,9 +38,10 @@ def find_learning_rate(
     import torch
 
     from transferkit.atomic import write_json_atomic
+    from transferkit.auto_choice import DEFAULT_BACKBONES
     from transferkit.backbones import resolve_backbone
     from transferkit.data import load_dataset
-    from transferkit.estimator import DEFAULT_BACKBONES, TransferClassifier, _check_modality
+    from transferkit.estimator import TransferClassifier, _check_modality
     from transferkit.finetune.engine import Finetuner, head_lr_find, train_head
     from transferkit.strategies.finetune import FinetuneStrategy
 
