@@ -35,6 +35,7 @@ demo: setup
 lint:
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports --no-logo --no-cache
 
 test: setup system
 	$(MAKE) --no-print-directory lint
