@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy as np
@@ -99,3 +100,58 @@ def test_labels_that_disagree_with_the_head_are_refused_at_load(fitted, tmp_path
     with pytest.raises(BundleError, match=fragment) as info:
         TransferClassifier.load(model, progress=False)
     assert str(model) in str(info.value) and "re-train" in str(info.value)
+
+
+# -- the sklearn estimator contract: parameters, set_params, clone --------------------------------
+SKLEARN_CHECKS = (
+    "check_get_params_invariance",
+    "check_set_params",
+    "check_no_attributes_set_in_init",
+    "check_parameters_default_constructible",
+)
+
+
+def test_get_params_are_the_init_parameters_as_given():
+    clf = TransferClassifier(backbone="resnet18", head="svm", head_params={"C": 2.0}, seed=3)
+    params = clf.get_params()
+    assert sorted(params) == sorted(inspect.signature(TransferClassifier).parameters)
+    assert params["backbone"] == "resnet18" and params["head_params"] == {"C": 2.0}
+    assert params["strategy"] == "auto" and params["seed"] == 3
+    assert clf.get_params(deep=False) == params
+
+
+def test_set_params_sets_known_parameters_and_names_the_valid_ones():
+    clf = TransferClassifier()
+    assert clf.set_params(head="knn", batch_size=16) is clf
+    assert (clf.head, clf.batch_size) == ("knn", 16)
+    with pytest.raises(ValueError, match="Invalid parameter 'colour' for estimator") as info:
+        clf.set_params(colour="red")
+    assert "Valid parameters are: ['backbone', 'batch_size'," in str(info.value)
+    assert clf.head == "knn"
+
+
+def test_repr_shows_the_parameters_that_differ_from_their_defaults():
+    assert repr(TransferClassifier()) == "TransferClassifier()"
+    clf = TransferClassifier(backbone="resnet18", seed=1)
+    assert repr(clf) == "TransferClassifier(backbone='resnet18', seed=1)"
+
+
+def test_sklearn_clone_gives_an_unfitted_copy_with_equal_parameters(fitted):
+    from sklearn.base import clone
+
+    clf, test = fitted
+    copy = clone(clf)
+    assert type(copy) is TransferClassifier and copy is not clf
+    assert copy.get_params() == clf.get_params()
+    assert not any(name.endswith("_") for name in vars(copy))
+    with pytest.raises(NotFittedError):
+        copy.predict(test)
+
+
+@pytest.mark.parametrize("check", SKLEARN_CHECKS)
+def test_sklearn_estimator_checks(check):
+    """The checks of sklearn.utils.estimator_checks about parameters (those that fit arrays do
+    not apply: this estimator reads files)."""
+    from sklearn.utils import estimator_checks
+
+    getattr(estimator_checks, check)("TransferClassifier", TransferClassifier(backbone="resnet18"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,41 @@ class TransferClassifier:
         self.seed = seed
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
+
+    # -- parameters, as sklearn's BaseEstimator has them (without importing sklearn) --------
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The parameters: the keyword arguments of ``__init__``, sorted."""
+        return sorted(p for p in inspect.signature(cls.__init__).parameters if p != "self")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The parameters as given to ``__init__`` or ``set_params`` (``sklearn.base.clone``
+        rebuilds an unfitted copy from them). ``deep`` is sklearn's: no parameter here is
+        itself an estimator, so both give the same."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> TransferClassifier:
+        """Set parameters by name, unchecked until ``fit`` (as sklearn does). Returns self."""
+        valid = self._get_param_names()
+        for name in params:
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for estimator {self!r}. "
+                    f"Valid parameters are: {valid!r}."
+                )
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        # the parameters that differ from their defaults, as sklearn prints an estimator
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = [
+            f"{name}={value!r}"
+            for name, value in self.get_params().items()
+            if value is not defaults[name].default and value != defaults[name].default
+        ]
+        return f"{type(self).__name__}({', '.join(changed)})"
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, data, val=None) -> TransferClassifier:
