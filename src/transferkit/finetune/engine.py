@@ -13,8 +13,14 @@ epoch costs about one forward pass over the images plus the backward of the top 
 
 A checkpoint is written atomically after the warm-up and after every epoch of stage 2, holding
 everything the next epoch depends on (weights, optimizer groups and state, schedule, unfreeze
-stage, early stopping, history, torch and numpy generator states): a resumed run continues
-exactly as the uninterrupted one would have.
+stage, early stopping, history, hook states, torch and numpy generator states): a resumed run
+continues exactly as the uninterrupted one would have.
+
+What a method adds to the loop comes in from outside, so adding one needs no edit here: engine
+hooks (``hooks.py``: extra loss terms such as L2-SP, callbacks at the start of training, of each
+epoch and after each step, state kept in the checkpoint) and the trainable-parameter policy
+(``trainable.py``: which parameters train, in which optimizer groups, when more join; gradual
+layer-group unfreezing by default).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,11 +42,12 @@ from transferkit.errors import BadInputError
 from transferkit.finetune.checkpoint import load_checkpoint, save_checkpoint
 from transferkit.finetune.config import FinetuneConfig
 from transferkit.finetune.early_stopping import EarlyStopping
-from transferkit.finetune.freezing import keep_bn_statistics, set_unfrozen_groups, train_mode
-from transferkit.finetune.l2sp import L2SP
+from transferkit.finetune.freezing import keep_bn_statistics, train_mode
+from transferkit.finetune.hooks import EngineHook, EngineState, Hooks, StepContext
 from transferkit.finetune.model import ClassifierModel
-from transferkit.finetune.param_groups import discriminative_param_groups, unfreeze_next_group
+from transferkit.finetune.regularizers import regularizer_hooks
 from transferkit.finetune.schedule import warmup_cosine_scheduler
+from transferkit.finetune.trainable import LayerGroupUnfreezing, TrainableParameters
 
 log = logging.getLogger("transferkit")
 
@@ -247,7 +254,11 @@ def train_head(
 
 
 class Finetuner:
-    """Runs stage 1 and stage 2 for one ``ClassifierModel``; see the module docstring."""
+    """Runs stage 1 and stage 2 for one ``ClassifierModel``; see the module docstring.
+
+    ``hooks`` run after those ``config.regularize`` asks for (L2-SP); ``policy`` decides which
+    parameters train (default: ``LayerGroupUnfreezing.from_config``).
+    """
 
     def __init__(
         self,
@@ -258,6 +269,8 @@ class Finetuner:
         checkpoint_dir: str | Path | None = None,
         progress: bool = True,
         fingerprint: dict[str, Any] | None = None,
+        hooks: Sequence[EngineHook] = (),
+        policy: TrainableParameters | None = None,
     ) -> None:
         self.model = model
         self.config = config
@@ -266,49 +279,19 @@ class Finetuner:
         self.progress = progress
         self.fingerprint = fingerprint or {}
         self.device = pick_device()
-        self.groups = model.layer_groups()
-        n_groups = len(self.groups)
-        if not config.pretrained:
-            self.target_groups = n_groups  # from scratch, every layer learns from the start
-        elif config.unfreeze_groups is None:
-            self.target_groups = n_groups
-        else:
-            self.target_groups = min(config.unfreeze_groups, n_groups)
-
-    # -- pieces -----------------------------------------------------------------------------
-    def _decays(self) -> list[float]:
-        """Learning-rate factor of each step down from the head, top group first.
-
-        The first step (head → top backbone group) is ``backbone_lr_ratio``: the new head needs
-        large steps, pretrained weights small ones. Every further group down: ``lr_decay``.
-        From scratch every layer is new, so only ``lr_decay`` applies.
-        """
-        first = self.config.backbone_lr_ratio if self.config.pretrained else self.config.lr_decay
-        return [first] + [self.config.lr_decay] * (len(self.groups) - 1)
-
-    def _weight_decay(self) -> float:
-        return 0.0 if self.config.regularize == "l2sp" else self.config.weight_decay
-
-    def _loss(self, logits: torch.Tensor, y: torch.Tensor, penalty) -> torch.Tensor:
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
-        if penalty is not None:
-            loss = loss + penalty(self.model)
-        return loss
+        self.hooks = Hooks([*regularizer_hooks(config), *hooks])
+        self.policy = policy or LayerGroupUnfreezing.from_config(model, config)
+        self.target_groups = self.policy.final_stage
+        # a hook that regularises the weights itself (L2-SP) replaces the optimizer's decay
+        self.weight_decay = 0.0 if self.hooks.replace_weight_decay else config.weight_decay
 
     def find_lr(self, batches: Batches, *, num_steps: int = 40):
         """LR range test on the stage-2 configuration (the top groups unfrozen)."""
         from transferkit.finetune.lr_finder import lr_find
 
-        start = self.target_groups if self.config.pretrained else len(self.groups)
-        set_unfrozen_groups(self.model, self.groups, start)
-        groups = discriminative_param_groups(
-            self.model,
-            self.groups,
-            head_lr=1.0,
-            decay=self._decays(),
-            weight_decay=self._weight_decay(),
-            unfrozen_groups=start,
-        )
+        start = self.policy.final_stage
+        self.policy.apply(self.model, start)
+        groups = self.policy.param_groups(self.model, start, lr=1.0, weight_decay=self.weight_decay)
         rng = np.random.default_rng(self.seed)
 
         def stream():
@@ -330,7 +313,7 @@ class Finetuner:
             # would pick noise, the minimum is a stable landmark (fastai's lr_min)
             rule="minimum" if self.config.pretrained else "steep",
         )
-        set_unfrozen_groups(self.model, self.groups, 0)
+        self.policy.apply(self.model, 0)
         return result
 
     # -- the run ----------------------------------------------------------------------------
@@ -357,11 +340,10 @@ class Finetuner:
         history: list[EpochRecord] = []
         lrs: dict[str, Any] = {}
         early = EarlyStopping(patience=cfg.patience, mode="max")
-        penalty = (
-            L2SP(model, alpha=cfg.l2sp_alpha, beta=cfg.l2sp_beta)
-            if cfg.regularize == "l2sp"
-            else None
+        state = EngineState(
+            model, cfg, self.device, self.seed, batches_per_epoch=train.num_batches()
         )
+        self.hooks.on_train_start(state)
         resumed_from = None
         checkpoint = self._load(resume, early, rng) if resume else None
 
@@ -369,11 +351,12 @@ class Finetuner:
             optimizer, scheduler = checkpoint.optimizer, checkpoint.scheduler
             first_epoch, stage = checkpoint.epoch + 1, checkpoint.stage
             history = [EpochRecord(**r) for r in checkpoint.extra["history"]]
+            if "hooks" in checkpoint.extra:  # absent from checkpoints older than hooks
+                self.hooks.load_state_dict(checkpoint.extra["hooks"], self.checkpoint_path)
             lrs = dict(checkpoint.extra["lrs"])
             resumed_from = checkpoint.epoch
             log.info("resuming after epoch %d of %d", checkpoint.epoch, cfg.epochs)
         else:
-            stage = 0
             vectors = embeddings() if cfg.pretrained and embeddings is not None else None
             if cfg.lr is None or (vectors is not None and cfg.head_lr is None):
                 lrs["finder"] = self._lr_from_finder(train, vectors)
@@ -381,21 +364,10 @@ class Finetuner:
             lrs["lr_source"] = "given" if cfg.lr is not None else "lr finder"
             if vectors is not None and cfg.head_epochs:
                 history += self._warm_up_head(vectors, lrs)
-            elif not cfg.pretrained:
-                stage = len(self.groups)
-            # unfreeze_every=0: every target group at once, else the top one first
-            first = self.target_groups if cfg.unfreeze_every == 0 else min(1, self.target_groups)
-            start_groups = stage or first
-            set_unfrozen_groups(model, self.groups, start_groups)
+            stage = self.policy.first_stage()
+            self.policy.apply(model, stage)
             optimizer = torch.optim.AdamW(
-                discriminative_param_groups(
-                    model,
-                    self.groups,
-                    head_lr=lrs["lr"],
-                    decay=self._decays(),
-                    weight_decay=self._weight_decay(),
-                    unfrozen_groups=start_groups,
-                )
+                self.policy.param_groups(model, stage, lr=lrs["lr"], weight_decay=self.weight_decay)
             )
             steps = cfg.epochs * train.num_batches()
             scheduler = warmup_cosine_scheduler(
@@ -405,7 +377,6 @@ class Finetuner:
                 # each newly unfrozen group ramps up over one epoch
                 group_warmup_steps=train.num_batches(),
             )
-            stage = start_groups
             first_epoch = 1
             # the warm-up result is the bar stage 2 must beat (and what early stopping restores
             # if fine-tuning never helps)
@@ -422,34 +393,28 @@ class Finetuner:
             if early.should_stop:
                 stopped = True
                 break
-            if (
-                cfg.pretrained
-                and epoch > 1
-                and cfg.unfreeze_every
-                and (epoch - 1) % cfg.unfreeze_every == 0
-                and stage < self.target_groups
-            ):
-                stage = unfreeze_next_group(
-                    optimizer,
-                    model,
-                    self.groups,
-                    stage,
-                    head_lr=lrs["lr"],
-                    decay=self._decays(),
-                    weight_decay=self._weight_decay(),
-                    scheduler=scheduler,
-                )
-            record = self._epoch(
-                epoch, stage, train, val, optimizer, scheduler, penalty, rng, scaler
+            stage = self.policy.advance(
+                epoch,
+                stage,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                lr=lrs["lr"],
+                weight_decay=self.weight_decay,
             )
+            state.epoch, state.stage, state.optimizer = epoch, stage, optimizer
+            state.history = history
+            self.hooks.on_epoch_start(state)
+            record = self._epoch(state, train, val, scheduler, rng, scaler)
             history.append(record)
             if val is not None:
                 early.step(selection_score(record.val_accuracy, record.val_loss), model)
-            if stage < self.target_groups:
+            if not self.policy.settled(stage):
                 # patience counts from the last unfreeze: each new group first costs accuracy
                 # (its features move under the head) before it pays, so stopping mid-way would
                 # judge the schedule before it ran; the best weights are still tracked
                 early.bad_epochs = 0
+            self.hooks.on_epoch_end(state)
             self._save(model, optimizer, scheduler, early, epoch, stage, history, lrs, rng)
         else:
             stopped = early.should_stop and len(history) < cfg.epochs
@@ -532,11 +497,12 @@ class Finetuner:
             "range_test": where,
         }
 
-    def _epoch(self, epoch, stage, train, val, optimizer, scheduler, penalty, rng, scaler):
+    def _epoch(self, state: EngineState, train, val, scheduler, rng, scaler):
         from tqdm.auto import tqdm
 
         cfg = self.config
         model = self.model
+        epoch, stage, optimizer = state.epoch, state.stage, state.optimizer
         t0 = time.perf_counter()
         lr_at_start = float(optimizer.param_groups[0]["lr"])  # the head's, as the epoch begins
         train_mode(model)  # frozen BatchNorm layers back to eval: statistics untouched
@@ -552,11 +518,14 @@ class Finetuner:
             disable=not self.progress,
             leave=True,
         )
-        for x, y in bar:
+        for batch, (x, y) in enumerate(bar):
             x, y = x.to(self.device), y.to(self.device)
             with _amp(self.device):
-                logits = model(x)
-            loss = self._loss(logits, y, penalty)
+                features = model.backbone(x)
+                logits = model.head(features)
+            task_loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            step = StepContext(state, batch, x, y, features, logits, task_loss)
+            loss = self.hooks.add_extra_losses(step)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -566,6 +535,7 @@ class Finetuner:
                 loss.backward()
                 optimizer.step()
             scheduler.step()
+            self.hooks.on_step_end(step)
             total += float(loss.detach()) * len(y)
             correct += int((logits.detach().argmax(1) == y).sum())
             n += len(y)
@@ -579,7 +549,7 @@ class Finetuner:
         bar.close()
         return EpochRecord(
             epoch=epoch,
-            stage=f"unfreeze:{stage}" if cfg.pretrained else "scratch",
+            stage=self.policy.stage_name(stage),
             unfrozen_groups=int(stage),
             train_loss=total / max(n, 1),
             train_accuracy=correct / max(n, 1),
@@ -632,6 +602,7 @@ class Finetuner:
                 "fingerprint": self.fingerprint,
                 "config": asdict(self.config),
                 "seed": self.seed,
+                "hooks": self.hooks.state_dict(),
             },
         )
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from transferkit.errors import BadInputError
 from transferkit.finetune.config import DEFAULT_ALPHA, DEFAULT_BETA
+from transferkit.finetune.hooks import EngineHook, EngineState, StepContext
 from transferkit.finetune.model import HEAD_PREFIX
 
 
@@ -55,3 +56,24 @@ class L2SP:
         return 0.5 * self.alpha * (zero if sp is None else sp) + 0.5 * self.beta * (
             zero if head is None else head
         )
+
+
+class L2SPHook(EngineHook):
+    """L2-SP as an engine hook: the penalty is an extra loss term, and weight decay goes off.
+
+    The starting point is the model as training starts (the pretrained backbone); a resumed run
+    rebuilds the same model before its checkpoint is restored, so it needs no saved state.
+    """
+
+    replaces_weight_decay = True
+
+    def __init__(self, *, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA) -> None:
+        self.alpha = alpha
+        self.beta = beta
+        self.penalty: L2SP | None = None
+
+    def on_train_start(self, run: EngineState) -> None:
+        self.penalty = L2SP(run.model, alpha=self.alpha, beta=self.beta)
+
+    def extra_loss(self, step: StepContext) -> torch.Tensor:
+        return self.penalty(step.run.model)
