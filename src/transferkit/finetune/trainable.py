@@ -48,7 +48,10 @@ class TrainableParameters:
     ) -> list[dict[str, Any]]:
         """Optimizer groups of the parameters that train at ``stage``; ``lr`` is the head's.
 
-        Each group carries ``param_names`` (the checkpoint rebuilds groups by name)."""
+        Each group carries ``param_names`` (the checkpoint rebuilds groups by name), and the
+        parameters must be the model's own (a method's new modules, adapters, are added to the
+        model before training). The training history records the first group's learning rate.
+        """
         raise NotImplementedError
 
     def advance(
