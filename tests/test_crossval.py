@@ -9,6 +9,7 @@ from conftest import make_shapes_folder, require_offline_weights
 
 from transferkit.cli import main
 from transferkit.errors import BadInputError
+from transferkit.strategies import Capabilities
 
 
 @pytest.mark.e2e
@@ -39,7 +40,7 @@ def test_cv_is_refused_for_strategies_that_train_the_backbone(tmp_path):
 
     class Trained:
         class strategy_:  # noqa: N801 - mimics the fitted attribute
-            trains_backbone = True
+            capabilities = Capabilities(trains_backbone=True)
             name = "finetune"
 
     with pytest.raises(BadInputError, match="--strategy features"):

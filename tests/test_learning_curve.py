@@ -14,6 +14,7 @@ from transferkit.data import Dataset, Sample
 from transferkit.errors import BadInputError
 from transferkit.learning_curve import learning_curve, per_class_subset
 from transferkit.report.curves import learning_curve_svg
+from transferkit.strategies import Capabilities
 
 
 def test_per_class_subset_takes_n_of_each_class_or_all_of_a_small_one():
@@ -86,7 +87,7 @@ def test_learning_curve_is_refused_for_strategies_that_train_the_backbone():
 
     class Trained:
         class strategy_:  # noqa: N801 - mimics the fitted attribute
-            trains_backbone = True
+            capabilities = Capabilities(trains_backbone=True)
             name = "finetune"
 
     with pytest.raises(BadInputError, match="--strategy features"):

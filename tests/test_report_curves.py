@@ -6,8 +6,9 @@ import html
 import re
 
 from transferkit.baseline import ADVICE, baseline_section
-from transferkit.report.curves import HEIGHT, PAD_B, PAD_L, PAD_R, PAD_T, WIDTH, training_curves_svg
+from transferkit.report.curves import HEIGHT, PAD_B, PAD_L, PAD_R, PAD_T, WIDTH, history_svg
 from transferkit.report.html import render_report
+from transferkit.strategies.finetune import FinetuneStrategy
 
 STAGES = ("head", "unfreeze:1", "unfreeze:2", "unfreeze:2")
 
@@ -38,6 +39,16 @@ def _training(stages=STAGES, **kw) -> dict:
         "seconds": 2.0,
         **kw,
     }
+
+
+def training_curves_svg(training) -> str:
+    """The charts of the finetune strategy's report section for ``training``."""
+    section = FinetuneStrategy().report_section({"training": training})
+    if section is None:
+        return ""
+    return history_svg(
+        section.history, section.charts, best_epoch=section.best_epoch, note=section.note
+    )
 
 
 def _svgs(text: str) -> list[str]:
@@ -186,3 +197,43 @@ def test_report_shows_transfer_helped_without_advice():
     assert 'class="verdict good"' in section
     assert "transfer helped by +30.0 points" in section
     assert "What to try:" not in section and "<li>" not in section
+
+
+def _details(page: str) -> str:
+    return (
+        page.split('id="details"', 1)[1].split("</section>", 1)[0] if 'id="details"' in page else ""
+    )
+
+
+def test_details_leave_out_the_training_history_the_curves_show():
+    page = render_report(_metrics(training=_training(best_epoch=2), hyperparameters={"lr": 1e-3}))
+    assert 'id="training"' in page
+    details = _details(page)
+    assert "hyperparameters" in details  # what has no place of its own stays
+    assert "history" not in details and "train_loss" not in details
+
+
+def test_a_contrastive_run_has_a_section_with_its_loss_history_and_settings():
+    contrastive = {
+        "history": [
+            {"epoch": 1, "loss": 2.0},
+            {"epoch": 2, "loss": 1.6},
+            {"epoch": 3, "loss": 1.5},
+        ],
+        "steps": 12,
+        "seconds": 3.5,
+        "cached_lower_layers": True,
+        "pairs_per_epoch": 480,
+    }
+    settings = {"lr": 1e-4, "epochs": 3, "batch_size": 16, "loss": "supcon", "temperature": 0.1}
+    page = render_report(
+        _metrics(strategy="contrastive", contrastive=contrastive, hyperparameters=settings)
+    )
+    assert '<a href="#contrastive">Contrastive training</a>' in page
+    section = page.split('id="contrastive"', 1)[1].split("</section>", 1)[0]
+    (svg,) = _svgs(section)
+    assert 'aria-label="pair loss per epoch"' in svg and svg.count("<circle") == 3
+    for shown in ("pairs per epoch", "480", "supcon", "temperature", "batch_size"):
+        assert shown in section
+    details = _details(page)
+    assert "pairs_per_epoch" not in details and "supcon" not in details

@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 import warnings
-from dataclasses import fields
 
 from transferkit import __version__
 from transferkit.errors import BadInputError, TransferkitError
@@ -21,10 +20,7 @@ log = logging.getLogger("transferkit")
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -45,89 +41,78 @@ def _number(check, what: str):
     return parse
 
 
-_positive_float = _number(lambda v: v > 0, "greater than 0")
-_fraction = _number(lambda v: 0 < v <= 1, "in (0, 1]")
-_non_negative_float = _number(lambda v: v >= 0, ">= 0")
+def _add_strategy_options(t: argparse.ArgumentParser) -> None:
+    """The registered strategies' own options, one group per strategy that declares new ones."""
+    from transferkit.strategies import STRATEGIES, strategy_options
+
+    strategy_options()  # refuses two meanings for one flag
+    added: set[str] = set()
+    for cls in STRATEGIES.values():
+        fresh = [o for o in cls.options if o.flag not in added]
+        if not fresh:
+            continue
+        sharing = [n for n, c in STRATEGIES.items() if c.options == cls.options]
+        group = t.add_argument_group(
+            f"--strategy {' | '.join(sharing)}", " ".join((cls.__doc__ or "").split())
+        )
+        for option in fresh:
+            group.add_argument(
+                option.flag,
+                type=_option_type(option),
+                choices=option.choices,
+                help=option.help,
+            )
+            added.add(option.flag)
 
 
-def _add_finetune_options(t: argparse.ArgumentParser) -> None:
-    f = t.add_argument_group(
-        "fine-tuning (--strategy finetune | scratch)",
-        "Head warm-up on cached embeddings, then gradual unfreezing from the top with layer-wise "
-        "learning rates, AdamW with warm-up + cosine, early stopping on the validation split.",
+def _option_type(option):
+    """An argparse type for a strategy Option: its type, then its check, with the usual errors."""
+    if option.choices is not None or option.type is str:
+        return option.type
+    parse = _whole_number if option.type is int else _number(lambda v: True, "")
+    if option.valid is None:
+        return parse
+
+    def checked(text: str):
+        value = parse(text)
+        if not option.valid(value):
+            raise argparse.ArgumentTypeError(f"must be {option.must_be}, got {text}")
+        return value
+
+    return checked
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _add_training_options(t: argparse.ArgumentParser) -> None:
+    t.add_argument(
+        "--target",
+        metavar="PATH",
+        help="unlabelled inputs of the domain the model will meet (a file or a folder, e.g. "
+        "photos from the new camera), for strategies that adapt to it: "
+        + (", ".join(_target_strategies()) or "none registered"),
     )
-    f.add_argument(
-        "--epochs",
-        type=_positive_int,
-        help="training epochs (default 12 for finetune; contrastive: 16, or 8 steps when the "
-        "texts fit one batch)",
-    )
-    f.add_argument(
-        "--lr",
-        type=_positive_float,
-        help="head learning rate of stage 2; lower layer groups get less "
-        "(default: chosen by the LR finder for finetune, 2e-3 for scratch, 1e-4 for "
-        "contrastive)",
-    )
-    f.add_argument(
-        "--lr-decay",
-        type=_fraction,
-        help="learning-rate factor per layer group going down (default 0.7)",
-    )
-    f.add_argument(
-        "--unfreeze-groups",
-        type=int,
-        help="how many backbone layer groups to unfreeze, one per epoch from the top (default 5)",
-    )
-    f.add_argument(
-        "--unfreeze-every",
-        type=int,
-        help="epochs between unfreezing the next group (default 1; 0: all at once)",
-    )
-    f.add_argument(
-        "--patience",
-        type=_positive_int,
-        help="stop after this many epochs without a better validation accuracy (default 4)",
-    )
-    f.add_argument(
-        "--regularize",
-        choices=("none", "l2sp"),
-        help="l2sp: penalise the distance to the pretrained weights instead of to zero",
-    )
-    f.add_argument(
-        "--l2sp-alpha",
-        type=_non_negative_float,
-        help="L2-SP weight on the distance to the pretrained backbone (default 0.01)",
-    )
-    f.add_argument(
-        "--l2sp-beta",
-        type=_non_negative_float,
-        help="L2-SP weight of plain L2 on the new head (default 0.01)",
-    )
-    f.add_argument(
+    t.add_argument(
         "--baseline",
         action="store_true",
         help="also train the same architecture from scratch and report whether transfer helped",
     )
-    f.add_argument(
+    t.add_argument(
         "--resume",
         metavar="RUN",
         help="continue the interrupted finetune/scratch run in RUN from its last checkpoint",
     )
 
 
-# CLI option -> FinetuneConfig field, for the options that only fine-tuning reads
-_FINETUNE_OPTIONS = {
-    "epochs": "epochs",
-    "lr": "lr",
-    "lr_decay": "lr_decay",
-    "unfreeze_groups": "unfreeze_groups",
-    "unfreeze_every": "unfreeze_every",
-    "patience": "patience",
-    "regularize": "regularize",
-    "l2sp_alpha": "l2sp_alpha",
-    "l2sp_beta": "l2sp_beta",
-}
+def _target_strategies() -> list[str]:
+    from transferkit.strategies import STRATEGIES
+
+    return [n for n, c in STRATEGIES.items() if c.capabilities.needs_target]
 
 
 def _add_column_options(p: argparse.ArgumentParser, *, label: bool = True) -> None:
@@ -268,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
         "when cheap (a frozen-encoder strategy and at most "
         f"{CHEAP_LEARNING_CURVE_MAX_TRAIN} training examples)",
     )
-    _add_finetune_options(t)
+    _add_training_options(t)
+    _add_strategy_options(t)
     _add_common(t)
 
     lf = sub.add_parser(
@@ -395,40 +381,55 @@ def _classifier_kwargs(args) -> dict:
 
 
 def _strategy_params(args) -> dict:
-    from transferkit.strategies import strategy_class
+    """The chosen strategy's settings from its options; options of other strategies refused,
+    naming them and the strategies that take them."""
+    from transferkit.strategies import STRATEGIES, strategy_class, strategy_options
 
     params = {"augment": args.augment}
     chosen = strategy_class(args.strategy)
-    trains_backbone = chosen.trains_backbone
-    given = [opt for opt in _FINETUNE_OPTIONS if getattr(args, opt) is not None]
-
-    def flags(options) -> str:
-        return ", ".join("--" + g.replace("_", "-") for g in options)
-
-    if given and not trains_backbone:
+    options = strategy_options()
+    given = [flag for flag, (o, _) in options.items() if getattr(args, _dest(flag)) is not None]
+    takes = [o.flag for o in chosen.options]
+    unused = [flag for flag in given if flag not in takes]
+    if unused and not takes:
+        takers = [n for n in STRATEGIES if any(n in options[f][1] for f in unused)]
+        where = f"--strategy {_either(takers)}"
+        if all(STRATEGIES[n].capabilities.trains_backbone for n in takers):
+            where = f"when training the backbone ({where})"
+        else:
+            where = f"to {where}"
         hint = (
             " (--strategy auto decides from the data: name the strategy to set them)"
             if args.strategy == "auto"
             else ""
         )
         raise BadInputError(
-            f"{flags(given)} only apply when training the backbone (--strategy finetune, "
-            f"scratch or contrastive); the {args.strategy} strategy does not use them{hint}"
+            f"{', '.join(given)} only apply {where}; the {args.strategy} strategy does not "
+            f"use them{hint}"
         )
-    # contrastive has no layer-wise rates, unfreezing schedule or early stopping
-    accepted = {f.name for f in fields(chosen.Config)}
-    unused = [opt for opt in given if _FINETUNE_OPTIONS[opt] not in accepted]
     if unused:
-        usable = [opt for opt in _FINETUNE_OPTIONS if _FINETUNE_OPTIONS[opt] in accepted]
+        # e.g. contrastive has no layer-wise rates, unfreezing schedule or early stopping
+        instead = [n for n in STRATEGIES if all(n in options[f][1] for f in unused)]
+        other = f", or use --strategy {instead[0]}" if instead else ""
         raise BadInputError(
-            f"{flags(unused)} do not apply to the {chosen.name} strategy; it takes "
-            f"{flags(usable) or 'none of these options'}. Drop them, or use --strategy finetune."
+            f"{', '.join(unused)} do not apply to the {chosen.name} strategy; it takes "
+            f"{', '.join(takes)}. Drop them{other}."
         )
-    if trains_backbone:
-        params.update({_FINETUNE_OPTIONS[opt]: getattr(args, opt) for opt in given})
-        if args.batch_size is not None:
-            params["batch_size"] = args.batch_size
+    params.update({o.field: getattr(args, _dest(o.flag)) for o in chosen.options})
+    params = {k: v for k, v in params.items() if v is not None}
+    if chosen.capabilities.trains_backbone and args.batch_size is not None:
+        params["batch_size"] = args.batch_size
     return params
+
+
+def _either(names: list[str]) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    return " or ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _dest(flag: str) -> str:
+    """argparse's attribute name for ``flag``."""
+    return flag.lstrip("-").replace("-", "_")
 
 
 def cmd_train(args) -> int:
@@ -460,6 +461,7 @@ def cmd_train(args) -> int:
         label_col=args.label_col,
         cv=args.cv,
         learning_curve=args.learning_curve,
+        target=args.target,
         **_classifier_kwargs(args),
     )
     print(json.dumps(summary, ensure_ascii=False))

@@ -30,8 +30,11 @@ def check_folds(dataset, folds: int) -> None:
         )
 
 
-def cross_validate(make_classifier, dataset, folds: int, seed: int = 0) -> dict[str, Any]:
-    """K-fold cross-validation of ``make_classifier()`` (an unfitted TransferClassifier)."""
+def cross_validate(
+    make_classifier, dataset, folds: int, seed: int = 0, fit_params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """K-fold cross-validation of ``make_classifier()`` (an unfitted TransferClassifier);
+    ``fit_params`` go to every ``fit`` (e.g. the unlabelled ``target`` of an adapting strategy)."""
     from sklearn.model_selection import StratifiedKFold
 
     check_folds(dataset, folds)
@@ -41,7 +44,7 @@ def cross_validate(make_classifier, dataset, folds: int, seed: int = 0) -> dict[
     fold_accuracy = []
     labels = list(dataset.labels)
     for train_idx, test_idx in splitter.split(np.zeros(len(y)), y):
-        clf = make_classifier().fit(dataset.subset(train_idx))
+        clf = make_classifier().fit(dataset.subset(train_idx), **(fit_params or {}))
         proba, ok, _, _ = clf.predict_details(dataset.subset(test_idx))
         # the fold's model may know fewer labels only if a class vanished; map by name
         cols = [labels.index(lab) for lab in clf.labels_]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from transferkit.errors import BadInputError, BundleError, NotFittedError
+from transferkit.errors import BadInputError, NotFittedError
 
 
 def _as_dataset(data, *, labelled: bool, strict: bool, modality: str = "image", **options):
@@ -34,6 +34,12 @@ def _as_dataset(data, *, labelled: bool, strict: bool, modality: str = "image", 
     raise BadInputError(
         f"expected a transferkit Dataset or a path to a dataset folder; got {type(data).__name__}"
     )
+
+
+def load_unlabelled(data, *, modality: str, strict: bool = False, **options):
+    """Unlabelled inputs of ``modality`` (a Dataset, a path, or a list of inputs) as a Dataset,
+    e.g. a target domain's; unreadable files are left out with one warning."""
+    return _as_dataset(data, labelled=False, strict=strict, modality=modality, **options)
 
 
 def _inputs_left_out(data, ds) -> bool:
@@ -192,16 +198,22 @@ class TransferClassifier:
         return f"{type(self).__name__}({', '.join(changed)})"
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, data, val=None) -> TransferClassifier:
+    def fit(
+        self, data, val=None, *, target=None, source=None, sample_weight=None
+    ) -> TransferClassifier:
         """Fit on a labelled Dataset (or a path to one). Returns self.
 
         ``val``: held-out data for strategies that watch it while training (``finetune``,
         ``scratch``: early stopping); they split one off ``data`` when it is not given.
+        ``target``: unlabelled inputs of the domain the model will see (a Dataset, a path or a
+        list of inputs), for strategies that adapt to it (``coral``); ``source``: labelled
+        data of another domain; ``sample_weight``: one weight per sample of ``data``. A
+        strategy that does not use one of them refuses it.
         """
         from transferkit.auto_choice import choose
         from transferkit.backbones import get_spec, resolve_backbone
         from transferkit.heads import make_head
-        from transferkit.strategies import make_strategy
+        from transferkit.strategies import FitContext, FitData, check_fit_data, make_strategy
 
         if int(self.batch_size) < 1:
             raise BadInputError(f"batch_size must be at least 1; got {self.batch_size}")
@@ -210,6 +222,17 @@ class TransferClassifier:
         val_ds = None if val is None else _as_dataset(val, labelled=True, strict=self.strict)
         if val_ds is not None:
             val_ds = val_ds.with_labels(ds.labels)
+        fit_data = FitData(
+            train=ds,
+            val=val_ds,
+            target=None
+            if target is None
+            else load_unlabelled(target, modality=ds.modality, strict=self.strict),
+            source=None
+            if source is None
+            else _as_dataset(source, labelled=True, strict=self.strict),
+            sample_weight=None if sample_weight is None else _sample_weight(sample_weight, ds),
+        )
         self.choice_ = choose(
             ds,
             self.backbone,
@@ -221,6 +244,7 @@ class TransferClassifier:
             progress=self.progress,
         )
         name = self.choice_.backbone
+        check_fit_data(self.choice_.strategy, fit_data)
         strategy = make_strategy(self.choice_.strategy, **(self.strategy_params or {}))
         head_name = self.head or strategy.default_head
         head_params = dict(self.head_params or {})
@@ -237,30 +261,29 @@ class TransferClassifier:
         )
         _check_modality(self.backbone_, ds)
         load = 0.0
-        if strategy.trains_backbone:
+        if strategy.capabilities.trains_backbone:
             # building the encoder is not training: timed apart (as peers time only train())
             t_load = time.perf_counter()
             self.backbone_.materialize()
             head.load_libraries()
             load = time.perf_counter() - t_load
         self.labels_ = list(ds.labels)
-        result = strategy.fit(
-            self.backbone_,
-            ds,
+        context = FitContext(
             embed=self._embed,
             head=head,
             seed=self.seed,
-            val=val_ds,
             checkpoint_dir=self.checkpoint_dir,
             resume=self.resume,
             progress=self.progress,
         )
+        result = strategy.fit(self.backbone_, fit_data, context)
         if result.backbone is not None:
             self.backbone_ = result.backbone
         self.head_ = result.head if result.head is not None else head
         self.strategy_ = strategy
         self.n_train_ = result.n_train
         self.fit_info_ = {k: v for k, v in result.info.items() if k != "problems"}
+        self.strategy_metrics_ = strategy.metrics_block(result)
         self.skipped_ = list(result.info.get("problems", []))
         extract = float(result.info.get("seconds_extract", 0.0))
         train = time.perf_counter() - t0 - extract - load
@@ -413,7 +436,7 @@ class TransferClassifier:
         head_config, head_arrays = self.head_.get_state()
         bb = self.backbone_
         backbone_state = None
-        if self.strategy_.trains_backbone:
+        if self.strategy_.capabilities.trains_backbone:
             backbone_state = {k: v.detach().cpu() for k, v in bb.state_dict().items()}
         summary = None
         if metrics:
@@ -451,8 +474,8 @@ class TransferClassifier:
     def load(
         cls, path: str | Path, *, weights: str | Path | None = None, **params: Any
     ) -> TransferClassifier:
-        """Load a bundle; needs nothing but the bundle and the backbone's pretrained weights."""
-        from transferkit.backbones import resolve_backbone
+        """Load a bundle; needs nothing but the bundle and the backbone's pretrained weights
+        (those of the architecture only, when the bundle stores trained ones)."""
         from transferkit.backbones.text_preprocess import preprocess_from_dict
         from transferkit.bundle import load_bundle
         from transferkit.strategies import make_strategy
@@ -460,13 +483,6 @@ class TransferClassifier:
         bundle = load_bundle(path)
         mf = bundle.manifest
         bb_info = mf["backbone"]
-        if bundle.backbone_file is not None:
-            return cls._load_trained(bundle, weights=weights, **params)
-        if not bb_info.get("weights_sha256"):
-            raise BundleError(
-                f"{bundle.path} was trained on a randomly initialised backbone, whose weights are "
-                "not stored; it cannot be reloaded. Re-train with pretrained weights."
-            )
         clf = cls(
             backbone=bb_info["name"],
             strategy=mf["strategy"]["name"],
@@ -474,64 +490,50 @@ class TransferClassifier:
             weights=weights,
             **params,
         )
-        backbone = resolve_backbone(bb_info["name"], weights=weights)
-        if backbone.weights_sha256 != bb_info["weights_sha256"]:
-            raise BundleError(
-                f"{bundle.path} was trained on {bb_info['name']} weights with sha256 "
-                f"{bb_info['weights_sha256'][:16]}…, but the weights found now "
-                f"({backbone.weights_source}) have sha256 {str(backbone.weights_sha256)[:16]}…. "
-                "Install the original weights or pass them with --weights PATH."
-            )
+        clf.strategy_ = make_strategy(mf["strategy"]["name"], **mf["strategy"].get("config", {}))
+        backbone = clf.strategy_.restore(_bundle_backbone(bundle, weights), bundle)
         # the preprocessing the model was trained with wins over today's registry default
         backbone.preprocess = preprocess_from_dict(bb_info["preprocess"])
         clf.backbone_ = backbone
         clf.labels_ = bundle.labels
         clf.head_ = _head_from_bundle(bundle)
-        clf.strategy_ = make_strategy(mf["strategy"]["name"], **mf["strategy"].get("config", {}))
         clf.n_train_ = int(mf["strategy"].get("n_train", 0))
         clf.fit_info_ = {}
+        clf.strategy_metrics_ = {}
         clf.seconds_ = {}
         return clf
 
-    @classmethod
-    def _load_trained(cls, bundle, *, weights=None, **params: Any) -> TransferClassifier:
-        """A bundle whose backbone weights were trained (finetune, scratch): all in the bundle."""
-        from transferkit.backbones import resolve_backbone
-        from transferkit.backbones.text_preprocess import preprocess_from_dict
-        from transferkit.strategies import make_strategy
 
-        mf = bundle.manifest
-        bb_info = mf["backbone"]
-        clf = cls(
-            backbone=bb_info["name"],
-            strategy=mf["strategy"]["name"],
-            head=mf["head"]["name"],
-            **params,
+def _bundle_backbone(bundle, weights):
+    """The backbone a bundle was trained from, for its strategy to restore: the pretrained one
+    (verified), or when the bundle stores trained weights, the architecture — built from the
+    pretrained files where they are here, since a tokenizer, a feature extractor or a config
+    lives next to them (every weight then comes from the bundle), else randomly initialised."""
+    from transferkit.backbones import resolve_backbone
+
+    name = bundle.manifest["backbone"]["name"]
+    if bundle.backbone_file is None:
+        return resolve_backbone(name, weights=weights)
+    try:
+        return resolve_backbone(name, weights=weights, allow_download=False)
+    except Exception:  # noqa: BLE001 - any reason to lack them: the architecture alone will do
+        return resolve_backbone(name, pretrained=False)
+
+
+def _sample_weight(weights, ds) -> np.ndarray:
+    """``weights`` as one finite, non-negative float per sample of ``ds``, or refused."""
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(w) != len(ds):
+        raise BadInputError(
+            f"sample_weight has {len(w)} weights but {ds.source} has {len(ds)} samples; give "
+            "one weight per sample, in the dataset's order"
         )
-        # the architecture only: every weight comes from the bundle (verified by its sha256)
-        if bb_info.get("modality") in ("text", "audio"):
-            # a tokenizer, a feature extractor or a config lives next to the pretrained weights;
-            # prefer those files (the pretrained values are then overwritten by the bundle's)
-            try:
-                ref = resolve_backbone(bb_info["name"], weights=weights, allow_download=False)
-            except Exception:
-                ref = resolve_backbone(bb_info["name"], pretrained=False)
-            backbone = ref.materialize()
-        else:
-            backbone = resolve_backbone(bb_info["name"], pretrained=False).materialize()
-        bundle.load_backbone_state(backbone)
-        backbone.weights_sha256 = bb_info["weights_sha256"]
-        backbone.weights_source = f"{mf['strategy']['name']} bundle {bundle.path}"
-        backbone.preprocess = preprocess_from_dict(bb_info["preprocess"])
-        clf.backbone_ = backbone.eval()
-        clf.labels_ = bundle.labels
-        clf.head_ = _head_from_bundle(bundle)
-        config = mf["strategy"].get("config", {})
-        clf.strategy_ = make_strategy(mf["strategy"]["name"], **config)
-        clf.n_train_ = int(mf["strategy"].get("n_train", 0))
-        clf.fit_info_ = {}
-        clf.seconds_ = {}
-        return clf
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise BadInputError(
+            "sample_weight must be finite and >= 0; got "
+            f"{w[~(np.isfinite(w) & (w >= 0))][:3].tolist()}"
+        )
+    return w
 
 
 def _head_from_bundle(bundle):

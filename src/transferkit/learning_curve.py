@@ -30,9 +30,15 @@ def per_class_subset(dataset, n: int, rng: np.random.Generator):
     return dataset.subset(np.sort(np.concatenate(picked)))
 
 
-def learning_curve(make_classifier, train, test, *, seed: int = 0) -> dict[str, Any]:
-    """Points ``{per_class, accuracy, std, draws}`` from 1 example per class to all."""
-    full_model = make_classifier().fit(train)
+def learning_curve(
+    make_classifier, train, test, *, seed: int = 0, fit_params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Points ``{per_class, accuracy, std, draws}`` from 1 example per class to all.
+
+    ``fit_params`` go to every ``fit`` (e.g. the unlabelled ``target`` of an adapting strategy).
+    """
+    fit_params = fit_params or {}
+    full_model = make_classifier().fit(train, **fit_params)
     # Loading leaves out unreadable files; any the full fit still could not read (a Dataset
     # built in memory, a file broken since) are left out of the draws too, or a draw of one
     # example per class could hold none that reads
@@ -48,7 +54,7 @@ def learning_curve(make_classifier, train, test, *, seed: int = 0) -> dict[str, 
         scores = []
         for _ in range(DRAWS):
             subset = per_class_subset(train, n, rng)
-            scores.append(float(make_classifier().fit(subset).score(test)))
+            scores.append(float(make_classifier().fit(subset, **fit_params).score(test)))
         points.append(
             {"per_class": n, "accuracy": float(np.mean(scores)), "std": float(np.std(scores)),
              "draws": DRAWS}

@@ -7,7 +7,7 @@ benchmarks get exactly the same run.
 from __future__ import annotations
 
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ def train_run(
     learning_curve: bool | None = None,
     text_col: str | None = None,
     label_col: str | None = None,
+    target: str | Path | None = None,
     **classifier_params: Any,
 ) -> dict[str, Any]:
     """Train, evaluate and write RUN/model, RUN/metrics.json, RUN/report.html; return a summary.
@@ -52,14 +53,15 @@ def train_run(
     ``backbone=None`` picks the default for the data's modality, ``backbone="auto"`` ranks the
     offline candidates on the training data and takes the winner (``metrics["ranking"]``);
     ``text_col`` / ``label_col`` name the columns of a text table (found by their usual names
-    otherwise).
+    otherwise). ``target``: unlabelled inputs of the domain the model will see (a file or a
+    folder), for strategies that adapt to it.
     """
     from transferkit.atomic import write_json_atomic
     from transferkit.data import check_split_classes, load_dataset
-    from transferkit.estimator import TransferClassifier
+    from transferkit.estimator import TransferClassifier, load_unlabelled
     from transferkit.report import write_report
     from transferkit.run_folder import prepare_run_folder, publish_run
-    from transferkit.strategies import strategy_class
+    from transferkit.strategies import FitData, check_fit_data, strategy_class
 
     started = time.perf_counter()
     prepare_run_folder(out)  # before any work: a run that cannot be written is not trained
@@ -117,7 +119,13 @@ def train_run(
         # is used or merged, since that depends on whether the strategy trains the backbone
         choice = _choose(train_part.merge(val_part), backbone, strategy, weights, classifier_params)
         backbone, strategy = choice.backbone, choice.strategy
-    trains_backbone = strategy_class(strategy).trains_backbone
+    capabilities = strategy_class(strategy).capabilities
+    trains_backbone = capabilities.trains_backbone
+    # before any training: a strategy that needs a target without one, or gets one it ignores
+    check_fit_data(strategy, FitData(train=train_part, target=target))
+    if target is not None:
+        target = load_unlabelled(Path(target), modality=full.modality, strict=strict, **columns)
+    fit_params = {} if target is None else {"target": target}
     if resume and not trains_backbone:
         raise BadInputError(
             f"--resume continues an interrupted fine-tuning run; the {strategy} strategy has no "
@@ -128,8 +136,8 @@ def train_run(
             f"--resume {out}: there is no checkpoint.safetensors in it, so nothing to resume. "
             "Point --resume at the --out directory of an interrupted finetune/scratch run."
         )
-    # the engine's strategies (finetune, scratch) decide whether a validation split is worth it
-    engine = "val_size" in {f.name for f in fields(strategy_class(strategy).Config)}
+    # strategies that watch a validation split (finetune, scratch) decide whether it is worth it
+    engine = capabilities.uses_validation
     no_validation = engine and (
         val_size == 0 or (auto_val and validation_too_small(val_part, full.labels))
     )
@@ -164,36 +172,33 @@ def train_run(
             from transferkit.run_settings import write_settings
 
             write_settings(out, settings)
-    clf.fit(train_ds, val=val_ds)
+    clf.fit(train_ds, val=val_ds, **fit_params)
     metrics, mistakes = clf.evaluate_details(test_ds)
     # what was held out for validation: nothing when it was trained on
     metrics["split"] = {**split_info, "val_size": split_info["val_size"] if val_ds else 0}
-    if clf.fit_info_.get("audio"):  # windows, seconds of audio, throughput: for the report
-        metrics["audio"] = clf.fit_info_["audio"]
+    metrics.update(clf.strategy_metrics_)
+    if engine and "hyperparameters" in metrics:
+        # the validation split is made here, so the fraction that counts is this one
+        metrics["hyperparameters"] = {
+            **metrics["hyperparameters"],
+            "val_size": 0 if no_validation else val_size,
+        }
     if choice is not None:
         metrics.update(choice.describe())
         if choice.ranking:
             metrics["ranking"] = choice.ranking
-    if "contrastive" in clf.fit_info_:  # pair-loss history, steps, settings used
-        metrics["contrastive"] = clf.fit_info_["contrastive"]
-        metrics["hyperparameters"] = clf.fit_info_.get("config_used", {})
-    if "training" in clf.fit_info_:
-        metrics["training"] = clf.fit_info_["training"]
-        # the validation split is made here, so the fraction that counts is this one
-        metrics["hyperparameters"] = {
-            **clf.fit_info_.get("config_used", {}),
-            "val_size": 0 if no_validation else val_size,
-        }
     embedding_map = _embedding_map(clf, test_ds, seed=seed)
     if embedding_map:
         metrics["embedding_map"] = embedding_map
     if cv:
-        metrics["cv"] = _cross_validation(full, cv, clf, seed=seed, **classifier_params)
+        metrics["cv"] = _cross_validation(
+            full, cv, clf, seed=seed, fit_params=fit_params, **classifier_params
+        )
     if learning_curve is None:  # by default, whenever it costs only head fits on few examples
         learning_curve = not trains_backbone and len(train_ds) <= CHEAP_LEARNING_CURVE_MAX_TRAIN
     if learning_curve:
         metrics["learning_curve"] = _learning_curve(
-            train_ds, test_ds, clf, seed=seed, **classifier_params
+            train_ds, test_ds, clf, seed=seed, fit_params=fit_params, **classifier_params
         )
     if baseline:
         metrics["baseline"] = _scratch_baseline(
@@ -220,11 +225,13 @@ def train_run(
         bundle_metrics = {k: v for k, v in metrics.items() if k != "embedding_map"}
         clf.save(results / "model", metrics=bundle_metrics)
         write_json_atomic(results / "metrics.json", metrics)
+        section = clf.strategy_.report_section(metrics)
         write_report(
             results / "report.html",
             metrics,
             mistakes=mistakes[:24],
             title=f"transferkit — {Path(data).name}",
+            sections=[section] if section else [],
         )
     summary = {
         "out": str(out),
@@ -326,11 +333,11 @@ def _same_classifier(clf, seed: int, classifier_params: dict[str, Any]):
     return make
 
 
-def _learning_curve(train_ds, test_ds, clf, *, seed: int, **classifier_params):
+def _learning_curve(train_ds, test_ds, clf, *, seed: int, fit_params=None, **classifier_params):
     """``--learning-curve``: accuracy against examples per class, on cached embeddings."""
     from transferkit.learning_curve import learning_curve
 
-    if clf.strategy_.trains_backbone:
+    if clf.strategy_.capabilities.trains_backbone:
         raise BadInputError(
             f"--learning-curve retrains the model for every point; with --strategy "
             f"{clf.strategy_.name} that means training the backbone again and again. Use it "
@@ -343,20 +350,21 @@ def _learning_curve(train_ds, test_ds, clf, *, seed: int, **classifier_params):
         # on all the training data (as sklearn's learning_curve keeps its estimator), which
         # also spares a cross-validated grid search per point (~10x faster)
         params["head_params"] = {**(params.get("head_params") or {}), "Cs": (chosen_c,)}
-    return learning_curve(_same_classifier(clf, seed, params), train_ds, test_ds, seed=seed)
+    make = _same_classifier(clf, seed, params)
+    return learning_curve(make, train_ds, test_ds, seed=seed, fit_params=fit_params)
 
 
-def _cross_validation(full, folds: int, clf, *, seed: int, **classifier_params):
+def _cross_validation(full, folds: int, clf, *, seed: int, fit_params=None, **classifier_params):
     """``--cv``: the same backbone, strategy and head, K times on K stratified folds of DATA."""
     from transferkit.crossval import cross_validate
 
-    if clf.strategy_.trains_backbone:
+    if clf.strategy_.capabilities.trains_backbone:
         raise BadInputError(
             f"--cv retrains the model once per fold; with --strategy {clf.strategy_.name} that "
             "means training the backbone K times. Use it with --strategy features."
         )
     make = _same_classifier(clf, seed, classifier_params)
-    return cross_validate(make, full, folds, seed=seed)
+    return cross_validate(make, full, folds, seed=seed, fit_params=fit_params)
 
 
 def _scratch_baseline(

@@ -21,8 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from transferkit.backbones.base import TrainedIdentity
 
-class AudioBackbone(nn.Module):
+
+class AudioBackbone(TrainedIdentity, nn.Module):
     """``embed(wave)`` -> (pooled embedding, number of windows); ``forward`` for fine-tuning."""
 
     def __init__(self, spec, encoder: Any, preprocess, weights=None):

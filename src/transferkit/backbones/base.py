@@ -14,7 +14,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from transferkit.weights.resolver import ResolvedWeights
 
 
-class Backbone(nn.Module):
+class TrainedIdentity:
+    """``mark_trained``: how a backbone module takes on the identity of weights it now holds."""
+
+    def mark_trained(self, *, state_sha256: str, source: str) -> None:
+        """Name the weights this module holds now (after training, or as loaded from a bundle):
+        the embedding cache keys vectors by ``weights_sha256``, and runners built for the
+        previous weights (ONNX sessions, see features/runtime.py) must not serve these."""
+        self.__dict__.pop("_transferkit_runners", None)
+        self.weights_sha256 = state_sha256
+        self.weights_source = source
+
+
+class Backbone(TrainedIdentity, nn.Module):
     """A pretrained encoder with its classifier removed, its preprocessing and its provenance.
 
     ``forward(x)`` maps a batch of preprocessed images ``(B, 3, S, S)`` to pooled pre-logit

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from transferkit.backbones.base import TrainedIdentity
 from transferkit.backbones.text_preprocess import TextPreprocess
 
 log = logging.getLogger("transferkit")
@@ -37,7 +38,7 @@ log = logging.getLogger("transferkit")
 _SIDE_FILES = ["*.json", "*.txt", "*.model", "1_Pooling/*", "2_Normalize/*"]
 
 
-class TextEncoder(nn.Module):
+class TextEncoder(TrainedIdentity, nn.Module):
     """A transformer encoder + pooling: tokenized batch → pooled (optionally unit) embedding."""
 
     def __init__(self, model: nn.Module, tokenizer, *, spec, preprocess: TextPreprocess, weights):

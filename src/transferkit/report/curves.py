@@ -1,4 +1,4 @@
-"""Training curves as inline SVG: loss and accuracy per epoch, stage boundaries marked."""
+"""Training curves as inline SVG: values per epoch, one panel per chart, stage boundaries marked."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ SERIES = {  # key -> (legend, colour, dashed)
     "train_accuracy": ("train", "#2563eb", False),
     "val_accuracy": ("validation", "#ea580c", False),
 }
+
+
+def _series(key: str) -> tuple[str, str, bool]:
+    """(legend, colour, dashed) of a history key; keys not listed draw in the first colour."""
+    return SERIES.get(key, (key.replace("_", " "), "#2563eb", False))
 
 
 def _finite(v: Any) -> float | None:
@@ -39,7 +44,7 @@ def _stage_changes(history: Sequence[Mapping[str, Any]]) -> list[tuple[float, st
 
 def _panel(
     history: Sequence[Mapping[str, Any]],
-    keys: tuple[str, str],
+    keys: tuple[str, ...],
     title: str,
     *,
     best_epoch: int | None,
@@ -92,7 +97,7 @@ def _panel(
             f'y2="{PAD_T + ph}" class="cbest"><title>best epoch (weights kept)</title></line>'
         )
     for key in keys:
-        legend, colour, _ = SERIES[key]
+        legend, colour, _ = _series(key)
         pts = [
             (px(x), py(v)) for x, r in zip(xs, history) if (v := _finite(r.get(key))) is not None
         ]
@@ -109,28 +114,31 @@ def _panel(
     return "".join(parts)
 
 
-def training_curves_svg(training: Mapping[str, Any]) -> str:
-    """Two panels (loss, accuracy) for a ``FinetuneResult.to_dict()``; empty when no history."""
-    history = [r for r in training.get("history") or [] if isinstance(r, Mapping) and "epoch" in r]
-    if not history:
+def history_svg(
+    history: Sequence[Mapping[str, Any]],
+    charts: Sequence[Any],
+    *,
+    best_epoch: int | None = None,
+    note: str = "",
+) -> str:
+    """One panel per chart (``title``, ``keys``, ``fixed_range``) of the ``history`` rows that
+    have an ``epoch``, under a legend of their series and ``note``; empty when no row has."""
+    rows = [r for r in history or () if isinstance(r, Mapping) and "epoch" in r]
+    if not rows:
         return ""
-    best = training.get("best_epoch")
-    best = int(best) if isinstance(best, int | float) else None
-    loss = _panel(history, ("train_loss", "val_loss"), "loss", best_epoch=best, fixed_range=None)
-    acc = _panel(
-        history,
-        ("train_accuracy", "val_accuracy"),
-        "accuracy",
-        best_epoch=best,
-        fixed_range=(0.0, 1.0),
+    panels = [
+        _panel(rows, tuple(c.keys), c.title, best_epoch=best_epoch, fixed_range=c.fixed_range)
+        for c in charts
+    ]
+    if not any(panels):
+        return ""
+    series = dict.fromkeys(_series(k)[:2] for c in charts for k in c.keys)
+    legend = " · ".join(
+        [f'<span style="color:{colour}">━ {escape(name)}</span>' for name, colour in series]
+        + ([escape(note)] if note else [])
     )
-    legend = (
-        '<p class="legend"><span style="color:#2563eb">━ train</span> · '
-        '<span style="color:#ea580c">━ validation</span> · dotted grey: a stage begins (head '
-        "warm-up at epoch 0, then one more layer group unfrozen) · green: the best epoch, whose "
-        "weights were kept</p>"
-    )
-    return f'{legend}<div class="curves">{loss}{acc}</div>'
+    single = " single" if len(panels) == 1 else ""
+    return f'<p class="legend">{legend}</p><div class="curves{single}">{"".join(panels)}</div>'
 
 
 CURVES_CSS = """

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from transferkit.report.audio_clips import MAX_PLAYERS, try_audio_data_uri
-from transferkit.report.curves import CURVES_CSS, learning_curve_svg, training_curves_svg
+from transferkit.report.curves import CURVES_CSS, history_svg, learning_curve_svg
 from transferkit.report.embedding_map import CSS as MAP_CSS
 from transferkit.report.embedding_map import embedding_map_html
 from transferkit.report.ranking_table import CSS as RANKING_CSS
@@ -77,15 +77,17 @@ def write_report(
     *,
     mistakes: Sequence[Mapping[str, Any]] = (),
     title: str | None = None,
+    sections: Sequence[Any] | None = None,
 ) -> Path:
-    """Render ``metrics`` (the metrics.json dict) and ``mistakes`` to ``path``, atomically.
+    """Render ``metrics`` (the metrics.json dict), ``mistakes`` and the strategy's
+    ``sections`` (see :func:`render_report`) to ``path``, atomically.
 
     The page is written to a temporary file in the same directory and moved over ``path`` with
     :func:`os.replace`, so a reader never sees half a report and an old report is replaced whole.
     Returns ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
-    text = render_report(metrics, mistakes=mistakes, title=title)
+    text = render_report(metrics, mistakes=mistakes, title=title, sections=sections)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o777
@@ -113,9 +115,16 @@ def render_report(
     *,
     mistakes: Sequence[Mapping[str, Any]] = (),
     title: str | None = None,
+    sections: Sequence[Any] | None = None,
 ) -> str:
-    """Return the whole report page as a string (see :func:`write_report`)."""
+    """Return the whole report page as a string (see :func:`write_report`).
+
+    ``sections``: the strategy's own parts of the page (``ReportSection``: charts of a history,
+    a table of facts); None asks the strategy named in ``metrics`` for its section.
+    """
     metrics = dict(metrics or {})
+    if sections is None:
+        sections = _strategy_sections(metrics)
     labels = _labels(metrics)
     matrix = _matrix(metrics.get("confusion_matrix"), len(labels))
     if title is None:
@@ -123,10 +132,10 @@ def render_report(
         title = "transferkit report" + (f" — {' · '.join(parts)}" if parts else "")
     mistakes = list(mistakes or ())
 
-    sections = [
+    parts = [
         _section_ranking(metrics),
         _section_baseline(metrics),
-        _section_training(metrics),
+        *(_strategy_section(s) for s in sections),
         _section_learning_curve(metrics),
         _section_confusion(labels, matrix),
         _section_per_class(metrics, labels, matrix),
@@ -134,10 +143,10 @@ def render_report(
         _section_mistakes(mistakes),
         _section_timings(metrics),
         _section_skipped(metrics.get("skipped_files")),
-        _section_details(metrics),
+        _section_details(metrics, shown={k for s in sections for k in s.shows}),
     ]
-    nav = _nav(sections)
-    body = "\n".join(s for s in sections if s)
+    nav = _nav(parts, sections)
+    body = "\n".join(s for s in parts if s)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -258,26 +267,29 @@ def _kpi(name: str, value: float | None, shown: str, note: str) -> str:
 </div>"""
 
 
-def _section_training(m: Mapping[str, Any]) -> str:
-    training = m.get("training")
-    if not isinstance(training, Mapping):
+def _strategy_sections(m: Mapping[str, Any]) -> list[Any]:
+    """The section of the strategy ``m`` names, if it has one (a page of any run renders)."""
+    from transferkit.strategies import STRATEGIES
+
+    cls = STRATEGIES.get(str(m.get("strategy")))
+    if cls is None:
+        return []
+    try:
+        section = cls().report_section(m)
+    except Exception:  # noqa: BLE001 - malformed metrics lose the section, never the page
+        return []
+    return [section] if section is not None else []
+
+
+def _strategy_section(section: Any) -> str:
+    """A strategy's section: its charts of a history, then its facts."""
+    svg = history_svg(
+        section.history, section.charts, best_epoch=section.best_epoch, note=section.note
+    )
+    facts = _kv_table(section.facts) if section.facts else ""
+    if not svg and not facts:
         return ""
-    svg = training_curves_svg(training)
-    if not svg:
-        return ""
-    facts = {}
-    lrs = training.get("lrs") or {}
-    if isinstance(lrs, Mapping):
-        if lrs.get("lr") is not None:
-            source = "given" if lrs.get("lr_source") == "given" else "LR finder"
-            facts["learning rate (head, stage 2)"] = f"{float(lrs['lr']):.3g} ({source})"
-        if lrs.get("head_lr") is not None:
-            facts["learning rate (head warm-up)"] = f"{float(lrs['head_lr']):.3g}"
-    facts["best epoch"] = training.get("best_epoch")
-    facts["stopped early"] = "yes" if training.get("stopped_early") else "no"
-    if training.get("resumed_from_epoch") is not None:
-        facts["resumed after epoch"] = training.get("resumed_from_epoch")
-    return _section("training", "Training curves", svg + _kv_table(facts))
+    return _section(section.anchor, section.title, svg + facts)
 
 
 def _section_ranking(m: Mapping[str, Any]) -> str:
@@ -603,8 +615,9 @@ def _section_skipped(skipped: Any) -> str:
     return _section("skipped", f"Skipped files ({n})", intro + table)
 
 
-def _section_details(m: Mapping[str, Any]) -> str:
-    extra = {k: v for k, v in m.items() if k not in _KNOWN_KEYS}
+def _section_details(m: Mapping[str, Any], shown: set[str] = frozenset()) -> str:
+    """Metrics without a place of their own; those a strategy's section shows are left out."""
+    extra = {k: v for k, v in m.items() if k not in _KNOWN_KEYS and k not in shown}
     if not extra:
         return ""
     return _section("details", "Details", _kv_table(extra))
@@ -614,14 +627,14 @@ def _section_details(m: Mapping[str, Any]) -> str:
 
 
 def _section(anchor: str, heading: str, inner: str) -> str:
-    return f'<section class="card" id="{anchor}"><h2>{_e(heading)}</h2>\n{inner}\n</section>'
+    return f'<section class="card" id="{_e(anchor)}"><h2>{_e(heading)}</h2>\n{inner}\n</section>'
 
 
-def _nav(sections: list[str]) -> str:
+def _nav(parts: list[str], sections: Sequence[Any] = ()) -> str:
     names = {
         "ranking": "Ranking",
         "baseline": "Baseline",
-        "training": "Training curves",
+        **{s.anchor: s.title for s in sections},
         "learning-curve": "Learning curve",
         "confusion": "Confusion matrix",
         "per-class": "Per class",
@@ -632,9 +645,9 @@ def _nav(sections: list[str]) -> str:
         "details": "Details",
     }
     links = [
-        f'<a href="#{a}">{_e(t)}</a>'
+        f'<a href="#{_e(a)}">{_e(t)}</a>'
         for a, t in names.items()
-        if any(f'id="{a}"' in s for s in sections)
+        if any(f'id="{_e(a)}"' in s for s in parts)
     ]
     return '<nav class="toc">' + "".join(links) + "</nav>" if links else ""
 

@@ -1,16 +1,109 @@
 """The strategy contract: how knowledge moves from the pretrained backbone to the new task.
 
-A strategy never reads files or prints: it gets the backbone, the training data, a function that
-embeds a dataset (decoding and caching live elsewhere) and a fresh head, and returns what it did.
+A strategy never reads files or prints: it gets the backbone, the data to learn from
+(``FitData``) and how to run (``FitContext``: a function that embeds a dataset — decoding and
+caching live elsewhere —, a fresh head, the seed, checkpointing), and returns what it did.
+What it can do is declared as data (``Capabilities``, ``options``), so the CLI and the training
+run ask instead of guessing; it contributes its own metrics block and report section, and
+restores what it changed when a bundle is loaded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
+from transferkit.events import NULL_EVENTS, Events
 from transferkit.heads import Head
+
+MODALITIES = frozenset({"image", "text", "audio"})
+
+
+@dataclass(frozen=True)
+class FitData:
+    """What a strategy learns from."""
+
+    train: Any  # a labelled Dataset
+    val: Any = None  # held out, for strategies whose capabilities.uses_validation
+    target: Any = None  # unlabelled inputs of the target domain
+    source: Any = None  # labelled data of another (source) domain
+    sample_weight: np.ndarray | None = None  # one weight per train sample
+
+
+@dataclass
+class FitContext:
+    """How a strategy runs."""
+
+    # embed(dataset, view="identity", backbone=None) -> ExtractionResult
+    embed: Callable[..., Any]
+    head: Head  # a fresh head
+    seed: int = 0
+    checkpoint_dir: Path | None = None
+    resume: bool = False
+    events: Events = NULL_EVENTS  # stages, epochs, steps, progress (see transferkit.events)
+    # the strategies' own progress bars, until they emit ``events`` instead
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a strategy does with the data, for the CLI and the training run to ask."""
+
+    uses_validation: bool = False
+    needs_target: bool = False
+    accepts_source: bool = False
+    accepts_sample_weight: bool = False
+    trains_backbone: bool = False  # True: the bundle stores the trained backbone
+    modalities: frozenset[str] = MODALITIES
+
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option of a strategy, as data (the CLI builds its flag from it).
+
+    ``valid`` checks a parsed value and ``must_be`` says what it checks, for the error
+    ("must be greater than 0, got -1"). Strategies that share a flag share the Option.
+    """
+
+    flag: str
+    field: str
+    type: type
+    help: str
+    choices: tuple | None = None
+    valid: Callable[[Any], bool] | None = None
+    must_be: str = ""
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One chart of per-epoch curves: ``keys`` of the history rows against their ``epoch``."""
+
+    title: str
+    keys: tuple[str, ...]
+    fixed_range: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """A strategy's part of report.html, as data (the report renders it).
+
+    ``history``: rows with an ``epoch`` (and a ``stage``, whose changes are marked), drawn as
+    ``charts``; ``facts``: a key/value table; ``shows``: the metrics.json keys the section
+    presents, which the report's "Details" then leaves out.
+    """
+
+    anchor: str
+    title: str
+    history: tuple[Mapping[str, Any], ...] = ()
+    charts: tuple[Chart, ...] = ()
+    best_epoch: int | None = None
+    note: str = ""  # how to read the charts
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    shows: tuple[str, ...] = ()
 
 
 @dataclass
@@ -27,10 +120,11 @@ class StrategyResult:
 class Strategy:
     name: ClassVar[str]
     Config: ClassVar[type]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    options: ClassVar[tuple[Option, ...]] = ()
     default_head: ClassVar[str] = "logistic"
     # settings for the default head when the user sets none (e.g. no C search after contrastive)
     default_head_params: ClassVar[dict] = {}
-    trains_backbone: ClassVar[bool] = False  # True: the bundle stores the trained backbone
 
     def __init__(self, **params: Any):
         self.config = self.Config(**params)
@@ -38,21 +132,52 @@ class Strategy:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "config": asdict(self.config)}
 
-    def fit(
-        self,
-        backbone,
-        train,
-        *,
-        embed: Callable[[Any], Any],
-        head: Head,
-        seed: int = 0,
-        val: Any = None,
-        checkpoint_dir: Any = None,
-        resume: bool = False,
-        progress: bool = True,
-    ) -> StrategyResult:
-        """Fit on ``train``; ``val`` (optional) is held-out data for strategies that monitor it.
-
-        ``checkpoint_dir`` and ``resume`` matter to strategies that train for epochs.
-        """
+    def fit(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
+        """Fit on ``data.train`` (and what else ``data`` carries that the strategy uses)."""
         raise NotImplementedError
+
+    def metrics_block(self, result: StrategyResult) -> dict[str, Any]:
+        """What of ``result`` goes into metrics.json (merged at its top level)."""
+        return {}
+
+    def report_section(self, metrics: Mapping[str, Any]) -> ReportSection | None:
+        """This strategy's section of report.html, from the run's metrics (None: no section)."""
+        return None
+
+    def restore(self, backbone, bundle):
+        """The backbone as this strategy left it, from ``bundle``: a frozen one is the
+        pretrained one, whose weights must be those the model was trained on."""
+        check_pretrained_weights(backbone, bundle)
+        return backbone
+
+
+def check_pretrained_weights(backbone, bundle) -> None:
+    """Refuse pretrained weights other than those ``bundle`` was trained on, naming both."""
+    from transferkit.errors import BundleError
+
+    info = bundle.manifest["backbone"]
+    if not info.get("weights_sha256"):
+        raise BundleError(
+            f"{bundle.path} was trained on a randomly initialised backbone, whose weights are "
+            "not stored; it cannot be reloaded. Re-train with pretrained weights."
+        )
+    if backbone.weights_sha256 != info["weights_sha256"]:
+        raise BundleError(
+            f"{bundle.path} was trained on {info['name']} weights with sha256 "
+            f"{info['weights_sha256'][:16]}…, but the weights found now "
+            f"({backbone.weights_source}) have sha256 {str(backbone.weights_sha256)[:16]}…. "
+            "Install the original weights or pass them with --weights PATH."
+        )
+
+
+def restore_trained_backbone(backbone, bundle):
+    """The backbone module with the trained weights ``bundle`` stores (verified by their
+    sha256 when read), under the identity the manifest records."""
+    module = backbone.materialize()
+    bundle.load_backbone_state(module)
+    strategy = bundle.manifest["strategy"]["name"]
+    module.mark_trained(
+        state_sha256=bundle.manifest["backbone"]["weights_sha256"],
+        source=f"{strategy} bundle {bundle.path}",
+    )
+    return module.eval()

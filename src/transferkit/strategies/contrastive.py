@@ -19,12 +19,23 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from transferkit.errors import BadInputError
-from transferkit.strategies.base import Strategy, StrategyResult
+from transferkit.strategies.base import (
+    Capabilities,
+    Chart,
+    FitContext,
+    FitData,
+    ReportSection,
+    Strategy,
+    StrategyResult,
+    restore_trained_backbone,
+)
+from transferkit.strategies.options import EPOCHS, LR
 
 
 @dataclass
@@ -111,29 +122,20 @@ class ContrastiveConfig:
 
 
 class ContrastiveStrategy(Strategy):
+    """SetFit-style: in-batch pair training of a sentence encoder, then a head."""
+
     name = "contrastive"
     Config = ContrastiveConfig
+    capabilities = Capabilities(trains_backbone=True, modalities=frozenset({"text"}))
+    options = (EPOCHS, LR)
     default_head = "logistic"
     # after the pair loss has pulled the training classes apart, C hardly matters (K=8 over
     # 10 draws, cosine loss: 0.613 with C by 5-fold CV, 0.612 / 0.612 / 0.613 at C = 0.1 / 1 /
     # 10; supcon: 0.625 at each), so the head skips the search (0.3 s of a 2.3 s run), as
     # SetFit's LogisticRegression() does
     default_head_params = {"Cs": (1.0,)}
-    trains_backbone = True
 
-    def fit(
-        self,
-        backbone,
-        train,
-        *,
-        embed,
-        head,
-        seed=0,
-        val=None,
-        checkpoint_dir=None,
-        resume=False,
-        progress=True,
-    ) -> StrategyResult:
+    def fit(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
         import torch
         from tqdm.auto import tqdm
 
@@ -146,13 +148,14 @@ class ContrastiveStrategy(Strategy):
         from transferkit.finetune.text_layer_cache import FrozenLayerCache
 
         cfg = self.config
+        train, seed = data.train, ctx.seed
         if backbone.spec.modality != "text" or not backbone.spec.trainable:
             raise BadInputError(
                 f"--strategy contrastive fine-tunes sentence encoders; {backbone.name} is "
                 f"{'not a text encoder' if backbone.spec.modality != 'text' else 'frozen'}. "
                 "Use a trainable text backbone (e.g. all_minilm_l6_v2) or --strategy features."
             )
-        if resume:
+        if ctx.resume:
             raise BadInputError(
                 "--strategy contrastive trains in a minute or two and keeps no checkpoints; "
                 "run it again instead of --resume"
@@ -184,7 +187,7 @@ class ContrastiveStrategy(Strategy):
 
         history = []
         module.train()
-        bar = tqdm(total=steps, desc="Contrastive", unit="batch", disable=not progress)
+        bar = tqdm(total=steps, desc="Contrastive", unit="batch", disable=not ctx.progress)
         try:
             for epoch in range(1, epochs + 1):
                 total, n = 0.0, 0
@@ -207,11 +210,13 @@ class ContrastiveStrategy(Strategy):
         finally:
             bar.close()
         module.eval()
-        module.weights_sha256 = state_sha256(module)
-        module.weights_source = f"{self.name} of {backbone.name} ({backbone.weights_source})"
+        module.mark_trained(
+            state_sha256=state_sha256(module),
+            source=f"{self.name} of {backbone.name} ({backbone.weights_source})",
+        )
         seconds_train = time.perf_counter() - started
-        encoded = embed(train, backbone=module)
-        head.fit(encoded.embeddings, train.targets, seed=seed)
+        encoded = ctx.embed(train, backbone=module)
+        head = ctx.head.fit(encoded.embeddings, train.targets, seed=seed)
         return StrategyResult(
             n_train=len(train),
             info={
@@ -242,3 +247,38 @@ class ContrastiveStrategy(Strategy):
             backbone=module,
             head=head,
         )
+
+    def metrics_block(self, result: StrategyResult) -> dict:
+        # pair-loss history, steps, settings used
+        return {
+            "contrastive": result.info["contrastive"],
+            "hyperparameters": result.info.get("config_used", {}),
+        }
+
+    def report_section(self, metrics) -> ReportSection | None:
+        trained = metrics.get("contrastive")
+        if not isinstance(trained, Mapping):
+            return None
+        rows = trained.get("history") or []
+        history = tuple(r for r in rows if isinstance(r, Mapping) and "epoch" in r)
+        facts = {
+            "steps": trained.get("steps"),
+            "pairs per epoch": trained.get("pairs_per_epoch"),
+            "lower layers cached": "yes" if trained.get("cached_lower_layers") else "no",
+            "seconds": trained.get("seconds"),
+        }
+        settings = metrics.get("hyperparameters")
+        if isinstance(settings, Mapping):
+            facts.update(settings)
+        return ReportSection(
+            anchor="contrastive",
+            title="Contrastive training",
+            history=history,
+            charts=(Chart("pair loss", ("loss",)),) if history else (),
+            note="the in-batch pair loss of the encoder, averaged over each epoch's texts",
+            facts=facts,
+            shows=("contrastive", "hyperparameters"),
+        )
+
+    def restore(self, backbone, bundle):
+        return restore_trained_backbone(backbone, bundle)

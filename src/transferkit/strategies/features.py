@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from transferkit.errors import BadInputError
-from transferkit.strategies.base import Strategy, StrategyResult
+from transferkit.strategies.base import (
+    Capabilities,
+    FitContext,
+    FitData,
+    Strategy,
+    StrategyResult,
+)
 
 AUGMENTS = ("none", "light")
 
@@ -31,34 +37,66 @@ class FeaturesConfig:
             )
 
 
+@dataclass
+class TrainingEmbeddings:
+    """The rows a head fits on: embeddings ``X``, classes ``y``, ``groups`` (views of one
+    example share a group), ``rows`` (the training sample of each row) and what embedding
+    took (``info``, for the manifest and the report)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray | None
+    rows: np.ndarray
+    n_train: int
+    info: dict
+
+
+def embed_training_set(backbone, train, embed, augment: str) -> TrainingEmbeddings:
+    """Frozen embeddings of ``train``'s readable samples, with their mirror images as second
+    views when ``augment`` is "light" and the data are images."""
+    result = embed(train)
+    ok = result.ok
+    rows = np.flatnonzero(ok)
+    X, y = result.embeddings[ok], train.targets[ok]
+    groups = None
+    seconds = result.seconds
+    views = ["identity"]
+    if augment == "light" and backbone.spec.modality == "image":
+        mirrored = embed(train.subset(rows), view="hflip")
+        seconds += mirrored.seconds
+        keep = mirrored.ok
+        groups = np.concatenate([np.arange(len(y)), np.flatnonzero(keep)])
+        X = np.vstack([X, mirrored.embeddings[keep]])
+        y = np.concatenate([y, y[keep]])
+        rows = np.concatenate([rows, rows[keep]])
+        views.append("hflip")
+    info = {
+        "seconds_extract": seconds,
+        "runtime": result.runtime,
+        "views": views,
+        "n_cached": result.n_cached,
+        "problems": result.problems,
+        **({"audio": result.info} if result.info else {}),
+    }
+    return TrainingEmbeddings(X, y, groups, rows, int(ok.sum()), info)
+
+
+def fit_head(head, X: np.ndarray, emb: TrainingEmbeddings, sample_weight, seed: int) -> None:
+    """Fit ``head`` on rows ``X`` of ``emb`` (each view weighted as its sample, if weighted)."""
+    weights = {} if sample_weight is None else {"sample_weight": sample_weight[emb.rows]}
+    head.fit(X, emb.y, seed=seed, groups=emb.groups, **weights)
+
+
 class FeaturesStrategy(Strategy):
     name = "features"
     Config = FeaturesConfig
+    capabilities = Capabilities(accepts_sample_weight=True)
 
-    def fit(self, backbone, train, *, embed, head, seed=0, **_: object) -> StrategyResult:
-        result = embed(train)
-        ok = result.ok
-        X, y = result.embeddings[ok], train.targets[ok]
-        groups = None
-        seconds = result.seconds
-        views = ["identity"]
-        if self.config.augment == "light" and backbone.spec.modality == "image":
-            mirrored = embed(train.subset(np.flatnonzero(ok)), view="hflip")
-            seconds += mirrored.seconds
-            keep = mirrored.ok
-            groups = np.concatenate([np.arange(len(y)), np.flatnonzero(keep)])
-            X = np.vstack([X, mirrored.embeddings[keep]])
-            y = np.concatenate([y, y[keep]])
-            views.append("hflip")
-        head.fit(X, y, seed=seed, groups=groups)
-        return StrategyResult(
-            n_train=int(ok.sum()),
-            info={
-                "seconds_extract": seconds,
-                "runtime": result.runtime,
-                "views": views,
-                "n_cached": result.n_cached,
-                "problems": result.problems,
-                **({"audio": result.info} if result.info else {}),
-            },
-        )
+    def fit(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
+        emb = embed_training_set(backbone, data.train, ctx.embed, self.config.augment)
+        fit_head(ctx.head, emb.X, emb, data.sample_weight, ctx.seed)
+        return StrategyResult(n_train=emb.n_train, info=emb.info)
+
+    def metrics_block(self, result: StrategyResult) -> dict:
+        # windows, seconds of audio, throughput: for the report
+        return {"audio": result.info["audio"]} if result.info.get("audio") else {}

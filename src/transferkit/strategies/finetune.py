@@ -9,6 +9,7 @@ reference that shows whether pretraining helped at all (``--baseline``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,7 +17,18 @@ import numpy as np
 
 from transferkit.errors import BadInputError
 from transferkit.finetune.config import FinetuneConfig
-from transferkit.strategies.base import Strategy, StrategyResult
+from transferkit.strategies.base import (
+    Capabilities,
+    Chart,
+    FitContext,
+    FitData,
+    Option,
+    ReportSection,
+    Strategy,
+    StrategyResult,
+    restore_trained_backbone,
+)
+from transferkit.strategies.options import EPOCHS, LR
 
 log = logging.getLogger("transferkit")
 
@@ -98,13 +110,11 @@ def adapt_bn_statistics(module, batches, device, pretrained_ref, layers=None) ->
     module.to(device)
     seen = reestimate_bn_statistics(module, batches, device, layers=layers)
     module.cpu()
-    # runners built for the pretrained statistics must not serve the adapted network, and the
-    # embedding cache must key its vectors by what produced them
-    module.__dict__.pop("_transferkit_runners", None)
-    module.weights_sha256 = state_sha256(module)
-    module.weights_source = (
-        f"{pretrained_ref.weights_source}, BatchNorm statistics re-estimated on {seen} "
-        "training images"
+    # the embedding cache must key its vectors by what produced them
+    module.mark_trained(
+        state_sha256=state_sha256(module),
+        source=f"{pretrained_ref.weights_source}, BatchNorm statistics re-estimated on {seen} "
+        "training images",
     )
     log.info("re-estimated BatchNorm statistics on %d training images (AdaBN)", seen)
     return seen
@@ -160,11 +170,82 @@ class ScratchConfig(FinetuneConfig):
     pretrained: bool = field(default=False)
 
 
+FINETUNE_OPTIONS = (
+    EPOCHS,
+    LR,
+    Option(
+        "--lr-decay",
+        "lr_decay",
+        float,
+        "learning-rate factor per layer group going down (default 0.7)",
+        valid=lambda v: 0 < v <= 1,
+        must_be="in (0, 1]",
+    ),
+    Option(
+        "--unfreeze-groups",
+        "unfreeze_groups",
+        int,
+        "how many backbone layer groups to unfreeze, one per epoch from the top (default 5)",
+    ),
+    Option(
+        "--unfreeze-every",
+        "unfreeze_every",
+        int,
+        "epochs between unfreezing the next group (default 1; 0: all at once)",
+    ),
+    Option(
+        "--patience",
+        "patience",
+        int,
+        "stop after this many epochs without a better validation accuracy (default 4)",
+        valid=lambda v: v >= 1,
+        must_be="at least 1",
+    ),
+    Option(
+        "--regularize",
+        "regularize",
+        str,
+        "l2sp: penalise the distance to the pretrained weights instead of to zero",
+        choices=("none", "l2sp"),
+    ),
+    Option(
+        "--l2sp-alpha",
+        "l2sp_alpha",
+        float,
+        "L2-SP weight on the distance to the pretrained backbone (default 0.01)",
+        valid=lambda v: v >= 0,
+        must_be=">= 0",
+    ),
+    Option(
+        "--l2sp-beta",
+        "l2sp_beta",
+        float,
+        "L2-SP weight of plain L2 on the new head (default 0.01)",
+        valid=lambda v: v >= 0,
+        must_be=">= 0",
+    ),
+)
+
+# how report.html draws a fine-tuning history
+_CHARTS = (
+    Chart("loss", ("train_loss", "val_loss")),
+    Chart("accuracy", ("train_accuracy", "val_accuracy"), fixed_range=(0.0, 1.0)),
+)
+_CHART_NOTE = (
+    "dotted grey: a stage begins (head warm-up at epoch 0, then one more layer group unfrozen) "
+    "· green: the best epoch, whose weights were kept"
+)
+
+
 class FinetuneStrategy(Strategy):
+    """Head warm-up on cached embeddings, then gradual unfreezing from the top with layer-wise
+    learning rates, AdamW with warm-up + cosine, early stopping on the validation split."""
+
     name = "finetune"
     Config = FinetuneConfig
+    capabilities = Capabilities(uses_validation=True, trains_backbone=True)
+    options = FINETUNE_OPTIONS
     default_head = "linear"
-    trains_backbone = True
 
     def _backbone_module(self, backbone, seed: int):
         return backbone.materialize()
@@ -369,19 +450,7 @@ class FinetuneStrategy(Strategy):
             n_cached=first.n_cached if first is not None else 0,
         )
 
-    def fit(
-        self,
-        backbone,
-        train,
-        *,
-        embed,
-        head,
-        seed=0,
-        val=None,
-        checkpoint_dir=None,
-        resume=False,
-        progress=True,
-    ) -> StrategyResult:
+    def fit(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
         import torch
 
         from transferkit.finetune.engine import Finetuner
@@ -389,19 +458,19 @@ class FinetuneStrategy(Strategy):
         from transferkit.heads.softmax import LinearSoftmaxHead
 
         cfg = self.config
-        if head.name != "linear":
+        if ctx.head.name != "linear":
             raise BadInputError(
                 f"--strategy {self.name} trains a linear softmax head with the backbone; "
-                f"--head {head.name} works with --strategy features only. Leave --head out."
+                f"--head {ctx.head.name} works with --strategy features only. Leave --head out."
             )
-        prep = self.prepare(backbone, train, embed=embed, seed=seed, val=val)
+        prep = self.prepare(backbone, data.train, embed=ctx.embed, seed=ctx.seed, val=data.val)
         model = prep.model
         runner = Finetuner(
             model,
             cfg,
-            seed=seed,
-            checkpoint_dir=checkpoint_dir,
-            progress=progress,
+            seed=ctx.seed,
+            checkpoint_dir=ctx.checkpoint_dir,
+            progress=ctx.progress,
             fingerprint={
                 "backbone": backbone.name,
                 "weights_sha256": backbone.weights_sha256,
@@ -410,16 +479,15 @@ class FinetuneStrategy(Strategy):
             },
         )
         result = runner.fit(
-            prep.train_batches, prep.val_batches, embeddings=prep.embeddings, resume=resume
+            prep.train_batches, prep.val_batches, embeddings=prep.embeddings, resume=ctx.resume
         )
 
         trained = model.backbone.cpu().eval()
-        # the runners built for the pretrained weights must not serve the new ones
-        trained.__dict__.pop("_transferkit_runners", None)
         trained.to(memory_format=torch.contiguous_format)
-        trained.weights_sha256 = state_sha256(trained)
         start = trained.weights_source if cfg.pretrained else "random init"
-        trained.weights_source = f"{self.name} of {backbone.name} ({start})"
+        trained.mark_trained(
+            state_sha256=state_sha256(trained), source=f"{self.name} of {backbone.name} ({start})"
+        )
         fitted_head = LinearSoftmaxHead.from_torch(
             model.head, len(prep.train.labels), {"lr": result.lrs.get("lr")}
         )
@@ -443,6 +511,47 @@ class FinetuneStrategy(Strategy):
             backbone=trained,
             head=fitted_head,
         )
+
+    def metrics_block(self, result: StrategyResult) -> dict:
+        return {
+            "training": result.info["training"],
+            "hyperparameters": result.info.get("config_used", {}),
+        }
+
+    def report_section(self, metrics) -> ReportSection | None:
+        training = metrics.get("training")
+        if not isinstance(training, Mapping):
+            return None
+        rows = training.get("history") or []
+        history = [r for r in rows if isinstance(r, Mapping) and "epoch" in r]
+        if not history:
+            return None
+        facts = {}
+        lrs = training.get("lrs") or {}
+        if isinstance(lrs, Mapping):
+            if lrs.get("lr") is not None:
+                source = "given" if lrs.get("lr_source") == "given" else "LR finder"
+                facts["learning rate (head, stage 2)"] = f"{float(lrs['lr']):.3g} ({source})"
+            if lrs.get("head_lr") is not None:
+                facts["learning rate (head warm-up)"] = f"{float(lrs['head_lr']):.3g}"
+        facts["best epoch"] = training.get("best_epoch")
+        facts["stopped early"] = "yes" if training.get("stopped_early") else "no"
+        if training.get("resumed_from_epoch") is not None:
+            facts["resumed after epoch"] = training.get("resumed_from_epoch")
+        best = training.get("best_epoch")
+        return ReportSection(
+            anchor="training",
+            title="Training curves",
+            history=tuple(history),
+            charts=_CHARTS,
+            best_epoch=int(best) if isinstance(best, int | float) else None,
+            note=_CHART_NOTE,
+            facts=facts,
+            shows=("training",),
+        )
+
+    def restore(self, backbone, bundle):
+        return restore_trained_backbone(backbone, bundle)
 
 
 @dataclass
