@@ -27,14 +27,23 @@ LINEAR = [n for n, cls in HEADS.items() if issubclass(cls, _LinearHead)]
 
 
 # -- data -------------------------------------------------------------------------------------
-def blobs(n_classes: int, per_class, dim: int, *, seed: int = 0, test_per_class: int = 5):
-    """Gaussian clusters (unit noise around N(0, 1) centres): separable in 64+ dimensions.
+def blobs(
+    n_classes: int,
+    per_class,
+    dim: int,
+    *,
+    seed: int = 0,
+    test_per_class: int = 5,
+    separation: float = 1.0,
+):
+    """Gaussian clusters (unit noise around N(0, separation²) centres): separable in 64+
+    dimensions at the default separation, overlapping below it.
 
     ``per_class`` is an int or one count per class. Returns train X, y and test X, y drawn
     from the same centres.
     """
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(n_classes, dim))
+    centres = rng.normal(size=(n_classes, dim)) * separation
     counts = [per_class] * n_classes if np.isscalar(per_class) else list(per_class)
     y = np.repeat(np.arange(n_classes), counts)
     yt = np.repeat(np.arange(n_classes), test_per_class)
@@ -484,3 +493,148 @@ def test_standardized_head_ignores_the_scale_and_offset_of_each_dimension():
     assert {"center", "scale"} <= set(arrays) and "center" not in plain.get_state()[1]
     again = type(b).from_state(config, arrays)
     np.testing.assert_allclose(again.predict_proba(rescaled.astype(np.float32)), pb, rtol=1e-5)
+
+
+# -- sample weights ----------------------------------------------------------------------------
+WEIGHTED = [n for n, cls in HEADS.items() if cls.accepts_sample_weight]
+
+
+def _small_weights(y: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Whole-number weights 1..3, one per row."""
+    return np.random.default_rng(seed).integers(1, 4, size=len(y))
+
+
+def _one_c(name: str) -> dict:
+    """The head's fast parameters with a single C (no cross-validation), where it has a grid."""
+    params = fast_params(HEADS[name])
+    return {**params, "Cs": (1.0,)} if "Cs" in params else params
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sample_weight_is_taken_or_refused_naming_the_heads_that_take_it(name):
+    X, y, Xt, _ = DATA["multiclass"]
+    if name not in WEIGHTED:
+        with pytest.raises(BadInputError, match=f"the '{name}' head does not take sample") as e:
+            new_head(name).fit(X, y, sample_weight=np.ones(len(y)))
+        assert f"heads that do: {', '.join(sorted(WEIGHTED))}" in str(e.value)
+        return
+    ones = new_head(name).fit(X, y, sample_weight=np.ones(len(y)), seed=0)
+    unweighted = fitted(name, "multiclass").predict_proba(Xt)
+    np.testing.assert_allclose(ones.predict_proba(Xt), unweighted, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name", WEIGHTED)
+def test_whole_number_weights_count_as_repeated_rows(name, monkeypatch):
+    _tight_logistic(monkeypatch)
+    X, y, Xt, _ = DATA["multiclass"]
+    w = _small_weights(y)
+    weighted = make_head(name, **_one_c(name)).fit(X, y, sample_weight=w, seed=0)
+    repeated = make_head(name, **_one_c(name)).fit(np.repeat(X, w, axis=0), np.repeat(y, w))
+    np.testing.assert_allclose(weighted.predict_proba(Xt), repeated.predict_proba(Xt), atol=1e-4)
+
+
+def _softmax_reference(C, head):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=head.config.max_iter, tol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("data", ["binary", "multiclass"])
+@pytest.mark.parametrize("name", [*LINEAR, "linear"])
+def test_weighted_fit_matches_sklearns_weighted_model(name, data, monkeypatch):
+    """At the same C, a weighted head predicts what sklearn's own model fitted with the same
+    ``sample_weight`` predicts (on the head's normalised embeddings; raw ones for ``linear``)."""
+    _tight_logistic(monkeypatch)
+    X, y, Xt, _ = DATA[data]
+    w = _small_weights(y, seed=1) / 2  # fractional weights too
+    head = make_head(name, **_one_c(name)).fit(X, y, sample_weight=w, seed=0)
+    C = head.info_["C"]
+    if name == "linear":
+        Z, Zt, reference = X.astype(np.float64), Xt.astype(np.float64), _softmax_reference
+    else:
+        mean = np.average(power_normalize(X), axis=0, weights=w)
+        Z = (power_normalize(X) - mean).astype(np.float64)
+        Zt = (power_normalize(Xt) - mean).astype(np.float64)
+        reference = REFERENCE[name]
+    ref = reference(C, head).fit(Z, y, sample_weight=w)
+    scores = ref.decision_function(Zt)
+    if scores.ndim == 1:  # binary: one logit for class 1
+        scores = np.stack([np.zeros_like(scores), scores], axis=1)
+    ref_proba = ref.predict_proba(Zt) if hasattr(ref, "predict_proba") else softmax(scores)
+    np.testing.assert_allclose(head.predict_proba(Xt), ref_proba, atol=1e-4)
+    unweighted = make_head(name, **_one_c(name)).fit(X, y, seed=0)
+    assert np.abs(unweighted.predict_proba(Xt) - ref_proba).max() > 1e-3  # the weights mattered
+
+
+def _cross_validated_c(name, Z, y, w, folds, grid) -> float:
+    """The C a weighted cross-validation picks, fold by fold with sklearn's models and metrics:
+    each fold trains on its weighted rows and is scored by their weighted log-loss (logistic)
+    or accuracy (svm); ties go to the first C, as sklearn's searches do."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, log_loss
+    from sklearn.svm import LinearSVC
+
+    means = []
+    for C in grid:
+        scores = []
+        for train, test in folds:
+            if name == "logistic":
+                model = LogisticRegression(C=C, max_iter=3000, tol=1e-10)
+                model.fit(Z[train], y[train], sample_weight=w[train])
+                p = model.predict_proba(Z[test])
+                scores.append(-log_loss(y[test], p, sample_weight=w[test], labels=model.classes_))
+            else:
+                model = LinearSVC(C=C, max_iter=20000).fit(Z[train], y[train], w[train])
+                scores.append(
+                    accuracy_score(y[test], model.predict(Z[test]), sample_weight=w[test])
+                )
+        means.append(np.mean(scores))
+    return grid[int(np.argmax(means))]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name", LINEAR)
+def test_cross_validation_of_c_weights_each_fold(name, monkeypatch):
+    _tight_logistic(monkeypatch)
+    X, y, _, _ = blobs(3, 12, 24, seed=2, separation=0.5)  # overlapping: C matters
+    w = np.random.default_rng(0).choice([0.05, 1.0, 8.0], size=len(y))
+    grid = (0.001, 0.01, 0.1, 1.0, 10.0)
+    head = make_head(name, Cs=grid, cv=3).fit(X, y, sample_weight=w, seed=0)
+    Z = power_normalize(X) - np.average(power_normalize(X), axis=0, weights=w)
+    folds = cv_splits(y, None, 3, 0)
+    expected = _cross_validated_c(name, Z.astype(np.float64), y, w, folds, grid)
+    assert head.info_["C"] == expected
+    # and the weights changed the choice: the unweighted scores pick another C
+    assert (
+        _cross_validated_c(name, Z.astype(np.float64), y, np.ones(len(y)), folds, grid) != expected
+    )
+
+
+def test_centroids_are_weighted_means():
+    X, y, _, _ = DATA["multiclass"]
+    w = _small_weights(y, seed=2).astype(float)
+    head = make_head("centroid").fit(X, y, sample_weight=w)
+    Z = X / np.linalg.norm(X, axis=1, keepdims=True)
+    for c in range(5):
+        mean = (w[y == c, None] * Z[y == c]).sum(axis=0) / w[y == c].sum()
+        np.testing.assert_allclose(head.centroids_[c], mean / np.linalg.norm(mean), atol=1e-6)
+
+
+BAD_WEIGHTS = {
+    "wrong length": (lambda y: np.ones(len(y) - 1), "one weight per row"),
+    "two columns": (lambda y: np.ones((len(y), 2)), "one weight per row"),
+    "negative": (lambda y: np.r_[-1.0, np.ones(len(y) - 1)], "finite and >= 0"),
+    "nan": (lambda y: np.r_[np.nan, np.ones(len(y) - 1)], "finite and >= 0"),
+    "a class weighs nothing": (lambda y: (y != 1).astype(float), r"index\(es\) \[1\] have a total"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_WEIGHTS))
+@pytest.mark.parametrize("name", WEIGHTED)
+def test_bad_sample_weights_are_refused_with_a_message(name, case):
+    X, y, _, _ = DATA["multiclass"]
+    make_weights, message = BAD_WEIGHTS[case]
+    with pytest.raises(BadInputError, match=message):
+        new_head(name).fit(X, y, sample_weight=make_weights(y))

@@ -36,6 +36,8 @@ class Head:
     state_arrays: ClassVar[tuple[str, ...]] = ()
     # arrays only some fitted heads have (saved when present, loaded when stored)
     optional_state_arrays: ClassVar[tuple[str, ...]] = ()
+    # whether ``fit`` takes ``sample_weight`` (False: it refuses, naming the heads that do)
+    accepts_sample_weight: ClassVar[bool] = True
 
     def __init__(self, **params: Any):
         self.config = self.Config(**params)
@@ -49,18 +51,29 @@ class Head:
         return asdict(self.config)
 
     def fit(
-        self, X: np.ndarray, y: np.ndarray, *, seed: int = 0, groups: np.ndarray | None = None
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        *,
+        seed: int = 0,
+        groups: np.ndarray | None = None,
     ) -> Head:
         """Fit on embeddings ``X`` and class indices ``y``.
 
+        ``sample_weight``: how much each row counts (as sklearn's: a weight of 2 counts as the
+        row twice); heads whose ``accepts_sample_weight`` is False refuse it.
         ``groups`` marks rows that are views of the same example (e.g. an image and its mirror
         image), so cross-validation never puts one view in training and another in validation.
         """
         X, y = self._validate_fit(X, y)
         if groups is not None and len(groups) != len(y):
             raise BadInputError(f"got {len(y)} labels but {len(groups)} groups; they must match")
+        if sample_weight is not None:
+            sample_weight = self._validate_sample_weight(sample_weight, y)
         self.n_classes_ = int(y.max()) + 1
-        self._fit(X, y, seed=seed, groups=None if groups is None else np.asarray(groups))
+        groups = None if groups is None else np.asarray(groups)
+        self._fit(X, y, seed=seed, groups=groups, sample_weight=sample_weight)
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
@@ -134,7 +147,9 @@ class Head:
         raise NotImplementedError
 
     # -- hooks ------------------------------------------------------------------------------
-    def _fit(self, X: np.ndarray, y: np.ndarray, *, seed: int, groups=None) -> None:
+    def _fit(
+        self, X: np.ndarray, y: np.ndarray, *, seed: int, groups=None, sample_weight=None
+    ) -> None:
         raise NotImplementedError
 
     def _scores(self, X: np.ndarray) -> np.ndarray:
@@ -181,3 +196,35 @@ class Head:
                 "renumber the labels (np.unique(y, return_inverse=True))"
             )
         return X, y.astype(np.int64)
+
+    def _validate_sample_weight(self, sample_weight, y: np.ndarray) -> np.ndarray:
+        if not self.accepts_sample_weight:
+            raise BadInputError(
+                f"the '{self.name}' head does not take sample weights; heads that do: "
+                f"{', '.join(heads_taking_sample_weight())}"
+            )
+        w = np.asarray(sample_weight, dtype=np.float64)
+        if w.ndim != 1 or len(w) != len(y):
+            raise BadInputError(
+                f"sample_weight must be one weight per row: got shape {w.shape} for {len(y)} rows"
+            )
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise BadInputError("sample weights must be finite and >= 0; got NaN, inf or < 0")
+        unweighted = np.flatnonzero(np.bincount(y, weights=w) <= 0)
+        if len(unweighted):
+            raise BadInputError(
+                f"class index(es) {unweighted.tolist()} have a total sample weight of 0: give "
+                "some of their examples a positive weight, or drop the class"
+            )
+        return w
+
+
+def heads_taking_sample_weight() -> list[str]:
+    """Names of the heads defined so far whose ``fit`` takes ``sample_weight``."""
+    names, todo = set(), [Head]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if "name" in vars(cls) and cls.accepts_sample_weight:
+            names.add(cls.name)
+    return sorted(names)

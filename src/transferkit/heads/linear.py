@@ -45,6 +45,14 @@ def cv_splits(y: np.ndarray, groups: np.ndarray | None, max_folds: int, seed: in
     return list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(y, y, groups))
 
 
+def _moments(X: np.ndarray, sample_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations, each row counted by its weight (2 = twice)."""
+    if sample_weight is None:
+        return X.mean(axis=0), X.std(axis=0)
+    mean = np.average(X, axis=0, weights=sample_weight)
+    return mean, np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sample_weight))
+
+
 def _validate_grid(Cs: tuple[float, ...], cv: int) -> None:
     if not Cs or any(c <= 0 for c in Cs):
         raise BadInputError(f"Cs must be positive regularisation strengths; got {Cs}")
@@ -69,19 +77,23 @@ class _LinearHead(Head):
             return (X - self.center_) / self.scale_
         return power_normalize(X)
 
-    def _fit(self, X, y, *, seed, groups=None):
+    def _fit(self, X, y, *, seed, groups=None, sample_weight=None):
         self.center_ = self.scale_ = None
         if self.config.standardize:
-            self.center_ = X.mean(axis=0).astype(np.float32)
-            self.scale_ = np.maximum(X.std(axis=0), 1e-6).astype(np.float32)
+            center, spread = _moments(X, sample_weight)
+            self.center_ = center.astype(np.float32)
+            self.scale_ = np.maximum(spread, 1e-6).astype(np.float32)
         Z = self._normalize(X)
-        self.mean_ = Z.mean(axis=0).astype(np.float32)
+        self.mean_ = np.average(Z, axis=0, weights=sample_weight).astype(np.float32)
         Z = Z - self.mean_
         basis = None
         if len(Z) < Z.shape[1]:
             _, _, vt = np.linalg.svd(Z, full_matrices=False)
             basis = vt  # (n, d): orthonormal rows spanning the training examples
             Z = Z @ basis.T
+        # lbfgs on float32 stops where rounding hides the fall of the loss, ~1e-4 short of the
+        # optimum in probability (liblinear converts to float64 itself)
+        Z = Z.astype(np.float64)
         # one C given: nothing to choose between, so no folds
         folds = cv_splits(y, groups, self.config.cv, seed) if len(self.config.Cs) > 1 else None
         from threadpoolctl import threadpool_limits
@@ -89,7 +101,7 @@ class _LinearHead(Head):
         # a problem this small gains nothing from BLAS threads, and on a busy 2-core machine
         # their spinning was measured to turn a 0.3 s fit into 13 s
         with threadpool_limits(1 if basis is not None else None):
-            coef, intercept, C = self._fit_linear(Z, y, folds)
+            coef, intercept, C = self._fit_linear(Z, y, folds, sample_weight)
         if basis is not None:
             coef = coef @ basis
         self.coef_ = coef.astype(np.float32)
@@ -126,24 +138,27 @@ class LogisticHead(_LinearHead):
     name = "logistic"
     Config = LogisticConfig
 
-    def _fit_linear(self, Z, y, folds):
+    def _fit_linear(self, Z, y, folds, sample_weight):
         from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 
         if folds is None or len(self.config.Cs) == 1:
             # one example in some class: no CV possible, take the middle of the grid (or the
             # one C given: nothing to choose between)
             C = self.config.Cs[len(self.config.Cs) // 2]
-            model = LogisticRegression(C=C, max_iter=self.config.max_iter).fit(Z, y)
+            model = LogisticRegression(C=C, max_iter=self.config.max_iter)
+            model.fit(Z, y, sample_weight=sample_weight)
             return model.coef_, model.intercept_, C
         with warnings.catch_warnings():
             # sklearn 1.8+ announces renamed attributes; we read only coef_, intercept_, C_
             warnings.simplefilter("ignore", FutureWarning)
+            # with weights, each fold trains on its weighted rows and is scored by their
+            # weighted log-loss
             model = LogisticRegressionCV(
                 Cs=list(self.config.Cs),
                 cv=folds,
                 scoring="neg_log_loss",
                 max_iter=self.config.max_iter,
-            ).fit(Z, y)
+            ).fit(Z, y, sample_weight=sample_weight)
         return model.coef_, model.intercept_, float(np.ravel(model.C_)[0])
 
 
@@ -164,16 +179,37 @@ class LinearSVMHead(_LinearHead):
     name = "svm"
     Config = SVMConfig
 
-    def _fit_linear(self, Z, y, folds):
-        from sklearn.model_selection import GridSearchCV
+    def _fit_linear(self, Z, y, folds, sample_weight):
         from sklearn.svm import LinearSVC
 
         grid = list(self.config.Cs)
         C = grid[len(grid) // 2]
         if folds is not None and len(grid) > 1:
-            search = GridSearchCV(
-                LinearSVC(max_iter=20000), {"C": grid}, cv=folds, scoring="accuracy", n_jobs=1
-            ).fit(Z, y)
-            C = float(search.best_params_["C"])
-        model = LinearSVC(C=C, max_iter=20000).fit(Z, y)
+            C = _svm_grid_search(Z, y, grid, folds, sample_weight)
+        model = LinearSVC(C=C, max_iter=20000).fit(Z, y, sample_weight=sample_weight)
         return model.coef_, model.intercept_, C
+
+
+def _svm_grid_search(Z, y, grid, folds, sample_weight) -> float:
+    """The C of the best cross-validated accuracy (weighted: each fold trains on its weighted
+    rows and is scored by their weighted accuracy)."""
+    import sklearn
+    from sklearn.metrics import accuracy_score, make_scorer
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.svm import LinearSVC
+
+    if sample_weight is None:
+        search = GridSearchCV(
+            LinearSVC(max_iter=20000), {"C": grid}, cv=folds, scoring="accuracy", n_jobs=1
+        )
+        return float(search.fit(Z, y).best_params_["C"])
+    # sklearn hands weights to a search's fit and scorer only through metadata routing
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(
+            LinearSVC(max_iter=20000).set_fit_request(sample_weight=True),
+            {"C": grid},
+            cv=folds,
+            scoring=make_scorer(accuracy_score).set_score_request(sample_weight=True),
+            n_jobs=1,
+        )
+        return float(search.fit(Z, y, sample_weight=sample_weight).best_params_["C"])

@@ -30,8 +30,11 @@ class KNNHead(Head):
     name = "knn"
     Config = KNNConfig
     state_arrays = ("X", "y")
+    # a weighted vote is not a repeated row (a copy also takes one of the k places), so
+    # weights are refused rather than given a meaning of their own
+    accepts_sample_weight = False
 
-    def _fit(self, X, y, *, seed, groups=None):
+    def _fit(self, X, y, *, seed, groups=None, sample_weight=None):
         self.X_ = l2_normalize(X).astype(np.float32)
         self.y_ = y.astype(np.int64)
 
@@ -71,11 +74,11 @@ class NearestCentroidHead(Head):
     Config = CentroidConfig
     state_arrays = ("centroids",)
 
-    def _fit(self, X, y, *, seed, groups=None):
-        Z = l2_normalize(X)
-        self.centroids_ = l2_normalize(
-            np.stack([Z[y == c].mean(axis=0) for c in range(int(y.max()) + 1)])
-        ).astype(np.float32)
+    def _fit(self, X, y, *, seed, groups=None, sample_weight=None):
+        Z, w = l2_normalize(X), sample_weight
+        rows = [y == c for c in range(int(y.max()) + 1)]
+        means = [np.average(Z[r], axis=0, weights=None if w is None else w[r]) for r in rows]
+        self.centroids_ = l2_normalize(np.stack(means)).astype(np.float32)
 
     @classmethod
     def _stored_classes(cls, arrays):

@@ -43,13 +43,14 @@ class LinearSoftmaxHead(Head):
         head.info_ = dict(info or {})
         return head
 
-    def _fit(self, X, y, *, seed, groups=None):
+    def _fit(self, X, y, *, seed, groups=None, sample_weight=None):
         from sklearn.linear_model import LogisticRegression
         from threadpoolctl import threadpool_limits
 
+        model = LogisticRegression(C=self.config.C, max_iter=self.config.max_iter)
         # tiny problems gain nothing from BLAS threads (see heads/linear.py)
         with threadpool_limits(1):
-            model = LogisticRegression(C=self.config.C, max_iter=self.config.max_iter).fit(X, y)
+            model.fit(X, y, sample_weight=sample_weight)
         coef, intercept = model.coef_, model.intercept_
         if coef.shape[0] == 1:  # binary: sklearn keeps one row; a softmax layer needs two
             coef = np.vstack([-coef / 2, coef / 2])
