@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from finetune_methods import BatchNormOnly
 from tiny_backbone import (
     NAME,
     tiny_registered,  # noqa: F401 (module fixture: registers it)
     write_tiny_weights,
 )
-from torch import nn
 
 from transferkit.backbones import load_backbone
 from transferkit.data import load_dataset
@@ -20,38 +20,7 @@ from transferkit.finetune.hooks import EngineHook, EngineState
 from transferkit.finetune.image_batches import ImageBatches
 from transferkit.finetune.model import ClassifierModel, state_sha256
 from transferkit.finetune.schedule import warmup_cosine_scheduler
-from transferkit.finetune.trainable import LayerGroupUnfreezing, TrainableParameters
-
-
-class BatchNormOnly(TrainableParameters):
-    """Only the BatchNorm scales and shifts train, with the head (Frankle, Schwab & Morcos,
-    "Training BatchNorm and only BatchNorm", ICLR 2021)."""
-
-    final_stage = 0
-
-    def _names(self, model: nn.Module) -> list[str]:
-        norm = {
-            f"{module_name}.{name}"
-            for module_name, module in model.named_modules()
-            if isinstance(module, nn.modules.batchnorm._BatchNorm)
-            for name, _ in module.named_parameters(recurse=False)
-        }
-        return [n for n, _ in model.named_parameters() if n in norm or n.startswith("head.")]
-
-    def apply(self, model: nn.Module, stage: int) -> None:
-        chosen = set(self._names(model))
-        for name, param in model.named_parameters():
-            param.requires_grad_(name in chosen)
-
-    def param_groups(self, model, stage, *, lr, weight_decay):
-        params = dict(model.named_parameters())
-        names = self._names(model)
-        # scales and shifts get no decay (param_groups.no_weight_decay_names says why)
-        group = {"params": [params[n] for n in names], "param_names": names, "lr": lr}
-        return [{**group, "weight_decay": 0.0, "group_name": "batchnorm+head"}]
-
-    def stage_name(self, stage: int) -> str:
-        return "batchnorm"
+from transferkit.finetune.trainable import LayerGroupUnfreezing
 
 
 class StopBefore(EngineHook):
@@ -112,7 +81,7 @@ def test_a_batchnorm_only_policy_trains_nothing_else_without_editing_the_engine(
     runner, result = _fit(model, shape_data, policy=BatchNormOnly())
     assert runner.target_groups == 0
     assert [r.stage for r in result.history] == ["batchnorm"] * 3
-    trained = set(BatchNormOnly()._names(model))
+    trained = set(BatchNormOnly().names(model))
     assert {"head.weight", "head.bias"} < trained
     assert any(".1.weight" in n for n in trained)  # BatchNorm scales of the tiny CNN
     for name, param in model.named_parameters():

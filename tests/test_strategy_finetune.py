@@ -245,3 +245,48 @@ def test_a_batch_larger_than_the_training_set_adapts(world, caplog):
     assert records[0].levelno == logging.WARNING
     assert f"using {clf.n_train_}" in records[0].getMessage()
     assert clf.fit_info_["batch_size"] == clf.n_train_
+
+
+def test_a_method_is_a_strategy_subclass_with_its_own_hooks_and_policy(world, monkeypatch):
+    """A fine-tuning method plugs in by overriding FinetuneStrategy.engine_hooks and
+    trainable_parameters and registering itself: neither the engine nor fit is edited."""
+    from finetune_methods import BatchNormOnly
+
+    from transferkit import strategies
+    from transferkit.finetune.hooks import EngineHook
+    from transferkit.strategies.finetune import FinetuneStrategy
+
+    class EpochCounter(EngineHook):
+        def __init__(self) -> None:
+            self.epochs: list[int] = []
+
+        def on_epoch_end(self, run) -> None:
+            self.epochs.append(run.epoch)
+
+    counter = EpochCounter()
+
+    class BatchNormOnlyFinetune(FinetuneStrategy):
+        name = "batchnorm_only_test"
+
+        def engine_hooks(self, prep):
+            return [counter]
+
+        def trainable_parameters(self, prep):
+            return BatchNormOnly()
+
+    monkeypatch.setitem(strategies.STRATEGIES, BatchNormOnlyFinetune.name, BatchNormOnlyFinetune)
+    params = {**PARAMS, "epochs": 2, "lr": 1e-2, "patience": 5}
+    clf = TransferClassifier(
+        backbone=NAME, weights=world["weights"], strategy=BatchNormOnlyFinetune.name,
+        strategy_params=params, **COMMON,
+    ).fit(world["train"])  # fmt: skip
+    assert [r["stage"] for r in clf.fit_info_["training"]["history"]] == ["head"] + [
+        "batchnorm"
+    ] * 2
+    assert counter.epochs == [1, 2]
+    pretrained = load_file(str(world["weights"]))
+    trained = _trained_state(clf.backbone_)
+    changed = {k for k in trained if not torch.equal(trained[k], pretrained[k])}
+    # BatchNorm scales and shifts (and, precise BN, their statistics); no convolution weight
+    assert changed and all(".1." in k for k in changed), changed
+    assert "block2.1.weight" in changed

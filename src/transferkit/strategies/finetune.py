@@ -450,6 +450,15 @@ class FinetuneStrategy(Strategy):
             n_cached=first.n_cached if first is not None else 0,
         )
 
+    def engine_hooks(self, prep: Prepared) -> list:
+        """Engine hooks (``finetune/hooks.py``) a method adds beyond ``--regularize``'s."""
+        return []
+
+    def trainable_parameters(self, prep: Prepared):
+        """The engine's trainable-parameter policy (``finetune/trainable.py``); None: the
+        gradual layer-group unfreezing the config describes."""
+        return None
+
     def fit(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
         import torch
 
@@ -477,6 +486,8 @@ class FinetuneStrategy(Strategy):
                 "dataset": prep.train.fingerprint(),
                 "labels": list(prep.train.labels),
             },
+            hooks=self.engine_hooks(prep),
+            policy=self.trainable_parameters(prep),
         )
         result = runner.fit(
             prep.train_batches, prep.val_batches, embeddings=prep.embeddings, resume=ctx.resume
