@@ -42,27 +42,24 @@ def _number(check, what: str):
 
 
 def _add_strategy_options(t: argparse.ArgumentParser) -> None:
-    """The registered strategies' own options, one group per strategy that declares new ones."""
+    """The registered strategies' own options, in groups by the strategies that take them."""
+    import inspect
+
     from transferkit.strategies import STRATEGIES, strategy_options
 
-    strategy_options()  # refuses two meanings for one flag
-    added: set[str] = set()
-    for cls in STRATEGIES.values():
-        fresh = [o for o in cls.options if o.flag not in added]
-        if not fresh:
-            continue
-        sharing = [n for n, c in STRATEGIES.items() if c.options == cls.options]
+    groups: dict[tuple[str, ...], list] = {}
+    for option, takers in strategy_options().values():
+        groups.setdefault(tuple(takers), []).append(option)
+    for takers, options in groups.items():
+        # one description when the strategies share it (finetune and scratch)
+        docs = {" ".join((inspect.getdoc(STRATEGIES[n]) or "").split()) for n in takers}
         group = t.add_argument_group(
-            f"--strategy {' | '.join(sharing)}", " ".join((cls.__doc__ or "").split())
+            f"--strategy {' | '.join(takers)}", docs.pop() if len(docs) == 1 else None
         )
-        for option in fresh:
+        for option in options:
             group.add_argument(
-                option.flag,
-                type=_option_type(option),
-                choices=option.choices,
-                help=option.help,
+                option.flag, type=_option_type(option), choices=option.choices, help=option.help
             )
-            added.add(option.flag)
 
 
 def _option_type(option):

@@ -36,6 +36,7 @@ from transferkit.strategies.base import (
     restore_trained_backbone,
 )
 from transferkit.strategies.options import EPOCHS, LR
+from transferkit.strategies.registry import register_strategy
 
 
 @dataclass
@@ -121,6 +122,7 @@ class ContrastiveConfig:
         return n_groups - 1 if self.train_groups is None else min(self.train_groups, n_groups)
 
 
+@register_strategy
 class ContrastiveStrategy(Strategy):
     """SetFit-style: in-batch pair training of a sentence encoder, then a head."""
 

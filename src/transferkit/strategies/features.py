@@ -21,6 +21,7 @@ from transferkit.strategies.base import (
     Strategy,
     StrategyResult,
 )
+from transferkit.strategies.registry import register_strategy
 
 AUGMENTS = ("none", "light")
 
@@ -87,6 +88,7 @@ def fit_head(head, X: np.ndarray, emb: TrainingEmbeddings, sample_weight, seed: 
     head.fit(X, emb.y, seed=seed, groups=emb.groups, **weights)
 
 
+@register_strategy
 class FeaturesStrategy(Strategy):
     name = "features"
     Config = FeaturesConfig

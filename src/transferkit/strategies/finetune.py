@@ -29,6 +29,7 @@ from transferkit.strategies.base import (
     restore_trained_backbone,
 )
 from transferkit.strategies.options import EPOCHS, LR
+from transferkit.strategies.registry import register_strategy
 
 log = logging.getLogger("transferkit")
 
@@ -237,6 +238,7 @@ _CHART_NOTE = (
 )
 
 
+@register_strategy
 class FinetuneStrategy(Strategy):
     """Head warm-up on cached embeddings, then gradual unfreezing from the top with layer-wise
     learning rates, AdamW with warm-up + cosine, early stopping on the validation split."""
@@ -584,6 +586,7 @@ class Prepared:
     bn_adapted: int = 0
 
 
+@register_strategy
 class ScratchStrategy(FinetuneStrategy):
     name = "scratch"
     Config = ScratchConfig
