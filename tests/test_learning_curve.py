@@ -92,3 +92,22 @@ def test_learning_curve_is_refused_for_strategies_that_train_the_backbone():
 
     with pytest.raises(BadInputError, match="--strategy features"):
         _learning_curve(None, None, Trained(), seed=0)
+
+
+def test_the_curve_and_cv_fit_with_the_weights_given_to_train(tmp_path, monkeypatch):
+    """``--weights PATH``: every refit of the learning curve and of --cv uses those weights (it
+    looked for the backbone's default ones, and failed or used other weights)."""
+    from tiny_backbone import NAME, register_tiny, write_tiny_weights
+
+    from transferkit.backbones import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    register_tiny()
+    monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path / "cache"))
+    data = make_shapes_folder(tmp_path / "data", per_class=6, classes=("circle", "square"))
+    weights = write_tiny_weights(tmp_path / "tiny.safetensors")
+    out = tmp_path / "run"
+    args = ["train", str(data), "--out", str(out), "--backbone", NAME, "--weights", str(weights)]
+    assert main([*args, "--cv", "2", "--no-progress", "--runtime", "torch"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["learning_curve"]["points"] and len(metrics["cv"]["fold_accuracy"]) == 2

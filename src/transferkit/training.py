@@ -325,6 +325,7 @@ def _same_classifier(clf, seed: int, classifier_params: dict[str, Any]):
             strategy=clf.strategy_.name,
             strategy_params=strategy_params,
             head=clf.head_.name,
+            weights=clf.weights,
             seed=seed,
             progress=False,
             **params,
