@@ -87,7 +87,7 @@ def test_broken_clips_are_listed_once_and_a_long_recording_is_windowed(words, tm
     assert "empty.wav: empty file" in warned and "notes.wav: not a readable audio file" in warned
     assert not any(p.name in ("empty.wav", "notes.wav") for p in ds.paths)  # found at load
     backbone = resolve_backbone("aisfx")
-    result = extract_embeddings(backbone, ds, progress=False, cache=False)
+    result = extract_embeddings(backbone, ds, cache=False)
     assert result.problems == [] and result.ok.all()
     index = {p.name: i for i, p in enumerate(ds.paths)}
     assert result.ok[index["one_sample.wav"]]  # padded to one window, not dropped

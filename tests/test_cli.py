@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -318,3 +319,90 @@ def test_out_that_is_a_file_is_refused_before_any_work(capsys, tmp_path, shapes)
     target.write_text("keep me")
     code, _, err = run_cli(capsys, "train", str(shapes), "--out", str(target))
     assert code == 2 and "run.txt" in err and target.read_text() == "keep me"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Data and weights for fine-tuning the tiny backbone in a real `transferkit train`."""
+    from tiny_backbone import write_tiny_weights
+
+    root = tmp_path_factory.mktemp("cli-progress")
+    data = make_shapes_folder(root / "data", per_class=6, classes=("circle", "square"))
+    write_unreadable_images(data / "circle", bomb=False)
+    weights = write_tiny_weights(root / "tiny.safetensors")
+    return root, data, weights
+
+
+def _train_tiny(tiny_run, name, *flags, stderr):
+    """`transferkit [flags] train` fine-tuning the tiny backbone for 2 epochs, with its own
+    embedding cache (so encoding runs) and ``stderr`` as given."""
+    from tiny_backbone import NAME, tiny_cli_command
+
+    root, data, weights = tiny_run
+    command = tiny_cli_command(
+        *flags, "train", data, "--out", root / name, "--backbone", NAME, "--weights", weights,
+        "--strategy", "finetune", "--epochs", "2", "--lr", "1e-3", "--runtime", "torch",
+    )  # fmt: skip
+    env = {**os.environ, "TRANSFERKIT_CACHE_DIR": str(root / f"cache-{name}")}
+    return subprocess.Popen(
+        command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr
+    )
+
+
+def _stderr_in_a_file(tiny_run, name, *flags) -> str:
+    path = tiny_run[0] / f"{name}.log"
+    with path.open("wb") as log:
+        child = _train_tiny(tiny_run, name, *flags, stderr=log)
+        child.communicate(timeout=300)
+    assert child.returncode == 0, path.read_bytes().decode()
+    return path.read_bytes().decode()  # bytes: reading text would turn '\r' into '\n'
+
+
+def test_train_logs_one_line_per_stage_and_epoch_to_a_file(tiny_run):
+    log = _stderr_in_a_file(tiny_run, "logged")
+    assert "\r" not in log
+    lines = log.splitlines()
+    epochs = [line for line in lines if line.startswith("Epoch ")]
+    assert [line.split(":")[0] for line in epochs] == [
+        "Epoch 1/2 stage 2 (1 groups)",
+        "Epoch 2/2 stage 2 (2 groups)",
+    ]
+    assert all("1/1 batch" in line and "loss=" in line for line in epochs)
+    encoding = [line for line in lines if line.startswith("Encoding (tiny_cnn_test)")]
+    assert encoding and all(" img, " in line for line in encoding)
+    assert not [line for line in lines if "%|" in line]  # no bar frames
+    assert "warning: " in log and "3 unreadable files" in log
+
+
+def test_quiet_train_shows_warnings_and_no_progress(tiny_run):
+    log = _stderr_in_a_file(tiny_run, "quiet", "-q")
+    assert "warning: " in log and "3 unreadable files" in log
+    assert "Epoch" not in log and "Encoding" not in log and "\r" not in log
+
+
+def test_train_on_a_terminal_draws_bars(tiny_run):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    terminal, child_side = pty.openpty()
+    fcntl.ioctl(child_side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    child = _train_tiny(tiny_run, "terminal", stderr=child_side)
+    os.close(child_side)
+    shown = bytearray()
+    while True:
+        try:
+            chunk = os.read(terminal, 65536)
+        except OSError:  # EIO: the child closed its side
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    child.communicate(timeout=300)
+    assert child.returncode == 0, shown.decode()
+    text = shown.decode()
+    assert "\r" in text  # bars redraw in place
+    assert "Encoding (tiny_cnn_test): 100%" in text
+    assert "Epoch 2/2 stage 2 (2 groups): 100%" in text

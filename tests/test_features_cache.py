@@ -491,7 +491,7 @@ def _extract(tiny, **kwargs):
 
     backbone, data = tiny
     kwargs.setdefault("runtime", "torch")
-    return extract_embeddings(backbone, data, batch_size=4, progress=False, **kwargs)
+    return extract_embeddings(backbone, data, batch_size=4, **kwargs)
 
 
 @pytest.fixture

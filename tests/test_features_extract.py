@@ -26,34 +26,34 @@ def folder(tmp_path_factory):
 
 def test_embeddings_shape_and_cache_reuse(mobilenet, folder, monkeypatch, tmp_path):
     monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path))  # a cold cache for this test
-    first = extract_embeddings(mobilenet, folder, batch_size=5, progress=False)
+    first = extract_embeddings(mobilenet, folder, batch_size=5)
     assert first.embeddings.shape == (12, 1280) and first.ok.all() and not first.problems
     assert first.n_cached == 0 and first.runtime in ("onnx", "torch")
-    again = extract_embeddings(mobilenet, folder, batch_size=7, progress=False)
+    again = extract_embeddings(mobilenet, folder, batch_size=7)
     assert again.n_cached == 12 and again.runtime == "cache"
     np.testing.assert_array_equal(again.embeddings, first.embeddings)
 
 
 def test_onnx_and_torch_runtimes_agree(mobilenet, folder):
-    a = extract_embeddings(mobilenet, folder, cache=False, runtime="torch", progress=False)
-    b = extract_embeddings(mobilenet, folder, cache=False, runtime="auto", progress=False)
+    a = extract_embeddings(mobilenet, folder, cache=False, runtime="torch")
+    b = extract_embeddings(mobilenet, folder, cache=False, runtime="auto")
     assert np.abs(a.embeddings - b.embeddings).max() < 1e-3
 
 
 def test_runner_batches_do_not_change_results(mobilenet, folder):
-    small = extract_embeddings(mobilenet, folder, cache=False, batch_size=1, progress=False)
-    big = extract_embeddings(mobilenet, folder, cache=False, batch_size=64, progress=False)
+    small = extract_embeddings(mobilenet, folder, cache=False, batch_size=1)
+    big = extract_embeddings(mobilenet, folder, cache=False, batch_size=64)
     assert np.abs(small.embeddings - big.embeddings).max() < 1e-4
 
 
 def test_mirror_view_is_cached_separately(mobilenet, folder, monkeypatch, tmp_path):
     monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path))
-    plain = extract_embeddings(mobilenet, folder, progress=False)
-    mirrored = extract_embeddings(mobilenet, folder, view="hflip", progress=False)
+    plain = extract_embeddings(mobilenet, folder)
+    mirrored = extract_embeddings(mobilenet, folder, view="hflip")
     assert mirrored.n_cached == 0  # a different cache key from the plain view
     assert not np.allclose(plain.embeddings, mirrored.embeddings)
     with pytest.raises(ValueError, match="view"):
-        extract_embeddings(mobilenet, folder, view="rotate", progress=False)
+        extract_embeddings(mobilenet, folder, view="rotate")
 
 
 def test_unreadable_files_are_reported_not_fatal(mobilenet, tmp_path):
@@ -68,7 +68,7 @@ def test_unreadable_files_are_reported_not_fatal(mobilenet, tmp_path):
     # is the safety net that still finds them
     files = sorted(root.glob("*/*.*"))
     ds = Dataset(tuple(Sample(f, f.parent.name) for f in files), ("circle", "square", "triangle"))
-    res = extract_embeddings(mobilenet, ds, progress=False)
+    res = extract_embeddings(mobilenet, ds)
     bad = {p.name for p, _ in res.problems}
     assert bad == {"text.jpg", "cut.png"}
     assert res.ok.sum() == len(ds) - 2
@@ -81,9 +81,9 @@ def test_random_weights_are_never_cached(folder):
     from transferkit.backbones import load_backbone
 
     bb = load_backbone("mobilenet_v2", pretrained=False)
-    res = extract_embeddings(bb, folder, progress=False)
+    res = extract_embeddings(bb, folder)
     assert res.ok.all() and res.n_cached == 0
-    again = extract_embeddings(bb, folder, progress=False)
+    again = extract_embeddings(bb, folder)
     assert again.n_cached == 0
 
 

@@ -69,7 +69,7 @@ def test_stage_one_leaves_every_batchnorm_statistic_untouched(tiny_weights, shap
     before = _bn_stats(backbone)
     weights_before = {k: v.clone() for k, v in backbone.state_dict().items()}
     cfg = FinetuneConfig(epochs=1, head_epochs=5, lr=1e-3, head_lr=1e-2, unfreeze_groups=0)
-    Finetuner(model, cfg, progress=False).fit(
+    Finetuner(model, cfg).fit(
         _batches(train, backbone),
         _batches(val, backbone, "none"),
         embeddings=_embeddings(model, train, val),
@@ -99,7 +99,7 @@ def test_stage_two_unfreezes_from_the_top_and_frozen_bn_stays_put(
         patience=5,
         update_bn_stats=update_bn_stats,
     )
-    finetuner = Finetuner(model, cfg, progress=False)
+    finetuner = Finetuner(model, cfg)
     result = finetuner.fit(
         _batches(train, backbone),
         _batches(val, backbone, "none"),
@@ -124,7 +124,7 @@ def test_unfreeze_every_zero_trains_all_target_groups_from_the_first_epoch(
     cfg = FinetuneConfig(
         epochs=2, head_epochs=2, lr=5e-3, head_lr=1e-2, unfreeze_groups=2, unfreeze_every=0
     )
-    result = Finetuner(model, cfg, progress=False).fit(
+    result = Finetuner(model, cfg).fit(
         _batches(train, backbone),
         _batches(val, backbone, "none"),
         embeddings=_embeddings(model, train, val),
@@ -153,7 +153,7 @@ def test_early_stopping_restores_the_best_epoch(tiny_weights, shape_data):
     model = ClassifierModel(backbone, len(train.labels))
     # a learning rate this large wrecks the network after the warm-up: the warm-up must win
     cfg = FinetuneConfig(epochs=4, head_epochs=20, lr=5.0, head_lr=1e-2, patience=2)
-    result = Finetuner(model, cfg, progress=False).fit(
+    result = Finetuner(model, cfg).fit(
         _batches(train, backbone),
         _batches(val, backbone, "none"),
         embeddings=_embeddings(model, train, val),
@@ -181,7 +181,7 @@ def test_seeded_runs_are_identical_on_cpu(tiny_weights, shape_data):
         torch.manual_seed(3)  # the new head's initial weights (the strategy seeds this too)
         model = ClassifierModel(backbone, len(train.labels))
         cfg = FinetuneConfig(epochs=2, head_epochs=3, lr=5e-3, head_lr=1e-2, unfreeze_groups=3)
-        result = Finetuner(model, cfg, seed=3, progress=False).fit(
+        result = Finetuner(model, cfg, seed=3).fit(
             _batches(train, backbone),
             _batches(val, backbone, "none"),
             embeddings=_embeddings(model, train, val),
@@ -214,7 +214,7 @@ def test_history_is_json_friendly(tiny_weights, shape_data):
     backbone = load_backbone(NAME, weights=tiny_weights)
     model = ClassifierModel(backbone, len(train.labels))
     cfg = FinetuneConfig(epochs=1, head_epochs=2, lr=1e-3, head_lr=1e-2)
-    result = Finetuner(model, cfg, progress=False).fit(
+    result = Finetuner(model, cfg).fit(
         _batches(train, backbone),
         _batches(val, backbone, "none"),
         embeddings=_embeddings(model, train, val),
@@ -326,7 +326,7 @@ def test_short_runs_reproduce_the_reference_numbers(tiny_weights, shape_data, ru
     model = ClassifierModel(backbone, len(train.labels))
     cfg = FinetuneConfig(**REFERENCE_RUNS[run])
     with_val = run != "scratch_no_val"
-    result = Finetuner(model, cfg, seed=3, progress=False).fit(
+    result = Finetuner(model, cfg, seed=3).fit(
         _batches(train, backbone),
         _batches(val, backbone, "none") if with_val else None,
         embeddings=_embeddings(model, train, val) if cfg.pretrained else None,

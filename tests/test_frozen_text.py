@@ -140,8 +140,8 @@ def test_use_maps_a_chinese_sentence_next_to_its_english_meaning(tmp_path, monke
     ds = Dataset(
         tuple(Sample(Path(f"t:{i}"), None, t) for i, t in enumerate(texts)), (), modality="text"
     )
-    emb = extract_embeddings(ref, ds, progress=False).embeddings
+    emb = extract_embeddings(ref, ds).embeddings
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.2
-    again = extract_embeddings(ref, ds, progress=False)
+    again = extract_embeddings(ref, ds)
     assert again.runtime == "cache"

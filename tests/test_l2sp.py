@@ -174,7 +174,7 @@ def test_l2sp_keeps_the_backbone_closer_to_its_start(tiny_weights, tmp_path, mon
             l2sp_beta=0.01,
         )
         backbone = model.backbone
-        Finetuner(model, cfg, seed=3, progress=False).fit(
+        Finetuner(model, cfg, seed=3).fit(
             _batches(train, backbone, "light"), _batches(val, backbone, "none")
         )
         return _backbone_distance(model, start)

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import io
 
+from tiny_backbone import (
+    NAME,
+    tiny_registered,  # noqa: F401 (module fixture: registers it)
+    write_tiny_weights,
+)
+
 from transferkit.events import NULL_EVENTS, Event, Events
 from transferkit.progress import LogLines, Recorder, TerminalBars, as_events, default_events
 
@@ -76,3 +82,54 @@ def test_the_progress_setting_as_a_sink(capsys):
     # True: the default for the stderr of the moment (captured here: not a terminal)
     (shown,) = as_events(True).subscribers
     assert isinstance(shown, LogLines)
+
+
+def test_only_the_top_layers_print_and_only_progress_draws_bars():
+    """Below ``training`` code emits events: no ``print``, no writes to sys.stdout/stderr, and
+    tqdm is imported by progress.py alone."""
+    import ast
+    from pathlib import Path
+
+    import transferkit
+
+    package = Path(transferkit.__file__).parent
+    may_print = {"cli.py", "progress.py"}
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        name = path.relative_to(package).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(), filename=name)):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                modules = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                modules += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                if any(m.split(".")[0] == "tqdm" for m in modules) and name != "progress.py":
+                    found.append(f"{name}:{node.lineno} imports tqdm")
+            elif name not in may_print and isinstance(node, ast.Call):
+                if isinstance(node.func, ast.Name) and node.func.id == "print":
+                    found.append(f"{name}:{node.lineno} calls print")
+            elif name not in may_print and isinstance(node, ast.Attribute):
+                if node.attr in ("stdout", "stderr") and getattr(node.value, "id", "") == "sys":
+                    found.append(f"{name}:{node.lineno} uses sys.{node.attr}")
+    assert not found, found
+
+
+def test_the_recorders_history_is_the_training_history_of_metrics_json(tmp_path):
+    import json
+
+    from conftest import make_shapes_folder
+
+    from transferkit.training import train_run
+
+    recorder = Recorder()
+    train_run(
+        make_shapes_folder(tmp_path / "shapes", per_class=8),
+        tmp_path / "run",
+        backbone=NAME,
+        weights=write_tiny_weights(tmp_path / "tiny.safetensors"),
+        strategy="finetune",
+        strategy_params={"epochs": 2, "lr": 1e-3},
+        progress=Events([recorder]),
+        runtime="torch",
+    )
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(metrics["training"]["history"]) == 3  # the head warm-up, then 2 epochs
+    assert recorder.history("finetune") == metrics["training"]["history"]

@@ -192,13 +192,13 @@ def test_extraction_batches_by_length_keeps_order_and_caches(tmp_path, monkeypat
         (),
         modality="text",
     )
-    first = extract_embeddings(ref, ds, batch_size=2, progress=False)
+    first = extract_embeddings(ref, ds, batch_size=2)
     assert first.ok.all() and first.n_cached == 0
     enc = ref.materialize()
     with torch.inference_mode():
         one_by_one = np.concatenate([enc(**enc.tokenize([t])).numpy() for t in TEXTS])
     np.testing.assert_allclose(first.embeddings, one_by_one, atol=1e-5)
-    again = extract_embeddings(ref, ds, batch_size=2, progress=False)
+    again = extract_embeddings(ref, ds, batch_size=2)
     assert again.n_cached == len(TEXTS) and again.runtime == "cache"
     np.testing.assert_array_equal(again.embeddings, first.embeddings)
 
@@ -243,7 +243,7 @@ def status(key):
 Path("/proc/self/clear_refs").write_text("5")  # the peak starts again from the current use
 resource.setrlimit(resource.RLIMIT_AS, (status("VmSize") + 3 * 2**30, resource.RLIM_INFINITY))
 before = status("VmRSS")
-result = extract_embeddings(ref, ds, progress=False, cache=False)
+result = extract_embeddings(ref, ds, cache=False)
 assert result.ok.all()
 print((status("VmHWM") - before) / 2**20)
 """

@@ -100,3 +100,22 @@ def tiny_registered():
         mp.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
         register_tiny()
         yield
+
+
+_CLI_CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+from tiny_backbone import register_tiny
+register_tiny()
+from transferkit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def tiny_cli_command(*args) -> list[str]:
+    """A real ``transferkit ARGS`` command line, run by a child Python that registers the tiny
+    backbone first."""
+    import sys
+
+    tests = str(Path(__file__).resolve().parent)
+    return [sys.executable, "-c", _CLI_CHILD.format(tests=tests), *map(str, args)]

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from transferkit.events import NULL_EVENTS, Events
+
 AUTO = "auto"
 DEFAULT_BACKBONES = {"image": "mobilenet_v2", "text": "all_minilm_l6_v2", "audio": "aisfx"}
 
@@ -47,12 +49,12 @@ def choose(
     batch_size: int = 64,
     cache: bool = True,
     runtime: str = "auto",
-    progress: bool = True,
+    events: Events = NULL_EVENTS,
 ) -> Choice:
     """Resolve ``auto`` (and a missing backbone) into concrete names for ``dataset``."""
     from transferkit.errors import BadInputError
 
-    embed = {"batch_size": batch_size, "cache": cache, "runtime": runtime, "progress": progress}
+    embed = {"batch_size": batch_size, "cache": cache, "runtime": runtime, "events": events}
     choice = Choice(backbone or default_backbone(dataset), strategy)
     if choice.backbone == AUTO:
         from transferkit.ranking import candidate_names, rank_backbones

@@ -138,7 +138,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-cache", action="store_true", help="do not read or write the embedding cache"
     )
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="show no progress (bars on a terminal, else one line per stage or epoch)",
+    )
     p.add_argument(
         "--strict",
         action="store_true",
@@ -163,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         "report and a safe model bundle.",
     )
     parser.add_argument("--version", action="version", version=f"transferkit {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only print results and errors")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="only print results, warnings and errors"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     t = sub.add_parser(
@@ -367,11 +373,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shows_progress(args) -> bool:
+    # -q: results and errors only (and warnings); progress is neither
+    return not (args.no_progress or args.quiet)
+
+
 def _classifier_kwargs(args) -> dict:
     return {
         "batch_size": args.batch_size or 64,
         "cache": not args.no_cache,
-        "progress": not args.no_progress,
+        "progress": _shows_progress(args),
         "strict": args.strict,
         "runtime": args.runtime,
     }
@@ -535,6 +546,7 @@ def _predict_inputs(args):
 
 def cmd_rank(args) -> int:
     from transferkit.data import load_dataset
+    from transferkit.progress import as_events
     from transferkit.ranking import candidate_names, print_table, rank_backbones, write_rank_json
 
     data = load_dataset(
@@ -542,10 +554,13 @@ def cmd_rank(args) -> int:
     )
     names = candidate_names(args.backbones, data.modality)
     report = rank_backbones(
-        data, names, batch_size=args.batch_size or 64, progress=not args.no_progress
+        data, names, batch_size=args.batch_size or 64, events=as_events(_shows_progress(args))
     )
     path = write_rank_json(report, args.out)
-    print_table(report)
+    from rich.console import Console
+
+    # piped or logged: rich would assume 80 columns and squeeze the table; give it room
+    print_table(report, Console(width=None if sys.stdout.isatty() else 140))
     print(f"wrote {path}")
     return 0 if report["ranking"] else 2
 

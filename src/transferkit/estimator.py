@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from transferkit.errors import BadInputError, NotFittedError
+from transferkit.events import Events
+from transferkit.progress import as_events
 
 
 def _as_dataset(data, *, labelled: bool, strict: bool, modality: str = "image", **options):
@@ -126,7 +128,9 @@ class TransferClassifier:
     ``backbone=None`` takes the default for the data's modality (``mobilenet_v2`` for images,
     ``all_minilm_l6_v2`` for text); ``strategy="auto"`` chooses from the data and the backbone
     (``features`` for images, ``contrastive`` for text with a trainable encoder) and records
-    why in ``describe()["strategy_reason"]``.
+    why in ``describe()["strategy_reason"]``. ``progress``: True shows progress bars on a
+    terminal and one line per encoding pass or epoch otherwise, False nothing; an ``Events``
+    sink (``transferkit.events``) gets every training event instead.
     """
 
     def __init__(
@@ -140,7 +144,7 @@ class TransferClassifier:
         weights: str | Path | None = None,
         batch_size: int = 64,
         cache: bool = True,
-        progress: bool = True,
+        progress: bool | Events = True,
         strict: bool = False,
         runtime: str = "auto",
         seed: int = 0,
@@ -241,7 +245,7 @@ class TransferClassifier:
             batch_size=int(self.batch_size),
             cache=self.cache,
             runtime=self.runtime,
-            progress=self.progress,
+            events=as_events(self.progress),
         )
         name = self.choice_.backbone
         check_fit_data(self.choice_.strategy, fit_data)
@@ -274,7 +278,7 @@ class TransferClassifier:
             seed=self.seed,
             checkpoint_dir=self.checkpoint_dir,
             resume=self.resume,
-            progress=self.progress,
+            events=as_events(self.progress),
         )
         result = strategy.fit(self.backbone_, fit_data, context)
         if result.backbone is not None:
@@ -300,7 +304,7 @@ class TransferClassifier:
             ds,
             batch_size=int(self.batch_size),
             cache=self.cache,
-            progress=self.progress,
+            events=as_events(self.progress),
             runtime=self.runtime,
             view=view,
         )

@@ -80,7 +80,7 @@ def find_learning_rate(
             batch_size=cfg.batch_size,
             seed=seed,
         )
-        finder = Finetuner(prep.model, cfg, seed=seed, progress=False)
+        finder = Finetuner(prep.model, cfg, seed=seed)
         result = finder.find_lr(prep.train_batches, num_steps=num_steps or 60)
         unfrozen = finder.target_groups
     out.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from transferkit.errors import BadInputError
+from transferkit.events import NULL_EVENTS, Events
 
 
 def candidate_names(spec: str | None, modality: str) -> list[str]:
@@ -43,7 +44,7 @@ def rank_backbones(
     names: list[str],
     *,
     batch_size: int = 64,
-    progress: bool = True,
+    events: Events = NULL_EVENTS,
     cache: bool = True,
     runtime: str = "auto",
 ) -> dict[str, Any]:
@@ -71,7 +72,7 @@ def rank_backbones(
             backbone,
             dataset,
             batch_size=batch_size,
-            progress=progress,
+            events=events,
             cache=cache,
             runtime=runtime,
         )
@@ -201,9 +202,9 @@ def _fmt(value: Any, fmt: str) -> str:
     return "—" if value is None else fmt.format(value)
 
 
-def print_table(report: dict[str, Any], console=None) -> None:
-    """The ranked table with rich (a box table on a terminal, plain text when piped)."""
-    from rich.console import Console
+def print_table(report: dict[str, Any], console) -> None:
+    """The ranked table, printed by a rich ``console`` (a box table on a terminal, plain text
+    when piped), then the backbones skipped and the explanation."""
     from rich.table import Table
 
     header, rows = table_rows(report)
@@ -213,10 +214,6 @@ def print_table(report: dict[str, Any], console=None) -> None:
         table.add_column(name, justify="left" if name == "backbone" else "right", no_wrap=True)
     for i, row in enumerate(rows):
         table.add_row(*row, style="bold green" if i == 0 else None)
-    import sys
-
-    # piped or logged: rich would assume 80 columns and squeeze the table; give it room
-    console = console or Console(width=None if sys.stdout.isatty() else 140)
     console.print(table)
     for s in report["skipped"]:
         console.print(f"skipped {s['backbone']}: {s['reason']}", markup=False)

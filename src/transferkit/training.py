@@ -299,13 +299,15 @@ def _embedding_map(clf, test_ds, *, seed: int) -> dict[str, Any] | None:
 
 def _choose(train_data, backbone, strategy, weights, classifier_params):
     from transferkit.auto_choice import choose
+    from transferkit.progress import as_events
 
-    keys = ("batch_size", "cache", "runtime", "progress")
+    keys = ("batch_size", "cache", "runtime")
     return choose(
         train_data,
         backbone,
         strategy,
         weights=weights,
+        events=as_events(classifier_params.get("progress", True)),
         **{k: classifier_params[k] for k in keys if k in classifier_params},
     )
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from transferkit.events import NULL_EVENTS, Events
 from transferkit.features.cache import EmbeddingCache, open_store, release_store
 from transferkit.features.extract import ExtractionResult, fill_from_cache
 from transferkit.system import available_cores
@@ -30,12 +31,10 @@ def extract_audio_embeddings(
     dataset,
     *,
     cache: bool | EmbeddingCache = True,
-    progress: bool = True,
+    events: Events = NULL_EVENTS,
     num_threads: int | None = None,
 ) -> ExtractionResult:
     """Encode every clip of ``dataset`` with the frozen audio ``backbone``."""
-    from tqdm.auto import tqdm
-
     from transferkit.data.audio import UnreadableAudio, decode_audio
 
     start = time.perf_counter()
@@ -64,14 +63,7 @@ def extract_audio_embeddings(
             except UnreadableAudio as exc:
                 return exc
 
-        bar = tqdm(
-            total=n,
-            initial=n_cached,
-            desc=f"Encoding ({backbone.name})",
-            unit="clip",
-            disable=not progress,
-            dynamic_ncols=True,
-        )
+        bar = events.progress(n, f"Encoding ({backbone.name})", "clip", initial=n_cached)
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 pending: deque = deque()

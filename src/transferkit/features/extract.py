@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from transferkit.errors import TransferkitError
+from transferkit.events import NULL_EVENTS, Events
 from transferkit.features.cache import EmbeddingCache, file_digest, open_store, release_store
 from transferkit.system import available_cores
 
@@ -118,7 +119,7 @@ def extract_embeddings(
     *,
     batch_size: int = 64,
     cache: bool | EmbeddingCache = True,
-    progress: bool = True,
+    events: Events = NULL_EVENTS,
     runtime: str = "auto",
     num_threads: int | None = None,
     view: str = "identity",
@@ -128,6 +129,7 @@ def extract_embeddings(
     Unreadable files do not stop the run: they are reported in ``problems`` and flagged in
     ``ok``; the caller decides whether that is fatal (``--strict``). ``view`` selects a
     label-preserving transformation (``hflip``: mirror image) used to augment training data.
+    ``events`` gets a progress counter over the samples still to encode.
     """
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}; got {view!r}")
@@ -141,7 +143,7 @@ def extract_embeddings(
             dataset,
             batch_size=batch_size,
             cache=cache,
-            progress=progress,
+            events=events,
             num_threads=num_threads,
         )
     if getattr(dataset, "modality", "image") == "audio":
@@ -150,10 +152,8 @@ def extract_embeddings(
         from transferkit.features.audio_extract import extract_audio_embeddings
 
         return extract_audio_embeddings(
-            backbone, dataset, cache=cache, progress=progress, num_threads=num_threads
+            backbone, dataset, cache=cache, events=events, num_threads=num_threads
         )
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
     paths: Sequence[Path] = [Path(p) for p in dataset.paths]
     n, dim = len(paths), int(backbone.num_features)
@@ -176,14 +176,7 @@ def extract_embeddings(
 
         runner = make_runner(backbone.materialize(), runtime=runtime, num_threads=threads)
         runtime_name = runner.name
-        bar = tqdm(
-            total=n,
-            initial=n_cached,
-            desc=f"Encoding ({backbone.name})",
-            unit="img",
-            disable=not progress,
-            dynamic_ncols=True,
-        )
+        bar = events.progress(n, f"Encoding ({backbone.name})", "img", initial=n_cached)
         batches = [todo[s : s + batch_size] for s in range(0, len(todo), batch_size)]
         size = backbone.preprocess.input_size
         # decoding threads: PIL releases the GIL while decoding and resizing. Each task fills a

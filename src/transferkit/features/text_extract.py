@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from transferkit.events import NULL_EVENTS, Events
 from transferkit.features.cache import EmbeddingCache, open_store, release_store
 from transferkit.features.extract import ExtractionResult
 from transferkit.system import available_cores
@@ -28,12 +29,10 @@ def extract_text_embeddings(
     *,
     batch_size: int = 64,
     cache: bool | EmbeddingCache = True,
-    progress: bool = True,
+    events: Events = NULL_EVENTS,
     num_threads: int | None = None,
 ) -> ExtractionResult:
     """Encode every text of ``dataset`` with the frozen text ``backbone``."""
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
     texts = list(dataset.texts)
     n, dim = len(texts), int(backbone.num_features)
@@ -52,7 +51,7 @@ def extract_text_embeddings(
     todo = [i for i in range(n) if not ok[i]]
     if todo and hasattr(backbone.materialize(), "encode_texts"):
         # frozen non-torch encoders (USE, WordLlama, word vectors): their own batching inside
-        _encode_frozen(backbone, texts, todo, embeddings, ok, digests, store, batch_size, progress)
+        _encode_frozen(backbone, texts, todo, embeddings, ok, digests, store, batch_size, events)
         todo = []
         runtime = "numpy"
     else:
@@ -68,14 +67,7 @@ def extract_text_embeddings(
         # one tokenizer pass (the fast tokenizer is multi-threaded); padding per batch below
         encoded = module.token_ids([texts[i] for i in todo])
         order = sorted(range(len(todo)), key=lambda j: -len(encoded["input_ids"][j]))
-        bar = tqdm(
-            total=n,
-            initial=n_cached,
-            desc=f"Encoding ({backbone.name})",
-            unit="text",
-            disable=not progress,
-            dynamic_ncols=True,
-        )
+        bar = events.progress(n, f"Encoding ({backbone.name})", "text", initial=n_cached)
         try:
             with torch.inference_mode():
                 for s in range(0, len(order), batch_size):
@@ -108,20 +100,12 @@ def extract_text_embeddings(
     )
 
 
-def _encode_frozen(backbone, texts, todo, embeddings, ok, digests, store, batch_size, progress):
+def _encode_frozen(backbone, texts, todo, embeddings, ok, digests, store, batch_size, events):
     """Batches of similar length through ``encode_texts``, results scattered back in place."""
-    from tqdm.auto import tqdm
-
     module = backbone.materialize()
     order = sorted(todo, key=lambda i: -len(texts[i]))
-    with tqdm(
-        total=len(ok),
-        initial=len(ok) - len(todo),
-        desc=f"Encoding ({backbone.name})",
-        unit="text",
-        disable=not progress,
-        dynamic_ncols=True,
-    ) as bar:
+    desc = f"Encoding ({backbone.name})"
+    with events.progress(len(ok), desc, "text", initial=len(ok) - len(todo)) as bar:
         for s in range(0, len(order), batch_size):
             index = order[s : s + batch_size]
             out = np.asarray(module.encode_texts([texts[i] for i in index]), dtype=np.float32)

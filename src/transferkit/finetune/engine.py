@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferkit.errors import BadInputError
+from transferkit.events import NULL_EVENTS, Event, Events
 from transferkit.finetune.checkpoint import load_checkpoint, save_checkpoint
 from transferkit.finetune.config import FinetuneConfig
 from transferkit.finetune.early_stopping import EarlyStopping
@@ -257,7 +258,9 @@ class Finetuner:
     """Runs stage 1 and stage 2 for one ``ClassifierModel``; see the module docstring.
 
     ``hooks`` run after those ``config.regularize`` asks for (L2-SP); ``policy`` decides which
-    parameters train (default: ``LayerGroupUnfreezing.from_config``).
+    parameters train (default: ``LayerGroupUnfreezing.from_config``). ``events`` hears the run:
+    a stage (``finetune``, or ``scratch`` from random weights) that starts and ends, an epoch
+    event per history row, a step event per batch and a progress counter per epoch.
     """
 
     def __init__(
@@ -267,7 +270,7 @@ class Finetuner:
         *,
         seed: int = 0,
         checkpoint_dir: str | Path | None = None,
-        progress: bool = True,
+        events: Events = NULL_EVENTS,
         fingerprint: dict[str, Any] | None = None,
         hooks: Sequence[EngineHook] = (),
         policy: TrainableParameters | None = None,
@@ -276,7 +279,7 @@ class Finetuner:
         self.config = config
         self.seed = int(seed)
         self.checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
-        self.progress = progress
+        self.events = events
         self.fingerprint = fingerprint or {}
         self.device = pick_device()
         self.hooks = Hooks([*regularizer_hooks(config), *hooks])
@@ -387,6 +390,10 @@ class Finetuner:
                 early.step(selection_score(val_acc, val_loss), model)
             self._save(model, optimizer, scheduler, early, 0, stage, history, lrs, rng)
 
+        start = {"state": "start", "epochs": cfg.epochs, "resumed_from_epoch": resumed_from}
+        self.events.emit(Event("stage", self._stage, start))
+        for done in history:  # restored from the checkpoint, or the head warm-up
+            self._tell_epoch(done)
         scaler = torch.amp.GradScaler("cuda") if self.device.type == "cuda" else None
         stopped = False
         for epoch in range(first_epoch, cfg.epochs + 1):
@@ -407,6 +414,7 @@ class Finetuner:
             self.hooks.on_epoch_start(state)
             record = self._epoch(state, train, val, scheduler, rng, scaler)
             history.append(record)
+            self._tell_epoch(record)
             if val is not None:
                 early.step(selection_score(record.val_accuracy, record.val_loss), model)
             if not self.policy.settled(stage):
@@ -424,7 +432,7 @@ class Finetuner:
         else:  # nothing to choose by: the annealed last epoch
             best_epoch, best_accuracy = (history[-1].epoch if history else 0), None
         model.eval()
-        return FinetuneResult(
+        result = FinetuneResult(
             history=history,
             best_epoch=int(best_epoch),
             best_val_accuracy=best_accuracy,
@@ -433,6 +441,19 @@ class Finetuner:
             resumed_from_epoch=resumed_from,
             seconds=time.perf_counter() - started,
         )
+        end = ("best_epoch", "best_val_accuracy", "stopped_early", "seconds")
+        self.events.emit(
+            Event("stage", self._stage, {"state": "end", **{k: getattr(result, k) for k in end}})
+        )
+        return result
+
+    @property
+    def _stage(self) -> str:
+        """The name of this run in its events."""
+        return "finetune" if self.config.pretrained else "scratch"
+
+    def _tell_epoch(self, record: EpochRecord) -> None:
+        self.events.emit(Event("epoch", self._stage, asdict(record)))
 
     def _warm_up_head(self, vectors, lrs: dict[str, Any]) -> list[EpochRecord]:
         cfg = self.config
@@ -498,8 +519,6 @@ class Finetuner:
         }
 
     def _epoch(self, state: EngineState, train, val, scheduler, rng, scaler):
-        from tqdm.auto import tqdm
-
         cfg = self.config
         model = self.model
         epoch, stage, optimizer = state.epoch, state.stage, state.optimizer
@@ -510,15 +529,10 @@ class Finetuner:
             keep_bn_statistics(model)
         total = correct = n = 0
         label = f"stage 2 ({stage} groups)" if cfg.pretrained else "scratch"
-        bar = tqdm(
-            train.train_epoch(rng),
-            total=train.num_batches(),
-            desc=f"Epoch {epoch}/{cfg.epochs} {label}",
-            unit="batch",
-            disable=not self.progress,
-            leave=True,
+        bar = self.events.progress(
+            train.num_batches(), f"Epoch {epoch}/{cfg.epochs} {label}", "batch"
         )
-        for batch, (x, y) in enumerate(bar):
+        for batch, (x, y) in enumerate(train.train_epoch(rng)):
             x, y = x.to(self.device), y.to(self.device)
             with _amp(self.device):
                 features = model.backbone(x)
@@ -536,16 +550,20 @@ class Finetuner:
                 optimizer.step()
             scheduler.step()
             self.hooks.on_step_end(step)
-            total += float(loss.detach()) * len(y)
+            step_loss = float(loss.detach())
+            self.events.emit(
+                Event("step", self._stage, {"epoch": epoch, "step": batch, "loss": step_loss})
+            )
+            total += step_loss * len(y)
             correct += int((logits.detach().argmax(1) == y).sum())
             n += len(y)
-            bar.set_postfix(loss=f"{total / n:.3f}")
+            bar.update(1, loss=f"{total / n:.3f}")
         if cfg.update_bn_stats:
             self._precise_bn(train, epoch)
         val_loss = val_acc = None
         if val is not None:
             val_loss, val_acc = evaluate_batches(model, val, self.device)
-            bar.set_postfix(loss=f"{total / max(n, 1):.3f}", val_acc=f"{val_acc:.3f}")
+            bar.update(0, val_acc=f"{val_acc:.3f}")
         bar.close()
         return EpochRecord(
             epoch=epoch,

@@ -45,8 +45,6 @@ class FitContext:
     checkpoint_dir: Path | None = None
     resume: bool = False
     events: Events = NULL_EVENTS  # stages, epochs, steps, progress (see transferkit.events)
-    # the strategies' own progress bars, until they emit ``events`` instead
-    progress: bool = True
 
 
 @dataclass(frozen=True)

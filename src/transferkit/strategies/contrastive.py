@@ -139,8 +139,8 @@ class ContrastiveStrategy(Strategy):
 
     def fit(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
         import torch
-        from tqdm.auto import tqdm
 
+        from transferkit.events import Event
         from transferkit.finetune.freezing import set_unfrozen_groups
         from transferkit.finetune.model import state_sha256
         from transferkit.finetune.pair_losses import PAIR_LOSSES
@@ -189,11 +189,13 @@ class ContrastiveStrategy(Strategy):
 
         history = []
         module.train()
-        bar = tqdm(total=steps, desc="Contrastive", unit="batch", disable=not ctx.progress)
+        events = ctx.events
+        events.emit(Event("stage", self.name, {"state": "start", "epochs": epochs, "steps": steps}))
+        bar = events.progress(steps, "Contrastive", "batch")
         try:
             for epoch in range(1, epochs + 1):
                 total, n = 0.0, 0
-                for rows in batches.epoch_rows(rng):
+                for step, rows in enumerate(batches.epoch_rows(rng)):
                     # the batch runs as length-sorted chunks (less padding; the pair loss sees
                     # the whole batch, so the gradient is the batch's): 8-26 % faster a step
                     chunks = batches.length_chunks(rows, max(8, len(rows) // 4))
@@ -205,10 +207,13 @@ class ContrastiveStrategy(Strategy):
                     loss.backward()
                     optimizer.step()
                     scheduler.step()
-                    total, n = total + float(loss.detach()) * len(y), n + len(y)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{total / n:.4f}")
+                    step_loss = float(loss.detach())
+                    this_step = {"epoch": epoch, "step": step, "loss": step_loss}
+                    events.emit(Event("step", self.name, this_step))
+                    total, n = total + step_loss * len(y), n + len(y)
+                    bar.update(1, loss=f"{total / n:.4f}")
                 history.append({"epoch": epoch, "loss": total / max(n, 1)})
+                events.emit(Event("epoch", self.name, dict(history[-1])))
         finally:
             bar.close()
         module.eval()
@@ -217,6 +222,7 @@ class ContrastiveStrategy(Strategy):
             source=f"{self.name} of {backbone.name} ({backbone.weights_source})",
         )
         seconds_train = time.perf_counter() - started
+        events.emit(Event("stage", self.name, {"state": "end", "seconds": seconds_train}))
         encoded = ctx.embed(train, backbone=module)
         head = ctx.head.fit(encoded.embeddings, train.targets, seed=seed)
         return StrategyResult(

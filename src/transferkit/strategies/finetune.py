@@ -481,7 +481,7 @@ class FinetuneStrategy(Strategy):
             cfg,
             seed=ctx.seed,
             checkpoint_dir=ctx.checkpoint_dir,
-            progress=ctx.progress,
+            events=ctx.events,
             fingerprint={
                 "backbone": backbone.name,
                 "weights_sha256": backbone.weights_sha256,
