@@ -14,7 +14,8 @@ import pytest
 from conftest import require_offline_weights
 
 from transferkit.cli import main
-from transferkit.data import UnreadableFilesWarning, load_dataset
+from transferkit.data import UnreadableFilesWarning
+from transferkit.modalities import load_dataset
 
 pytestmark = pytest.mark.e2e
 sf = pytest.importorskip("soundfile")
@@ -70,7 +71,7 @@ def test_train_predict_and_report_on_spoken_words(words, tmp_path, capsys):
 def test_broken_clips_are_listed_once_and_a_long_recording_is_windowed(words, tmp_path, capsys):
     require_offline_weights("aisfx")
     from transferkit.backbones import resolve_backbone
-    from transferkit.features import extract_embeddings
+    from transferkit.modalities import extract_embeddings
 
     root = tmp_path / "data"
     shutil.copytree(words, root)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transferkit.data import load_dataset
 from transferkit.data.audio import UnreadableAudio, audio_duration, decode_audio, load_audio_table
 from transferkit.errors import BadInputError
+from transferkit.modalities import load_dataset
 
 sf = pytest.importorskip("soundfile")
 
@@ -47,8 +47,31 @@ def test_a_path_label_table_is_an_audio_dataset(tmp_path):
     assert ds.modality == "audio" and [s.label for s in ds.samples] == ["a", "b"]
     with pytest.raises(BadInputError, match="unreadable"):
         load_dataset(table, strict=True)
-    with pytest.raises(BadInputError, match="no column named 'wav'"):
+    with pytest.raises(BadInputError, match="no column 'wav'"):
         load_audio_table(table, path_col="wav")
+
+
+def test_table_columns_are_found_as_in_text_tables_and_named_with_path_col(tmp_path):
+    write(tmp_path / "1.wav", tone(0.2, 8000), 8000)
+    write(tmp_path / "2.wav", tone(0.2, 8000, 300), 8000)
+    table = tmp_path / "clips.csv"
+    # the usual names in any case, and the label names text tables know (sentiment)
+    table.write_text("File,Sentiment\n1.wav,a\n2.wav,b\n")
+    assert [s.label for s in load_dataset(table).samples] == ["a", "b"]
+    table.write_text("wav,sentiment\n1.wav,a\n2.wav,b\n")
+    with pytest.raises(BadInputError, match="which column holds the path.*--path-col"):
+        load_audio_table(table)
+    assert len(load_dataset(table, path_col="wav")) == 2
+    assert len(load_dataset(table, path_col="WAV")) == 2  # as text tables: any case
+
+
+def test_text_col_still_names_the_path_column_of_an_audio_table_with_a_warning(tmp_path):
+    write(tmp_path / "1.wav", tone(0.2, 8000), 8000)
+    write(tmp_path / "2.wav", tone(0.2, 8000, 300), 8000)
+    table = tmp_path / "clips.csv"
+    table.write_text("wav,label\n1.wav,a\n2.wav,b\n")
+    with pytest.warns(FutureWarning, match="--path-col"):
+        assert len(load_dataset(table, text_col="wav")) == 2
 
 
 def test_clips_that_cannot_be_used_are_found_once_at_load(tmp_path):

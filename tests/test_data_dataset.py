@@ -19,12 +19,12 @@ from transferkit.data import (
     UnreadableFilesWarning,
     check_split_classes,
     find_split_folders,
-    load_dataset,
     load_image_folder,
     load_inputs,
     report_unreadable,
 )
 from transferkit.errors import BadInputError
+from transferkit.modalities import load_dataset
 
 
 def _image(path: Path, colour: tuple[int, int, int] = (10, 20, 30)) -> Path:

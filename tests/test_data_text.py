@@ -7,14 +7,13 @@ import warnings
 
 import pytest
 
-from transferkit.data import load_dataset
 from transferkit.data.text import (
     TextDataWarning,
     is_text_data,
-    load_text_inputs,
     report_overlap,
 )
 from transferkit.errors import BadInputError
+from transferkit.modalities import load_dataset, text_inputs
 
 ROWS = [
     ("a wonderful, moving film", "fresh"),
@@ -184,7 +183,7 @@ def test_test_texts_seen_in_training_are_reported(tmp_path):
 def test_unlabelled_inputs_from_txt_lines_and_tables(tmp_path):
     (tmp_path / "a.txt").write_text("first\n\nsecond\n", encoding="utf-8")
     _write_csv(tmp_path / "b.csv")
-    ds = load_text_inputs([tmp_path / "a.txt", tmp_path / "b.csv"])
+    ds = text_inputs([tmp_path / "a.txt", tmp_path / "b.csv"])
     assert ds.texts[:2] == ("first", "second") and len(ds) == 2 + len(ROWS)
     assert all(s.label is None for s in ds.samples)
 

@@ -487,7 +487,7 @@ def tiny(tmp_path):
 
 
 def _extract(tiny, **kwargs):
-    from transferkit.features import extract_embeddings
+    from transferkit.modalities import extract_embeddings
 
     backbone, data = tiny
     kwargs.setdefault("runtime", "torch")

@@ -7,8 +7,8 @@ import pytest
 from conftest import make_shapes_folder, require_offline_weights
 
 from transferkit.data import Dataset, Sample, load_image_folder
-from transferkit.features import extract_embeddings
 from transferkit.features.runtime import make_runner
+from transferkit.modalities import extract_embeddings
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from transferkit.backbones.preprocess import (
     preprocess_image,
 )
 from transferkit.errors import BadInputError
-from transferkit.finetune.augment import AUGMENTS, default_augment, training_transform
+from transferkit.finetune.augment import AUGMENTS, training_transform
 
 SMALL = ImagePreprocess(input_size=32, resize_size=36)
 
@@ -207,9 +207,3 @@ def test_unknown_level_is_refused_with_the_choices():
     assert "'heavy'" in message
     for level in AUGMENTS:
         assert level in message
-
-
-def test_default_augment():
-    assert default_augment("image") == "light"
-    assert default_augment("image") in AUGMENTS
-    assert default_augment("text") == "none"

@@ -14,12 +14,12 @@ from tiny_backbone import (
 )
 
 from transferkit.backbones import load_backbone
-from transferkit.data import load_dataset
 from transferkit.errors import BadInputError
 from transferkit.finetune.config import FinetuneConfig
 from transferkit.finetune.engine import Finetuner, selection_score
 from transferkit.finetune.image_batches import ImageBatches
 from transferkit.finetune.model import ClassifierModel, state_sha256
+from transferkit.modalities import load_dataset
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from tiny_backbone import (
 )
 
 from transferkit.backbones import load_backbone
-from transferkit.data import load_dataset
 from transferkit.errors import BadInputError
 from transferkit.finetune.config import REGULARIZERS, FinetuneConfig
 from transferkit.finetune.engine import Finetuner
@@ -23,6 +22,7 @@ from transferkit.finetune.image_batches import ImageBatches
 from transferkit.finetune.l2sp import L2SPHook
 from transferkit.finetune.model import ClassifierModel, state_sha256
 from transferkit.finetune.regularizers import REGULARIZER_HOOKS, regularizer_hooks
+from transferkit.modalities import load_dataset
 
 
 class HeadShrinkage(EngineHook):

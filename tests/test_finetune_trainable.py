@@ -13,7 +13,6 @@ from tiny_backbone import (
 )
 
 from transferkit.backbones import load_backbone
-from transferkit.data import load_dataset
 from transferkit.finetune.config import FinetuneConfig
 from transferkit.finetune.engine import Finetuner
 from transferkit.finetune.hooks import EngineHook, EngineState
@@ -21,6 +20,7 @@ from transferkit.finetune.image_batches import ImageBatches
 from transferkit.finetune.model import ClassifierModel, state_sha256
 from transferkit.finetune.schedule import warmup_cosine_scheduler
 from transferkit.finetune.trainable import LayerGroupUnfreezing
+from transferkit.modalities import load_dataset
 
 
 class StopBefore(EngineHook):

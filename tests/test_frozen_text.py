@@ -131,7 +131,7 @@ def test_packaged_encoders_embed_offline_deterministically(name):
 
 @pytest.mark.e2e
 def test_use_maps_a_chinese_sentence_next_to_its_english_meaning(tmp_path, monkeypatch):
-    from transferkit.features import extract_embeddings
+    from transferkit.modalities import extract_embeddings
 
     monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path / "cache"))
     ref = _offline("use_multilingual")

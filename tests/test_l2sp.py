@@ -13,7 +13,6 @@ from tiny_backbone import (
 )
 
 from transferkit.backbones import load_backbone
-from transferkit.data import load_dataset
 from transferkit.errors import BadInputError
 from transferkit.finetune.config import FinetuneConfig
 from transferkit.finetune.early_stopping import EarlyStopping
@@ -21,6 +20,7 @@ from transferkit.finetune.engine import Finetuner
 from transferkit.finetune.image_batches import ImageBatches
 from transferkit.finetune.l2sp import L2SP
 from transferkit.finetune.model import ClassifierModel
+from transferkit.modalities import load_dataset
 
 
 @pytest.fixture(autouse=True)

@@ -17,9 +17,9 @@ from tiny_backbone import (
     write_tiny_weights,
 )
 
-from transferkit.data import load_dataset
 from transferkit.errors import BadInputError
 from transferkit.estimator import TransferClassifier
+from transferkit.modalities import load_dataset
 from transferkit.strategies import STRATEGIES, Option, strategy_options
 
 # quick settings for strategies that train for epochs (the others need none)
@@ -86,6 +86,8 @@ def _world(name: str, modality: str, root: Path) -> dict:
     if world["architecture"] == "all_minilm_l6_v2":
         require_offline_weights("all_minilm_l6_v2")
     return {**world, "backbone": world["architecture"], "weights": None}
+
+
 CASES = [
     pytest.param(name, modality, id=f"{name}-{modality}")
     for name, cls in STRATEGIES.items()

@@ -21,9 +21,9 @@ from tiny_backbone import (
     write_tiny_weights,
 )
 
-from transferkit.data import load_dataset
 from transferkit.errors import BadInputError
 from transferkit.estimator import TransferClassifier
+from transferkit.modalities import load_dataset
 
 # an explicit validation share: with 8 images per class the automatic choice is no split
 PARAMS = {"epochs": 1, "lr": 1e-3, "head_epochs": 3, "val_size": 0.15}

@@ -183,7 +183,7 @@ def test_minilm_is_listed_offline_and_matches_sentence_transformers():
 
 @pytest.mark.e2e
 def test_extraction_batches_by_length_keeps_order_and_caches(tmp_path, monkeypatch):
-    from transferkit.features import extract_embeddings
+    from transferkit.modalities import extract_embeddings
 
     monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path / "cache"))
     ref = _minilm_or_skip()
@@ -227,7 +227,7 @@ import resource, sys
 from pathlib import Path
 from transferkit.backbones import resolve_backbone
 from transferkit.data import Dataset, Sample
-from transferkit.features import extract_embeddings
+from transferkit.modalities import extract_embeddings
 
 ref = resolve_backbone(sys.argv[1], allow_download=False)
 ref.materialize()

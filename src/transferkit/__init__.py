@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "TransferClassifier": "transferkit.estimator",
     "Dataset": "transferkit.data.dataset",
-    "load_dataset": "transferkit.data.dataset",
+    "load_dataset": "transferkit.modalities",
     "load_backbone": "transferkit.backbones",
     "list_backbones": "transferkit.backbones",
     "load_bundle": "transferkit.bundle",
@@ -23,8 +23,9 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; resolved lazily below)
     from transferkit.backbones import list_backbones, load_backbone  # noqa: F401
     from transferkit.bundle import load_bundle  # noqa: F401
-    from transferkit.data.dataset import Dataset, load_dataset  # noqa: F401
+    from transferkit.data.dataset import Dataset  # noqa: F401
     from transferkit.estimator import TransferClassifier  # noqa: F401
+    from transferkit.modalities import load_dataset  # noqa: F401
 
 __all__ = sorted(_LAZY) + ["__version__"]
 

@@ -1,9 +1,9 @@
 """``--backbone auto`` and ``--strategy auto``: the choices a user would otherwise guess.
 
-A missing ``--backbone`` takes the modality's default (``default_backbone``). ``--backbone auto``
-ranks every offline backbone of the data's modality on the *training* data (``ranking.py``:
-LogME and friends on frozen embeddings, which land in the embedding cache, so the winner is not
-encoded twice) and takes the winner. ``--strategy auto`` then decides from the
+A missing ``--backbone`` takes the modality's default (``Modality.default_backbone``).
+``--backbone auto`` ranks every offline backbone of the data's modality on the *training* data
+(``ranking.py``: LogME and friends on frozen embeddings, which land in the embedding cache, so
+the winner is not encoded twice) and takes the winner. ``--strategy auto`` then decides from the
 data and the machine (``strategies/auto.py``), using the winner's frozen k-NN probe as its
 measure of the domain gap. Both reasons end up in metrics.json and the report.
 
@@ -19,7 +19,6 @@ from typing import Any
 from transferkit.events import NULL_EVENTS, Events
 
 AUTO = "auto"
-DEFAULT_BACKBONES = {"image": "mobilenet_v2", "text": "all_minilm_l6_v2", "audio": "aisfx"}
 
 
 @dataclass
@@ -53,9 +52,11 @@ def choose(
 ) -> Choice:
     """Resolve ``auto`` (and a missing backbone) into concrete names for ``dataset``."""
     from transferkit.errors import BadInputError
+    from transferkit.modalities import get_modality
 
     embed = {"batch_size": batch_size, "cache": cache, "runtime": runtime, "events": events}
-    choice = Choice(backbone or default_backbone(dataset), strategy)
+    modality = get_modality(dataset.modality)
+    choice = Choice(backbone or modality.default_backbone(dataset), strategy)
     if choice.backbone == AUTO:
         from transferkit.ranking import candidate_names, rank_backbones
 
@@ -82,18 +83,6 @@ def choose(
     return choice
 
 
-def default_backbone(ds) -> str:
-    """The backbone used when none is named: per modality, and for text in other scripts than
-    Latin (Chinese, Russian, Arabic…) the multilingual encoder, since the default sentence
-    encoder knows English only."""
-    if ds.modality == "text":
-        from transferkit.data.text import non_latin_share
-
-        if non_latin_share(ds.texts) > 0.3:
-            return "use_multilingual"
-    return DEFAULT_BACKBONES.get(ds.modality, "mobilenet_v2")
-
-
 def _knn_probe(dataset, choice: Choice, *, weights, **embed) -> float:
     """Leave-one-out k-NN accuracy of the frozen embeddings (the ranking's, when it ran)."""
     if choice.ranking:
@@ -101,7 +90,7 @@ def _knn_probe(dataset, choice: Choice, *, weights, **embed) -> float:
             if row["backbone"] == choice.backbone:
                 return float(row["knn_loo"])
     from transferkit.backbones import resolve_backbone
-    from transferkit.features import extract_embeddings
+    from transferkit.modalities import extract_embeddings
     from transferkit.transferability import knn_loo_accuracy
 
     ref = resolve_backbone(choice.backbone, weights=weights)

@@ -121,9 +121,15 @@ def _add_column_options(p: argparse.ArgumentParser, *, label: bool = True) -> No
     )
     if label:
         p.add_argument(
+            "--path-col",
+            metavar="COLUMN",
+            help="tables of audio clips: the column holding each clip's file path (default: "
+            "found by its name, e.g. path, file, filename)",
+        )
+        p.add_argument(
             "--label-col",
             metavar="COLUMN",
-            help="text tables: the column holding the label (default: found by its name, e.g. "
+            help="tables: the column holding the label (default: found by its name, e.g. "
             "label, category, sentiment)",
         )
 
@@ -467,6 +473,7 @@ def cmd_train(args) -> int:
         settings={k: v for k, v in vars(args).items() if k != "argv"},
         text_col=args.text_col,
         label_col=args.label_col,
+        path_col=args.path_col,
         cv=args.cv,
         learning_curve=args.learning_curve,
         target=args.target,
@@ -477,8 +484,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from transferkit.data import evaluation_folder, load_dataset
+    from transferkit.data import evaluation_folder
     from transferkit.estimator import TransferClassifier
+    from transferkit.modalities import load_dataset
     from transferkit.run_folder import recover_before_reading
 
     recover_before_reading(args.model)
@@ -486,39 +494,41 @@ def cmd_evaluate(args) -> int:
     path = evaluation_folder(args.data)  # DATA itself, or the test/ folder of split folders
     if str(path) != str(args.data):
         log.info("%s holds split folders: evaluating on %s", args.data, path)
-    data = load_dataset(path, strict=args.strict, text_col=args.text_col, label_col=args.label_col)
+    data = load_dataset(path, strict=args.strict, **_columns(args))
     print(json.dumps(clf.evaluate(data), ensure_ascii=False, indent=2))
     return 0
 
 
 def cmd_predict(args) -> int:
+    from pathlib import Path
+
     import numpy as np
 
     from transferkit.estimator import TransferClassifier
+    from transferkit.modalities import get_modality
     from transferkit.run_folder import recover_before_reading
 
     recover_before_reading(args.model)
     clf = TransferClassifier.load(args.model, weights=args.weights, **_classifier_kwargs(args))
-    text_model = clf.backbone_.spec.modality == "text"
-    if args.text and not text_model:
-        raise BadInputError(
-            f"--text is for text models; {args.model} classifies {clf.backbone_.spec.modality}s"
-        )
+    modality = get_modality(clf.backbone_.spec.modality)
+    inline = modality.inline_inputs  # texts can be given as themselves, with --text
+    if args.text and not inline:
+        raise BadInputError(f"--text is for text models; {args.model} classifies {modality.noun}s")
     if not args.inputs and not args.text:
-        raise BadInputError("nothing to predict: pass INPUT files" + (" or --text" * text_model))
-    inputs = _predict_inputs(args) if text_model else list(args.inputs)
-    proba, ok, problems, ds = clf.predict_details(inputs)
+        raise BadInputError("nothing to predict: pass INPUT files" + (" or --text" * inline))
+    # INPUT arguments name files; --text strings are the texts themselves
+    inputs = [Path(p) for p in args.inputs] + list(args.text)
+    proba, ok, problems, ds = clf.predict_details(inputs, text_col=args.text_col)
     reasons = {str(p): r for p, r in problems}
-    texts = ds.texts if ds.modality == "text" else [None] * len(ds)
-    for row, good, path, text in zip(proba, ok, ds.paths, texts):
-        where = str(path) if not str(path).startswith("--text:") else text
+    for row, good, sample in zip(proba, ok, ds.samples):
+        named = modality.describe_input(sample)
         if not good:
-            out = {"input": where, "label": None, "error": reasons.get(str(path), "unreadable")}
+            error = reasons.get(str(sample.path), "unreadable")
+            out = {"input": named["input"], "label": None, "error": error}
         else:
             order = np.argsort(-row)[: args.top]
             out = {
-                "input": where,
-                **({"text": text} if text is not None and where != text else {}),
+                **named,
                 "label": clf.labels_[int(order[0])],
                 "confidence": round(float(row[order[0]]), 6),
                 "scores": {clf.labels_[int(i)]: round(float(row[i]), 6) for i in order},
@@ -527,31 +537,17 @@ def cmd_predict(args) -> int:
     return 0 if ok.all() or not args.strict else 2
 
 
-def _predict_inputs(args):
-    """A text Dataset from INPUT files and --text strings, in the order given."""
-    from pathlib import Path
-
-    from transferkit.data import Dataset, Sample
-    from transferkit.data.text import load_text_inputs
-
-    samples = []
-    if args.inputs:
-        samples += load_text_inputs(list(args.inputs), text_col=args.text_col).samples
-    for i, text in enumerate(args.text, 1):
-        if not text.strip():
-            raise BadInputError(f"--text number {i} is empty; give the text to classify")
-        samples.append(Sample(Path(f"--text:{i}"), None, text))
-    return Dataset(tuple(samples), (), source="inputs", modality="text")
+def _columns(args) -> dict:
+    """The table columns named on the command line, as ``load_dataset`` options."""
+    return {"text_col": args.text_col, "label_col": args.label_col, "path_col": args.path_col}
 
 
 def cmd_rank(args) -> int:
-    from transferkit.data import load_dataset
+    from transferkit.modalities import load_dataset
     from transferkit.progress import as_events
     from transferkit.ranking import candidate_names, print_table, rank_backbones, write_rank_json
 
-    data = load_dataset(
-        args.data, strict=args.strict, text_col=args.text_col, label_col=args.label_col
-    )
+    data = load_dataset(args.data, strict=args.strict, **_columns(args))
     names = candidate_names(args.backbones, data.modality)
     report = rank_backbones(
         data, names, batch_size=args.batch_size or 64, events=as_events(_shows_progress(args))

@@ -15,9 +15,10 @@ from transferkit.progress import as_events
 
 
 def _as_dataset(data, *, labelled: bool, strict: bool, modality: str = "image", **options):
-    """Accept a Dataset, a path to a dataset, or (unlabelled) a list of inputs: image paths,
-    or for a text model the texts themselves and/or text files (tables, .txt lines)."""
-    from transferkit.data import Dataset, load_dataset, load_inputs
+    """Accept a Dataset, a path to a dataset, or (unlabelled) a list of inputs of ``modality``:
+    files, folders, ``(name, bytes)`` pairs, and for a text model the texts themselves."""
+    from transferkit.data import Dataset
+    from transferkit.modalities import get_modality, load_dataset
 
     if isinstance(data, Dataset):
         return data
@@ -26,13 +27,7 @@ def _as_dataset(data, *, labelled: bool, strict: bool, modality: str = "image", 
             return load_dataset(data, strict=strict, **options)
         data = [data]
     if isinstance(data, (list, tuple)) and not labelled:
-        if modality == "text":
-            return _text_inputs(list(data), options.get("text_col"))
-        if modality == "audio":
-            from transferkit.data.audio import AUDIO
-
-            return load_inputs(list(data), AUDIO)
-        return load_inputs(list(data))
+        return get_modality(modality).load_inputs(list(data), **options)
     raise BadInputError(
         f"expected a transferkit Dataset or a path to a dataset folder; got {type(data).__name__}"
     )
@@ -45,8 +40,8 @@ def load_unlabelled(data, *, modality: str, strict: bool = False, **options):
 
 
 def _inputs_left_out(data, ds) -> bool:
-    """Whether ``ds`` was read here from input files and some were unreadable (left out)."""
-    return isinstance(data, (str, Path, list, tuple)) and ds.modality != "text" and bool(ds.skipped)
+    """Whether ``ds`` was read here from inputs and some were unreadable (left out)."""
+    return isinstance(data, (str, Path, list, tuple)) and bool(ds.skipped)
 
 
 def _row_per_input(inputs, ds, *arrays: np.ndarray) -> tuple[list[np.ndarray], Any]:
@@ -55,15 +50,15 @@ def _row_per_input(inputs, ds, *arrays: np.ndarray) -> tuple[list[np.ndarray], A
     results stay aligned with what the caller passed."""
     from dataclasses import replace
 
-    from transferkit.data import Sample
-    from transferkit.data.audio import AUDIO
-    from transferkit.data.dataset import IMAGES, list_inputs
+    from transferkit.modalities import get_modality
 
-    every = list_inputs(inputs, AUDIO if ds.modality == "audio" else IMAGES)
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    every = get_modality(ds.modality).list_inputs(list(inputs))
     rows = np.full(len(every), -1)
     j = 0
-    for i, path in enumerate(every):  # ds keeps the readable inputs in this same order
-        if j < len(ds) and ds.paths[j] == path:
+    for i, sample in enumerate(every):  # ds keeps the readable inputs in this same order
+        if j < len(ds) and ds.samples[j] == sample:
             rows[i], j = j, j + 1
     read = rows >= 0
     out = []
@@ -72,33 +67,7 @@ def _row_per_input(inputs, ds, *arrays: np.ndarray) -> tuple[list[np.ndarray], A
         full = np.full((len(every), *values.shape[1:]), fill, dtype=values.dtype)
         full[read] = values[rows[read]]
         out.append(full)
-    return out, replace(ds, samples=tuple(Sample(path, None) for path in every))
-
-
-def _text_inputs(items: list, text_col: str | None):
-    """``predict(["great film", Path("more.csv")])``: a ``Path``, or a string naming an
-    existing text file, is read as a file; any other string is a text to classify."""
-    from transferkit.data import Dataset, Sample
-    from transferkit.data.text import TEXT_FILE_SUFFIXES, TXT_SUFFIX, load_text_inputs
-
-    suffixes = (*TEXT_FILE_SUFFIXES, TXT_SUFFIX)
-    samples = []
-    for i, item in enumerate(items):
-        if not isinstance(item, (str, Path)):
-            raise BadInputError(f"input {i} is a {type(item).__name__}; give texts or file paths")
-        as_path = Path(item)
-        is_file = isinstance(item, Path) or (
-            len(item) < 4096 and as_path.suffix.lower() in suffixes and as_path.is_file()
-        )
-        if is_file:
-            samples += load_text_inputs([as_path], text_col=text_col).samples
-        elif not str(item).strip():
-            raise BadInputError(f"input {i} is an empty text; give the text to classify")
-        else:
-            samples.append(Sample(Path(f"text:{i}"), None, str(item)))
-    if not samples:
-        raise BadInputError("no texts to predict")
-    return Dataset(tuple(samples), (), source="inputs", modality="text")
+    return out, replace(ds, samples=tuple(every))
 
 
 # what of a strategy's fit info the manifest keeps: how it trained, not run-time detail
@@ -217,6 +186,7 @@ class TransferClassifier:
         from transferkit.auto_choice import choose
         from transferkit.backbones import get_spec, resolve_backbone
         from transferkit.heads import make_head
+        from transferkit.modalities import get_modality
         from transferkit.strategies import FitContext, FitData, check_fit_data, make_strategy
 
         if int(self.batch_size) < 1:
@@ -263,7 +233,7 @@ class TransferClassifier:
         self.backbone_ = resolve_backbone(
             name, weights=self.weights if pretrained else None, pretrained=pretrained
         )
-        _check_modality(self.backbone_, ds)
+        get_modality(ds.modality).check_backbone(self.backbone_, ds)
         load = 0.0
         if strategy.capabilities.trains_backbone:
             # building the encoder is not training: timed apart (as peers time only train())
@@ -297,7 +267,7 @@ class TransferClassifier:
     def _embed(self, ds, view: str = "identity", backbone=None):
         """Embeddings of ``ds`` by ``backbone`` (default: this model's), cached and batched."""
         from transferkit.data import report_unreadable
-        from transferkit.features import extract_embeddings
+        from transferkit.modalities import extract_embeddings
 
         result = extract_embeddings(
             self.backbone_ if backbone is None else backbone,
@@ -320,13 +290,24 @@ class TransferClassifier:
                 "TransferClassifier.load(model_dir) first."
             )
 
-    def predict_details(self, data) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]], Any]:
-        """(probabilities (N, C), NaN rows where unreadable; ok mask; problems; dataset)."""
+    def predict_details(
+        self, data, **options: Any
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]], Any]:
+        """(probabilities (N, C), NaN rows where unreadable; ok mask; problems; dataset).
+
+        ``options`` go to the reader of inputs, e.g. ``text_col`` for text tables.
+        """
+        from transferkit.modalities import get_modality
+
         self._check_fitted()
         ds = _as_dataset(
-            data, labelled=False, strict=self.strict, modality=self.backbone_.spec.modality
+            data,
+            labelled=False,
+            strict=self.strict,
+            modality=self.backbone_.spec.modality,
+            **options,
         )
-        _check_modality(self.backbone_, ds)
+        get_modality(ds.modality).check_backbone(self.backbone_, ds)
         result = self._embed(ds)
         proba = np.full((len(ds), len(self.labels_)), np.nan, dtype=np.float64)
         if result.ok.any():
@@ -373,6 +354,7 @@ class TransferClassifier:
     def evaluate_details(self, data) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """(metrics, mistakes worst-first) on a labelled dataset whose labels the model knows."""
         from transferkit.metrics import classification_metrics
+        from transferkit.modalities import get_modality
 
         self._check_fitted()
         ds = _as_dataset(data, labelled=True, strict=self.strict)
@@ -396,18 +378,17 @@ class TransferClassifier:
         if problems:
             metrics["skipped_files"] = [[str(p), r] for p, r in problems]
         conf = proba[ok].max(axis=1)
-        paths = [p for p, k in zip(ds.paths, ok) if k]
-        texts = [t for t, k in zip(ds.texts, ok) if k] if ds.modality == "text" else None
+        samples = [s for s, k in zip(ds.samples, ok) if k]
+        modality = get_modality(ds.modality)
         wrong = np.flatnonzero(pred != y_true)
         wrong = wrong[np.argsort(-conf[wrong])]  # confident mistakes are the instructive ones
         mistakes = [
             {
-                "path": str(paths[i]),
+                "path": str(samples[i].path),
                 "true": self.labels_[int(y_true[i])],
                 "predicted": self.labels_[int(pred[i])],
                 "confidence": float(conf[i]),
-                **({"text": texts[i]} if texts is not None else {}),
-                **({"modality": "audio"} if ds.modality == "audio" else {}),
+                "preview": modality.preview(samples[i]),  # the report's widget
             }
             for i in wrong
         ]
@@ -550,16 +531,3 @@ def _head_from_bundle(bundle):
         return head_class(config["name"]).from_state(config, bundle.head_arrays)
     except BadInputError as exc:
         raise bundle.refuse(str(exc)) from None
-
-
-def _check_modality(backbone, ds) -> None:
-    """An image backbone cannot read text, and the other way round: say which to use."""
-    from transferkit.auto_choice import DEFAULT_BACKBONES
-
-    have = backbone.spec.modality
-    if ds.modality != have:
-        raise BadInputError(
-            f"{ds.source} holds {ds.modality} data but the backbone {backbone.name} encodes "
-            f"{have}s; pick a {ds.modality} backbone, e.g. --backbone "
-            f"{DEFAULT_BACKBONES.get(ds.modality, '?')} (see `transferkit models`)."
-        )

@@ -38,11 +38,10 @@ def find_learning_rate(
     import torch
 
     from transferkit.atomic import write_json_atomic
-    from transferkit.auto_choice import DEFAULT_BACKBONES
     from transferkit.backbones import resolve_backbone
-    from transferkit.data import load_dataset
-    from transferkit.estimator import TransferClassifier, _check_modality
+    from transferkit.estimator import TransferClassifier
     from transferkit.finetune.engine import Finetuner, head_lr_find, train_head
+    from transferkit.modalities import get_modality, load_dataset
     from transferkit.strategies.finetune import FinetuneStrategy
 
     if mode not in LR_FIND_MODES:
@@ -53,13 +52,14 @@ def find_learning_rate(
     strict = bool(classifier_params.get("strict", False))
     ds = load_dataset(data, strict=strict)
     ds.check_trainable()
-    backbone = backbone or DEFAULT_BACKBONES.get(ds.modality, "mobilenet_v2")
-    if ds.modality != "image":
-        augment = "none"  # label-preserving views are an image thing
+    modality = get_modality(ds.modality)
+    backbone = backbone or modality.default_backbone_name
+    if modality.default_augment == "none":
+        augment = "none"  # the augmentations are image operations
     strategy = FinetuneStrategy(unfreeze_groups=unfreeze_groups, augment=augment)
     clf = TransferClassifier(backbone=backbone, weights=weights, seed=seed, **classifier_params)
     clf.backbone_ = resolve_backbone(backbone, weights=weights)
-    _check_modality(clf.backbone_, ds)
+    modality.check_backbone(clf.backbone_, ds)
     prep = strategy.prepare(clf.backbone_, ds, embed=clf._embed, seed=seed)
     (X, y), held_out = prep.embeddings()
     cfg = strategy.config

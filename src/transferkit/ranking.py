@@ -21,15 +21,17 @@ from transferkit.events import NULL_EVENTS, Events
 def candidate_names(spec: str | None, modality: str) -> list[str]:
     """``a,b,c`` as given, or every offline-available backbone of ``modality``
     (``all-offline``, the default)."""
-    from transferkit.backbones import list_backbones
+    from transferkit.backbones import get_spec, list_backbones
+    from transferkit.modalities import get_modality
 
     if spec and spec != "all-offline":
         names = [n.strip() for n in spec.split(",") if n.strip()]
         if not names:
             raise BadInputError("--backbones needs at least one name, or all-offline")
         return names
+    reads = get_modality(modality).accepts
     names = [
-        r["name"] for r in list_backbones() if r["modality"] == modality and r["offline_available"]
+        r["name"] for r in list_backbones() if r["offline_available"] and reads(get_spec(r["name"]))
     ]
     if not names:
         raise BadInputError(
@@ -51,10 +53,11 @@ def rank_backbones(
     """Score every backbone in ``names`` on ``dataset``; rows sorted best first."""
     from transferkit.backbones import resolve_backbone
     from transferkit.backbones.source_classifier import source_classifier, source_probabilities
-    from transferkit.features import extract_embeddings
+    from transferkit.modalities import extract_embeddings, get_modality
     from transferkit.transferability import SCORES, SOURCE_SCORES
 
     dataset.check_trainable()
+    modality = get_modality(dataset.modality)
     y = dataset.targets
     rows, skipped = [], []
     for name in names:
@@ -64,7 +67,7 @@ def rank_backbones(
         except Exception as exc:  # unavailable offline, unknown name: say so and go on
             skipped.append({"backbone": name, "reason": str(exc).split("\n")[0][:300]})
             continue
-        if backbone.spec.modality != dataset.modality:
+        if not modality.accepts(backbone.spec):
             reason = f"encodes {backbone.spec.modality}, not {dataset.modality}"
             skipped.append({"backbone": name, "reason": reason})
             continue
@@ -116,12 +119,12 @@ NON_LATIN_DATA = 0.3  # share of letters outside the Latin script that makes tex
 
 def _mark_language_mismatch(dataset, rows: list[dict[str, Any]]) -> None:
     """Flag text encoders whose known languages are all Latin-script, on non-Latin data."""
-    if dataset.modality != "text" or not rows:
+    if not rows:
         return
     from transferkit.backbones import get_spec
-    from transferkit.data.text import non_latin_share
+    from transferkit.modalities import get_modality
 
-    share = non_latin_share(dataset.texts)
+    share = get_modality(dataset.modality).non_latin_share(dataset)
     if share <= NON_LATIN_DATA:
         return
     for row in rows:

@@ -39,6 +39,7 @@ def train_run(
     learning_curve: bool | None = None,
     text_col: str | None = None,
     label_col: str | None = None,
+    path_col: str | None = None,
     target: str | Path | None = None,
     **classifier_params: Any,
 ) -> dict[str, Any]:
@@ -52,13 +53,15 @@ def train_run(
     ``learning_curve`` (accuracy against examples per class): None draws it when it is cheap.
     ``backbone=None`` picks the default for the data's modality, ``backbone="auto"`` ranks the
     offline candidates on the training data and takes the winner (``metrics["ranking"]``);
-    ``text_col`` / ``label_col`` name the columns of a text table (found by their usual names
-    otherwise). ``target``: unlabelled inputs of the domain the model will see (a file or a
-    folder), for strategies that adapt to it.
+    ``text_col`` / ``label_col`` name the columns of a text table, ``path_col`` / ``label_col``
+    those of a table of audio clips (found by their usual names otherwise). ``target``:
+    unlabelled inputs of the domain the model will see (a file or a folder), for strategies
+    that adapt to it.
     """
     from transferkit.atomic import write_json_atomic
-    from transferkit.data import check_split_classes, load_dataset
+    from transferkit.data import check_split_classes
     from transferkit.estimator import TransferClassifier, load_unlabelled
+    from transferkit.modalities import get_modality, load_dataset
     from transferkit.report import write_report
     from transferkit.run_folder import prepare_run_folder, publish_run
     from transferkit.strategies import FitData, check_fit_data, strategy_class
@@ -77,7 +80,7 @@ def train_run(
             f"test_size + val_size must leave data to train on; got {test_size} + {val_size}"
         )
     strict = bool(classifier_params.get("strict", False))
-    columns = {"text_col": text_col, "label_col": label_col}
+    columns = {"text_col": text_col, "label_col": label_col, "path_col": path_col}
     folders = _split_folders(data, test)
     full = load_dataset(folders.get("train", data), strict=strict, **columns)
     full.check_trainable()
@@ -96,10 +99,7 @@ def train_run(
         check_folds(full, cv)
     if test is not None:
         test_ds = load_dataset(test, strict=strict, **columns)
-        if full.modality == "text" and test_ds.modality == "text":
-            from transferkit.data.text import report_overlap
-
-            report_overlap(full, test_ds)
+        get_modality(full.modality).report_overlap(full, test_ds)
         train_part, val_part, _ = full.split(test_size=0.0, val_size=split_val, seed=seed)
         split_info = {"test": str(test), "val_size": split_val, "seed": seed}
     else:
@@ -373,17 +373,22 @@ def _cross_validation(full, folds: int, clf, *, seed: int, fit_params=None, **cl
 def _scratch_baseline(
     clf, train_part, val_part, test_ds, *, backbone, seed, metrics, **classifier_params
 ) -> dict[str, Any]:
-    """Train the same architecture from random weights with the same epoch budget."""
+    """Train the same architecture from random weights with the same epoch budget (or, for a
+    modality whose reference is a hand-made encoder, that encoder with the same head)."""
     import logging
 
     from transferkit.baseline import baseline_section
     from transferkit.estimator import TransferClassifier
     from transferkit.finetune.config import FinetuneConfig
+    from transferkit.modalities import get_modality
 
     params = dict(classifier_params)
     own = dict(params.pop("strategy_params", None) or {})
-    if clf.backbone_.spec.modality == "audio":
-        return _mfcc_baseline(clf, train_part, val_part, test_ds, seed, metrics, params)
+    recipe = get_modality(clf.backbone_.spec.modality).baseline
+    if recipe.backbone is not None:
+        return _reference_baseline(
+            clf, recipe, train_part, val_part, test_ds, seed, metrics, params
+        )
     epochs = int(own.get("epochs", FinetuneConfig.epochs))
     scratch_params = {"epochs": epochs}
     for key in ("batch_size", "augment", "patience", "val_size"):
@@ -406,17 +411,24 @@ def _scratch_baseline(
     return baseline_section(metrics, scratch_metrics, strategy=clf.strategy_.name, epochs=epochs)
 
 
-def _mfcc_baseline(clf, train_part, val_part, test_ds, seed, metrics, params) -> dict[str, Any]:
-    """Audio's no-transfer reference: MFCC statistics with the same head, the same data."""
+def _reference_baseline(
+    clf, recipe, train_part, val_part, test_ds, seed, metrics, params
+) -> dict[str, Any]:
+    """A modality's hand-made reference (audio: MFCC statistics) with the same head, the same
+    data."""
     from transferkit.baseline import baseline_section
     from transferkit.estimator import TransferClassifier
 
     params.pop("head_params", None)
     reference = TransferClassifier(
-        backbone="mfcc_stats", strategy="features", head=clf.head_.name, seed=seed, **params
+        backbone=recipe.backbone,
+        strategy=recipe.strategy,
+        head=clf.head_.name,
+        seed=seed,
+        **params,
     )
     reference.fit(train_part if val_part is None else train_part.merge(val_part))
     reference_metrics = reference.evaluate(test_ds)
     return baseline_section(
-        metrics, reference_metrics, strategy=clf.strategy_.name, epochs=0, reference="mfcc_stats"
+        metrics, reference_metrics, strategy=clf.strategy_.name, epochs=0, reference=recipe.backbone
     )

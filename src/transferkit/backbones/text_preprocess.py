@@ -87,13 +87,11 @@ class TextPreprocess:
 
 
 def preprocess_from_dict(data: dict[str, Any]):
-    """The preprocessing config a bundle's manifest describes (image, text or audio)."""
-    if data.get("kind") == "text":
-        return TextPreprocess.from_dict(data)
-    if data.get("kind") == "audio":
-        from transferkit.backbones.audio_preprocess import AudioPreprocess
-
-        return AudioPreprocess.from_dict(data)
+    """The preprocessing config a bundle's manifest describes: its ``kind`` tag names the config
+    class (image configs are written without one)."""
+    from transferkit.backbones.audio_preprocess import AudioPreprocess
     from transferkit.backbones.preprocess import ImagePreprocess
 
-    return ImagePreprocess.from_dict({k: v for k, v in data.items() if k != "kind"})
+    # a serialisation tag of the config classes (backbones' own), not a dataset's modality
+    configs = {"text": TextPreprocess, "audio": AudioPreprocess}
+    return configs.get(data.get("kind"), ImagePreprocess).from_dict(data)

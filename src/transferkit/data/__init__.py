@@ -1,5 +1,6 @@
 """Data: reading image folders into a Dataset, labels, splits (split folders too), and decoding
-image files."""
+image files. Which reader a path needs (images, texts or audio) is for ``transferkit.modalities``
+(``load_dataset``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from transferkit.data.dataset import (
     check_split_classes,
     evaluation_folder,
     find_split_folders,
-    load_dataset,
     load_image_folder,
     load_inputs,
     report_unreadable,
@@ -29,7 +29,6 @@ __all__ = [
     "evaluation_folder",
     "find_split_folders",
     "is_image_path",
-    "load_dataset",
     "load_image_folder",
     "load_inputs",
     "open_image",

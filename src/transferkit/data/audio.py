@@ -11,11 +11,14 @@ with ``--strict``), never silently dropped. Like images, every clip is decoded o
 from __future__ import annotations
 
 import csv
+import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from transferkit.data.columns import LABEL_COLUMNS, find_column, missing_column
 from transferkit.data.dataset import (
     Dataset,
     FileKind,
@@ -33,7 +36,6 @@ AUDIO_SUFFIXES: frozenset[str] = frozenset(
 # peak below -80 dBFS: nothing a microphone or a synthesiser would call a sound
 SILENCE_PEAK = 1e-4
 PATH_COLUMNS = ("path", "file", "filename", "audio", "clip")
-LABEL_COLUMNS = ("label", "class", "category", "target")
 
 
 def is_audio_path(path: str | os.PathLike[str]) -> bool:
@@ -81,17 +83,22 @@ def is_audio_folder(path: Path, sample: int = 200) -> bool:
     return audio > images
 
 
-def is_audio_table(path: Path) -> bool:
-    """A CSV/TSV with a path column whose first filled value is an audio file name."""
+def is_audio_table(path: Path, column: str | None = None) -> bool:
+    """A CSV/TSV with a path column (``column``, or one of the usual names) whose first filled
+    value is an audio file name."""
     if not path.is_file() or path.suffix.lower() not in (".csv", ".tsv"):
         return False
     try:
         header, rows = _read_table(path, limit=20)
     except (OSError, UnicodeDecodeError, csv.Error):
         return False
-    column = _find(header, PATH_COLUMNS)
-    if column is None:
+    try:
+        name = find_column(header, column, PATH_COLUMNS, flag="--path-col", source=str(path))
+    except BadInputError:  # no such column: then not an audio table, but perhaps a text one
         return False
+    if name is None:
+        return False
+    column = header.index(name)
     values = [r[column] for r in rows if column < len(r) and r[column].strip()]
     return bool(values) and is_audio_path(values[0].strip())
 
@@ -114,15 +121,25 @@ def load_audio_table(
 ) -> Dataset:
     """Read a CSV/TSV of ``path,label`` rows; relative paths are relative to the table's folder.
 
-    ``path_col`` (on the command line ``--text-col``, the column that holds the input) and
-    ``label_col`` name the columns when they are not called path/file/... and label/class/...
+    ``path_col`` (``--path-col``) and ``label_col`` (``--label-col``) name the columns when they
+    are not called path/file/... and label/class/...; ``text_col`` is the old name of
+    ``path_col`` for audio tables (it still works, with a ``FutureWarning``).
 
     Missing, empty and undecodable files are reported (one warning, fatal with ``strict``), not
     fatal alone.
     """
     path = Path(path)
+    if text_col is not None and path_col is None:
+        warnings.warn(
+            f"{path}: --text-col (text_col=) names the text column of text tables; for a table "
+            "of audio clips name the column of file paths with --path-col (path_col=). "
+            "--text-col will stop working for audio tables in a later version.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        path_col = text_col
     header, rows = _read_table(path)
-    p_col = _column(path, header, path_col or text_col, PATH_COLUMNS, "path")
+    p_col = _column(path, header, path_col, PATH_COLUMNS, "path")
     l_col = _column(path, header, label_col, LABEL_COLUMNS, "label")
     samples, problems = [], []
     for line, row in enumerate(rows, start=2):
@@ -148,7 +165,14 @@ def load_audio_table(
             f"{path}: no usable rows (every row had a missing, empty or undecodable file)."
         )
     labels = tuple(sorted({s.label for s in samples}))
-    return Dataset(tuple(samples), labels, source=str(path), modality="audio", skipped=problems)
+    return Dataset(
+        tuple(samples),
+        labels,
+        source=str(path),
+        modality=AUDIO.modality,
+        skipped=problems,
+        noun=AUDIO.noun,
+    )
 
 
 def _read_table(path: Path, limit: int | None = None) -> tuple[list[str], list[list[str]]]:
@@ -164,35 +188,21 @@ def _read_table(path: Path, limit: int | None = None) -> tuple[list[str], list[l
     return header, rows
 
 
-def _find(header: list[str], names: tuple[str, ...]) -> int | None:
-    lowered = [h.lower() for h in header]
-    for name in names:
-        if name in lowered:
-            return lowered.index(name)
-    return None
-
-
-def _column(path, header, given, names, what) -> int:
-    if given is not None:
-        if given not in header:
-            raise BadInputError(
-                f"{path}: no column named {given!r}; the columns are {header}. Pass one of them."
-            )
-        return header.index(given)
-    found = _find(header, names)
-    if found is None:
-        raise BadInputError(
-            f"{path}: found no {what} column (looked for {', '.join(names)}); the columns are "
-            f"{header}. Rename the column."
-        )
-    return found
+def _column(path: Path, header: list[str], given: str | None, usual, what: str) -> int:
+    """The index of the ``what`` column (``--<what>-col``), found as every table reader does."""
+    flag = f"--{what}-col"
+    name = find_column(header, given, usual, flag=flag, source=str(path))
+    if name is None:
+        raise missing_column(what, usual, header, flag=flag, source=str(path))
+    return header.index(name)
 
 
 # ---------------------------------------------------------------------------------- decoding
 
 
-def decode_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
-    """Mono float32 samples of ``path`` at ``sample_rate``; ``UnreadableAudio`` with the reason.
+def decode_audio(path: str | os.PathLike[str] | bytes, sample_rate: int) -> np.ndarray:
+    """Mono float32 samples of ``path`` (a file, or its bytes in memory) at ``sample_rate``;
+    ``UnreadableAudio`` with the reason.
 
     Channels are averaged (a mix-down, as every encoder here was trained on mono), and the rate
     converted with soxr's high-quality resampler.
@@ -207,7 +217,7 @@ def decode_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def probe_audio(path: str | os.PathLike[str]) -> str | None:
+def probe_audio(path: str | os.PathLike[str] | bytes) -> str | None:
     """Why ``decode_audio`` cannot use ``path`` (the reason), or None; run on every clip at load.
 
     Everything but the resampling, which cannot fail: the same clips are refused.
@@ -219,12 +229,13 @@ def probe_audio(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def _read_mono(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+def _read_mono(path: str | os.PathLike[str] | bytes) -> tuple[np.ndarray, int]:
     """(mono float32 samples, their rate), or ``UnreadableAudio`` for a clip nothing can use."""
     import soundfile as sf
 
+    source = io.BytesIO(path) if isinstance(path, bytes) else os.fspath(path)
     try:
-        wave, rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+        wave, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile names the problem: not audio, truncated, unsupported
         raise UnreadableAudio(f"not a readable audio file ({_short(exc)})") from exc
     if wave.shape[0] == 0:

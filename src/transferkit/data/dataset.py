@@ -36,7 +36,7 @@ class FileKind:
     supported: str  # the suffixes, for messages
     example: str  # "cats/001.jpg"
     convert_hint: str  # what to do with files of other types
-    probe: Callable[[Path], str | None]  # why a file cannot be decoded, or None
+    probe: Callable[[Path | bytes], str | None]  # why a file (or its bytes) cannot be decoded
 
 
 IMAGES = FileKind(
@@ -64,11 +64,19 @@ class Sample:
 
     A text sample carries its ``text``; its ``path`` then says where it came from (the
     ``.txt`` file, or ``reviews.csv:12`` for row 12 of a table), for messages and splits.
+    A sample received in memory (an upload) carries the file's bytes as ``content``; its
+    ``path`` is then the name it came with.
     """
 
     path: Path
     label: str | None
     text: str | None = None
+    content: bytes | None = field(default=None, repr=False)
+
+    @property
+    def raw(self) -> Path | bytes:
+        """What a decoder reads: the bytes in memory, else the file."""
+        return self.path if self.content is None else self.content
 
 
 @dataclass(frozen=True, repr=False)
@@ -84,6 +92,7 @@ class Dataset:
     source: str = "<in memory>"
     modality: str = "image"
     skipped: tuple[tuple[Path, str], ...] = field(default=(), compare=False)
+    noun: str = field(default="example", compare=False)  # one sample, in messages: "image"
 
     def __post_init__(self) -> None:
         # Frozen, yet callers may pass lists; store tuples so a Dataset is truly immutable.
@@ -119,7 +128,7 @@ class Dataset:
     @property
     def texts(self) -> tuple[str, ...]:
         """The sample texts, in sample order (text datasets only)."""
-        if self.modality != "text":
+        if any(s.text is None for s in self.samples):
             raise BadInputError(f"{self.source} holds {self.modality}s, not texts")
         return tuple(s.text or "" for s in self.samples)
 
@@ -242,9 +251,11 @@ class Dataset:
             except OSError:
                 size = -1
             rel = os.path.relpath(path, root) if root else str(path)
-            text = self.samples[i].text
-            if text is not None:  # a row of a table: its content is what identifies it
-                size = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            sample = self.samples[i]
+            if sample.text is not None:  # a row of a table: its content is what identifies it
+                size = hashlib.sha256(sample.text.encode("utf-8")).hexdigest()
+            elif sample.content is not None:  # bytes in memory, no file to look at
+                size = hashlib.sha256(sample.content).hexdigest()
             h.update(f"{Path(rel).as_posix()}|{size}|{self.samples[i].label}\n".encode())
         return h.hexdigest()
 
@@ -274,61 +285,15 @@ class Dataset:
 
     def _too_small_to_split(self, label: str, members: list[int]) -> BadInputError:
         """The error for a class with too few examples to hold one out for testing."""
-        if self.modality == "text":  # rows of a table: name them, and fixes that fit a table
-            from transferkit.data.text import too_few_rows_error
-
-            error = too_few_rows_error(self, label, members)
-            if error is not None:
-                return error
         parents = [str(self.samples[i].path.parent) for i in members]
         where = os.path.commonpath(parents) if parents else self.source
-        noun = "image" if self.modality == "image" else "example"
+        noun = self.noun
         n = len(members)
         return BadInputError(
             f"class '{label}' ({where}) has only {n} {noun}{'' if n == 1 else 's'}; holding out a "
             f"test set needs at least 2 per class (1 to train on, 1 to test on). Fix: add "
             f"{noun}s, remove the folder, or pass --test with a separate test set."
         )
-
-
-def load_dataset(path: str | os.PathLike[str], *, strict: bool = False, **options) -> Dataset:
-    """Load labelled data, choosing the reader (and so the modality) from what ``path`` is.
-
-    ``options`` go to the reader: ``text_col`` / ``label_col`` for text tables.
-    """
-    path = Path(path)
-    reader = _reader_for(path)
-    if path.is_dir() and reader.__name__ != "load_text_dataset":  # images or audio clips
-        given = [k for k, v in options.items() if v is not None]
-        if given:
-            flags = ", ".join("--" + k.replace("_", "-") for k in given)
-            raise BadInputError(
-                f"{path} is a folder of class sub-folders; {flags} only apply to tables "
-                "(CSV, TSV, JSONL, Parquet)."
-            )
-        return reader(path, strict=strict)
-    return reader(path, strict=strict, **options)
-
-
-def _reader_for(path: Path) -> Callable[..., Dataset]:
-    """Pick the reader (and so the modality) for a path."""
-    from transferkit.data.audio import (
-        is_audio_folder,
-        is_audio_table,
-        load_audio_folder,
-        load_audio_table,
-    )
-    from transferkit.data.text import is_text_data, load_text_dataset
-
-    # audio first: a CSV of path,label rows, or class folders that hold clips (and maybe notes)
-    if is_audio_table(path):
-        return load_audio_table
-    if is_audio_folder(path):
-        return load_audio_folder
-    if path.exists() and is_text_data(path):
-        return load_text_dataset
-    _require_folder(path)  # names the problem for anything that is neither
-    return load_image_folder
 
 
 # folder names that mean a split, not a class, when they are all a dataset's top-level folders
@@ -469,59 +434,81 @@ def load_class_folders(
         for path in sorted(images_by_label[label], key=Path.as_posix)
     )
     return Dataset(
-        samples, labels, source=str(root), modality=kind.modality, skipped=tuple(problems)
+        samples,
+        labels,
+        source=str(root),
+        modality=kind.modality,
+        skipped=tuple(problems),
+        noun=kind.noun,
     )
 
 
-def load_inputs(paths: Sequence[str | os.PathLike[str]], kind: FileKind = IMAGES) -> Dataset:
-    """Unlabelled Dataset of images (or ``kind``) to predict: each path a file or a folder.
+def load_inputs(items, kind: FileKind = IMAGES) -> Dataset:
+    """Unlabelled Dataset of images (or ``kind``) to predict: each item a file, a folder, or a
+    ``(name, bytes)`` pair (a file received in memory, e.g. an upload; never written to disk).
 
     Explicit files keep the order given; a folder contributes its files sorted by path. Files
     that are empty or do not decode are left out with one warning and listed in ``skipped``;
     ``list_inputs`` gives every input in order, to put them back in place.
     """
-    entries = _input_entries(paths, kind)
-    source = _inputs_source(paths)
-    undecodable = dict(probe_files([p for p, reason in entries if reason is None], kind.probe))
-    problems = [
-        (p, reason or undecodable[p]) for p, reason in entries if reason or p in undecodable
-    ]
-    found = [p for p, reason in entries if reason is None and p not in undecodable]
+    entries = _input_entries(items, kind)
+    source = _inputs_source(items)
+    reasons = [reason for _, reason in entries]
+    todo = [i for i, reason in enumerate(reasons) if reason is None]
+    for i, reason in zip(todo, probe_reasons([entries[i][0].raw for i in todo], kind.probe)):
+        reasons[i] = reason
+    found = [sample for (sample, _), reason in zip(entries, reasons) if reason is None]
+    problems = [(s.path, reason) for (s, _), reason in zip(entries, reasons) if reason is not None]
     report_unreadable(problems, strict=False, context=f"reading {source}")
     if not found:
         raise BadInputError(
             f"{source}: no readable {kind.noun}s to predict (every one is empty or cannot be "
             "decoded)."
         )
-    samples = tuple(Sample(p, None) for p in found)
-    return Dataset(samples, (), source=source, modality=kind.modality, skipped=problems)
+    return Dataset(
+        tuple(found), (), source=source, modality=kind.modality, skipped=problems, noun=kind.noun
+    )
 
 
-def list_inputs(paths: Sequence[str | os.PathLike[str]], kind: FileKind = IMAGES) -> list[Path]:
-    """Every input ``load_inputs`` reads from ``paths``, readable or not, in its order."""
-    return [path for path, _ in _input_entries(paths, kind)]
+def list_inputs(items, kind: FileKind = IMAGES) -> list[Sample]:
+    """Every input ``load_inputs`` reads from ``items``, readable or not, in its order."""
+    return [sample for sample, _ in _input_entries(items, kind)]
 
 
-def _inputs_source(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> str:
-    if isinstance(paths, (str, os.PathLike)):
-        return str(paths)
-    return str(paths[0]) if len(paths) == 1 else f"{len(paths)} inputs"
+def as_upload(item) -> tuple[str, bytes] | None:
+    """``(name, bytes)`` when ``item`` is a file received in memory, else None."""
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], (bytes, bytearray)):
+        return str(item[0]), bytes(item[1])
+    return None
 
 
-def _input_entries(
-    paths: Sequence[str | os.PathLike[str]], kind: FileKind
-) -> list[tuple[Path, str | None]]:
-    """(input, why it cannot be read or None) for every file of ``paths``, in input order;
+def _inputs_source(items) -> str:
+    if isinstance(items, (str, os.PathLike)):
+        return str(items)
+    if len(items) != 1:
+        return f"{len(items)} inputs"
+    upload = as_upload(items[0])
+    return upload[0] if upload else str(items[0])
+
+
+def _input_entries(items, kind: FileKind) -> list[tuple[Sample, str | None]]:
+    """(input, why it cannot be read or None) for every file of ``items``, in input order;
     nothing decoded yet."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    if not paths:
+    if isinstance(items, (str, os.PathLike)):
+        items = [items]
+    if not items:
         raise BadInputError(
             f"no inputs given; pass {kind.noun}s or folders of {kind.noun}s to predict"
         )
-    entries: list[tuple[Path, str | None]] = []
-    for raw in paths:
-        path = Path(raw)
+    entries: list[tuple[Sample, str | None]] = []
+    for item in items:
+        upload = as_upload(item)
+        if upload is not None:  # the decoder tells what the bytes are; the name is for messages
+            name, content = upload
+            empty = "empty file (0 bytes)" if not content else None
+            entries.append((Sample(Path(name), None, content=content), empty))
+            continue
+        path = Path(item)
         if path.is_dir():
             scan = _scan(path, kind.accept)
             if not scan.images and not scan.problems:
@@ -530,7 +517,8 @@ def _input_entries(
                     f"sub-folders too); pass {kind.noun}s or a folder that holds some."
                 )
             found = [(p, None) for p in scan.images] + list(scan.problems)
-            entries += sorted(found, key=lambda entry: entry[0].as_posix())
+            found.sort(key=lambda entry: entry[0].as_posix())
+            entries += [(Sample(p, None), reason) for p, reason in found]
         elif path.is_file():
             if not kind.accept(path.name):
                 raise BadInputError(
@@ -538,7 +526,7 @@ def _input_entries(
                     f"{kind.supported}); convert it or leave it out."
                 )
             empty = path.stat().st_size == 0
-            entries.append((path, "empty file (0 bytes)" if empty else None))
+            entries.append((Sample(path, None), "empty file (0 bytes)" if empty else None))
         else:
             raise BadInputError(f"{path}: no such file or folder; check the path.")
     return entries
@@ -547,7 +535,13 @@ def _input_entries(
 def probe_files(
     paths: Sequence[Path], probe: Callable[[Path], str | None]
 ) -> list[tuple[Path, str]]:
-    """(file, reason) for each of ``paths`` that ``probe`` cannot decode, in ``paths`` order.
+    """(file, reason) for each of ``paths`` that ``probe`` cannot decode, in ``paths`` order."""
+    reasons = probe_reasons(paths, probe)
+    return [(path, reason) for path, reason in zip(paths, reasons) if reason is not None]
+
+
+def probe_reasons(sources: Sequence, probe: Callable) -> list[str | None]:
+    """``probe`` of every file (or bytes) of ``sources``: why it cannot be decoded, or None.
 
     Threads, not processes: the decoders (PIL, libsndfile) release the GIL while they work.
     """
@@ -555,11 +549,10 @@ def probe_files(
 
     from transferkit.system import available_cores
 
-    if not paths:
+    if not sources:
         return []
     with ThreadPoolExecutor(max_workers=min(8, max(2, available_cores()))) as pool:
-        reasons = list(pool.map(probe, paths))
-    return [(path, reason) for path, reason in zip(paths, reasons) if reason is not None]
+        return list(pool.map(probe, sources))
 
 
 def report_unreadable(problems: list[tuple[Path, str]], *, strict: bool, context: str) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO
 
 import numpy as np
@@ -36,13 +39,14 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
 
 
 def open_image(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | bytes,
     *,
     target_size: int | None = None,
     max_pixels: int = 100_000_000,
     keep_grey: bool = False,
 ) -> Image.Image:
-    """Decode an image file into 8-bit RGB: EXIF-upright, first frame, transparency on white.
+    """Decode an image file (or its bytes, in memory) into 8-bit RGB: EXIF-upright, first
+    frame, transparency on white.
 
     Args:
         target_size: the shorter side the caller will resize to; lets a JPEG decode at 1/2, 1/4
@@ -57,18 +61,19 @@ def open_image(
         UnreadableImageError: ``"<path>: <reason>"`` for empty, truncated, non-image or too large
             files.
     """
+    name = source_name(path)
     try:
-        with open(path, "rb") as fp:
-            if os.fstat(fp.fileno()).st_size == 0:
-                raise UnreadableImageError(f"{path}: the file is empty (0 bytes)")
-            image = _identify(fp, os.fspath(path))
+        with _binary(path) as (fp, size):
+            if size == 0:
+                raise UnreadableImageError(f"{name}: the file is empty (0 bytes)")
+            image = _identify(fp, name)
             try:
                 full_size = image.size
                 if target_size:
                     # Only JPEG acts on this: its decoder can skip detail, so a 20000x20000 photo
                     # never exists in memory at full size. Other formats ignore it.
                     image.draft("RGB", (target_size, target_size))
-                _check_pixels(image, full_size, max_pixels, path)
+                _check_pixels(image, full_size, max_pixels, name)
                 image.load()
                 _apply_orientation(image)
                 return _to_rgb(image, keep_grey=keep_grey)
@@ -77,10 +82,10 @@ def open_image(
     except UnreadableImageError:
         raise
     except Exception as err:  # any decoder failure is a property of this file, not a bug
-        raise UnreadableImageError(f"{path}: {_describe(err)}") from err
+        raise UnreadableImageError(f"{name}: {_describe(err)}") from err
 
 
-def probe_image(path: str | os.PathLike[str]) -> str | None:
+def probe_image(path: str | os.PathLike[str] | bytes) -> str | None:
     """Why ``open_image`` cannot decode ``path`` (the reason, without the path), or None.
 
     Cheap enough to run on every file of a dataset when it is loaded: JPEGs decode at reduced
@@ -89,9 +94,29 @@ def probe_image(path: str | os.PathLike[str]) -> str | None:
     try:
         open_image(path, target_size=PROBE_SIZE, keep_grey=True)
     except UnreadableImageError as exc:
-        text, prefix = str(exc), f"{path}: "
-        return text[len(prefix) :] if text.startswith(prefix) else text
+        return failure_reason(exc, path)
     return None
+
+
+def source_name(source: str | os.PathLike[str] | bytes) -> str:
+    """How a file, or bytes in memory, is named in a decoding error."""
+    return "<bytes in memory>" if isinstance(source, bytes) else os.fspath(source)
+
+
+def failure_reason(exc: BaseException, source: str | os.PathLike[str] | bytes) -> str:
+    """The reason alone: decoding errors read "<file>: <reason>" and the file is listed apart."""
+    text, prefix = str(exc), f"{source_name(source)}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+@contextmanager
+def _binary(source: str | os.PathLike[str] | bytes) -> Iterator[tuple[IO[bytes], int]]:
+    """(a binary file object, its size in bytes) for a file or bytes in memory."""
+    if isinstance(source, bytes):
+        yield io.BytesIO(source), len(source)
+        return
+    with open(source, "rb") as fp:
+        yield fp, os.fstat(fp.fileno()).st_size
 
 
 def _identify(fp: IO[bytes], filename: str) -> ImageFile.ImageFile:

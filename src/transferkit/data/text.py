@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from transferkit.data.columns import LABEL_COLUMNS, find_column, missing_column
 from transferkit.data.dataset import Dataset, Sample
 from transferkit.errors import BadInputError
 
@@ -48,7 +49,6 @@ TXT_SUFFIX = ".txt"
 
 # usual column names, most specific first; matched case-insensitively
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "comment", "body", "message", "document")
-LABEL_COLUMNS = ("label", "labels", "category", "class", "sentiment", "target")
 
 _MAX_LISTED = 10
 
@@ -145,36 +145,12 @@ def read_text_file(path: Path) -> str:
     return decode_bytes(raw, str(path))
 
 
+def _text_of(path: Path, content: bytes | None) -> str:
+    """The text of the file ``path``, or of ``content`` (its bytes, already in memory)."""
+    return read_text_file(path) if content is None else decode_bytes(content, str(path))
+
+
 # ----------------------------------------------------------------------------- tables
-
-
-def _pick_column(
-    columns: Sequence[str], given: str | None, candidates: Sequence[str], what: str, source: str
-) -> str | None:
-    """The column named ``given``, or the first usual name present; None when absent."""
-    if given is not None:
-        if given in columns:
-            return given
-        folded = {c.casefold(): c for c in columns}
-        if given.casefold() in folded:
-            return folded[given.casefold()]
-        raise BadInputError(
-            f"{source}: no column {given!r}; the file has the columns {list(columns)}. Pass "
-            f"--{what}-col with one of them."
-        )
-    folded = {c.strip().casefold(): c for c in columns}
-    for name in candidates:
-        if name in folded:
-            return folded[name]
-    return None
-
-
-def _missing_column(what: str, candidates: Sequence[str], columns: Sequence[str], source: str):
-    return BadInputError(
-        f"{source}: cannot tell which column holds the {what}; the file has the columns "
-        f"{list(columns)}, and none is one of the usual names {list(candidates)}. Pass "
-        f"--{what}-col <column> to name it."
-    )
 
 
 def _find_columns(
@@ -186,23 +162,25 @@ def _find_columns(
     need_labels: bool,
 ) -> tuple[str, str | None]:
     """The text column and the label column (None when absent and not needed)."""
-    text_key = _pick_column(columns, text_col, TEXT_COLUMNS, "text", source)
+    text_key = find_column(columns, text_col, TEXT_COLUMNS, flag="--text-col", source=source)
     if text_key is None:
         # a two-column file with one unknown name: the other column must be the label
-        label_guess = _pick_column(columns, label_col, LABEL_COLUMNS, "label", source)
+        label_guess = find_column(
+            columns, label_col, LABEL_COLUMNS, flag="--label-col", source=source
+        )
         rest = [c for c in columns if c != label_guess]
         if label_guess is not None and len(rest) == 1:
             text_key = rest[0]
         else:
-            raise _missing_column("text", TEXT_COLUMNS, columns, source)
-    label_key = _pick_column(columns, label_col, LABEL_COLUMNS, "label", source)
+            raise missing_column("text", TEXT_COLUMNS, columns, flag="--text-col", source=source)
+    label_key = find_column(columns, label_col, LABEL_COLUMNS, flag="--label-col", source=source)
     if label_key == text_key:
         raise BadInputError(
             f"{source}: the text and the label are both the column {text_key!r}; name them "
             "apart with --text-col and --label-col."
         )
     if label_key is None and need_labels:
-        raise _missing_column("label", LABEL_COLUMNS, columns, source)
+        raise missing_column("label", LABEL_COLUMNS, columns, flag="--label-col", source=source)
     return text_key, label_key
 
 
@@ -335,16 +313,20 @@ def read_table(
     text_col: str | None = None,
     label_col: str | None = None,
     need_labels: bool = True,
+    content: bytes | None = None,
 ) -> tuple[list[TextRecord], str | None]:
-    """Records from a CSV / TSV / JSONL / Parquet file (by its suffix), and its label column."""
+    """Records from a CSV / TSV / JSONL / Parquet file (by its suffix), and its label column.
+
+    ``content``: the file's bytes, already in memory (an upload named ``path``).
+    """
     suffix = path.suffix.lower()
     delimiter = TABLE_SUFFIXES.get(suffix)
     if delimiter is not None:
-        columns, rows = _csv_rows(path, delimiter)
+        columns, rows = _csv_rows(path, delimiter, _text_of(path, content))
     elif suffix in JSONL_SUFFIXES:
-        columns, rows = _jsonl_rows(path)
+        columns, rows = _jsonl_rows(path, _text_of(path, content))
     elif suffix in PARQUET_SUFFIXES:
-        columns, rows = _parquet_rows(path)
+        columns, rows = _parquet_rows(path, content)
     else:
         raise BadInputError(
             f"{path}: not a text table (supported: {', '.join(TEXT_FILE_SUFFIXES)}, or a folder "
@@ -483,8 +465,7 @@ def _report_merged_rows(
     )
 
 
-def _csv_rows(path: Path, delimiter: str) -> tuple[list[str], list[tuple[str, dict]]]:
-    text = read_text_file(path)
+def _csv_rows(path: Path, delimiter: str, text: str) -> tuple[list[str], list[tuple[str, dict]]]:
     records = _read_records(path, text, delimiter)
     if not records:
         raise BadInputError(f"{path}: the file is empty; it needs a header row.")
@@ -509,8 +490,7 @@ def _csv_rows(path: Path, delimiter: str) -> tuple[list[str], list[tuple[str, di
     return columns, rows
 
 
-def _jsonl_rows(path: Path) -> tuple[list[str], list[tuple[str, dict]]]:
-    text = read_text_file(path)
+def _jsonl_rows(path: Path, text: str) -> tuple[list[str], list[tuple[str, dict]]]:
     columns: dict[str, None] = {}
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -535,18 +515,19 @@ def _jsonl_rows(path: Path) -> tuple[list[str], list[tuple[str, dict]]]:
     return list(columns), rows
 
 
-def _parquet_rows(path: Path) -> tuple[list[str], list[tuple[str, dict]]]:
+def _parquet_rows(path: Path, content: bytes | None) -> tuple[list[str], list[tuple[str, dict]]]:
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise BadInputError(
             f"{path}: reading Parquet needs pyarrow; pip install 'transferkit[text]' (or "
             "pyarrow), or export the data as CSV or JSONL."
         ) from None
-    if not path.is_file():
+    if content is None and not path.is_file():
         raise BadInputError(f"{path}: no such file; check the path.")
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path if content is None else pa.BufferReader(content))
     except Exception as exc:  # pyarrow raises its own error types for corrupt files
         raise BadInputError(f"{path}: not a readable Parquet file ({exc}).") from None
     columns = list(table.column_names)
@@ -574,9 +555,12 @@ def read_txt_folder(root: Path) -> list[TextRecord]:
     return records
 
 
-def read_txt_lines(path: Path) -> list[TextRecord]:
-    """An unlabelled ``.txt`` file for prediction: one text per non-empty line."""
-    text = read_text_file(path)
+def read_txt_lines(path: Path, content: bytes | None = None) -> list[TextRecord]:
+    """An unlabelled ``.txt`` file for prediction: one text per non-empty line.
+
+    ``content``: the file's bytes, already in memory (an upload named ``path``).
+    """
+    text = _text_of(path, content)
     return [
         TextRecord(line, None, f"{path}:{n}")
         for n, line in enumerate(text.splitlines(), start=1)
@@ -686,14 +670,19 @@ class TableDataset(Dataset):
 
     label_column: str | None = None
 
+    def _too_small_to_split(self, label: str, members: list[int]) -> BadInputError:
+        # rows of a table: name them, and fixes that fit a table
+        error = too_few_rows_error(self, label, members)
+        return error if error is not None else super()._too_small_to_split(label, members)
 
-def too_few_rows_error(dataset: Dataset, label: str, members: Sequence[int]):
+
+def too_few_rows_error(dataset: TableDataset, label: str, members: Sequence[int]):
     """The error for a class too small to split whose examples are table rows: it names the
     file, the rows and the label column, and fixes that fit a table. None for other data."""
     wheres = [dataset.samples[i].path.as_posix() for i in members]
     if not wheres or not all(_TABLE_ROW.search(w) for w in wheres):
         return None
-    column = getattr(dataset, "label_column", None)
+    column = dataset.label_column
     cell = f", column {column!r}" if column else ""
     n = len(wheres)
     return BadInputError(
@@ -746,28 +735,27 @@ def load_text_dataset(
     )
 
 
-def load_text_inputs(paths: Sequence[str | os.PathLike[str]], *, text_col: str | None = None):
-    """Unlabelled texts to predict: table files (their text column) or ``.txt`` files (a text
-    per line). Labels in a table are ignored."""
-    records: list[TextRecord] = []
-    for raw in paths:
-        path = text_source(raw)
+def read_text_input(
+    path: Path, *, text_col: str | None = None, content: bytes | None = None
+) -> list[TextRecord]:
+    """The unlabelled texts of one file to predict: a table's text column (its labels are
+    ignored) or a ``.txt`` file's lines; ``content``: the file's bytes, already in memory."""
+    if content is None:
+        path = text_source(path)
         if path.is_dir():
             raise BadInputError(
                 f"{path}: a folder; to predict texts pass CSV/TSV/JSONL/Parquet files or .txt "
                 "files with one text per line."
             )
-        if path.suffix.lower() == TXT_SUFFIX:
-            records += read_txt_lines(path)
-        else:
-            records += read_table(path, text_col=text_col, need_labels=False)[0]
-    source = str(paths[0]) if len(paths) == 1 else f"{len(paths)} inputs"
+    if path.suffix.lower() == TXT_SUFFIX:
+        records = read_txt_lines(path, content)
+    else:
+        records = read_table(path, text_col=text_col, need_labels=False, content=content)[0]
     records = [TextRecord(r.text, None, r.where) for r in records]
-    records = clean_records(records, source, need_labels=False)
+    records = clean_records(records, str(path), need_labels=False)
     if not records:
-        raise BadInputError(f"{source}: no non-empty texts to predict.")
-    samples = tuple(Sample(Path(r.where), None, r.text) for r in records)
-    return Dataset(samples, (), source=source, modality="text")
+        raise BadInputError(f"{path}: no non-empty texts to predict.")
+    return records
 
 
 def report_overlap(train, test) -> int:

@@ -5,20 +5,25 @@ release the GIL — a few clips ahead of the encoder, so memory stays bounded by
 clips even for hour-long files. The encoder splits a clip longer than its window into windows
 and the clip's embedding is their mean and standard deviation; how many clips were split, and
 how many seconds of audio went through per wall-clock second, are returned for the report.
+This is the encoding step of the extraction loop (``extract.py``) for audio.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
 from transferkit.events import NULL_EVENTS, Events
-from transferkit.features.cache import EmbeddingCache, open_store, release_store
-from transferkit.features.extract import ExtractionResult, fill_from_cache
+from transferkit.features.cache import EmbeddingCache
+from transferkit.features.extract import (
+    Delivery,
+    ExtractionResult,
+    content_digests,
+    run_extraction,
+)
 from transferkit.system import available_cores
 
 _AHEAD = 8  # clips decoded ahead of the encoder
@@ -35,35 +40,60 @@ def extract_audio_embeddings(
     num_threads: int | None = None,
 ) -> ExtractionResult:
     """Encode every clip of ``dataset`` with the frozen audio ``backbone``."""
-    from transferkit.data.audio import UnreadableAudio, decode_audio
+    step = AudioEncoding(backbone, dataset.samples, num_threads)
+    return run_extraction(step, backbone, dataset.samples, cache=cache, events=events)
 
-    start = time.perf_counter()
-    paths = [Path(p) for p in dataset.paths]
-    n, dim = len(paths), int(backbone.num_features)
-    embeddings = np.zeros((n, dim), dtype=np.float32)
-    ok = np.zeros(n, dtype=bool)
-    problems: list[tuple[Path, str]] = []
-    failed = np.zeros(n, dtype=bool)
-    store = open_store(backbone, cache, "audio", dim)
-    digests = fill_from_cache(
-        store, paths, embeddings, ok, failed, problems, min(4, available_cores())
-    )
-    n_cached = int(ok.sum())
-    todo = [i for i in range(n) if not ok[i] and not failed[i]]
-    rate = backbone.preprocess.sample_rate
-    seconds_audio, windowed = 0.0, 0
-    if todo:
-        module = backbone.materialize()
-        threads = num_threads or available_cores()
-        previous = _torch_threads(threads)
+
+class AudioEncoding:
+    """Clips decoded a few ahead, short ones embedded together."""
+
+    view = "audio"
+    unit = "clip"
+
+    def __init__(self, backbone, samples: Sequence, num_threads: int | None):
+        self.backbone = backbone
+        self.sources = [s.raw for s in samples]  # files, or bytes received in memory
+        self.num_threads = num_threads
+        self.rate = backbone.preprocess.sample_rate
+        self.seconds_audio = 0.0
+        self.windowed = 0
+
+    def digests(self, samples: Sequence) -> list[str | Exception]:
+        return content_digests(samples, min(4, available_cores()))
+
+    def info(self, seconds: float) -> dict:
+        info = {
+            "seconds_audio": self.seconds_audio,
+            "clips_windowed": int(self.windowed),
+            "window_seconds": self.backbone.preprocess.window_seconds,
+            "sample_rate": self.rate,
+        }
+        if self.seconds_audio:
+            info["audio_seconds_per_second"] = self.seconds_audio / max(seconds, 1e-9)
+        return info
+
+    def encode(self, todo: list[int], delivery: Delivery) -> str:
+        from transferkit.data.audio import UnreadableAudio, decode_audio
+
+        module = self.backbone.materialize()
+        previous = _torch_threads(self.num_threads or available_cores())
 
         def decode(i: int):
             try:
-                return decode_audio(paths[i], rate)
+                return decode_audio(self.sources[i], self.rate)
             except UnreadableAudio as exc:
                 return exc
 
-        bar = events.progress(n, f"Encoding ({backbone.name})", "clip", initial=n_cached)
+        batch: list[tuple[int, np.ndarray]] = []
+
+        def flush() -> None:
+            results = module.embed_many([w for _, w in batch])
+            for (_, wave), (_, n_windows) in zip(batch, results):
+                self.seconds_audio += len(wave) / self.rate
+                self.windowed += n_windows > 1
+            delivery.done([i for i, _ in batch], np.stack([vector for vector, _ in results]))
+            batch.clear()
+
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 pending: deque = deque()
@@ -72,23 +102,6 @@ def extract_audio_embeddings(
                     pending.append((i, pool.submit(decode, i)))
                     if len(pending) >= _AHEAD:
                         break
-                batch: list[tuple[int, np.ndarray]] = []
-
-                def flush() -> None:
-                    nonlocal seconds_audio, windowed
-                    results = module.embed_many([w for _, w in batch])
-                    for (i, wave), (vector, n_windows) in zip(batch, results):
-                        embeddings[i] = vector
-                        ok[i] = True
-                        seconds_audio += len(wave) / rate
-                        windowed += n_windows > 1
-                    if store is not None:
-                        store.put_many(
-                            (digests[i], embeddings[i]) for i, _ in batch if digests[i] is not None
-                        )
-                    bar.update(len(batch))
-                    batch.clear()
-
                 while pending:
                     i, future = pending.popleft()
                     nxt = next(queue, None)
@@ -96,40 +109,20 @@ def extract_audio_embeddings(
                         pending.append((nxt, pool.submit(decode, nxt)))
                     wave = future.result()
                     if isinstance(wave, Exception):
-                        problems.append((paths[i], str(wave)))
-                        bar.update(1)
+                        delivery.failed(i, str(wave))
                     else:
                         batch.append((i, wave))
                     # short clips share the encoder's batches; a long one goes alone
                     if batch and (
                         len(batch) >= _CLIPS_PER_BATCH
-                        or sum(len(w) for _, w in batch) >= _SECONDS_PER_BATCH * rate
+                        or sum(len(w) for _, w in batch) >= _SECONDS_PER_BATCH * self.rate
                     ):
                         flush()
                 if batch:
                     flush()
         finally:
-            bar.close()
             _torch_threads(previous)
-    release_store(store, cache)
-    seconds = time.perf_counter() - start
-    info = {
-        "seconds_audio": seconds_audio,
-        "clips_windowed": int(windowed),
-        "window_seconds": backbone.preprocess.window_seconds,
-        "sample_rate": rate,
-    }
-    if seconds_audio:
-        info["audio_seconds_per_second"] = seconds_audio / max(seconds, 1e-9)
-    return ExtractionResult(
-        embeddings=embeddings,
-        ok=ok,
-        problems=sorted(problems, key=lambda p: p[0].as_posix()),
-        seconds=seconds,
-        runtime="cache" if not todo else "audio",
-        n_cached=n_cached,
-        info=info,
-    )
+        return "audio"
 
 
 def _torch_threads(threads: int | None) -> int | None:

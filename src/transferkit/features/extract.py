@@ -1,24 +1,25 @@
-"""Batched embedding extraction: decode in parallel with the forward pass, cache by content."""
+"""The extraction loop: content keys, the embedding cache, progress and bookkeeping, once.
+
+Every modality's extractor (``image_extract.py``, ``text_extract.py``, ``audio_extract.py``)
+gives only its ``EncodingStep``: how its samples are keyed in the cache and how the ones not
+cached yet are decoded and encoded. Which step a dataset needs is for its modality
+(``transferkit.modalities``) to say; nothing here knows one modality from another.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from transferkit.errors import TransferkitError
 from transferkit.events import NULL_EVENTS, Events
 from transferkit.features.cache import EmbeddingCache, file_digest, open_store, release_store
-from transferkit.system import available_cores
-
-# batches decoded ahead of the forward pass: enough to hide decoding, small enough that memory
-# stays bounded by a few batches whatever the size of the folder
-_PREFETCH_BATCHES = 2
 
 
 @dataclass
@@ -35,216 +36,142 @@ class ExtractionResult:
     info: dict = field(default_factory=dict)
 
 
-# label-preserving views of an input that training may add (never used at evaluation)
-VIEWS = ("identity", "hflip")
+class Delivery(Protocol):
+    """Where an encoding step puts what it made of the samples it was given."""
+
+    def done(self, rows: Sequence[int], vectors: np.ndarray) -> None:
+        """``vectors[k]`` is the embedding of sample ``rows[k]``."""
+
+    def failed(self, row: int, reason: str) -> None:
+        """Sample ``row`` cannot be read; ``reason`` says why (without the path)."""
 
 
-def _prepare_image(path: Path, preprocess, view: str = "identity") -> np.ndarray:
-    """Decode one image file, take the requested view, resize and crop: uint8 (H, W, 3), or
-    (H, W) for a grey image (the caller copies it into the planar RGB batch buffer).
+class EncodingStep(Protocol):
+    """One modality's part of the loop."""
 
-    Normalisation happens in the runner (inside the exported graph), not here.
+    view: str  # the cache variant its vectors are kept under ("identity", "hflip", "text", ...)
+    unit: str  # what the progress counts ("img", "text", "clip")
+
+    def digests(self, samples: Sequence) -> list[str | Exception]:
+        """Each sample's content key in the cache, or the error that kept it from being read."""
+
+    def encode(self, todo: list[int], delivery: Delivery) -> str:
+        """Encode the samples at ``todo``, handing results to ``delivery``; the runtime used."""
+
+    def info(self, seconds: float) -> dict:
+        """Facts for the report once the loop has run for ``seconds``."""
+
+
+def run_extraction(
+    step: EncodingStep,
+    backbone,
+    samples: Sequence,
+    *,
+    cache: bool | EmbeddingCache = True,
+    events: Events = NULL_EVENTS,
+) -> ExtractionResult:
+    """Embeddings of ``samples`` by ``backbone``: from the cache where it has them, the rest
+    through ``step`` (and into the cache).
+
+    Unreadable samples do not stop the run: they are reported in ``problems`` (in sample order)
+    and flagged in ``ok``; the caller decides whether that is fatal (``--strict``). ``events``
+    gets a progress counter over the samples (those not cached yet are what moves it).
     """
-    from PIL import ImageOps
-
-    from transferkit.backbones.preprocess import crop_pixels
-    from transferkit.data.images import open_image
-
-    img = open_image(path, target_size=preprocess.resize_size, keep_grey=True)
-    if view == "hflip":
-        img = ImageOps.mirror(img)
-    return crop_pixels(img, preprocess, expand_grey=False)
-
-
-def _decode_slice(buf, batch, start, stop, paths, preprocess, view) -> dict[int, str]:
-    """Decode ``batch[start:stop]`` into the planar (B, 3, H, W) ``buf``; return {row: reason}
-    for unreadable files."""
-    bad: dict[int, str] = {}
-    for j in range(start, min(stop, len(batch))):
-        path = paths[batch[j]]
-        try:
-            pixels = _prepare_image(path, preprocess, view)
-            if pixels.ndim == 2:  # grey: three contiguous plane copies
-                for channel in range(3):
-                    buf[j, channel] = pixels
-            else:
-                buf[j] = pixels.transpose(2, 0, 1)
-        except TransferkitError as exc:
-            bad[j] = _problem_text(exc, path)
-        except OSError as exc:
-            bad[j] = f"cannot read file ({exc})"
-    return bad
-
-
-def _digest(path: Path) -> str | Exception:
+    start = time.perf_counter()
+    rows = _Rows(len(samples), int(backbone.num_features))
+    store = open_store(backbone, cache, step.view, rows.dim)
     try:
-        return file_digest(path)
+        digests = _fill_from_cache(store, step, samples, rows)
+        n_cached = int(rows.ok.sum())
+        todo = [i for i in range(len(samples)) if not rows.ok[i] and i not in rows.problems]
+        runtime = "cache"
+        if todo:
+            desc = f"Encoding ({backbone.name})"
+            with events.progress(len(samples), desc, step.unit, initial=n_cached) as bar:
+                runtime = step.encode(todo, _Delivery(rows, samples, store, digests, bar))
+    finally:
+        release_store(store, cache)
+    seconds = time.perf_counter() - start
+    return ExtractionResult(
+        embeddings=rows.embeddings,
+        ok=rows.ok,
+        problems=[rows.problems[i] for i in sorted(rows.problems)],
+        seconds=seconds,
+        runtime=runtime,
+        n_cached=n_cached,
+        info=step.info(seconds),
+    )
+
+
+def content_digests(samples: Sequence, workers: int) -> list[str | Exception]:
+    """sha256 of each sample's file, or of its bytes when it came in memory (the same key, so
+    an upload of a cached file is a cache hit); hashed in ``workers`` threads."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_content_digest, samples))
+
+
+def _content_digest(sample) -> str | Exception:
+    if sample.content is not None:
+        return hashlib.sha256(sample.content).hexdigest()
+    try:
+        return file_digest(sample.path)
     except OSError as exc:
         return exc
 
 
-def fill_from_cache(store, paths, embeddings, ok, failed, problems, threads: int):
-    """Hash every file (in threads) and copy the embeddings the cache already has into place.
+class _Rows:
+    """The result being filled in: embeddings, which rows are done, and why others are not."""
 
-    Sets ``ok`` for cache hits and ``failed`` (with a ``problems`` entry) for files that cannot
-    be read; returns each file's digest (None where unread or caching is off).
-    """
-    digests: list[str | None] = [None] * len(paths)
-    if store is None or not len(paths):
-        return digests
-    with ThreadPoolExecutor(max_workers=max(2, threads)) as pool:
-        for i, d in enumerate(pool.map(_digest, paths)):
-            if isinstance(d, Exception):
-                problems.append((paths[i], f"cannot read file ({d.__class__.__name__}: {d})"))
-                failed[i] = True
-            else:
-                digests[i] = d
+    def __init__(self, n: int, dim: int) -> None:
+        self.dim = dim
+        self.embeddings = np.zeros((n, dim), dtype=np.float32)
+        self.ok = np.zeros(n, dtype=bool)
+        self.problems: dict[int, tuple[Path, str]] = {}
+
+
+def _fill_from_cache(store, step: EncodingStep, samples: Sequence, rows: _Rows) -> list:
+    """Key every sample and copy the embeddings the cache already has into place; each
+    sample's digest (None where unread or caching is off)."""
+    if store is None or not len(samples):
+        return [None] * len(samples)
+    digests: list[str | None] = []
+    for i, digest in enumerate(step.digests(samples)):
+        if isinstance(digest, Exception):
+            reason = f"cannot read file ({digest.__class__.__name__}: {digest})"
+            rows.problems[i] = (samples[i].path, reason)
+            digest = None
+        digests.append(digest)
     hits = store.get_many([d for d in digests if d])
-    for i, d in enumerate(digests):
-        if d in hits:
-            embeddings[i] = hits[d]
-            ok[i] = True
+    for i, digest in enumerate(digests):
+        if digest in hits:
+            rows.embeddings[i] = hits[digest]
+            rows.ok[i] = True
     return digests
 
 
-def _problem_text(exc: BaseException, path: Path) -> str:
-    """The reason alone: decoding errors read "<path>: <reason>" and the path is listed apart."""
-    text, prefix = str(exc), f"{path}: "
-    return text[len(prefix) :] if text.startswith(prefix) else text
+class _Delivery:
+    """What an encoding step hands back lands in the rows, the cache and the progress count."""
 
+    def __init__(self, rows: _Rows, samples, store, digests, bar) -> None:
+        self.rows = rows
+        self.samples = samples
+        self.store = store
+        self.digests = digests
+        self.bar = bar
 
-def extract_embeddings(
-    backbone,
-    dataset,
-    *,
-    batch_size: int = 64,
-    cache: bool | EmbeddingCache = True,
-    events: Events = NULL_EVENTS,
-    runtime: str = "auto",
-    num_threads: int | None = None,
-    view: str = "identity",
-) -> ExtractionResult:
-    """Encode every sample of ``dataset`` with the frozen ``backbone``.
+    def done(self, rows: Sequence[int], vectors: np.ndarray) -> None:
+        rows = list(rows)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        self.rows.embeddings[rows] = vectors
+        self.rows.ok[rows] = True
+        if self.store is not None:
+            self.store.put_many(
+                (self.digests[i], vectors[k])
+                for k, i in enumerate(rows)
+                if self.digests[i] is not None
+            )
+        self.bar.update(len(rows))
 
-    Unreadable files do not stop the run: they are reported in ``problems`` and flagged in
-    ``ok``; the caller decides whether that is fatal (``--strict``). ``view`` selects a
-    label-preserving transformation (``hflip``: mirror image) used to augment training data.
-    ``events`` gets a progress counter over the samples still to encode.
-    """
-    if view not in VIEWS:
-        raise ValueError(f"view must be one of {VIEWS}; got {view!r}")
-    if getattr(dataset, "modality", "image") == "text":
-        if view != "identity":
-            raise ValueError(f"the {view!r} view is for images; texts have only 'identity'")
-        from transferkit.features.text_extract import extract_text_embeddings
-
-        return extract_text_embeddings(
-            backbone,
-            dataset,
-            batch_size=batch_size,
-            cache=cache,
-            events=events,
-            num_threads=num_threads,
-        )
-    if getattr(dataset, "modality", "image") == "audio":
-        if view != "identity":
-            raise ValueError(f"the {view!r} view is for images; audio has only 'identity'")
-        from transferkit.features.audio_extract import extract_audio_embeddings
-
-        return extract_audio_embeddings(
-            backbone, dataset, cache=cache, events=events, num_threads=num_threads
-        )
-    start = time.perf_counter()
-    paths: Sequence[Path] = [Path(p) for p in dataset.paths]
-    n, dim = len(paths), int(backbone.num_features)
-    embeddings = np.zeros((n, dim), dtype=np.float32)
-    ok = np.zeros(n, dtype=bool)
-    problems: list[tuple[Path, str]] = []
-    failed = np.zeros(n, dtype=bool)
-    threads = num_threads or available_cores()
-
-    store = open_store(backbone, cache, view, dim)
-
-    digests = fill_from_cache(store, paths, embeddings, ok, failed, problems, threads)
-    n_cached = int(ok.sum())
-
-    todo = [i for i in range(n) if not ok[i] and not failed[i]]
-    runtime_name = "cache"
-    if todo:
-        # torch / onnxruntime are imported only now: a fully cached run never pays for them
-        from transferkit.features.runtime import make_runner
-
-        runner = make_runner(backbone.materialize(), runtime=runtime, num_threads=threads)
-        runtime_name = runner.name
-        bar = events.progress(n, f"Encoding ({backbone.name})", "img", initial=n_cached)
-        batches = [todo[s : s + batch_size] for s in range(0, len(todo), batch_size)]
-        size = backbone.preprocess.input_size
-        # decoding threads: PIL releases the GIL while decoding and resizing. Each task fills a
-        # slice of a preallocated batch buffer (no per-image futures, no np.stack copy), and
-        # the next batches are decoded while the runtime works on the current one.
-        workers = min(4, max(2, threads))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            pending: deque[tuple[list[int], np.ndarray, list[Future]]] = deque()
-
-            spare: list[np.ndarray] = []  # finished batch buffers, reused (no fresh page faults)
-
-            def submit(batch: list[int]) -> None:
-                shape = (len(batch), 3, size, size)
-                reuse = spare and spare[-1].shape == shape
-                buf = spare.pop() if reuse else np.empty(shape, dtype=np.uint8)
-                step = max(1, -(-len(batch) // (2 * workers)))
-                futures = [
-                    pool.submit(
-                        _decode_slice,
-                        buf,
-                        batch,
-                        start,
-                        start + step,
-                        paths,
-                        backbone.preprocess,
-                        view,
-                    )
-                    for start in range(0, len(batch), step)
-                ]
-                pending.append((batch, buf, futures))
-
-            for b in batches[:_PREFETCH_BATCHES]:
-                submit(b)
-            next_batch = _PREFETCH_BATCHES
-            try:
-                while pending:
-                    batch, buf, futures = pending.popleft()
-                    bad: dict[int, str] = {}
-                    for fut in futures:
-                        bad.update(fut.result())
-                    if next_batch < len(batches):  # keep the decoders busy during the forward
-                        submit(batches[next_batch])
-                        next_batch += 1
-                    for j, reason in bad.items():
-                        problems.append((paths[batch[j]], reason))
-                        failed[batch[j]] = True
-                    keep = [j for j in range(len(batch)) if j not in bad]
-                    good = [batch[j] for j in keep]
-                    if good:
-                        out = runner(buf if not bad else buf[keep])
-                        embeddings[good] = out
-                        ok[good] = True
-                        if store is not None:
-                            store.put_many((digests[i], out[j]) for j, i in enumerate(good))
-                    spare.append(buf)
-                    bar.update(len(batch))
-            finally:
-                for _, _, futures in pending:
-                    for fut in futures:
-                        fut.cancel()
-                bar.close()
-
-    release_store(store, cache)
-    return ExtractionResult(
-        embeddings=embeddings,
-        ok=ok,
-        problems=problems,
-        seconds=time.perf_counter() - start,
-        runtime=runtime_name,
-        n_cached=n_cached,
-    )
+    def failed(self, row: int, reason: str) -> None:
+        self.rows.problems[row] = (self.samples[row].path, reason)
+        self.bar.update(1)

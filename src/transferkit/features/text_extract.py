@@ -2,19 +2,20 @@
 
 Padding is the waste of text encoders: a batch costs as much as its longest text. Sorting the
 texts by token count before batching (what sentence-transformers' ``encode`` does by character
-count) keeps each batch's padding small; results are scattered back to sample order.
+count) keeps each batch's padding small; results are handed back by sample index. This is the
+encoding step of the extraction loop (``extract.py``) for texts.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
+from collections.abc import Sequence
 
 import numpy as np
 
 from transferkit.events import NULL_EVENTS, Events
-from transferkit.features.cache import EmbeddingCache, open_store, release_store
-from transferkit.features.extract import ExtractionResult
+from transferkit.features.cache import EmbeddingCache
+from transferkit.features.extract import Delivery, ExtractionResult, run_extraction
 from transferkit.system import available_cores
 
 
@@ -33,45 +34,59 @@ def extract_text_embeddings(
     num_threads: int | None = None,
 ) -> ExtractionResult:
     """Encode every text of ``dataset`` with the frozen text ``backbone``."""
-    start = time.perf_counter()
-    texts = list(dataset.texts)
-    n, dim = len(texts), int(backbone.num_features)
-    embeddings = np.zeros((n, dim), dtype=np.float32)
-    ok = np.zeros(n, dtype=bool)
+    step = TextEncoding(backbone, list(dataset.texts), batch_size, num_threads)
+    return run_extraction(step, backbone, dataset.samples, cache=cache, events=events)
 
-    store = open_store(backbone, cache, "text", dim)
-    digests = [text_digest(t) for t in texts]
-    if store is not None and n:
-        hits = store.get_many(digests)
-        for i, d in enumerate(digests):
-            if d in hits:
-                embeddings[i] = hits[d]
-                ok[i] = True
-    n_cached = int(ok.sum())
-    todo = [i for i in range(n) if not ok[i]]
-    if todo and hasattr(backbone.materialize(), "encode_texts"):
-        # frozen non-torch encoders (USE, WordLlama, word vectors): their own batching inside
-        _encode_frozen(backbone, texts, todo, embeddings, ok, digests, store, batch_size, events)
-        todo = []
-        runtime = "numpy"
-    else:
-        runtime = "torch"
-    if todo:
+
+class TextEncoding:
+    """Texts through the encoder in batches of similar length."""
+
+    view = "text"
+    unit = "text"
+
+    def __init__(self, backbone, texts: list[str], batch_size: int, num_threads: int | None):
+        self.backbone = backbone
+        self.texts = texts
+        self.batch_size = batch_size
+        self.num_threads = num_threads
+
+    def digests(self, samples: Sequence) -> list[str | Exception]:
+        return [text_digest(t) for t in self.texts]
+
+    def info(self, seconds: float) -> dict:
+        return {}
+
+    def encode(self, todo: list[int], delivery: Delivery) -> str:
+        module = self.backbone.materialize()
+        if hasattr(module, "encode_texts"):
+            # frozen non-torch encoders (USE, WordLlama, word vectors): their own batching inside
+            self._encode_frozen(module, todo, delivery)
+            return "numpy"
+        self._encode_torch(module, todo, delivery)
+        return "torch"
+
+    def _encode_frozen(self, module, todo: list[int], delivery: Delivery) -> None:
+        """Batches of similar length through ``encode_texts``."""
+        order = sorted(todo, key=lambda i: -len(self.texts[i]))
+        for s in range(0, len(order), self.batch_size):
+            index = order[s : s + self.batch_size]
+            out = module.encode_texts([self.texts[i] for i in index])
+            delivery.done(index, np.asarray(out, dtype=np.float32))
+
+    def _encode_torch(self, module, todo: list[int], delivery: Delivery) -> None:
+        """One tokenizer pass, then padded batches of similar token count."""
         import torch
 
-        module = backbone.materialize()
-        threads = num_threads or available_cores()
         previous_threads = torch.get_num_threads()
-        torch.set_num_threads(threads)
+        torch.set_num_threads(self.num_threads or available_cores())
         tokenizer = module.tokenizer
-        # one tokenizer pass (the fast tokenizer is multi-threaded); padding per batch below
-        encoded = module.token_ids([texts[i] for i in todo])
-        order = sorted(range(len(todo)), key=lambda j: -len(encoded["input_ids"][j]))
-        bar = events.progress(n, f"Encoding ({backbone.name})", "text", initial=n_cached)
         try:
+            # one tokenizer pass (the fast tokenizer is multi-threaded); padding per batch below
+            encoded = module.token_ids([self.texts[i] for i in todo])
+            order = sorted(range(len(todo)), key=lambda j: -len(encoded["input_ids"][j]))
             with torch.inference_mode():
-                for s in range(0, len(order), batch_size):
-                    rows = order[s : s + batch_size]
+                for s in range(0, len(order), self.batch_size):
+                    rows = order[s : s + self.batch_size]
                     batch = tokenizer.pad(
                         {
                             "input_ids": [encoded["input_ids"][j] for j in rows],
@@ -80,37 +95,6 @@ def extract_text_embeddings(
                         return_tensors="pt",
                     )
                     out = module(batch["input_ids"], batch["attention_mask"]).float().numpy()
-                    index = [todo[j] for j in rows]
-                    embeddings[index] = out
-                    ok[index] = True
-                    if store is not None:
-                        store.put_many((digests[i], out[k]) for k, i in enumerate(index))
-                    bar.update(len(rows))
+                    delivery.done([todo[j] for j in rows], out)
         finally:
-            bar.close()
             torch.set_num_threads(previous_threads)
-    release_store(store, cache)
-    return ExtractionResult(
-        embeddings=embeddings,
-        ok=ok,
-        problems=[],
-        seconds=time.perf_counter() - start,
-        runtime=runtime if n_cached < n else "cache",
-        n_cached=n_cached,
-    )
-
-
-def _encode_frozen(backbone, texts, todo, embeddings, ok, digests, store, batch_size, events):
-    """Batches of similar length through ``encode_texts``, results scattered back in place."""
-    module = backbone.materialize()
-    order = sorted(todo, key=lambda i: -len(texts[i]))
-    desc = f"Encoding ({backbone.name})"
-    with events.progress(len(ok), desc, "text", initial=len(ok) - len(todo)) as bar:
-        for s in range(0, len(order), batch_size):
-            index = order[s : s + batch_size]
-            out = np.asarray(module.encode_texts([texts[i] for i in index]), dtype=np.float32)
-            embeddings[index] = out
-            ok[index] = True
-            if store is not None:
-                store.put_many((digests[i], out[k]) for k, i in enumerate(index))
-            bar.update(len(index))

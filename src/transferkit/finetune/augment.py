@@ -44,14 +44,6 @@ GREYSCALE_P = 0.1
 Transform = Callable[["Image.Image", np.random.Generator], np.ndarray]
 
 
-def default_augment(modality: str) -> str:
-    """The ``--augment`` level used when the user gives none: ``light`` for images.
-
-    The operations in this module are image operations; any other modality gets ``none``.
-    """
-    return "light" if modality == "image" else "none"
-
-
 def training_transform(cfg: ImagePreprocess, level: str) -> Transform:
     """A ``(PIL image, numpy Generator) -> uint8 (input_size, input_size, 3)`` training transform.
 

@@ -493,7 +493,18 @@ def _section_per_class(
     return _section("per-class", "Per-class results", intro + table)
 
 
+def _snippet(text: Any) -> str:
+    """A text example, cut to what a card shows."""
+    if not isinstance(text, str) or not text.strip():
+        return '<div class="snippet">(no preview)</div>'
+    snippet = text.strip()
+    snippet = snippet[:280] + ("…" if len(snippet) > 280 else "")
+    return f'<div class="snippet">{_e(snippet)}</div>'
+
+
 def _section_mistakes(mistakes: list[Mapping[str, Any]]) -> str:
+    """The most confident mistakes as cards, each with its example's preview widget
+    (``Modality.preview``: a text snippet, an audio player, or a thumbnail, the default)."""
     if not mistakes:
         return _section(
             "mistakes",
@@ -509,19 +520,18 @@ def _section_mistakes(mistakes: list[Mapping[str, Any]]) -> str:
         path = _text(item.get("path"), "")
         true, pred = _text(item.get("true")), _text(item.get("predicted"))
         conf = _num(item.get("confidence"))
-        text = item.get("text")
-        if isinstance(text, str) and text.strip():
-            snippet = text.strip()
-            snippet = snippet[:280] + ("…" if len(snippet) > 280 else "")
-            preview = f'<div class="snippet">{_e(snippet)}</div>'
-        elif item.get("modality") == "audio":
+        widget = item.get("preview") if isinstance(item.get("preview"), Mapping) else {}
+        kind = widget.get("widget", "thumbnail")
+        if kind == "snippet":
+            preview = _snippet(widget.get("text"))
+        elif kind == "player":
             uri = try_audio_data_uri(path) if path and players < MAX_PLAYERS else None
             players += uri is not None
             preview = (
                 f'<audio controls preload="none" src="{_e(uri)}" '
                 f'aria-label="{_e("play " + _basename(path))}"></audio>'
                 if uri
-                else '<div class="snippet">(no preview)</div>'
+                else _snippet(None)
             )
         else:
             uri = try_thumbnail_data_uri(path) if path else None

@@ -34,7 +34,9 @@ def gpu_available() -> bool:
 
 def needs_separability(dataset, spec) -> bool:
     """Whether ``choose_strategy`` would look at the frozen k-NN probe for this data."""
-    return spec.trainable and dataset.modality == "image"
+    from transferkit.modalities import get_modality
+
+    return spec.trainable and get_modality(dataset.modality).auto_strategy(dataset, spec) is None
 
 
 def choose_strategy(
@@ -44,24 +46,17 @@ def choose_strategy(
 
     ``separability``: leave-one-out k-NN accuracy of the frozen embeddings (None: unknown, which
     keeps the safe ``features``); ``gpu``: whether a CUDA device is there (None: look).
+    Text and audio decide by their modality (``Modality.auto_strategy``): rules 2 and 3.
     """
+    from transferkit.modalities import get_modality
+
     counts = [c for c in dataset.class_counts().values() if c]
     low, high, n = min(counts), max(counts), sum(counts)
     if not spec.trainable:
         return "features", "a frozen encoder: frozen embeddings + a head"
-    if dataset.modality == "text":
-        return (
-            "contrastive",
-            f"text with a trainable encoder ({spec.name}) and {low}-{high} examples per class: "
-            "contrastive fine-tuning of the encoder, then a head",
-        )
-    if dataset.modality == "audio":
-        return (
-            "features",
-            "audio: a head on the frozen clip embeddings (fine-tuning the encoder is "
-            "--strategy finetune; on our benchmarks it lost 7 points on sound effects and "
-            "gained 1 on spoken words)",
-        )
+    decided = get_modality(dataset.modality).auto_strategy(dataset, spec)
+    if decided is not None:
+        return decided
     if separability is None:
         return "features", f"{dataset.modality} data: frozen embeddings + a head (fast, safe)"
     probe = f"a k-NN probe on the frozen {spec.name} embeddings reaches {separability:.0%}"

@@ -148,13 +148,15 @@ class ContrastiveStrategy(Strategy):
         from transferkit.finetune.schedule import warmup_cosine_scheduler
         from transferkit.finetune.text_batches import TextBatches
         from transferkit.finetune.text_layer_cache import FrozenLayerCache
+        from transferkit.modalities import get_modality
 
         cfg = self.config
         train, seed = data.train, ctx.seed
-        if backbone.spec.modality != "text" or not backbone.spec.trainable:
+        reads = any(get_modality(m).accepts(backbone.spec) for m in self.capabilities.modalities)
+        if not reads or not backbone.spec.trainable:
             raise BadInputError(
                 f"--strategy contrastive fine-tunes sentence encoders; {backbone.name} is "
-                f"{'not a text encoder' if backbone.spec.modality != 'text' else 'frozen'}. "
+                f"{'not a text encoder' if not reads else 'frozen'}. "
                 "Use a trainable text backbone (e.g. all_minilm_l6_v2) or --strategy features."
             )
         if ctx.resume:

@@ -54,7 +54,9 @@ class TrainingEmbeddings:
 
 def embed_training_set(backbone, train, embed, augment: str) -> TrainingEmbeddings:
     """Frozen embeddings of ``train``'s readable samples, with their mirror images as second
-    views when ``augment`` is "light" and the data are images."""
+    views when ``augment`` is "light" and the data have them (images)."""
+    from transferkit.modalities import get_modality
+
     result = embed(train)
     ok = result.ok
     rows = np.flatnonzero(ok)
@@ -62,7 +64,7 @@ def embed_training_set(backbone, train, embed, augment: str) -> TrainingEmbeddin
     groups = None
     seconds = result.seconds
     views = ["identity"]
-    if augment == "light" and backbone.spec.modality == "image":
+    if augment == "light" and "hflip" in get_modality(train.modality).views:
         mirrored = embed(train.subset(rows), view="hflip")
         seconds += mirrored.seconds
         keep = mirrored.ok
@@ -77,7 +79,8 @@ def embed_training_set(backbone, train, embed, augment: str) -> TrainingEmbeddin
         "views": views,
         "n_cached": result.n_cached,
         "problems": result.problems,
-        **({"audio": result.info} if result.info else {}),
+        # what extraction tells of this modality (audio: windows, seconds), under its name
+        **({"modality_facts": {train.modality: result.info}} if result.info else {}),
     }
     return TrainingEmbeddings(X, y, groups, rows, int(ok.sum()), info)
 
@@ -101,4 +104,4 @@ class FeaturesStrategy(Strategy):
 
     def metrics_block(self, result: StrategyResult) -> dict:
         # windows, seconds of audio, throughput: for the report
-        return {"audio": result.info["audio"]} if result.info.get("audio") else {}
+        return dict(result.info.get("modality_facts", {}))

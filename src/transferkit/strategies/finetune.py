@@ -48,21 +48,6 @@ def check_validation(val, train) -> None:
         )
 
 
-def readable_mask(paths, probe=None) -> tuple[np.ndarray, list]:
-    """Which files decode, and why the others do not (the loader's probe and wording).
-
-    A safety net: data loaded from disk was probed already, so this finds nothing there; it
-    catches files that broke since, or samples of a Dataset built in memory. ``probe``: the
-    modality's (default: images').
-    """
-    from transferkit.data.dataset import probe_files
-    from transferkit.data.images import probe_image
-
-    problems = probe_files(list(paths), probe or probe_image)
-    bad = {path for path, _ in problems}
-    return np.array([path not in bad for path in paths], dtype=bool), problems
-
-
 def _maybe(fn, value):
     """``fn(value)``, or None when there is no validation split (``value`` None)."""
     return None if value is None else fn(value)
@@ -253,24 +238,25 @@ class FinetuneStrategy(Strategy):
         return backbone.materialize()
 
     def prepare(self, backbone, train, *, embed, seed=0, val=None):
-        """Split, screen and batch the data and build the model (everything before training)."""
+        """Split, screen and batch the data and build the model (everything before training).
+
+        The frozen embeddings (from the cache) warm the head up; the modality makes the batches
+        that train the encoder (``Modality.training_batches``).
+        """
         import torch
 
         from transferkit.finetune.engine import adapt_batch_size, pick_device
-        from transferkit.finetune.image_batches import ImageBatches
         from transferkit.finetune.model import ClassifierModel
+        from transferkit.modalities import get_modality
 
         cfg = self.config
+        modality = get_modality(train.modality)
         if not backbone.spec.trainable:
-            example = "aisfx or speaker_ge2e" if train.modality == "audio" else "all_minilm_l6_v2"
             raise BadInputError(
                 f"{backbone.name} is a frozen encoder: it can only embed, not be trained. Use "
-                f"--strategy features with it, or a trainable encoder (e.g. {example})."
+                f"--strategy features with it, or a trainable encoder "
+                f"(e.g. {modality.trainable_example})."
             )
-        if backbone.spec.modality == "text":
-            return self._prepare_text(backbone, train, embed=embed, seed=seed, val=val)
-        if backbone.spec.modality == "audio":
-            return self._prepare_audio(backbone, train, embed=embed, seed=seed, val=val)
         if val is None:
             train, val = split_validation(train, cfg.val_size, seed)
         else:
@@ -284,29 +270,23 @@ class FinetuneStrategy(Strategy):
             problems = first.problems + (val_first.problems if val_first else [])
         else:  # only find the files training must skip; embeddings (if any) come later
             first = val_first = None
-            ok, p1 = readable_mask(train.paths)
-            val_ok, p2 = readable_mask(val.paths) if val is not None else (None, [])
+            ok, p1 = modality.readable(train)
+            val_ok, p2 = modality.readable(val) if val is not None else (None, [])
             problems = p1 + p2
         train, val = _keep_readable(train, val, ok, val_ok)
 
         module = self._backbone_module(backbone, seed)
         device = pick_device()
         batch_size = adapt_batch_size(cfg.batch_size, len(train), device)
-        preprocess = module.preprocess
-        train_batches = ImageBatches(
-            train.paths, train.targets, preprocess, augment=cfg.augment, batch_size=batch_size
-        )
-        val_batches = _maybe(
-            lambda v: ImageBatches(
-                v.paths, v.targets, preprocess, augment="none", batch_size=batch_size
-            ),
-            val,
-        )
+
+        def batches(ds, augment: str):
+            return modality.training_batches(ds, module, batch_size=batch_size, augment=augment)
+
+        train_batches = batches(train, cfg.augment)
+        val_batches = _maybe(lambda v: batches(v, "none"), val)
         bn_adapted = 0
         if adapt:
-            plain = ImageBatches(
-                train.paths, train.targets, preprocess, augment="none", batch_size=batch_size
-            )
+            plain = batches(train, "none")
             # only the groups fine-tuning will unfreeze: their statistics would move to this data
             # during stage 2 anyway (precise BN), so the head is warmed up on where they land
             n_top = (
@@ -330,7 +310,7 @@ class FinetuneStrategy(Strategy):
             # after AdaBN the re-embedding may flag more)
             rows = first.ok if adapt else np.ones(len(train), dtype=bool)
             X, y = first.embeddings[first.ok], train.targets[rows]
-            if cfg.augment != "none":
+            if cfg.augment != "none" and "hflip" in modality.views:
                 mirrored = embed(train, view="hflip", backbone=source)
                 X = np.vstack([X, mirrored.embeddings[mirrored.ok]])
                 y = np.concatenate([y, train.targets[mirrored.ok]])
@@ -361,95 +341,6 @@ class FinetuneStrategy(Strategy):
             runtime=first.runtime if first else None,
             n_cached=first.n_cached if first else 0,
             bn_adapted=bn_adapted,
-        )
-
-    def _prepare_text(self, backbone, train, *, embed, seed, val) -> Prepared:
-        """Text: frozen embeddings warm the head up, then token batches train the encoder."""
-        from transferkit.finetune.text_batches import TextBatches
-
-        def batches(ds, module, batch_size, augment):
-            return TextBatches(ds.texts, ds.targets, module, batch_size=batch_size)
-
-        def readable(ds):  # texts were checked when they were read
-            return np.ones(len(ds), dtype=bool), []
-
-        return self._prepare_encoded(
-            backbone, train, embed=embed, seed=seed, val=val, batches=batches, readable=readable
-        )
-
-    def _prepare_audio(self, backbone, train, *, embed, seed, val) -> Prepared:
-        """Audio: frozen clip embeddings warm the head up (and flag unreadable clips), then
-        window batches train the encoder's network."""
-        from transferkit.finetune.audio_batches import AudioBatches
-
-        def batches(ds, module, batch_size, augment):
-            return AudioBatches(
-                ds.paths, ds.targets, module, batch_size=batch_size, augment=augment
-            )
-
-        def readable(ds):
-            from transferkit.data.audio import probe_audio
-
-            return readable_mask(ds.paths, probe_audio)
-
-        return self._prepare_encoded(
-            backbone, train, embed=embed, seed=seed, val=val, batches=batches, readable=readable
-        )
-
-    def _prepare_encoded(self, backbone, train, *, embed, seed, val, batches, readable):
-        """Split, screen, batch and build for a modality whose frozen embeddings (from the
-        cache) warm the head up: ``batches(ds, module, batch_size, augment)`` makes its batches,
-        ``readable(ds)`` finds the unusable files when nothing is embedded first (scratch)."""
-        import torch
-
-        from transferkit.finetune.engine import adapt_batch_size, pick_device
-        from transferkit.finetune.model import ClassifierModel
-
-        cfg = self.config
-        if val is None:
-            train, val = split_validation(train, cfg.val_size, seed)
-        else:
-            check_validation(val, train)
-        first = val_first = None
-        if cfg.pretrained:
-            first, val_first = embed(train), _maybe(embed, val)
-            ok, val_ok = first.ok, _maybe(lambda r: r.ok, val_first)
-            problems = first.problems + (val_first.problems if val_first else [])
-        else:
-            ok, p1 = readable(train)
-            val_ok, p2 = readable(val) if val is not None else (None, [])
-            problems = p1 + p2
-        train, val = _keep_readable(train, val, ok, val_ok)
-        module = self._backbone_module(backbone, seed)
-        device = pick_device()
-        batch_size = adapt_batch_size(cfg.batch_size, len(train), device)
-
-        def embeddings():
-            held_out = None
-            if val_first is not None:
-                held_out = (
-                    torch.from_numpy(val_first.embeddings[val_ok]),
-                    torch.from_numpy(val.targets),
-                )
-            fit_on = (torch.from_numpy(first.embeddings[ok]), torch.from_numpy(train.targets))
-            return fit_on, held_out
-
-        # seeded after the backbone is built, as for images
-        torch.manual_seed(seed)
-        model = ClassifierModel(module, len(train.labels))
-        return Prepared(
-            train=train,
-            val=val,
-            model=model,
-            device=device,
-            batch_size=batch_size,
-            train_batches=batches(train, module, batch_size, cfg.augment),
-            val_batches=_maybe(lambda v: batches(v, module, batch_size, "none"), val),
-            embeddings=embeddings if cfg.pretrained else None,
-            seconds_extract=_seconds(first, val_first),
-            problems=problems,
-            runtime=first.runtime if first is not None else None,
-            n_cached=first.n_cached if first is not None else 0,
         )
 
     def engine_hooks(self, prep: Prepared) -> list:
