@@ -144,7 +144,7 @@ def _rank_and_train(modality: str, task: str, seeds, k: int, n_test: int) -> dic
         train_path, test_path = _task(modality, task, seed, k, n_test)
         train, test = load_dataset(train_path), load_dataset(test_path)
         t0 = time.perf_counter()
-        report = rank_backbones(train, list(CANDIDATES[modality]), progress=False)
+        report = rank_backbones(train, list(CANDIDATES[modality]))
         rank_seconds = time.perf_counter() - t0
         accuracies, errors = {}, {}
         for name in CANDIDATES[modality]:
@@ -261,7 +261,7 @@ def _timed_side(side: str, train_dir: str, finetune_params: str) -> dict:
     train = load_dataset(train_dir)
     per_backbone = {}
     if side == "rank":
-        report = rank_backbones(train, names, progress=False)
+        report = rank_backbones(train, names)
         per_backbone = {
             r["backbone"]: r["seconds_encode"] + r["seconds_score"] for r in report["ranking"]
         }
