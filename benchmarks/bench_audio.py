@@ -28,7 +28,7 @@ Contenders, on the same folds:
 Target (issue 5): default encoder >= reference + 5 points of mean fold accuracy on each data set.
 
 Speed: seconds of audio per wall-clock second of ``extract_embeddings(resolve_backbone(B), ds,
-cache=False, progress=False)`` over all Sonic Pi clips (decode + resample + encode; cold: a
+cache=False)`` over all Sonic Pi clips (decode + resample + encode; cold: a
 fresh ``TRANSFERKIT_CACHE_DIR``, model built before timing); target >= 20x real time for the
 default encoder; the other encoders and the reference's own MFCC extraction for context.
 """
@@ -224,7 +224,7 @@ def _transferkit_cv(backbone: str, ds, index: np.ndarray, folds, strategy="featu
 def _speed(backbone_name: str, ds, limit: int | None) -> dict:
     """Audio seconds per wall second of transferkit's extraction, embedding cache off."""
     resolve_backbone, extract = c.import_transferkit_api(
-        "transferkit.backbones.resolve_backbone", "transferkit.features.extract_embeddings"
+        "transferkit.backbones.resolve_backbone", "transferkit.modalities.extract_embeddings"
     )
     if limit is not None and len(ds) > limit:
         ds = ds.subset(range(limit))
@@ -233,7 +233,7 @@ def _speed(backbone_name: str, ds, limit: int | None) -> dict:
     backbone.materialize()
     load_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result = extract(backbone, ds, cache=False, progress=False)
+    result = extract(backbone, ds, cache=False)
     wall = time.perf_counter() - t0
     info = dict(result.info)
     seconds_audio = float(info.get("seconds_audio", 0.0))
@@ -453,8 +453,8 @@ def run(quick: bool) -> dict:
     )
     if speed:
         notes.append(
-            "speed: transferkit.features.extract_embeddings(resolve_backbone(B), ds, cache=False, "
-            "progress=False) over the Sonic Pi clips (ExtractionResult.info"
+            "speed: transferkit.modalities.extract_embeddings(resolve_backbone(B), ds, "
+            "cache=False) over the Sonic Pi clips (ExtractionResult.info"
             "['audio_seconds_per_second']: decode + resample + encode; model built before, "
             "not timed); reference column = the reference's own decode + MFCC rate. Per encoder: "
             + "; ".join(

@@ -112,7 +112,7 @@ class _TransferkitSide:
         load_backbone, load_image_folder, extract_embeddings = c.import_transferkit_api(
             "transferkit.backbones.load_backbone",
             "transferkit.data.load_image_folder",
-            "transferkit.features.extract_embeddings",
+            "transferkit.modalities.extract_embeddings",
         )
         self.folder = folder
         self._load_image_folder = load_image_folder
@@ -124,7 +124,7 @@ class _TransferkitSide:
     def run_once(self) -> float:
         t0 = time.perf_counter()
         ds = self._load_image_folder(self.folder)
-        res = self._extract(self.bb, ds, batch_size=c.BATCH_SIZE, cache=False, progress=False)
+        res = self._extract(self.bb, ds, batch_size=c.BATCH_SIZE, cache=False)
         seconds = time.perf_counter() - t0
         self.last, self.last_ds = res, ds
         return seconds

@@ -164,9 +164,9 @@ def _throughput(rounds: int, n: int) -> dict:
     from sentence_transformers import SentenceTransformer
 
     load_dataset, resolve_backbone, extract = c.import_transferkit_api(
-        "transferkit.data.load_dataset",
+        "transferkit.modalities.load_dataset",
         "transferkit.backbones.resolve_backbone",
-        "transferkit.features.extract_embeddings",
+        "transferkit.modalities.extract_embeddings",
     )
     _, test_csv = td.write_task(KS[0], SEEDS[0])
     texts = list(load_dataset(test_csv).texts)[:n]
@@ -185,7 +185,7 @@ def _throughput(rounds: int, n: int) -> dict:
         ds = load_dataset(test_csv)
         if len(ds) > n:
             ds = ds.subset(range(n))
-        extract(backbone, ds, batch_size=64, cache=False, progress=False)
+        extract(backbone, ds, batch_size=64, cache=False)
         return len(texts) / (time.perf_counter() - t0)
 
     bare(), ours()  # warm-up, not timed

@@ -38,7 +38,7 @@ def _train(train: Path, test: Path, run: Path, env) -> dict:
 def _evaluate(model: Path, test: Path) -> float:
     """Accuracy of a bundle on a test table, through the Python API (same code as the CLI)."""
     load_dataset, classifier = c.import_transferkit_api(
-        "transferkit.data.load_dataset", "transferkit.estimator.TransferClassifier"
+        "transferkit.modalities.load_dataset", "transferkit.estimator.TransferClassifier"
     )
     clf = classifier.load(model, progress=False)
     return float(clf.score(load_dataset(test)))
