@@ -406,3 +406,26 @@ def test_train_on_a_terminal_draws_bars(tiny_run):
     assert "\r" in text  # bars redraw in place
     assert "Encoding (tiny_cnn_test): 100%" in text
     assert "Epoch 2/2 stage 2 (2 groups): 100%" in text
+
+
+def test_a_table_of_audio_clips_names_its_path_column_with_path_col(tmp_path, capsys):
+    sf = pytest.importorskip("soundfile")
+    import numpy as np
+
+    rate = 8000
+    t = np.arange(rate // 4) / rate
+    rows = []
+    for label, freq in (("high", 1760.0), ("low", 220.0)):
+        for i in range(3):
+            sf.write(
+                tmp_path / f"{label}{i}.wav", 0.4 * np.sin(2 * np.pi * (freq + 30 * i) * t), rate
+            )
+            rows.append(f"{label}{i}.wav,{label}")
+    table = tmp_path / "clips.csv"
+    table.write_text("wav,label\n" + "\n".join(rows) + "\n")
+    rank = ["rank", str(table), "--backbones", "mfcc_stats", "--no-progress"]
+    code, out, _ = run_cli(capsys, *rank, "--path-col", "wav", "--out", str(tmp_path / "r1"))
+    assert code == 0 and "mfcc_stats" in out
+    # --text-col named the path column before --path-col existed: it still does, with a warning
+    code, _, err = run_cli(capsys, *rank, "--text-col", "wav", "--out", str(tmp_path / "r2"))
+    assert code == 0 and "--path-col" in err
