@@ -53,6 +53,8 @@ def modality_of(path_or_items, **options: Any) -> Modality:
         path = Path(path_or_items)
         return next((m for m in claimants if m.detect(path, **options)), fallback)
     first = next(iter(path_or_items), None)
+    if first is None:
+        return fallback
     return next((m for m in claimants if m.claims(first)), fallback)
 
 

@@ -44,9 +44,9 @@ class Modality:
     noun: ClassVar[str]  # one input, in messages: "image", "text", "audio clip"
     default_backbone_name: ClassVar[str]
     trainable_example: ClassVar[str]  # encoders that can be fine-tuned, for messages
-    # label-preserving views extraction can take (besides the input as it is)
+    # the views extraction can take: the input as it is, and label-preserving changes of it
     views: ClassVar[tuple[str, ...]] = ("identity",)
-    # the --augment level used when the user names none
+    # the --augment level that suits it (finetune/augment.py's operations are image operations)
     default_augment: ClassVar[str] = "none"
     # inputs can be given as strings themselves (``predict --text``), not only as files
     inline_inputs: ClassVar[bool] = False

@@ -44,7 +44,7 @@ class TextModality(Modality):
 
     def claims(self, item) -> bool:
         upload = as_upload(item)
-        if upload is None and isinstance(item, str) and not _names_file(item):
+        if upload is None and isinstance(item, str) and not _names_path(item):
             return True  # a text itself
         suffix = Path(upload[0] if upload else item).suffix.lower()
         return suffix in (*TEXT_FILE_SUFFIXES, TXT_SUFFIX)
@@ -178,9 +178,12 @@ def text_inputs(items, *, text_col: str | None = None) -> Dataset:
 
 def _names_file(text: str) -> bool:
     """Whether a string given as an input is the path of an existing text file."""
-    path = Path(text)
+    suffix = Path(text[:4096]).suffix.lower()
     return (
-        len(text) < 4096
-        and path.suffix.lower() in (*TEXT_FILE_SUFFIXES, TXT_SUFFIX)
-        and (path.is_file())
+        suffix in (*TEXT_FILE_SUFFIXES, TXT_SUFFIX) and _names_path(text) and Path(text).is_file()
     )
+
+
+def _names_path(text: str) -> bool:
+    """Whether a string is the path of an existing file or folder (a long text is not)."""
+    return len(text) < 4096 and os.path.exists(text)
