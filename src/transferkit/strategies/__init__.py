@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import transferkit.strategies.contrastive  # noqa: F401 (registers itself)
+import transferkit.strategies.coral  # noqa: F401
 import transferkit.strategies.features  # noqa: F401
 import transferkit.strategies.finetune  # noqa: F401
 from transferkit.strategies.auto import choose_strategy, needs_separability
