@@ -156,6 +156,21 @@ def test_data_a_strategy_does_not_declare_is_refused_naming_those_that_take_it(n
         assert f"--strategy {takers[0]}" in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    "name", [n for n, c in STRATEGIES.items() if c.capabilities.accepts_sample_weight]
+)
+def test_sample_weights_reach_the_head(name, tmp_path):
+    """A class weighted to almost nothing is never predicted: the weights reach the head."""
+    world = _image_world(tmp_path)
+    train = load_dataset(world["train"])
+    weights = np.where(train.targets == 0, 1.0, 1e-6)
+    target = {"target": world["inputs"]} if STRATEGIES[name].capabilities.needs_target else {}
+    clf = _classifier(name, world).fit(train, sample_weight=weights, **target)
+    assert set(clf.predict(world["inputs"])) == {train.labels[0]}
+    plain = _classifier(name, world).fit(train, **target)
+    assert len(set(plain.predict(world["inputs"]))) == 2  # unweighted, both classes occur
+
+
 def test_sample_weights_must_be_one_per_sample(tmp_path):
     world = _image_world(tmp_path)
     train = load_dataset(world["train"])
