@@ -556,3 +556,16 @@ def test_extraction_with_an_unwritable_cache_equals_no_cache(
     assert "running without it" in str(caught[0].message)
     np.testing.assert_array_equal(res.embeddings, reference)
     assert res.ok.all() and res.n_cached == 0
+
+
+def test_file_digest_follows_a_rewritten_file(tmp_path):
+    """The digest is remembered per process, but never for a file that changed since."""
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"first")
+    assert file_digest(path) == hashlib.sha256(b"first").hexdigest()
+    path.write_bytes(b"second, longer")  # another size
+    assert file_digest(path) == hashlib.sha256(b"second, longer").hexdigest()
+    stat = path.stat()
+    path.write_bytes(b"third, longer!")  # the same size: the mtime (ns) tells them apart
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert file_digest(path) == hashlib.sha256(b"third, longer!").hexdigest()

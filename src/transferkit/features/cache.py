@@ -87,7 +87,39 @@ def release_store(store, cache) -> None:
         store.close()
 
 
+# digests this process has computed, by what identifies a file's version: (path, inode, size,
+# mtime in ns). A run embeds the same files many times (fit, test, every learning-curve point,
+# every CV fold); hashing them again each time made a fully cached run 3x slower.
+_KNOWN_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+_KNOWN_DIGESTS_MAX = 1_000_000  # ~150 MB at most; forgotten all at once past that
+
+
 def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes (remembered for this process while the file is unchanged)."""
+    key = _version_key(path)
+    digest = _KNOWN_DIGESTS.get(key)
+    if digest is None:
+        digest = _hash_file(path)
+        if len(_KNOWN_DIGESTS) >= _KNOWN_DIGESTS_MAX:
+            _KNOWN_DIGESTS.clear()
+        _KNOWN_DIGESTS[key] = digest
+    return digest
+
+
+def known_file_digest(path: str | Path) -> str | None:
+    """The digest ``file_digest`` gave for this version of the file, or None (no hashing)."""
+    try:
+        return _KNOWN_DIGESTS.get(_version_key(path))
+    except OSError:
+        return None  # file_digest will say what is wrong with it
+
+
+def _version_key(path: str | Path) -> tuple[str, int, int, int]:
+    st = os.stat(path)
+    return (os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _hash_file(path: str | Path) -> str:
     """sha256 of a file's bytes, read in chunks so big files never sit in memory."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -19,7 +19,13 @@ from typing import Protocol
 import numpy as np
 
 from transferkit.events import NULL_EVENTS, Events
-from transferkit.features.cache import EmbeddingCache, file_digest, open_store, release_store
+from transferkit.features.cache import (
+    EmbeddingCache,
+    file_digest,
+    known_file_digest,
+    open_store,
+    release_store,
+)
 
 
 @dataclass
@@ -106,8 +112,16 @@ def run_extraction(
 def content_digests(samples: Sequence, workers: int) -> list[str | Exception]:
     """sha256 of each sample's file, or of its bytes when it came in memory (the same key, so
     an upload of a cached file is a cache hit); hashed in ``workers`` threads."""
+    digests: list[str | Exception | None] = [
+        None if sample.content is not None else known_file_digest(sample.path) for sample in samples
+    ]
+    # files hashed earlier in this process are known without a thread hop each (a learning
+    # curve embeds the same test files once per point)
+    todo = [i for i, digest in enumerate(digests) if digest is None]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_content_digest, samples))
+        for i, digest in zip(todo, pool.map(_content_digest, [samples[i] for i in todo])):
+            digests[i] = digest
+    return digests
 
 
 def _content_digest(sample) -> str | Exception:
