@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+# tiny_weights and shape_data, shared by the fine-tuning engine's tests
+pytest_plugins = ["finetune_fixtures"]
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):

@@ -10,7 +10,6 @@ import torch
 from tiny_backbone import (
     NAME,
     tiny_registered,  # noqa: F401 (module fixture: registers it)
-    write_tiny_weights,
 )
 
 from transferkit.backbones import load_backbone
@@ -19,21 +18,6 @@ from transferkit.finetune.config import FinetuneConfig
 from transferkit.finetune.engine import Finetuner, selection_score
 from transferkit.finetune.image_batches import ImageBatches
 from transferkit.finetune.model import ClassifierModel, state_sha256
-from transferkit.modalities import load_dataset
-
-
-@pytest.fixture
-def tiny_weights(tmp_path):
-    return write_tiny_weights(tmp_path / "tiny.safetensors")
-
-
-@pytest.fixture
-def shape_data(tmp_path):
-    from conftest import make_shapes_folder
-
-    ds = load_dataset(make_shapes_folder(tmp_path / "shapes", per_class=8))
-    train, val, _ = ds.split(test_size=0.0, val_size=0.25, seed=0)
-    return train, val
 
 
 def _batches(ds, backbone, augment="light", batch_size=8):

@@ -10,7 +10,6 @@ import torch
 from tiny_backbone import (
     NAME,
     tiny_registered,  # noqa: F401 (module fixture: registers it)
-    write_tiny_weights,
 )
 
 from transferkit.backbones import load_backbone
@@ -22,7 +21,6 @@ from transferkit.finetune.image_batches import ImageBatches
 from transferkit.finetune.l2sp import L2SPHook
 from transferkit.finetune.model import ClassifierModel, state_sha256
 from transferkit.finetune.regularizers import REGULARIZER_HOOKS, regularizer_hooks
-from transferkit.modalities import load_dataset
 
 
 class HeadShrinkage(EngineHook):
@@ -92,20 +90,6 @@ class ForgetfulShrinkage(ScheduledShrinkage):
 
     def load_state_dict(self, state: dict) -> None:
         pass
-
-
-@pytest.fixture
-def tiny_weights(tmp_path):
-    return write_tiny_weights(tmp_path / "tiny.safetensors")
-
-
-@pytest.fixture
-def shape_data(tmp_path):
-    from conftest import make_shapes_folder
-
-    ds = load_dataset(make_shapes_folder(tmp_path / "shapes", per_class=8))
-    train, val, _ = ds.split(test_size=0.0, val_size=0.25, seed=0)
-    return train, val
 
 
 def _run(weights, data, *, hooks=(), checkpoint_dir=None, resume=False, **settings):

@@ -9,7 +9,6 @@ from finetune_methods import BatchNormOnly
 from tiny_backbone import (
     NAME,
     tiny_registered,  # noqa: F401 (module fixture: registers it)
-    write_tiny_weights,
 )
 
 from transferkit.backbones import load_backbone
@@ -20,7 +19,6 @@ from transferkit.finetune.image_batches import ImageBatches
 from transferkit.finetune.model import ClassifierModel, state_sha256
 from transferkit.finetune.schedule import warmup_cosine_scheduler
 from transferkit.finetune.trainable import LayerGroupUnfreezing
-from transferkit.modalities import load_dataset
 
 
 class StopBefore(EngineHook):
@@ -32,20 +30,6 @@ class StopBefore(EngineHook):
     def on_epoch_start(self, run: EngineState) -> None:
         if run.epoch == self.epoch:
             raise KeyboardInterrupt
-
-
-@pytest.fixture
-def tiny_weights(tmp_path):
-    return write_tiny_weights(tmp_path / "tiny.safetensors")
-
-
-@pytest.fixture
-def shape_data(tmp_path):
-    from conftest import make_shapes_folder
-
-    ds = load_dataset(make_shapes_folder(tmp_path / "shapes", per_class=8))
-    train, val, _ = ds.split(test_size=0.0, val_size=0.25, seed=0)
-    return train, val
 
 
 def _model(weights, n_classes=3):
