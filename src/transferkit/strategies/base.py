@@ -19,8 +19,10 @@ import numpy as np
 
 from transferkit.events import NULL_EVENTS, Events
 from transferkit.heads import Head
+from transferkit.modalities import MODALITIES
 
-MODALITIES = frozenset({"image", "text", "audio"})
+# by default a strategy takes every registered modality
+ALL_MODALITIES = frozenset(MODALITIES)
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class Capabilities:
     accepts_source: bool = False
     accepts_sample_weight: bool = False
     trains_backbone: bool = False  # True: the bundle stores the trained backbone
-    modalities: frozenset[str] = MODALITIES
+    modalities: frozenset[str] = ALL_MODALITIES
 
 
 @dataclass(frozen=True)
