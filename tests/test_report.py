@@ -74,6 +74,23 @@ def test_report_written_with_headline_numbers(tmp_path):
     assert "Skipped files" not in html and "Compared with baseline" not in html
 
 
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_report_file_follows_the_umask(tmp_path, umask, mode):
+    """A service account in the user's group must read what a plain write would let it."""
+    old = os.umask(umask)
+    try:
+        out = write_report(tmp_path / "report.html", make_metrics(["cat", "dog"]))
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == mode
+
+
+def test_the_style_sheet_ships_with_the_package(tmp_path):
+    html = write_report(tmp_path / "r.html", make_metrics(["cat", "dog"])).read_text("utf-8")
+    style = html.split("<style>", 1)[1].split("</style>", 1)[0]
+    assert ":root {" in style and "--card" in style
+
+
 def test_labels_are_escaped_everywhere(tmp_path, images):
     labels = ["cat", EVIL, "猫咪", 'it\'s "quoted"']
     m = make_metrics(labels)

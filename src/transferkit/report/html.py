@@ -12,16 +12,17 @@ shows as "—" or drops its section rather than losing the user's run at the las
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from html import escape
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from transferkit.atomic import write_bytes_atomic
 from transferkit.report.audio_clips import MAX_PLAYERS, try_audio_data_uri
 from transferkit.report.curves import CURVES_CSS, history_svg, learning_curve_svg
 from transferkit.report.embedding_map import CSS as MAP_CSS
@@ -82,32 +83,12 @@ def write_report(
     """Render ``metrics`` (the metrics.json dict), ``mistakes`` and the strategy's
     ``sections`` (see :func:`render_report`) to ``path``, atomically.
 
-    The page is written to a temporary file in the same directory and moved over ``path`` with
-    :func:`os.replace`, so a reader never sees half a report and an old report is replaced whole.
+    Written with :func:`transferkit.atomic.write_bytes_atomic`, so a reader never sees half a
+    report and an old report is replaced whole.
     Returns ``path`` as a :class:`~pathlib.Path`.
     """
-    path = Path(path)
     text = render_report(metrics, mistakes=mistakes, title=title, sections=sections)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o777
-    except OSError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def render_report(
@@ -156,7 +137,7 @@ def render_report(
 media-src data:; style-src 'unsafe-inline'">
 <meta name="generator" content="transferkit {_e(_version())}">
 <title>{_e(title)}</title>
-<style>{_CSS}{CURVES_CSS}{RANKING_CSS}{MAP_CSS}</style>
+<style>{_page_css()}{CURVES_CSS}{RANKING_CSS}{MAP_CSS}</style>
 </head>
 <body>
 <main>
@@ -796,196 +777,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
 
 
-# ------------------------------------------------------------------------------------------ css
-
-_CSS = """
-:root {
-  --bg: #f5f6f8; --card: #fff; --ink: #1f2430; --muted: #6b7280; --line: #e5e7eb;
-  --blue: 37, 99, 235; --orange: 234, 88, 12;
-  --good: #16a34a; --meh: #d97706; --bad: #dc2626; --plain: #64748b; --time: #6366f1;
-}
-* { box-sizing: border-box; }
-html { -webkit-text-size-adjust: 100%; }
-body {
-  margin: 0; background: var(--bg); color: var(--ink); line-height: 1.45; font-size: 15px;
-  font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
-    "Noto Sans", "PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC",
-    sans-serif;
-}
-main { max-width: 1180px; margin: 0 auto; padding: 24px 20px 40px; }
-h1 { font-size: 1.35rem; margin: 0 0 16px; font-weight: 650; overflow-wrap: anywhere; }
-h2 { font-size: 1.1rem; margin: 0 0 12px; font-weight: 650; }
-h3 { font-size: .95rem; margin: 18px 0 6px; font-weight: 600; }
-.card {
-  background: var(--card); border: 1px solid var(--line); border-radius: 12px;
-  padding: 20px 22px; margin: 0 0 18px; box-shadow: 0 1px 2px rgba(0,0,0,.04);
-}
-.muted, .legend, .note { color: var(--muted); }
-.legend { margin: 0 0 12px; font-size: .88rem; }
-.note { font-size: .8rem; }
-.num { font-variant-numeric: tabular-nums; }
-
-/* header */
-.hero-row { display: flex; flex-wrap: wrap; gap: 24px 40px; align-items: center; }
-.kpis { display: flex; flex-wrap: wrap; gap: 18px 32px; }
-.kpi { display: flex; align-items: center; gap: 14px; }
-.kpi-name { font-weight: 600; font-size: 1rem; }
-.ring {
-  --c: var(--plain); width: 112px; height: 112px; border-radius: 50%; display: grid;
-  place-items: center; flex: none;
-  background: conic-gradient(var(--c) calc(var(--p) * 1%), #e9ecf1 0);
-}
-.ring span {
-  width: 88px; height: 88px; border-radius: 50%; background: var(--card); display: grid;
-  place-items: center; font-size: 1.45rem; font-weight: 700; font-variant-numeric: tabular-nums;
-}
-.ring.good { --c: var(--good); } .ring.meh { --c: var(--meh); } .ring.bad { --c: var(--bad); }
-.facts {
-  display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px 22px;
-  margin: 0; flex: 1 1 360px;
-}
-.fact dt {
-  font-size: .75rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted);
-}
-.fact dd { margin: 0; font-weight: 600; overflow-wrap: anywhere; }
-.toc { display: flex; flex-wrap: wrap; gap: 6px; margin: -4px 0 18px; }
-.toc a {
-  font-size: .85rem; color: var(--ink); text-decoration: none; background: var(--card);
-  border: 1px solid var(--line); border-radius: 999px; padding: 3px 12px;
-}
-.toc a:hover { border-color: rgb(var(--blue)); color: rgb(var(--blue)); }
-
-/* bars */
-.bar {
-  display: inline-block; width: 64px; height: 8px; border-radius: 4px; background: #eceff3;
-  overflow: hidden; vertical-align: middle; margin-right: 8px; flex: none;
-}
-.bar i { display: block; height: 100%; border-radius: 4px; background: var(--plain); }
-.bar.good i { background: var(--good); } .bar.meh i { background: var(--meh); }
-.bar.bad i { background: var(--bad); } .bar.warn i { background: rgb(var(--orange)); }
-.bar.time i { background: var(--time); }
-.cmp-list { display: grid; gap: 8px; max-width: 640px; }
-.cmp { display: grid; grid-template-columns: minmax(90px, 160px) 1fr 90px; align-items: center;
-  gap: 10px; font-size: .92rem; }
-.cmp .bar { width: 100%; height: 12px; margin: 0; }
-.cmp .bar i { border-radius: 6px; }
-.cmp .num { text-align: right; }
-.cmp .muted { grid-column: 2 / -1; font-size: .8rem; margin-top: -6px; }
-.cmp.total { border-top: 1px solid var(--line); padding-top: 8px; font-weight: 600; }
-.cmp-name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.verdict { margin: 0 0 12px; font-weight: 600; }
-.verdict.good { color: var(--good); } .verdict.bad { color: var(--bad); }
-.verdict.meh { color: var(--meh); }
-
-/* tables */
-.scroll { overflow-x: auto; max-width: 100%; }
-table { border-collapse: collapse; }
-.kv { margin-top: 12px; font-size: .9rem; }
-.kv th, .kv td { text-align: left; padding: 5px 14px 5px 0; border-bottom: 1px solid var(--line);
-  vertical-align: top; overflow-wrap: anywhere; }
-.kv th { color: var(--muted); font-weight: 500; white-space: nowrap; }
-.kv td.path {
-  font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .82rem;
-}
-details summary { cursor: pointer; color: rgb(var(--blue)); margin-top: 4px; }
-
-/* confusion matrix */
-.cm { font-variant-numeric: tabular-nums; }
-.cm td {
-  text-align: center; border: 1px solid #fff; min-width: 44px; height: 40px; padding: 0 4px;
-  font-size: .9rem; background: rgba(var(--orange), var(--a));
-}
-.cm td.diag { background: rgba(var(--blue), var(--a)); }
-.cm td.ink { color: #fff; font-weight: 600; }
-.cm td.zero { color: #c7ccd4; }
-.cm td.diag.zero { background: rgba(var(--blue), .05); }
-.cm td.rowsum, .cm th.rowsum { background: none; color: var(--muted); font-size: .8rem;
-  font-weight: 400; border-left: 2px solid var(--line); }
-.cm th { font-weight: 500; font-size: .85rem; color: #374151; }
-.cm thead th { vertical-align: bottom; padding: 4px 2px; }
-.cm tbody th { text-align: right; padding: 0 10px 0 0; }
-.cm .corner { text-align: left; font-size: .72rem; color: var(--muted); font-weight: 400;
-  white-space: nowrap; vertical-align: bottom; padding: 0 10px 6px 0; }
-.cm .corner span { display: block; }
-.hlabel { max-width: 9em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.vlabel {
-  writing-mode: vertical-rl; text-orientation: sideways; transform: rotate(180deg);
-  max-height: 10em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; margin: 0 auto;
-}
-.rlabel { max-width: 16em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.cm-xl td { min-width: 72px; height: 52px; font-size: 1.05rem; }
-.cm-xl th { font-size: .92rem; }
-.cm-m td { min-width: 30px; height: 28px; font-size: .8rem; }
-.cm-s td { min-width: 22px; height: 22px; font-size: .68rem; padding: 0 1px; }
-.cm-s th { font-size: .74rem; }
-.cm-s td.zero, .cm-m td.zero { color: #e4e7eb; }
-.cm-s tbody th { padding-right: 6px; }
-.cm-s .rlabel { max-width: 12em; }
-.cm td:hover { outline: 2px solid var(--ink); outline-offset: -2px; }
-.swatch { display: inline-block; width: 12px; height: 12px; border-radius: 3px;
-  vertical-align: -1px; margin-left: 6px; }
-.swatch.diag { background: rgba(var(--blue), .8); margin-left: 0; }
-.swatch.off { background: rgba(var(--orange), .8); }
-ol.top { margin: 0; padding-left: 22px; font-size: .9rem; }
-ol.top li { margin: 2px 0; }
-.lbl { font-weight: 600; }
-.lbl.pred, .v.pred { color: rgb(var(--orange)); }
-.arrow { color: var(--muted); }
-
-/* per-class table */
-.pc { width: 100%; font-size: .9rem; }
-.pc th, .pc td { padding: 6px 12px 6px 0; border-bottom: 1px solid var(--line); text-align: left;
-  white-space: nowrap; }
-.pc thead th { color: var(--muted); font-weight: 500; font-size: .8rem; text-transform: uppercase;
-  letter-spacing: .03em; }
-.pc tbody th { font-weight: 600; }
-.pc .clabel { display: inline-block; max-width: 22em; overflow: hidden; text-overflow: ellipsis;
-  vertical-align: bottom; }
-.pc td.metric .num { display: inline-block; min-width: 3.2em; }
-.pc th.num, .pc td.num { text-align: right; padding-right: 0; }
-.pc tr.empty { color: var(--muted); }
-.pc tbody tr:hover { background: #fafbfc; }
-.tag { font-size: .72rem; font-weight: 500; background: #eef0f3; color: var(--muted);
-  border-radius: 4px; padding: 1px 6px; margin-left: 6px; }
-
-/* mistakes gallery */
-.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 14px; }
-.mistake { margin: 0; border: 1px solid var(--line); border-radius: 10px; overflow: hidden;
-  background: #fff; }
-.thumb { position: relative; height: 112px; display: grid; place-items: center;
-  background: #f1f3f6; }
-.thumb img { max-width: 96px; max-height: 96px; border-radius: 4px; display: block; }
-.thumb img.placeholder { opacity: .9; }
-.thumb audio { width: calc(100% - 12px); height: 34px; margin-top: 18px; }
-.snippet { font-size: .75rem; padding: 26px 10px 6px; max-height: 108px; overflow: hidden;
-  color: #374151; align-self: start; overflow-wrap: anywhere; }
-.rank { position: absolute; top: 6px; left: 6px; font-size: .7rem; font-weight: 600;
-  background: rgba(31,36,48,.72); color: #fff; border-radius: 999px; padding: 1px 7px; }
-figcaption { padding: 8px 10px 10px; font-size: .82rem; }
-figcaption .row { display: flex; align-items: center; gap: 6px; min-width: 0; }
-figcaption .k { color: var(--muted); width: 2.6em; flex: none; font-size: .74rem; }
-figcaption .v { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-figcaption .conf .bar { width: 100%; margin: 0; flex: 1 1 auto; }
-figcaption .conf .num { font-size: .76rem; min-width: 2.6em; text-align: right; }
-.file { margin-top: 4px; font-size: .72rem; color: var(--muted); overflow: hidden;
-  text-overflow: ellipsis; white-space: nowrap;
-  font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-.empty-state { color: var(--muted); margin: 0; }
-
-footer { color: var(--muted); font-size: .8rem; text-align: center; margin-top: 8px; }
-
-@media (max-width: 640px) {
-  main { padding: 14px 10px 28px; }
-  .card { padding: 16px 14px; border-radius: 10px; }
-  .ring { width: 92px; height: 92px; } .ring span { width: 72px; height: 72px; font-size: 1.15rem; }
-  .cmp { grid-template-columns: 90px 1fr 70px; }
-  .gallery { grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); }
-  .rlabel, .cm-s .rlabel { max-width: 7em; }
-  .pc .clabel { max-width: 9em; }
-}
-@media print {
-  body { background: #fff; }
-  .card { box-shadow: none; break-inside: avoid; }
-  .toc { display: none; }
-}
-"""
+@functools.cache
+def _page_css() -> str:
+    """The page's own style sheet, shipped beside this module (report.css)."""
+    return resources.files("transferkit.report").joinpath("report.css").read_text("utf-8")
