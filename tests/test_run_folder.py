@@ -46,6 +46,7 @@ END_STEPS = [
     "model:ready",
     "model:swapped",
     "metrics.json:renaming",
+    "report.html:renaming",
     "run:staged",
     "run:ready",
     "run:swapped",
