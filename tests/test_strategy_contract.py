@@ -186,3 +186,11 @@ def test_strategies_that_share_a_flag_give_it_one_meaning():
             (mine,) = [o for o in STRATEGIES[name].options if o.flag == flag]
             assert (mine.field, mine.type) == (option.field, option.type)
             assert mine.field in {f for f in STRATEGIES[name]().describe()["config"]}
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_the_pretrained_weights_capability_matches_what_the_strategy_trains_from(name):
+    """The estimator loads pretrained weights by the capability; the engine reads its config."""
+    strategy = STRATEGIES[name]
+    from_config = getattr(strategy.Config(), "pretrained", True)
+    assert strategy.capabilities.pretrained_weights == from_config

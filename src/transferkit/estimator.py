@@ -228,7 +228,7 @@ class TransferClassifier:
             head_params.setdefault("standardize", True)
         head = make_head(head_name, **head_params)
         t0 = time.perf_counter()
-        pretrained = getattr(strategy.config, "pretrained", True)
+        pretrained = strategy.capabilities.pretrained_weights
         # resolved and verified now, built only if some embedding is not cached yet
         self.backbone_ = resolve_backbone(
             name, weights=self.weights if pretrained else None, pretrained=pretrained

@@ -58,6 +58,7 @@ class Capabilities:
     accepts_source: bool = False
     accepts_sample_weight: bool = False
     trains_backbone: bool = False  # True: the bundle stores the trained backbone
+    pretrained_weights: bool = True  # False: the backbone starts from random weights
     modalities: frozenset[str] = ALL_MODALITIES
 
 

@@ -481,6 +481,9 @@ class Prepared:
 class ScratchStrategy(FinetuneStrategy):
     name = "scratch"
     Config = ScratchConfig
+    capabilities = Capabilities(
+        uses_validation=True, trains_backbone=True, pretrained_weights=False
+    )
 
     def _backbone_module(self, backbone, seed: int):
         import torch
