@@ -17,7 +17,6 @@ from transferkit.data.audio import (
     probe_audio,
 )
 from transferkit.data.dataset import Dataset, as_upload, list_inputs, load_inputs
-from transferkit.events import NULL_EVENTS, Events
 from transferkit.modalities.base import Baseline, Modality, refuse_options
 
 
@@ -69,24 +68,11 @@ class AudioModality(Modality):
             "pooling": p.pooling,
         }
 
-    def extract(
-        self,
-        backbone,
-        dataset: Dataset,
-        *,
-        batch_size: int = 64,
-        cache=True,
-        events: Events = NULL_EVENTS,
-        runtime: str = "auto",
-        num_threads: int | None = None,
-        view: str = "identity",
-    ):
+    def _extract(self, backbone, dataset: Dataset, options: dict[str, Any]):
         from transferkit.features.audio_extract import extract_audio_embeddings
 
-        self._check_view(view)
-        return extract_audio_embeddings(
-            backbone, dataset, cache=cache, events=events, num_threads=num_threads
-        )
+        keep = ("cache", "events", "num_threads")  # whole clips in windows; one view
+        return extract_audio_embeddings(backbone, dataset, **{k: options[k] for k in keep})
 
     def training_batches(self, dataset: Dataset, module, *, batch_size: int, augment: str):
         from transferkit.finetune.audio_batches import AudioBatches

@@ -132,6 +132,13 @@ class Modality:
     ):
         """Embeddings of every sample of ``dataset`` by the frozen ``backbone``
         (an ``ExtractionResult``); ``view`` one of ``views``."""
+        self._check_view(view)
+        options = {"batch_size": batch_size, "cache": cache, "events": events}
+        options.update(runtime=runtime, num_threads=num_threads, view=view)
+        return self._extract(backbone, dataset, options)
+
+    def _extract(self, backbone, dataset: Dataset, options: dict[str, Any]):
+        """The modality's extractor, given the options of ``extract`` (it takes those it uses)."""
         raise NotImplementedError
 
     def training_batches(self, dataset: Dataset, module, *, batch_size: int, augment: str):

@@ -15,7 +15,6 @@ from transferkit.data.dataset import (
     load_inputs,
 )
 from transferkit.data.images import is_image_path, probe_image
-from transferkit.events import NULL_EVENTS, Events
 from transferkit.features.image_extract import VIEWS
 from transferkit.modalities.base import Modality, refuse_options
 
@@ -65,31 +64,10 @@ class ImageModality(Modality):
             "std": list(p.std),
         }
 
-    def extract(
-        self,
-        backbone,
-        dataset: Dataset,
-        *,
-        batch_size: int = 64,
-        cache=True,
-        events: Events = NULL_EVENTS,
-        runtime: str = "auto",
-        num_threads: int | None = None,
-        view: str = "identity",
-    ):
+    def _extract(self, backbone, dataset: Dataset, options: dict[str, Any]):
         from transferkit.features.image_extract import extract_image_embeddings
 
-        self._check_view(view)
-        return extract_image_embeddings(
-            backbone,
-            dataset,
-            batch_size=batch_size,
-            cache=cache,
-            events=events,
-            runtime=runtime,
-            num_threads=num_threads,
-            view=view,
-        )
+        return extract_image_embeddings(backbone, dataset, **options)
 
     def training_batches(self, dataset: Dataset, module, *, batch_size: int, augment: str):
         from transferkit.finetune.image_batches import ImageBatches

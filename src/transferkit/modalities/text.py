@@ -22,7 +22,6 @@ from transferkit.data.text import (
     report_overlap,
 )
 from transferkit.errors import BadInputError
-from transferkit.events import NULL_EVENTS, Events
 from transferkit.modalities.base import Modality, refuse_options
 
 # a text given as itself (not in a file) is named "text:<its index among the inputs>"
@@ -90,29 +89,11 @@ class TextModality(Modality):
             "tokenizer_sha256": p.tokenizer_sha256,
         }
 
-    def extract(
-        self,
-        backbone,
-        dataset: Dataset,
-        *,
-        batch_size: int = 64,
-        cache=True,
-        events: Events = NULL_EVENTS,
-        runtime: str = "auto",
-        num_threads: int | None = None,
-        view: str = "identity",
-    ):
+    def _extract(self, backbone, dataset: Dataset, options: dict[str, Any]):
         from transferkit.features.text_extract import extract_text_embeddings
 
-        self._check_view(view)
-        return extract_text_embeddings(
-            backbone,
-            dataset,
-            batch_size=batch_size,
-            cache=cache,
-            events=events,
-            num_threads=num_threads,
-        )
+        keep = ("batch_size", "cache", "events", "num_threads")  # one view; no ONNX runtime
+        return extract_text_embeddings(backbone, dataset, **{k: options[k] for k in keep})
 
     def training_batches(self, dataset: Dataset, module, *, batch_size: int, augment: str):
         from transferkit.finetune.text_batches import TextBatches
