@@ -376,6 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--backbone", default="mobilenet_v2", help="backbone (default mobilenet_v2)")
     _add_common(d)
+
+    from transferkit.serve.cli import add_parser as add_serve
+
+    add_serve(sub, _positive_int)
     return parser
 
 
@@ -623,6 +627,12 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from transferkit.serve.cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
@@ -631,6 +641,7 @@ COMMANDS = {
     "rank": cmd_rank,
     "models": cmd_models,
     "demo": cmd_demo,
+    "serve": cmd_serve,
 }
 
 

@@ -54,8 +54,10 @@ class TextModality(Modality):
         refuse_options(Path(path), options, self.table_options, self.noun)
         return load_text_dataset(path, strict=strict, **options)
 
-    def load_inputs(self, items, *, text_col: str | None = None, **options: Any) -> Dataset:
-        return text_inputs(items, text_col=text_col)
+    def load_inputs(
+        self, items, *, text_col: str | None = None, literal: bool = False, **options: Any
+    ) -> Dataset:
+        return text_inputs(items, text_col=text_col, literal=literal)
 
     def probe(self, source: Path | bytes) -> str | None:
         try:
@@ -125,12 +127,14 @@ class TextModality(Modality):
         return {"input": str(sample.path), "text": sample.text}
 
 
-def text_inputs(items, *, text_col: str | None = None) -> Dataset:
+def text_inputs(items, *, text_col: str | None = None, literal: bool = False) -> Dataset:
     """Unlabelled texts to predict, in the order given.
 
     Each item is a ``Path`` (a table's text column, or a ``.txt`` file's lines), a
     ``(name, bytes)`` pair (such a file received in memory), or a string: the text itself,
     unless it names an existing text file (``predict(["great film", "more.csv"])``).
+    ``literal``: a string is always the text itself, never a file's name (a server's clients
+    must not be able to make it read its own files).
     """
     if isinstance(items, (str, os.PathLike)):
         items = [items]
@@ -139,7 +143,9 @@ def text_inputs(items, *, text_col: str | None = None) -> Dataset:
         upload = as_upload(item)
         if upload is not None:
             records = read_text_input(Path(upload[0]), text_col=text_col, content=upload[1])
-        elif isinstance(item, Path) or (isinstance(item, str) and _names_file(item)):
+        elif isinstance(item, Path) or (
+            isinstance(item, str) and not literal and _names_file(item)
+        ):
             records = read_text_input(Path(item), text_col=text_col)
         elif isinstance(item, str):
             if not item.strip():
