@@ -167,7 +167,8 @@ def test_box_resize_equals_torchvision_resize_then_center_crop(
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as F
 
-    from transferkit.backbones.preprocess import _exact_crop_box, crop_pixels
+    from transferkit.backbones.preprocess import crop_pixels
+    from transferkit.runtime.pixels import _exact_crop_box
 
     # the fast path is really taken for small square images (Fashion-MNIST's 28x28 → 256)
     if resize_size == 256:

@@ -315,9 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="predict labels of images or texts (JSON lines)",
         description="Print one JSON line per input: {input, label, confidence, scores}. For a "
         "text model, INPUT is a text table (its text column) or a .txt file (a text per line), "
-        "or give the texts themselves with --text.",
+        "or give the texts themselves with --text. MODEL may be an exported folder "
+        "(`transferkit export`), predicted with ONNX Runtime and no torch "
+        "(pip install 'transferkit[runtime]').",
     )
-    p.add_argument("model", metavar="MODEL", help="bundle directory (RUN/model)")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="bundle directory (RUN/model), or an exported folder (MODEL-onnx)",
+    )
     p.add_argument(
         "inputs",
         metavar="INPUT",
@@ -508,13 +514,20 @@ def cmd_predict(args) -> int:
 
     import numpy as np
 
-    from transferkit.estimator import TransferClassifier
     from transferkit.modalities import get_modality
-    from transferkit.run_folder import recover_before_reading
+    from transferkit.runtime import is_exported, load_exported
 
-    recover_before_reading(args.model)
-    clf = TransferClassifier.load(args.model, weights=args.weights, **_classifier_kwargs(args))
-    modality = get_modality(clf.backbone_.spec.modality)
+    exported = is_exported(args.model)
+    if exported:  # `transferkit export`'s folder: ONNX Runtime, no torch
+        clf = load_exported(args.model)
+        modality, labels = get_modality(clf.modality), clf.labels
+    else:
+        from transferkit.estimator import TransferClassifier
+        from transferkit.run_folder import recover_before_reading
+
+        recover_before_reading(args.model)
+        clf = TransferClassifier.load(args.model, weights=args.weights, **_classifier_kwargs(args))
+        modality, labels = get_modality(clf.backbone_.spec.modality), clf.labels_
     inline = modality.inline_inputs  # texts can be given as themselves, with --text
     if args.text and not inline:
         raise BadInputError(f"--text is for text models; {args.model} classifies {modality.noun}s")
@@ -522,7 +535,11 @@ def cmd_predict(args) -> int:
         raise BadInputError("nothing to predict: pass INPUT files" + (" or --text" * inline))
     # INPUT arguments name files; --text strings are the texts themselves
     inputs = [Path(p) for p in args.inputs] + list(args.text)
-    proba, ok, problems, ds = clf.predict_details(inputs, text_col=args.text_col)
+    if exported:
+        details = _exported_details(clf, modality, inputs, args.batch_size, args.text_col)
+    else:
+        details = clf.predict_details(inputs, text_col=args.text_col)
+    proba, ok, problems, ds = details
     reasons = {str(p): r for p, r in problems}
     for row, good, sample in zip(proba, ok, ds.samples):
         named = modality.describe_input(sample)
@@ -533,12 +550,25 @@ def cmd_predict(args) -> int:
             order = np.argsort(-row)[: args.top]
             out = {
                 **named,
-                "label": clf.labels_[int(order[0])],
+                "label": labels[int(order[0])],
                 "confidence": round(float(row[order[0]]), 6),
-                "scores": {clf.labels_[int(i)]: round(float(row[i]), 6) for i in order},
+                "scores": {labels[int(i)]: round(float(row[i]), 6) for i in order},
             }
         print(json.dumps(out, ensure_ascii=False))
     return 0 if ok.all() or not args.strict else 2
+
+
+def _exported_details(model, modality, inputs, batch_size: int | None, text_col: str | None):
+    """``TransferClassifier.predict_details`` for an exported model: the inputs read by the
+    modality's loader as the bundle reads them, one row per input (NaN where unreadable)."""
+    from transferkit.estimator import _inputs_left_out, _row_per_input
+
+    ds = modality.load_inputs(inputs, text_col=text_col)
+    proba, ok, problems = model.predict_proba(list(ds.samples), batch_size=batch_size or 32)
+    if _inputs_left_out(inputs, ds):
+        (proba, ok), every = _row_per_input(inputs, ds, proba, ok)
+        return proba, ok, [*ds.skipped, *problems], every
+    return proba, ok, problems, ds
 
 
 def _columns(args) -> dict:
@@ -650,6 +680,39 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"warning: {message}", file=sys.stderr)
 
 
+# what each extra of pyproject.toml installs, by import name: a command that meets one of them
+# missing says which extra to install (`pip install transferkit[runtime]` has no torch)
+_EXTRA_MODULES = {
+    "train": (
+        *("torch", "torchvision", "sklearn", "safetensors", "onnx", "onnxruntime"),
+        *("tqdm", "rich", "charset_normalizer"),
+    ),
+    "runtime": ("onnxruntime", "tokenizers", "soundfile", "soxr"),
+}
+
+
+def _missing_extra(exc: BaseException, command: str) -> str | None:
+    """What to install when ``exc`` is the import of a package of an extra that is missing."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    package = exc.name.split(".")[0]
+    extras = [extra for extra, modules in _EXTRA_MODULES.items() if package in modules]
+    if not extras:
+        return None
+    needs = f"`transferkit {command}` needs {package}, which is not installed here"
+    if extras == ["runtime"]:
+        return f"{needs}: pip install 'transferkit[runtime]'"
+    if "runtime" in extras:
+        return (
+            f"{needs}: pip install 'transferkit[runtime]' to predict with an exported model "
+            "(`transferkit export`), or 'transferkit[train]' for every command"
+        )
+    return (
+        f"{needs} (it is part of the training stack, which an install for exported models "
+        "leaves out): pip install 'transferkit[train]'"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -669,6 +732,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: nothing half-written was kept", file=sys.stderr)
         return 130
     except Exception as exc:  # an internal error: say so, keep the traceback for the bug report
+        missing = _missing_extra(exc, args.command)
+        if missing:
+            print(f"error: {missing}", file=sys.stderr)
+            return 2
         import traceback
 
         traceback.print_exc()

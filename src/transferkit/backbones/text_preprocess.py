@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from transferkit.backbones.config_io import config_fingerprint, config_from_dict
+from transferkit.runtime.text import prepare_texts
 
 POOLINGS = ("mean", "cls", "max")
 
@@ -68,9 +69,9 @@ class TextPreprocess:
         return text[: self.max_chars]
 
     def prepare(self, texts: Iterable[str]) -> list[str]:
-        """Texts as the tokenizer receives them: clipped, and lowercased if the model was."""
-        clipped = [self.clip(t) for t in texts]
-        return [t.lower() for t in clipped] if self.lowercase else clipped
+        """Texts as the tokenizer receives them: clipped, and lowercased if the model was (the
+        runtime of exported models does the same, through the same function)."""
+        return prepare_texts(texts, max_chars=self.max_chars, lowercase=self.lowercase)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of this config (with ``kind`` so a bundle knows which config it is)."""
