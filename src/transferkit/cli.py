@@ -342,6 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--top", type=_positive_int, default=3, help="how many class scores to print (default 3)"
     )
     _add_common(p)
+    from transferkit.scale.cli import add_embed_parser, add_engine_options
+
+    add_engine_options(p)
+    e = add_embed_parser(sub)
+    _add_column_options(e, label=False)
+    _add_common(e)
 
     r = sub.add_parser(
         "rank",
@@ -510,6 +516,10 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    if args.engine != "local" or args.output:  # a big job, written to a file (scale/)
+        from transferkit.scale.cli import run_predict
+
+        return run_predict(args, progress=_shows_progress(args))
     from pathlib import Path
 
     import numpy as np
@@ -569,6 +579,12 @@ def _exported_details(model, modality, inputs, batch_size: int | None, text_col:
         (proba, ok), every = _row_per_input(inputs, ds, proba, ok)
         return proba, ok, [*ds.skipped, *problems], every
     return proba, ok, problems, ds
+
+
+def cmd_embed(args) -> int:
+    from transferkit.scale.cli import run_embed
+
+    return run_embed(args, progress=_shows_progress(args))
 
 
 def _columns(args) -> dict:
@@ -667,6 +683,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "embed": cmd_embed,
     "lr-find": cmd_lr_find,
     "rank": cmd_rank,
     "models": cmd_models,

@@ -1,0 +1,136 @@
+"""Where a job's batches run: an actor pool on Ray (local or a cluster), or this process.
+
+Both take the job's input rows and yield output tables as batches finish (in any order).
+
+Ray: the rows become a Ray Data dataset of one block per batch, so the actor pool balances
+them; ``map_batches`` runs the ``Worker`` class in a fixed-size ``ActorPoolStrategy``. A worker
+that dies (killed, out of memory, its node lost) is restarted by Ray (``max_restarts``) and
+the batches it held are run again (``max_task_retries``): the driver receives each batch's
+rows once. Without ``--address`` a local Ray is started with this machine's cores, no
+dashboard and no usage reporting, and shut down at the end; with one, the job joins that
+cluster (``ray start --head`` on the head node, ``ray start --address`` on the others).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from transferkit.errors import BadInputError
+from transferkit.scale.models import ModelRef
+from transferkit.scale.worker import Worker
+from transferkit.system import available_cores
+
+ENGINES = ("local", "ray")
+# how often Ray restarts a dead worker and reruns its batches: a worker killed now and then is
+# retried, an input that kills every worker that reads it ends the job with Ray's error
+MAX_RESTARTS = 4
+MAX_TASK_RETRIES = 4
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How many workers, each with how many CPUs and GPUs; ``address`` of a Ray cluster."""
+
+    workers: int | None = None
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    address: str | None = None
+
+
+def run_local(kind: str, ref: ModelRef, rows: pa.Table, *, batch_size: int) -> Iterator[pa.Table]:
+    """The batches in this process, one after another, with every core."""
+    worker = Worker(kind, ref, batch_size, available_cores())
+    for start in range(0, rows.num_rows, batch_size):
+        yield worker(rows.slice(start, batch_size))
+
+
+def run_ray(
+    kind: str, ref: ModelRef, rows: pa.Table, *, batch_size: int, placement: Placement
+) -> Iterator[pa.Table]:
+    """The batches on an actor pool of a Ray cluster, as they finish."""
+    import ray
+
+    started = connect(placement.address)
+    try:
+        import ray.data
+
+        # nor are Ray Data's (its logger is configured when ray.data is imported)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # transferkit.progress shows the job's own
+        context.print_on_execution_start = False
+        workers = placement.workers or _default_workers(placement)
+        blocks = [rows.slice(s, batch_size) for s in range(0, rows.num_rows, batch_size)]
+        threads = max(1, int(placement.cpus_per_worker))
+        with warnings.catch_warnings():
+            # Ray 2.60 has no named parameter for these actor options yet and warns that the
+            # **ray_remote_args they travel in will go; its defaults retry forever, which an
+            # input that crashes every worker reading it would turn into a job that never ends
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+            results = ray.data.from_arrow(blocks).map_batches(
+                Worker,
+                fn_constructor_args=(kind, ref, batch_size, threads),
+                batch_size=batch_size,
+                batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=workers),
+                num_cpus=placement.cpus_per_worker,
+                num_gpus=placement.gpus_per_worker or None,
+                max_restarts=MAX_RESTARTS,
+                max_task_retries=MAX_TASK_RETRIES,
+            )
+        yield from results.iter_batches(batch_size=None, batch_format="pyarrow")
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def connect(address: str | None) -> bool:
+    """Join the Ray cluster at ``address``, or start a local one (or use the one this process
+    already joined, e.g. in a notebook); True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    # no usage statistics sent anywhere, no dashboard: a job needs neither
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray's notices (its token, its start-up) are not the job's output; its errors still reach
+    # the job as exceptions
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    if address is None:
+        ray.init(address="local", num_cpus=available_cores(), include_dashboard=False, **quiet)
+        return True
+    try:
+        ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise BadInputError(
+            f"cannot join the Ray cluster at {address} ({str(exc).splitlines()[0]}); start one "
+            "with `ray start --head` and pass the address it prints, or leave --address out "
+            "to run on a Ray started on this machine."
+        ) from None
+    return True
+
+
+def _default_workers(placement: Placement) -> int:
+    """As many workers as the cluster's CPUs (or GPUs, when each takes some) can hold."""
+    import ray
+
+    total = ray.cluster_resources()
+    if placement.gpus_per_worker:
+        fit = total.get("GPU", 0) / placement.gpus_per_worker
+        what = "GPUs"
+    else:
+        fit = total.get("CPU", 0) / placement.cpus_per_worker
+        what = "CPUs"
+    if fit < 1:
+        raise BadInputError(
+            f"the Ray cluster has {total.get(what[:-1], 0):g} {what}: not enough for one worker "
+            f"of {placement.gpus_per_worker or placement.cpus_per_worker:g}; lower "
+            "--gpus-per-worker / --cpus-per-worker or add nodes."
+        )
+    return int(fit)

@@ -1,0 +1,168 @@
+"""What a job's workers load: a bundle folder, an exported (ONNX) folder, or a backbone name.
+
+The driver resolves the model once (``resolve_model``: verified, its labels, modality and
+identity known) and sends workers the small ``ModelRef``; each worker opens it itself
+(``open_model``), so no model crosses the network. The identity (the bundle's manifest digest,
+the export's ``export_sha256``, or the backbone's name and weights digest) is what a resumed
+run must match.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transferkit.errors import BadInputError
+
+EXPORT_MANIFEST = "export.json"  # what marks a folder written by `transferkit export`
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model as workers find it: ``kind`` "bundle", "exported" or "backbone" at ``location``."""
+
+    kind: str
+    location: str
+    modality: str
+    labels: tuple[str, ...] = ()
+    identity: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+    runtime: str = "auto"
+
+
+def resolve_model(
+    text: str, *, weights: str | None = None, runtime: str = "auto", backbone_ok: bool = False
+) -> ModelRef:
+    """The model ``text`` names, verified: a bundle or exported folder, or (``backbone_ok``,
+    for embeddings) a backbone name."""
+    path = Path(text)
+    if path.is_dir() and (path / EXPORT_MANIFEST).is_file():
+        return _exported(path)
+    if path.exists() or not backbone_ok:
+        return _bundle(path, weights, runtime)
+    return _backbone(text, weights, runtime)
+
+
+def _bundle(path: Path, weights: str | None, runtime: str) -> ModelRef:
+    from transferkit.backbones import get_spec
+    from transferkit.bundle import load_bundle, manifest_digest
+    from transferkit.run_folder import recover_before_reading
+
+    recover_before_reading(path)
+    bundle = load_bundle(path)  # the manifest's digest and every file's sha256, checked
+    name = bundle.manifest["backbone"]["name"]
+    return ModelRef(
+        kind="bundle",
+        location=str(path.resolve()),
+        modality=get_spec(name).modality,
+        labels=tuple(bundle.labels),
+        identity={"bundle_manifest_sha256": manifest_digest(bundle.manifest)},
+        weights=weights,
+        runtime=runtime,
+    )
+
+
+def _exported(path: Path) -> ModelRef:
+    model = _load_exported(path)
+    export = json.loads((path / EXPORT_MANIFEST).read_text(encoding="utf-8"))
+    return ModelRef(
+        kind="exported",
+        location=str(path.resolve()),
+        modality=model.modality,
+        labels=tuple(model.labels),
+        identity={"export_sha256": export["export_sha256"]},
+    )
+
+
+def _backbone(name: str, weights: str | None, runtime: str) -> ModelRef:
+    from transferkit.backbones import get_spec, resolve_backbone
+
+    spec = get_spec(name)  # an unknown name is refused here, naming `transferkit models`
+    ref = resolve_backbone(name, weights=weights)  # weights found and verified, nothing built
+    return ModelRef(
+        kind="backbone",
+        location=name,
+        modality=spec.modality,
+        identity={"backbone": name, "weights_sha256": ref.weights_sha256},
+        weights=weights,
+        runtime=runtime,
+    )
+
+
+def _load_exported(path: Path):
+    try:
+        from transferkit.runtime import load_exported
+    except ImportError:
+        raise BadInputError(
+            f"{path} is an exported model, but this transferkit has no runtime for exported "
+            "models (transferkit.runtime); predict from the bundle it was exported from instead."
+        ) from None
+    return load_exported(path)
+
+
+class OpenModel:
+    """A model opened in a worker: probabilities or embeddings of a batch of samples.
+
+    Both return ``(values (N, K), ok (N,), problems [(input, reason)])``; rows where ``ok`` is
+    False are not to be read.
+    """
+
+    def __init__(self, ref: ModelRef, *, batch_size: int, threads: int) -> None:
+        self.ref = ref
+        self.batch_size = batch_size
+        self.threads = threads
+        self._exported = None
+        self._head = None
+        if ref.kind == "exported":
+            self._exported = _load_exported(Path(ref.location))
+        elif ref.kind == "bundle":
+            from transferkit.estimator import TransferClassifier
+
+            clf = TransferClassifier.load(ref.location, weights=ref.weights, progress=False)
+            self._backbone, self._head = clf.backbone_, clf.head_
+        else:
+            from transferkit.backbones import resolve_backbone
+
+            self._backbone = resolve_backbone(ref.location, weights=ref.weights)
+
+    def predict_proba(self, samples) -> tuple[np.ndarray, np.ndarray, list]:
+        if self._exported is not None:
+            return self._exported.predict_proba(_runtime_inputs(samples))
+        if self._head is None:
+            raise BadInputError(
+                f"{self.ref.location} is a backbone: it embeds inputs but has no classes to "
+                "predict; pass a trained bundle (RUN/model), or use `transferkit embed`."
+            )
+        embeddings, ok, problems = self.embed(samples)
+        proba = np.full((len(samples), len(self.ref.labels)), np.nan)
+        if ok.any():
+            proba[ok] = self._head.predict_proba(embeddings[ok])
+        return proba, ok, problems
+
+    def embed(self, samples) -> tuple[np.ndarray, np.ndarray, list]:
+        if self._exported is not None:
+            return self._exported.embed(_runtime_inputs(samples))
+        from transferkit.data import Dataset
+        from transferkit.modalities import extract_embeddings, get_modality
+
+        modality = get_modality(self.ref.modality)
+        batch = Dataset(samples, (), source="a batch", modality=modality.name, noun=modality.noun)
+        # the cache is per machine and a pool is read once: caching it would only fill disks
+        result = extract_embeddings(
+            self._backbone,
+            batch,
+            batch_size=self.batch_size,
+            cache=False,
+            runtime=self.ref.runtime,
+            num_threads=self.threads,
+        )
+        return result.embeddings, result.ok, result.problems
+
+
+def _runtime_inputs(samples) -> list:
+    """What the torch-free runtime takes: the texts themselves, else the files."""
+    return [s.text if s.text is not None else s.path for s in samples]

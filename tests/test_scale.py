@@ -1,0 +1,236 @@
+"""Big jobs on a real local Ray (one session for the module): predict and embed into Parquet /
+JSON lines, a worker killed mid-run, an interrupted run resumed, bad outputs refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from conftest import (
+    draw_shape,
+    make_shapes_folder,
+    require_offline_weights,
+    write_unreadable_images,
+)
+
+from transferkit.cli import main
+from transferkit.errors import BadInputError
+from transferkit.events import Events
+from transferkit.scale import JobSettings, Placement, run_job
+
+ray = pytest.importorskip("ray")
+psutil = pytest.importorskip("psutil")
+
+POOL = 240  # tiny real PNGs: enough batches for a kill to land mid-run
+UNREADABLE = ["truncated.png", "empty.jpg", "notes.jpg"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray for the module (start-up is the slow part); jobs join it."""
+    require_offline_weights("mobilenet_v2")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("scale-model")
+    train = make_shapes_folder(root / "train", per_class=5)
+    code = main(["-q", "train", str(train), "--out", str(root / "run"), "--no-progress",
+                 "--test-size", "0.34", "--no-learning-curve"])  # fmt: skip
+    assert code == 0
+    return root / "run" / "model"
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory) -> Path:
+    """POOL small shape images and three files that are not images, in one folder."""
+    folder = tmp_path_factory.mktemp("scale-pool") / "pool"
+    folder.mkdir()
+    kinds = ("circle", "square", "triangle")
+    for i in range(POOL):
+        draw_shape(kinds[i % 3], 7000 + i, size=32).save(folder / f"{i:04d}.png")
+    write_unreadable_images(folder, bomb=False)
+    return folder
+
+
+def _inputs(pool: Path) -> list[str]:
+    return sorted(str(p) for p in pool.iterdir())
+
+
+def _in_process_predictions(bundle: Path, pool: Path):
+    from transferkit.estimator import TransferClassifier
+
+    clf = TransferClassifier.load(bundle, progress=False, cache=False)
+    files = [p for p in map(Path, _inputs(pool)) if p.name not in UNREADABLE]
+    return clf.labels_, dict(zip(map(str, files), clf.predict_proba(files)))
+
+
+def test_predict_on_ray_writes_every_input_once_as_in_process(
+    cluster, bundle, pool, tmp_path, capsys
+):
+    out = tmp_path / "predictions.jsonl"
+    code = main(["predict", str(bundle), str(pool), "--engine", "ray", "--output", str(out),
+                 "--batch-size", "16"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["input"] for r in rows) == _inputs(pool)  # each input exactly once
+    labels, expected = _in_process_predictions(bundle, pool)
+    for row in rows:
+        if Path(row["input"]).name in UNREADABLE:
+            assert row["label"] is None and row["probabilities"] is None and row["error"]
+            continue
+        p = expected[row["input"]]
+        assert row["error"] is None
+        assert list(row["probabilities"]) == labels
+        np.testing.assert_allclose(list(row["probabilities"].values()), p, atol=1e-5)
+        assert row["label"] == labels[int(np.argmax(p))]
+        assert row["confidence"] == pytest.approx(float(p.max()), abs=1e-5)
+    assert {r["error"] for r in rows if Path(r["input"]).name == "notes.jpg"} != {None}
+    summary = json.loads(captured.out)
+    assert (
+        summary["rows"] == POOL + 3 and summary["errors"] == 3 and summary["computed"] == POOL + 3
+    )
+    # one line per stage in a log (stderr is not a terminal here), no bar frames
+    lines = captured.err.splitlines()
+    assert f"Listing inputs: {POOL + 3}/{POOL + 3} image" in captured.err
+    assert any(line.startswith(f"Predicting on Ray: {POOL + 3}/{POOL + 3} image") for line in lines)
+    assert "Writing predictions.jsonl" in captured.err and "\r" not in captured.err
+    assert not list(tmp_path.glob(".predictions.jsonl*"))  # the parts are gone
+
+
+def _map_workers() -> dict[int, str]:
+    """pid -> title of the processes running Ray Data's actor pool (ray::MapWorker...)."""
+    found = {}
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        title = " ".join(proc.info["cmdline"] or [])
+        if title.startswith("ray::MapWorker"):
+            found[proc.info["pid"]] = title
+    return found
+
+
+def test_a_worker_killed_mid_run_is_restarted_and_every_input_appears_once(
+    cluster, bundle, pool, tmp_path
+):
+    killed: dict[str, object] = {}
+    seen_after: set[int] = set()
+
+    def kill_one_worker(event):
+        if event.kind != "progress" or not event.name.startswith("Predicting"):
+            return
+        if "pid" in killed:
+            seen_after.update(_map_workers())
+            return
+        if event.data["n"] >= 48:  # some batches back, most still to come
+            pid = next(iter(_map_workers()))
+            os.kill(pid, signal.SIGKILL)
+            killed.update(pid=pid, at=event.data["n"], total=event.data["total"])
+
+    out = tmp_path / "predictions.parquet"
+    summary = run_job(
+        "predict", str(bundle), [str(pool)], out,
+        settings=JobSettings(engine="ray", batch_size=8, placement=Placement(workers=2)),
+        events=Events([kill_one_worker]),
+    )  # fmt: skip
+    assert killed and killed["at"] < killed["total"] - 16  # the kill came mid-run
+    assert killed["pid"] not in seen_after  # that process stayed dead...
+    assert seen_after  # ...and Ray started another worker to finish the job
+    table = pq.read_table(out)
+    names = table.column("input").to_pylist()
+    assert len(names) == len(set(names)) == POOL + 3 and sorted(names) == _inputs(pool)
+    assert summary["rows"] == POOL + 3 and summary["errors"] == 3
+    assert table.column("error").null_count == POOL
+
+
+def test_an_interrupted_run_is_resumed_keeping_what_it_wrote(cluster, bundle, pool, tmp_path):
+    out = tmp_path / "predictions.parquet"
+    settings = JobSettings(engine="ray", batch_size=8, part_rows=16)
+
+    def interrupt(event):  # Ctrl-C once a few parts are written
+        if event.kind == "progress" and event.name.startswith("Predicting"):
+            if event.data["state"] == "update" and event.data["n"] >= 64:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_job("predict", str(bundle), [str(pool)], out, settings=settings,
+                events=Events([interrupt]))  # fmt: skip
+    assert not out.exists()
+    parts = sorted((tmp_path / ".predictions.parquet.parts").glob("part-*.parquet"))
+    assert parts
+    before = {r["input"]: r for p in parts for r in pq.read_table(p).to_pylist()}
+    assert 64 <= len(before) < POOL
+
+    # another model must not continue these parts
+    with pytest.raises(BadInputError, match="another job"):
+        run_job("embed", "mobilenet_v2", [str(pool)], out, settings=settings)
+
+    summary = run_job("predict", str(bundle), [str(pool)], out, settings=settings)
+    assert summary["resumed"] == len(before)
+    assert summary["computed"] == POOL + 3 - len(before)
+    rows = pq.read_table(out).to_pylist()
+    assert sorted(r["input"] for r in rows) == _inputs(pool)
+    assert all(before[r["input"]] == r for r in rows if r["input"] in before)  # kept as written
+    assert not (tmp_path / ".predictions.parquet.parts").exists()
+
+    with pytest.raises(BadInputError, match="exists and is complete"):
+        run_job("predict", str(bundle), [str(pool)], out, settings=settings)
+
+
+def test_embed_joins_a_running_cluster_by_address(cluster, pool, tmp_path):
+    """`transferkit embed` in its own process, on the module's cluster by --address, quiet."""
+    listing = tmp_path / "files.txt"
+    names = _inputs(pool)[:40]
+    listing.write_text("\n".join(names) + "\n" + str(tmp_path / "missing.png") + "\n")
+    out = tmp_path / "embeddings.parquet"
+    command = [sys.executable, "-m", "transferkit.cli", "-q", "embed", "mobilenet_v2",
+               str(listing), "--engine", "ray", "--address", cluster, "--output", str(out),
+               "--workers", "1"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert "Listing" not in done.stderr and "Embedding" not in done.stderr  # -q: no progress
+    table = pq.read_table(out)
+    rows = dict(zip(table.column("input").to_pylist(), table.to_pylist()))
+    assert sorted(rows) == sorted([*names, str(tmp_path / "missing.png")])
+    good = [r for r in rows.values() if r["error"] is None]
+    assert len(good) == len([n for n in names if Path(n).name not in UNREADABLE])
+    assert {len(r["embedding"]) for r in good} == {1280}  # mobilenet_v2's pooled features
+    assert rows[str(tmp_path / "missing.png")]["embedding"] is None
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("predictions.csv", "a .parquet or .jsonl file"),
+        ("a-file/predictions.parquet", "is a file, not a folder"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(
+    bundle, pool, tmp_path, capsys, output, message
+):
+    (tmp_path / "a-file").write_text("not a folder")
+    started = time.perf_counter()
+    code = main(["predict", str(bundle), str(pool), "--engine", "ray",
+                 "--output", str(tmp_path / output)])  # fmt: skip
+    assert code == 2 and message in capsys.readouterr().err
+    assert time.perf_counter() - started < 5  # refused before Ray or the model start
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in any folder")
+def test_an_output_in_a_read_only_folder_is_refused(bundle, pool, tmp_path, capsys):
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o500)
+    code = main(["predict", str(bundle), str(pool), "--engine", "ray",
+                 "--output", str(folder / "out.parquet")])  # fmt: skip
+    assert code == 2 and "cannot write in" in capsys.readouterr().err
