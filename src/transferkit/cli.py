@@ -389,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--backbone", default="mobilenet_v2", help="backbone (default mobilenet_v2)")
     _add_common(d)
 
+    from transferkit.export.cli import add_parser as add_export
+
+    add_export(sub, column_options=_add_column_options)
+
     from transferkit.serve.cli import add_parser as add_serve
 
     add_serve(sub, _positive_int)
@@ -673,6 +677,12 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from transferkit.export.cli import run
+
+    return run(args)
+
+
 def cmd_serve(args) -> int:
     from transferkit.serve.cli import run
 
@@ -688,6 +698,7 @@ COMMANDS = {
     "rank": cmd_rank,
     "models": cmd_models,
     "demo": cmd_demo,
+    "export": cmd_export,
     "serve": cmd_serve,
 }
 

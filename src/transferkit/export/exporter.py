@@ -1,0 +1,244 @@
+"""``export_model``: a bundle as one ONNX graph, checked against the bundle before it is kept.
+
+1. The bundle is loaded (verified) and its backbone + head become one torch module, exported
+   with a dynamic batch axis (``probabilities``, ``embedding``).
+2. The graph and the bundle predict the bundle's held-out examples (``testset``); the graph's
+   inputs are made through the files shipped beside it, as the runtime will make them. More
+   than ``TOLERANCE`` between their probabilities and nothing is written.
+3. ``quantize="int8"``: the graph is quantised and kept only if its accuracy on those examples
+   is at most ``MAX_INT8_DROP_POINTS`` below the float graph's; otherwise refused (exit 2)
+   with the measured drop, nothing written.
+4. Size and latency are measured, and the folder is written atomically (``folder``).
+
+Everything is staged in a scratch folder beside the output and removed whatever happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transferkit.errors import BadInputError, TransferkitError
+from transferkit.export.folder import FORMAT, FORMAT_VERSION, MODEL_FILE, export_versions
+
+log = logging.getLogger("transferkit")
+
+TOLERANCE = 1e-4  # max |probability difference| between the graph and the bundle
+MAX_INT8_DROP_POINTS = 0.5  # accuracy points int8 may lose against the float graph
+OPSET = 17
+QUANTIZATIONS = ("int8",)
+
+
+@dataclass
+class ExportResult:
+    """Where the export went and what ``export.json`` says about it."""
+
+    path: Path
+    document: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        doc = self.document
+        return {
+            "out": str(self.path),
+            "size_mb": round(doc["size_bytes"] / 1e6, 3),
+            "latency_ms_per_example": doc["latency_ms_per_example"],
+            "parity_max_abs_diff": doc["parity"]["max_abs_diff_probabilities"],
+            "parity_examples": doc["parity"]["examples"],
+            "quantization": doc["quantization"],
+        }
+
+
+def default_out(model: str | Path, quantize: str | None) -> Path:
+    """``<MODEL>-onnx``, or ``<MODEL>-onnx-int8`` when quantised."""
+    model = Path(model)
+    return model.with_name(model.name + "-onnx" + (f"-{quantize}" if quantize else ""))
+
+
+def export_model(
+    model: str | Path,
+    *,
+    out: str | Path | None = None,
+    quantize: str | None = None,
+    data: str | Path | None = None,
+    weights: str | Path | None = None,
+    **columns: Any,
+) -> ExportResult:
+    """Export the bundle at ``model`` to ONNX (see the module's docstring); ``columns`` name
+    the table columns of ``data`` (``text_col``, ``label_col``, ``path_col``)."""
+    from transferkit.bundle import read_manifest
+    from transferkit.estimator import TransferClassifier
+    from transferkit.export import audio, image, text  # noqa: F401 - each registers its graph
+    from transferkit.export.graphs import graph_for
+    from transferkit.export.heads import head_graph
+    from transferkit.export.testset import held_out_data
+
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise BadInputError(
+            f"--quantize must be one of {', '.join(QUANTIZATIONS)}; got {quantize!r}"
+        )
+    model = Path(model)
+    manifest = read_manifest(model)
+    out = Path(out) if out is not None else default_out(model, quantize)
+    if out.resolve() == model.resolve():
+        raise BadInputError(f"--out {out} is the bundle itself; choose another folder")
+    clf = TransferClassifier.load(model, weights=weights, cache=False, progress=False)
+    graph = graph_for(clf.backbone_)
+    head = head_graph(clf.head_)
+    columns = {k: v for k, v in columns.items() if v is not None}
+    test, source = held_out_data(model, data, **columns)
+    test = _known_labels(test, clf.labels_, source)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
+    try:
+        return _export(clf, manifest, graph, head, test, source, scratch, out, quantize)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _known_labels(test, labels: list[str], source: str):
+    unknown = sorted(set(test.labels) - set(labels))
+    if unknown:
+        raise BadInputError(
+            f"the held-out data {source} has classes the model was not trained on: "
+            f"{', '.join(unknown)}. The model knows: {', '.join(labels)}."
+        )
+    return test.with_labels(labels)
+
+
+def _export(clf, manifest, graph, head, test, source, scratch: Path, out: Path, quantize):
+    from transferkit.export.folder import write_export_folder
+    from transferkit.export.graphs import FullGraph
+    from transferkit.export.onnx_checks import latency_ms, run_graph, session
+
+    float_path = scratch / MODEL_FILE
+    side = graph.write_side_files(scratch)
+    _to_onnx(FullGraph(graph.embedder(), head).eval(), graph, float_path)
+    items, rows = _prepared(graph, test)
+    bundle_proba, ok, _, _ = clf.predict_details(test.subset(rows))
+    keep = np.flatnonzero(ok)
+    if not len(keep):
+        raise BadInputError(f"none of the held-out examples in {source} could be read")
+    float_session = session(float_path)
+    proba = run_graph(float_session, graph, items)[0][keep]
+    bundle_proba, targets = bundle_proba[keep], test.targets[rows][keep]
+    diff = float(np.abs(proba - bundle_proba).max())
+    if not np.isfinite(diff) or diff > TOLERANCE:
+        raise TransferkitError(
+            f"the exported graph of {clf.backbone_.name} + {clf.head_.name} differs from the "
+            f"bundle by {diff:.3g} in probability on {source} (tolerance {TOLERANCE}); nothing "
+            "was written. This is a bug in transferkit's export: please report it."
+        )
+    accuracy = float((proba.argmax(axis=1) == targets).mean())
+    final, final_session, quantization = float_path, float_session, None
+    if quantize:
+        final = scratch / "model.int8.onnx"
+        final_session, quantization = _quantized(
+            float_path, final, graph, [items[i] for i in keep], targets, accuracy, source
+        )
+        quantization["max_abs_diff_probabilities_vs_bundle"] = float(
+            np.abs(
+                run_graph(final_session, graph, [items[i] for i in keep])[0] - bundle_proba
+            ).max()
+        )
+        # int8 convolutions (ConvInteger) can be slower than float ones on a CPU: both
+        # numbers, so that size can be weighed against speed
+        quantization["latency_ms_per_example_float"] = latency_ms(float_session, graph, items)
+    document = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "modality": graph.modality,
+        "labels": list(clf.labels_),
+        "inputs": graph.inputs_spec(),
+        "outputs": {
+            "probabilities": [None, len(clf.labels_)],
+            "embedding": [None, int(clf.backbone_.num_features)],
+        },
+        "source": {
+            "bundle_manifest_sha256": manifest.get("manifest_sha256"),
+            "backbone": clf.backbone_.name,
+            "strategy": manifest["strategy"]["name"],
+            "head": clf.head_.name,
+        },
+        "quantization": quantization,
+        "parity": {
+            "max_abs_diff_probabilities": diff,
+            "examples": int(len(keep)),
+            "tolerance": TOLERANCE,
+            "data": source,
+            "accuracy": accuracy,
+        },
+        "opset": OPSET,
+        "size_bytes": final.stat().st_size,
+        "latency_ms_per_example": latency_ms(final_session, graph, items),
+        "versions": export_versions(),
+    }
+    files = {MODEL_FILE: final, **{name: scratch / name for name in side}}
+    return ExportResult(write_export_folder(out, files, document), document)
+
+
+def _quantized(float_path, dest, graph, items, targets, accuracy: float, source: str):
+    """(session, quantization record) of the int8 graph, or refused when it loses more than
+    ``MAX_INT8_DROP_POINTS`` of ``accuracy`` on the held-out ``items``."""
+    from transferkit.export.onnx_checks import quantize_int8, run_graph, session
+
+    method = quantize_int8(float_path, dest)
+    quantized = session(dest)
+    accuracy_q = float((run_graph(quantized, graph, items)[0].argmax(axis=1) == targets).mean())
+    drop = round(100.0 * (accuracy - accuracy_q), 4)
+    if drop > MAX_INT8_DROP_POINTS:
+        raise BadInputError(
+            f"int8 quantisation loses {drop:.2f} accuracy points on {source} "
+            f"({100 * accuracy:.2f}% float, {100 * accuracy_q:.2f}% int8, {len(items)} "
+            f"examples; at most {MAX_INT8_DROP_POINTS} allowed): refused, nothing written. "
+            "Export without --quantize to keep the float graph."
+        )
+    return quantized, {
+        "type": "int8",
+        "method": method,
+        "accuracy_float": accuracy,
+        "accuracy_int8": accuracy_q,
+        "drop_points": drop,
+        "max_drop_points": MAX_INT8_DROP_POINTS,
+        "examples": len(items),
+        "split": source,
+    }
+
+
+def _prepared(graph, test) -> tuple[list, np.ndarray]:
+    """Every readable held-out example as the runtime reads it, and their rows in ``test``."""
+    items, rows = [], []
+    for i, sample in enumerate(test.samples):
+        try:
+            items.append(graph.prepare(sample))
+        except Exception as exc:  # noqa: BLE001 - an unreadable file: left out, as predict does
+            log.warning("%s: left out of the checks (%s)", sample.path, exc)
+            continue
+        rows.append(i)
+    if not items:
+        raise BadInputError(f"none of the held-out examples in {test.source} could be read")
+    return items, np.asarray(rows)
+
+
+def _to_onnx(module, graph, dest: Path) -> None:
+    import torch
+
+    with warnings.catch_warnings(), torch.inference_mode():
+        # the TorchScript exporter is deprecated but needs no extra dependency (onnxscript)
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            graph.example(),
+            str(dest),
+            input_names=list(graph.input_names),
+            output_names=["probabilities", "embedding"],
+            dynamic_axes=graph.dynamic_axes(),
+            opset_version=OPSET,
+            dynamo=False,
+        )

@@ -1,0 +1,66 @@
+"""Image graphs: cropped uint8 pixels in, normalisation inside the graph (``PixelsToEmbedding``).
+
+Every torch image backbone exports (torchvision, EfficientNet-Lite, timm; pretrained or
+fine-tuned weights). Decoding, the resize of the shorter side and the centre crop stay outside,
+as the extraction path does them (``features/image_extract.py``): stated in ``inputs``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from transferkit.export.graphs import ModalityGraph, register_graph
+from transferkit.modalities import get_modality
+from transferkit.modalities.image import ImageModality
+
+
+@register_graph
+class ImageGraph(ModalityGraph):
+    modality = ImageModality.name
+    input_names = ("pixels",)
+
+    def embedder(self) -> nn.Module:
+        from transferkit.features.runtime import PixelsToEmbedding
+
+        return PixelsToEmbedding(self.backbone.materialize().eval())
+
+    def example(self) -> tuple[torch.Tensor, ...]:
+        size = self.backbone.preprocess.input_size
+        generator = torch.Generator().manual_seed(0)
+        return (torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8, generator=generator),)
+
+    def inputs_spec(self) -> dict[str, Any]:
+        p = self.backbone.preprocess
+        return {
+            **get_modality(self.modality).export_inputs(self.backbone),
+            "names": list(self.input_names),
+            "pixels": {"dtype": "uint8", "shape": [None, 3, p.input_size, p.input_size]},
+            "input_size": p.input_size,
+            "steps": [
+                "decode the file with Pillow: first frame, EXIF orientation applied, "
+                "transparency composited on white, 8-bit RGB (8-bit grey kept as one channel)",
+                f"resize so the shorter side is {p.resize_size} pixels (the longer side "
+                "int(resize_size * long / short), truncated) with Pillow's "
+                f"'{p.interpolation}' filter, antialiased",
+                f"take the centre {p.input_size}x{p.input_size} square (offsets "
+                "int(round((side - input_size) / 2)))",
+                "grey images: the one plane copied into R, G and B",
+                "planar RGB: (3, H, W) per image, stacked into (B, 3, H, W) uint8",
+            ],
+            "normalization": "inside the graph: (pixels / 255 - mean) / std",
+        }
+
+    def prepare(self, sample) -> np.ndarray:
+        from transferkit.features.image_extract import _prepare_image
+
+        pixels = _prepare_image(sample.raw, self.backbone.preprocess)
+        if pixels.ndim == 2:
+            return np.repeat(pixels[None], 3, axis=0)
+        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+    def batch(self, items: list[np.ndarray]) -> dict[str, np.ndarray]:
+        return {"pixels": np.stack(items)}
