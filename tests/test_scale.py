@@ -25,6 +25,7 @@ from transferkit.cli import main
 from transferkit.errors import BadInputError
 from transferkit.events import Events
 from transferkit.scale import JobSettings, Placement, run_job
+from transferkit.scale.output import read_metadata
 
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
@@ -69,7 +70,9 @@ def _inputs(pool: Path) -> list[str]:
     return sorted(str(p) for p in pool.iterdir())
 
 
-def _in_process_predictions(bundle: Path, pool: Path):
+@pytest.fixture(scope="module")
+def expected(bundle, pool):
+    """The bundle's labels and its probabilities for each readable pool image, in-process."""
     from transferkit.estimator import TransferClassifier
 
     clf = TransferClassifier.load(bundle, progress=False, cache=False)
@@ -78,7 +81,7 @@ def _in_process_predictions(bundle: Path, pool: Path):
 
 
 def test_predict_on_ray_writes_every_input_once_as_in_process(
-    cluster, bundle, pool, tmp_path, capsys
+    cluster, bundle, pool, expected, tmp_path, capsys
 ):
     out = tmp_path / "predictions.jsonl"
     code = main(["predict", str(bundle), str(pool), "--engine", "ray", "--output", str(out),
@@ -87,12 +90,12 @@ def test_predict_on_ray_writes_every_input_once_as_in_process(
     assert code == 0, captured.err
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["input"] for r in rows) == _inputs(pool)  # each input exactly once
-    labels, expected = _in_process_predictions(bundle, pool)
+    labels, probabilities = expected
     for row in rows:
         if Path(row["input"]).name in UNREADABLE:
             assert row["label"] is None and row["probabilities"] is None and row["error"]
             continue
-        p = expected[row["input"]]
+        p = probabilities[row["input"]]
         assert row["error"] is None
         assert list(row["probabilities"]) == labels
         np.testing.assert_allclose(list(row["probabilities"].values()), p, atol=1e-5)
@@ -109,6 +112,32 @@ def test_predict_on_ray_writes_every_input_once_as_in_process(
     assert any(line.startswith(f"Predicting on Ray: {POOL + 3}/{POOL + 3} image") for line in lines)
     assert "Writing predictions.jsonl" in captured.err and "\r" not in captured.err
     assert not list(tmp_path.glob(".predictions.jsonl*"))  # the parts are gone
+
+
+def test_an_exported_model_predicts_a_file_list_on_ray(cluster, bundle, pool, expected, tmp_path):
+    """The torch-free exported folder in the actors: the bundle's labels and probabilities."""
+    heldout = make_shapes_folder(tmp_path / "heldout", per_class=2, seed=3)
+    exported = tmp_path / "model-onnx"
+    code = main(["-q", "export", str(bundle), "--format", "onnx", "--data", str(heldout),
+                 "--out", str(exported)])  # fmt: skip
+    assert code == 0
+    names = _inputs(pool)[:60]
+    listing = tmp_path / "files.txt"
+    listing.write_text("# sixty of the pool\n" + "\n".join(names) + "\n")
+    out = tmp_path / "onnx.parquet"
+    code = main(["-q", "predict", str(exported), str(listing), "--engine", "ray",
+                 "--output", str(out)])  # fmt: skip
+    assert code == 0
+    rows = pq.read_table(out).to_pylist()
+    assert sorted(r["input"] for r in rows) == sorted(names)
+    labels, probabilities = expected
+    for row in rows:
+        p = probabilities[row["input"]]
+        np.testing.assert_allclose(list(row["probabilities"].values()), p, atol=1e-4)
+        assert row["label"] == labels[int(np.argmax(p))]
+    assert read_metadata(out)["model"] == {
+        "export_sha256": json.loads((exported / "export.json").read_text())["export_sha256"]
+    }
 
 
 def _map_workers() -> dict[int, str]:

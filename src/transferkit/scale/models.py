@@ -9,7 +9,6 @@ run must match.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,6 @@ from typing import Any
 import numpy as np
 
 from transferkit.errors import BadInputError
-
-EXPORT_MANIFEST = "export.json"  # what marks a folder written by `transferkit export`
 
 
 @dataclass(frozen=True)
@@ -39,8 +36,10 @@ def resolve_model(
 ) -> ModelRef:
     """The model ``text`` names, verified: a bundle or exported folder, or (``backbone_ok``,
     for embeddings) a backbone name."""
+    from transferkit.runtime import is_exported
+
     path = Path(text)
-    if path.is_dir() and (path / EXPORT_MANIFEST).is_file():
+    if is_exported(path):
         return _exported(path)
     if path.exists() or not backbone_ok:
         return _bundle(path, weights, runtime)
@@ -67,14 +66,15 @@ def _bundle(path: Path, weights: str | None, runtime: str) -> ModelRef:
 
 
 def _exported(path: Path) -> ModelRef:
-    model = _load_exported(path)
-    export = json.loads((path / EXPORT_MANIFEST).read_text(encoding="utf-8"))
+    from transferkit.runtime import read_exported
+
+    folder = read_exported(path)  # export.json's hash and every listed file's sha256, checked
     return ModelRef(
         kind="exported",
         location=str(path.resolve()),
-        modality=model.modality,
-        labels=tuple(model.labels),
-        identity={"export_sha256": export["export_sha256"]},
+        modality=folder.modality,
+        labels=tuple(folder.labels),
+        identity={"export_sha256": folder.manifest["export_sha256"]},
     )
 
 
@@ -93,17 +93,6 @@ def _backbone(name: str, weights: str | None, runtime: str) -> ModelRef:
     )
 
 
-def _load_exported(path: Path):
-    try:
-        from transferkit.runtime import load_exported
-    except ImportError:
-        raise BadInputError(
-            f"{path} is an exported model, but this transferkit has no runtime for exported "
-            "models (transferkit.runtime); predict from the bundle it was exported from instead."
-        ) from None
-    return load_exported(path)
-
-
 class OpenModel:
     """A model opened in a worker: probabilities or embeddings of a batch of samples.
 
@@ -118,7 +107,9 @@ class OpenModel:
         self._exported = None
         self._head = None
         if ref.kind == "exported":
-            self._exported = _load_exported(Path(ref.location))
+            from transferkit.runtime import load_exported
+
+            self._exported = load_exported(ref.location, threads=threads)
         elif ref.kind == "bundle":
             from transferkit.estimator import TransferClassifier
 
@@ -131,7 +122,7 @@ class OpenModel:
 
     def predict_proba(self, samples) -> tuple[np.ndarray, np.ndarray, list]:
         if self._exported is not None:
-            return self._exported.predict_proba(_runtime_inputs(samples))
+            return self._exported.predict_proba(samples, batch_size=self.batch_size)
         if self._head is None:
             raise BadInputError(
                 f"{self.ref.location} is a backbone: it embeds inputs but has no classes to "
@@ -145,7 +136,7 @@ class OpenModel:
 
     def embed(self, samples) -> tuple[np.ndarray, np.ndarray, list]:
         if self._exported is not None:
-            return self._exported.embed(_runtime_inputs(samples))
+            return self._exported.embed(samples, batch_size=self.batch_size)
         from transferkit.data import Dataset
         from transferkit.modalities import extract_embeddings, get_modality
 
@@ -161,8 +152,3 @@ class OpenModel:
             num_threads=self.threads,
         )
         return result.embeddings, result.ok, result.problems
-
-
-def _runtime_inputs(samples) -> list:
-    """What the torch-free runtime takes: the texts themselves, else the files."""
-    return [s.text if s.text is not None else s.path for s in samples]
