@@ -45,6 +45,16 @@ def write_digits(root: Path, digits, per_class: int) -> Path:
     return root
 
 
+def serve_bundles(tmp_path_factory) -> dict[str, Path]:
+    """The bundles of ``train_bundles``, once per test session, or a skip (a failure under CI)
+    when the packaged weights are missing."""
+    from conftest import require_offline_weights
+
+    require_offline_weights("mobilenet_v2")
+    require_offline_weights("all_minilm_l6_v2")
+    return train_bundles(tmp_path_factory.getbasetemp() / "serve-bundles")
+
+
 def train_bundles(root: Path) -> dict[str, Path]:
     """Three small real bundles under ``root`` (made once per test session): two digit models
     on the same frozen mobilenet_v2 (digits 0-2 and 3-5) and a review model on all-MiniLM."""

@@ -13,9 +13,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import require_offline_weights
 from PIL import Image
-from serve_helpers import Server, metric_samples, run_serve, train_bundles
+from serve_helpers import Server, metric_samples, run_serve, serve_bundles
 
 pytest.importorskip("fastapi")
 pytestmark = pytest.mark.e2e
@@ -34,9 +33,7 @@ def post(url: str, **kwargs) -> httpx.Response:
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
-    require_offline_weights("mobilenet_v2")
-    require_offline_weights("all_minilm_l6_v2")
-    return train_bundles(tmp_path_factory.getbasetemp() / "serve-bundles")
+    return serve_bundles(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -104,9 +104,10 @@ def create_app(
     check = TokenCheck(token) if token else None
     app.state.token_check = check
     guarded = [Depends(_authorised)] if check else []
+    refused = {401: {"model": ErrorBody, "description": "missing or wrong bearer token"}}
+    refused = refused if check else {}
     errors = {status: {"model": ErrorBody, "description": why} for status, why in _ERRORS.items()}
-    if check:
-        errors[401] = {"model": ErrorBody, "description": "missing or wrong bearer token"}
+    errors.update(refused)
 
     def served(name: str) -> ServedModel:
         if name not in models:
@@ -132,14 +133,20 @@ def create_app(
         "/metrics",
         dependencies=guarded,
         response_class=Response,
-        responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+        responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}, **refused},
         tags=["health"],
     )
     async def prometheus_metrics() -> Response:
         """Prometheus metrics: requests by status, latency, batch sizes, backbones in memory."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/models", response_model=ModelList, dependencies=guarded, tags=["models"])
+    @app.get(
+        "/v1/models",
+        response_model=ModelList,
+        dependencies=guarded,
+        responses=refused,
+        tags=["models"],
+    )
     async def list_models() -> ModelList:
         """Every served model: what it classifies, its labels, and how to send it inputs."""
         return ModelList(models=[info(models[name]) for name in sorted(models)])
@@ -148,7 +155,7 @@ def create_app(
         "/v1/models/{name}",
         response_model=ModelInfo,
         dependencies=guarded,
-        responses={404: errors[404], **({401: errors[401]} if check else {})},
+        responses={404: errors[404], **refused},
         tags=["models"],
     )
     async def get_model(name: str) -> ModelInfo:

@@ -98,4 +98,5 @@ def files_schema(max_inputs: int) -> dict[str, Any]:
             }
         },
         "required": ["files"],
+        "additionalProperties": False,
     }
