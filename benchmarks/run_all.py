@@ -46,6 +46,7 @@ BENCHMARKS = [
     "text_chinese",
     "ranking",
     "audio",
+    "runtime_size",
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent
