@@ -242,3 +242,13 @@ def test_commands_that_need_torch_say_which_extra_to_install(tmp_path, argv):
     assert done.returncode == 2, done.stderr
     assert "pip install 'transferkit[train]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_predicting_an_export_without_onnxruntime_says_to_install_the_runtime(exported, photos):
+    code = "import sys\nsys.modules['onnxruntime'] = None\n" + cli_code(
+        ["predict", str(exported), str(photos[0])]
+    )
+    done = run_blocked(code)
+    assert done.returncode == 2, done.stderr
+    assert "needs onnxruntime" in done.stderr
+    assert "pip install 'transferkit[runtime]'" in done.stderr
