@@ -46,6 +46,7 @@ BENCHMARKS = [
     "text_chinese",
     "ranking",
     "audio",
+    "ray",
     "runtime_size",
 ]
 
