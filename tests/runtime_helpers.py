@@ -18,7 +18,7 @@ from torch import nn
 # scale libraries): blocked in the subprocesses that prove the runtime needs none of it
 NOT_IN_RUNTIME = (
     *("torch", "torchvision", "sklearn", "safetensors", "onnx", "tqdm", "rich"),
-    *("charset_normalizer", "transformers", "huggingface_hub", "pyarrow", "wordllama"),
+    *("transformers", "huggingface_hub", "pyarrow", "wordllama"),
     *("fastapi", "uvicorn", "starlette", "prometheus_client", "ray"),
 )
 

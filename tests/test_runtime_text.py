@@ -123,3 +123,15 @@ def test_cli_predicts_texts_without_torch(encoder, tmp_path):
     assert [line["input"] for line in lines] == texts
     assert [line["label"] for line in lines] == [LABELS[i] for i in proba.argmax(axis=1)]
     assert [line["confidence"] for line in lines] == [round(float(r.max()), 6) for r in proba]
+
+
+def test_cli_reads_a_text_table_without_the_training_stack(encoder, tmp_path):
+    folder = _folder(tmp_path / "m", encoder, tmp_path)
+    table = tmp_path / "reviews.csv"
+    table.write_text("id,review\n1,A great film\n2,Dull and slow\n", encoding="utf-8")
+    done = run_blocked(cli_code(["predict", str(folder), str(table), "--text-col", "review"]))
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["text"] for line in lines] == ["A great film", "Dull and slow"]
+    proba = load_exported(folder).predict_proba(["A great film", "Dull and slow"])[0]
+    assert [line["label"] for line in lines] == [LABELS[i] for i in proba.argmax(axis=1)]

@@ -715,7 +715,7 @@ _EXTRA_MODULES = {
         *("torch", "torchvision", "sklearn", "safetensors", "onnx", "onnxruntime"),
         *("tqdm", "rich", "charset_normalizer"),
     ),
-    "runtime": ("onnxruntime", "tokenizers", "soundfile", "soxr"),
+    "runtime": ("onnxruntime", "tokenizers", "soundfile", "soxr", "charset_normalizer"),
 }
 
 

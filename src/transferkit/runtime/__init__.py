@@ -1,10 +1,11 @@
 """Predict with an exported model (``transferkit export``) without torch.
 
-``pip install 'transferkit[runtime]'`` (numpy, Pillow, ONNX Runtime, tokenizers, soundfile, soxr)
-is all it needs: an import-linter contract keeps this package from importing torch,
-torchvision, scikit-learn or transformers. Preprocessing outside the graph is the training
-side's own code (``runtime.pixels`` and ``runtime.text`` are what ``transferkit.backbones``
-calls), so an exported model reads its inputs exactly as its bundle does.
+``pip install 'transferkit[runtime]'`` (numpy, Pillow, ONNX Runtime, tokenizers, soundfile,
+soxr, charset-normalizer) is all it needs: an import-linter contract keeps this package from
+importing torch, torchvision, scikit-learn or transformers. Preprocessing outside the graph is
+the training side's own code (``runtime.pixels`` and ``runtime.text`` are what
+``transferkit.backbones`` calls, ``runtime.audio`` what ``transferkit.export`` cuts with), so
+an exported model reads its inputs exactly as its bundle does.
 
     from transferkit.runtime import load_exported
     model = load_exported("model-onnx")
