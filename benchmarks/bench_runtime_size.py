@@ -90,7 +90,9 @@ def _use(tmp: Path, runtime_python: Path, quick: bool) -> dict:
         env,
     )
     exported = tmp / "model-onnx"
-    _, export_tail = c.run_cli(["export", run / "model", "--out", exported], env)
+    _, export_tail = c.run_cli(
+        ["export", run / "model", "--out", exported, "--data", test_dir], env
+    )
     files = sorted(test_dir.rglob("*.png"))
     bundle = _predict(c.transferkit_cli_command(), run / "model", files, env)
     runtime_cli = [str(runtime_python.parent / "transferkit")]

@@ -22,7 +22,7 @@ from runtime_helpers import (
 )
 
 from transferkit.errors import BadInputError, BundleError
-from transferkit.runtime import is_exported, load_exported
+from transferkit.runtime import is_exported, load_exported, read_exported
 
 
 @pytest.fixture
@@ -164,12 +164,14 @@ def test_a_graph_narrower_than_its_labels_is_refused(tmp_path):
         load_exported(folder)
 
 
-def test_files_not_listed_are_never_read(exported):
+def test_files_not_listed_are_never_read(exported, photos):
     # a link to nothing: reading it would fail, so loading proves it was not read
     os.symlink("/nonexistent/file", exported / "extra.onnx")
     with pytest.warns(UserWarning, match="ignoring extra.onnx: not part of the exported model"):
-        model = load_exported(exported)
-    assert model.folder.contents.keys() == {"model.onnx"}
+        folder = read_exported(exported)
+    assert folder.contents.keys() == {"model.onnx"}
+    with pytest.warns(UserWarning, match="ignoring extra.onnx"):
+        load_exported(exported).predict(exported.parent / "photos" / "square.png")
 
 
 def test_inputs_of_the_wrong_kind_are_refused(exported):

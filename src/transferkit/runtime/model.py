@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,8 @@ class ExportedModel:
             raise folder.refuse(f"{MODEL_FILE} cannot be loaded by onnxruntime ({exc})") from None
         self._check_outputs()
         self.inputs: GraphInputs = inputs_for(folder, [i.name for i in self.session.get_inputs()])
+        # the session and the tokenizer hold what they need: the file bytes can go
+        self.folder = replace(folder, contents={})
 
     @property
     def path(self) -> Path:
