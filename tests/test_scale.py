@@ -114,7 +114,9 @@ def test_predict_on_ray_writes_every_input_once_as_in_process(
     assert not list(tmp_path.glob(".predictions.jsonl*"))  # the parts are gone
 
 
-def test_an_exported_model_predicts_a_file_list_on_ray(cluster, bundle, pool, expected, tmp_path):
+def test_an_exported_model_predicts_a_file_list_on_ray(
+    cluster, bundle, pool, expected, tmp_path, capsys
+):
     """The torch-free exported folder in the actors: the bundle's labels and probabilities."""
     heldout = make_shapes_folder(tmp_path / "heldout", per_class=2, seed=3)
     exported = tmp_path / "model-onnx"
@@ -138,6 +140,18 @@ def test_an_exported_model_predicts_a_file_list_on_ray(cluster, bundle, pool, ex
     assert read_metadata(out)["model"] == {
         "export_sha256": json.loads((exported / "export.json").read_text())["export_sha256"]
     }
+    # GPU workers: this cluster has none, and Ray would wait for them forever
+    code = main(["predict", str(exported), str(listing), "--engine", "ray", "--gpus-per-worker",
+                 "1", "--output", str(tmp_path / "gpu.parquet")])  # fmt: skip
+    assert code == 2 and "has 0 GPUs" in capsys.readouterr().err
+
+
+def test_gpu_workers_are_refused_for_a_bundle_whose_encoder_runs_on_cpu(bundle, pool, tmp_path,
+                                                                         capsys):  # fmt: skip
+    code = main(["predict", str(bundle), str(pool), "--engine", "ray", "--gpus-per-worker", "1",
+                 "--output", str(tmp_path / "gpu.parquet")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "runs on the CPU" in err and "transferkit export" in err
 
 
 def _map_workers() -> dict[int, str]:

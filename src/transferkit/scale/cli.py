@@ -69,7 +69,8 @@ def add_engine_options(p: argparse.ArgumentParser, *, default: str = "local") ->
         "--gpus-per-worker",
         type=_at_least(0.0),
         default=0.0,
-        help="GPUs each worker reserves (default 0; e.g. 1, or 0.5 for two per GPU)",
+        help="GPUs each worker reserves and runs on (default 0; e.g. 1, or 0.5 for two per "
+        "GPU): exported models, with onnxruntime-gpu on the cluster",
     )
 
 
@@ -117,12 +118,12 @@ def _run(kind: str, args, progress: bool) -> int:
     from transferkit.scale.engine import Placement
     from transferkit.scale.job import JobSettings, run_job
 
-    if args.engine == "local" and (args.address or args.workers):
-        raise_bad("--address and --workers are for --engine ray")
+    if args.engine == "local" and (args.address or args.workers or args.gpus_per_worker):
+        raise_bad("--address, --workers and --gpus-per-worker are for --engine ray")
     placement = Placement(
         workers=args.workers,
         cpus_per_worker=args.cpus_per_worker,
-        gpus_per_worker=args.gpus_per_worker,
+        gpus=args.gpus_per_worker,
         address=args.address,
     )
     settings = JobSettings(

@@ -39,7 +39,7 @@ class Placement:
 
     workers: int | None = None
     cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
+    gpus: float = 0.0
     address: str | None = None
 
 
@@ -65,7 +65,7 @@ def run_ray(
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # transferkit.progress shows the job's own
         context.print_on_execution_start = False
-        workers = placement.workers or _default_workers(placement)
+        workers = _pool_size(placement)
         blocks = [rows.slice(s, batch_size) for s in range(0, rows.num_rows, batch_size)]
         threads = max(1, int(placement.cpus_per_worker))
         with warnings.catch_warnings():
@@ -75,12 +75,12 @@ def run_ray(
             warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
             results = ray.data.from_arrow(blocks).map_batches(
                 Worker,
-                fn_constructor_args=(kind, ref, batch_size, threads),
+                fn_constructor_args=(kind, ref, batch_size, threads, placement.gpus > 0),
                 batch_size=batch_size,
                 batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=workers),
                 num_cpus=placement.cpus_per_worker,
-                num_gpus=placement.gpus_per_worker or None,
+                num_gpus=placement.gpus or None,
                 max_restarts=MAX_RESTARTS,
                 max_task_retries=MAX_TASK_RETRIES,
             )
@@ -116,21 +116,20 @@ def connect(address: str | None) -> bool:
     return True
 
 
-def _default_workers(placement: Placement) -> int:
-    """As many workers as the cluster's CPUs (or GPUs, when each takes some) can hold."""
+def _pool_size(placement: Placement) -> int:
+    """The workers asked for, or as many as the cluster's CPUs (and GPUs) hold; refused when
+    not even one fits (Ray would wait for them forever)."""
     import ray
 
     total = ray.cluster_resources()
-    if placement.gpus_per_worker:
-        fit = total.get("GPU", 0) / placement.gpus_per_worker
-        what = "GPUs"
-    else:
-        fit = total.get("CPU", 0) / placement.cpus_per_worker
-        what = "CPUs"
+    fits = {"CPU": total.get("CPU", 0) / placement.cpus_per_worker}
+    if placement.gpus:
+        fits["GPU"] = total.get("GPU", 0) / placement.gpus
+    what, fit = min(fits.items(), key=lambda item: item[1])
     if fit < 1:
+        wants = placement.gpus if what == "GPU" else placement.cpus_per_worker
         raise BadInputError(
-            f"the Ray cluster has {total.get(what[:-1], 0):g} {what}: not enough for one worker "
-            f"of {placement.gpus_per_worker or placement.cpus_per_worker:g}; lower "
-            "--gpus-per-worker / --cpus-per-worker or add nodes."
+            f"the Ray cluster has {total.get(what, 0):g} {what}s: not enough for one worker of "
+            f"{wants:g}; lower --{what.lower()}s-per-worker or add nodes that have them."
         )
-    return int(fit)
+    return placement.workers or int(fit)

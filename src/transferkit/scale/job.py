@@ -18,7 +18,7 @@ import pyarrow as pa
 from transferkit.events import NULL_EVENTS, Events
 from transferkit.scale.engine import ENGINES, Placement, run_local, run_ray
 from transferkit.scale.inputs import list_job_inputs
-from transferkit.scale.models import resolve_model
+from transferkit.scale.models import check_gpu_capable, resolve_model
 from transferkit.scale.output import PartialOutput, check_output
 from transferkit.scale.rows import KINDS, schema
 from transferkit.scale.worker import input_table
@@ -68,6 +68,8 @@ def run_job(
     settings = settings or JobSettings()
     check_output(output)  # a path that cannot be written is refused before any work
     ref = resolve_model(model, weights=weights, runtime=runtime, backbone_ok=kind == "embed")
+    if settings.placement.gpus:
+        check_gpu_capable(ref)
     modality = get_modality(ref.modality)
     with events.progress(0, "Listing inputs", modality.noun) as listing:
         samples = list_job_inputs(inputs, modality, **(columns or {}))

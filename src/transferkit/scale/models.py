@@ -93,6 +93,37 @@ def _backbone(name: str, weights: str | None, runtime: str) -> ModelRef:
     )
 
 
+def check_gpu_capable(ref: ModelRef) -> None:
+    """Refuse GPU workers for a model whose forward pass runs on CPU only."""
+    if ref.kind != "exported":
+        raise BadInputError(
+            f"--gpus-per-worker: {ref.location} runs on the CPU in transferkit (the encoders' "
+            "forward pass has no GPU path); export it (`transferkit export MODEL --format onnx`) "
+            "and run the exported folder, with onnxruntime-gpu installed on the cluster."
+        )
+
+
+def _open_exported(location: str, threads: int, gpu: bool):
+    """The exported model, on the worker's GPU (ONNX Runtime's CUDA provider) when ``gpu``."""
+    from transferkit.runtime import load_exported
+
+    if not gpu:
+        return load_exported(location, threads=threads)
+    model = load_exported(location, threads=threads, providers=[_CUDA, "CPUExecutionProvider"])
+    used = model.session.get_providers()
+    if _CUDA not in used:  # onnxruntime falls back to the CPU without a word
+        import platform
+
+        raise BadInputError(
+            f"a GPU worker on {platform.node()} cannot run {location} on its GPU: onnxruntime "
+            f"there offers {used}; install onnxruntime-gpu (and CUDA) on the cluster's nodes."
+        )
+    return model
+
+
+_CUDA = "CUDAExecutionProvider"
+
+
 class OpenModel:
     """A model opened in a worker: probabilities or embeddings of a batch of samples.
 
@@ -100,16 +131,14 @@ class OpenModel:
     False are not to be read.
     """
 
-    def __init__(self, ref: ModelRef, *, batch_size: int, threads: int) -> None:
+    def __init__(self, ref: ModelRef, *, batch_size: int, threads: int, gpu: bool = False) -> None:
         self.ref = ref
         self.batch_size = batch_size
         self.threads = threads
         self._exported = None
         self._head = None
         if ref.kind == "exported":
-            from transferkit.runtime import load_exported
-
-            self._exported = load_exported(ref.location, threads=threads)
+            self._exported = _open_exported(ref.location, threads, gpu)
         elif ref.kind == "bundle":
             from transferkit.estimator import TransferClassifier
 

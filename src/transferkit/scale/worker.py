@@ -19,10 +19,12 @@ from transferkit.scale.rows import embed_rows, predict_rows
 class Worker:
     """Predicts (``kind`` "predict") or embeds ("embed") batches with the model ``ref``."""
 
-    def __init__(self, kind: str, ref: ModelRef, batch_size: int, threads: int) -> None:
+    def __init__(
+        self, kind: str, ref: ModelRef, batch_size: int, threads: int, gpu: bool = False
+    ) -> None:
         self.kind = kind
         self.ref = ref
-        self.model = OpenModel(ref, batch_size=batch_size, threads=threads)
+        self.model = OpenModel(ref, batch_size=batch_size, threads=threads, gpu=gpu)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         names = batch.column("input").to_pylist()
