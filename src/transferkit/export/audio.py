@@ -16,7 +16,6 @@ loudest bin of the whole clip: each needs per-clip logic of its own to be exact.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -115,11 +114,6 @@ class AudioGraph(ModalityGraph):
         windows = torch.rand(2, 2, self.window, generator=generator) - 0.5
         return windows, torch.tensor([[1.0, 1.0], [1.0, 0.0]])
 
-    def count(self, n_samples: int) -> int:
-        """How many windows a clip of ``n_samples`` has (``AisfxEncoder.blocks``)."""
-        frames = math.ceil(n_samples / self.hop) + 1
-        return max(1, (frames - self.encoder.block_frames) // self.encoder.block_hop + 1)
-
     def inputs_spec(self) -> dict[str, Any]:
         rate = self.backbone.preprocess.sample_rate
         frames, hop = self.encoder.block_frames, self.encoder.block_hop
@@ -128,6 +122,9 @@ class AudioGraph(ModalityGraph):
             "names": list(self.input_names),
             "windows": {"dtype": "float32", "shape": [None, None, self.window]},
             "window_mask": {"dtype": "float32", "shape": [None, None]},
+            "frame_hop_samples": self.hop,
+            "frames_per_window": frames,
+            "window_hop_frames": hop,
             "window_samples": self.window,
             "hop_samples": self.step,
             "leading_zeros": self.lead,
@@ -150,22 +147,25 @@ class AudioGraph(ModalityGraph):
     def prepare(self, sample) -> np.ndarray:
         from transferkit.data.audio import decode_audio
 
-        return self.cut(decode_audio(sample.raw, self.backbone.preprocess.sample_rate))
+        wave = decode_audio(sample.raw, self.backbone.preprocess.sample_rate)
+        return self.cut(wave)
 
     def cut(self, wave: np.ndarray) -> np.ndarray:
-        """(count, window_samples) float32 windows of a decoded mono clip."""
-        count = self.count(len(wave))
-        padded = np.zeros((count - 1) * self.step + self.window, dtype=np.float32)
-        body = wave[: len(padded) - self.lead]
-        padded[self.lead : self.lead + len(body)] = body
-        starts = np.arange(count) * self.step
-        return np.stack([padded[s : s + self.window] for s in starts])
+        """(count, window_samples) float32 windows of a decoded mono clip, cut by the runtime's
+        own functions (the one implementation of what ``inputs`` states)."""
+        from transferkit.runtime.audio import cut_windows, window_count
+
+        count = window_count(
+            len(wave),
+            frame_hop=self.hop,
+            frames_per_window=self.encoder.block_frames,
+            window_hop=self.encoder.block_hop,
+        )
+        return cut_windows(
+            wave, count, window_samples=self.window, hop_samples=self.step, leading_zeros=self.lead
+        )
 
     def batch(self, items: list[np.ndarray]) -> dict[str, np.ndarray]:
-        most = max(len(w) for w in items)
-        windows = np.zeros((len(items), most, self.window), dtype=np.float32)
-        mask = np.zeros((len(items), most), dtype=np.float32)
-        for row, w in enumerate(items):
-            windows[row, : len(w)] = w
-            mask[row, : len(w)] = 1.0
-        return {"windows": windows, "window_mask": mask}
+        from transferkit.runtime.audio import batch_windows
+
+        return batch_windows(items)

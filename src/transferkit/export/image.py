@@ -55,12 +55,15 @@ class ImageGraph(ModalityGraph):
         }
 
     def prepare(self, sample) -> np.ndarray:
-        from transferkit.features.image_extract import _prepare_image
+        from transferkit.runtime.pixels import planar_pixels
 
-        pixels = _prepare_image(sample.raw, self.backbone.preprocess)
-        if pixels.ndim == 2:
-            return np.repeat(pixels[None], 3, axis=0)
-        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+        p = self.backbone.preprocess
+        return planar_pixels(
+            sample.raw,
+            input_size=p.input_size,
+            resize_size=p.resize_size,
+            interpolation=p.interpolation,
+        )
 
     def batch(self, items: list[np.ndarray]) -> dict[str, np.ndarray]:
         return {"pixels": np.stack(items)}

@@ -107,7 +107,11 @@ class TextGraph(ModalityGraph):
         return sample.text
 
     def batch(self, items: list[str]) -> dict[str, np.ndarray]:
-        encoded = self._tokenizer.encode_batch(self.backbone.preprocess.prepare(items))
+        from transferkit.runtime.text import prepare_texts
+
+        p = self.backbone.preprocess
+        prepared = prepare_texts(items, max_chars=p.max_chars, lowercase=p.lowercase)
+        encoded = self._tokenizer.encode_batch(prepared)
         return {
             "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
