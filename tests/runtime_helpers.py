@@ -40,11 +40,16 @@ def write_folder(folder: Path, document: dict, files: dict[str, bytes]) -> Path:
     return folder
 
 
-def onnx_bytes(module: nn.Module, example: tuple, input_names: list[str], tmp: Path) -> bytes:
-    """``module`` exported as the exported folder's graph: outputs probabilities, embedding."""
-    varying = {
-        n: {0: "batch", **({1: "tokens"} if example[0].dim() == 2 else {})} for n in input_names
-    }
+def onnx_bytes(
+    module: nn.Module,
+    example: tuple,
+    input_names: list[str],
+    tmp: Path,
+    varying: dict[int, str] | None = None,
+) -> bytes:
+    """``module`` exported as the exported folder's graph: outputs probabilities, embedding;
+    the batch axis of every input varies, and ``varying`` axes too (tokens, windows)."""
+    varying = {n: {0: "batch", **(varying or {})} for n in input_names}
     path = tmp / "graph.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice

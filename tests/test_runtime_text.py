@@ -46,7 +46,7 @@ def _folder(path: Path, encoder, tmp: Path) -> Path:
         torch.tensor([[1, 1, 1], [1, 1, 0]]),
     )
     net = TinyTextNet(encoder.tokenizer.vocab_size, len(LABELS))
-    graph = onnx_bytes(net, example, ["input_ids", "attention_mask"], tmp)
+    graph = onnx_bytes(net, example, ["input_ids", "attention_mask"], tmp, {1: "tokens"})
     document = {
         "format": "transferkit-export",
         "format_version": 1,
