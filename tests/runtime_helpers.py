@@ -116,10 +116,35 @@ def image_folder(folder: Path, tmp: Path, **changes) -> Path:
     return write_folder(folder, document, {"model.onnx": graph})
 
 
+# what the runtime extra installs (import names), besides numpy and Pillow, the base
+RUNTIME_PACKAGES = ("numpy", "PIL", "onnxruntime", "tokenizers", "soundfile", "soxr")
+RUNTIME_PACKAGES += ("charset_normalizer", "transferkit")
+
+# Two fences: the training stack is blocked outright, and an import made by transferkit's own code
+# of anything but the standard library and the runtime extra fails as it would in that install.
+_FENCE = """
+import builtins, sys
+for _m in {blocked!r}:
+    sys.modules[_m] = None
+_allowed = set({allowed!r}) | set(sys.stdlib_module_names)
+_import = builtins.__import__
+
+def _fenced(name, globals=None, locals=None, fromlist=(), level=0):
+    caller = (globals or {{}}).get("__name__") or ""
+    top = name.split(".")[0]
+    if level == 0 and caller.startswith("transferkit") and top not in _allowed:
+        raise ModuleNotFoundError(f"No module named {{top!r}} (fenced off)", name=top)
+    return _import(name, globals, locals, fromlist, level)
+
+builtins.__import__ = _fenced
+"""
+
+
 def run_blocked(code: str, *, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh Python whose imports of the training stack fail, as they do in a
-    ``pip install transferkit[runtime]`` environment."""
-    prelude = f"import sys\nfor _m in {NOT_IN_RUNTIME!r}:\n    sys.modules[_m] = None\n"
+    """Run ``code`` in a fresh Python that imports as a ``pip install transferkit[runtime]``
+    environment would: the training stack fails to import, and so does anything else outside
+    the standard library and the runtime extra that transferkit's code asks for."""
+    prelude = _FENCE.format(blocked=NOT_IN_RUNTIME, allowed=RUNTIME_PACKAGES)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     return subprocess.run(
         [sys.executable, "-c", prelude + code],
