@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import subprocess
+import sys
 from io import BytesIO
 from pathlib import Path
 
@@ -37,12 +39,29 @@ def bundles(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(bundles, tmp_path_factory):
+def exported(bundles, tmp_path_factory):
+    """The digits bundle as `transferkit export` writes it (ONNX, run without torch)."""
+    out = tmp_path_factory.mktemp("serve-export") / "digits-onnx"
+    data = bundles["digits"].parent / "digits-data"
+    command = [sys.executable, "-m", "transferkit.cli", "-q", "export", str(bundles["digits"])]
+    done = subprocess.run(
+        [*command, "--format", "onnx", "--out", str(out), "--data", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(bundles, exported, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve-log") / "stderr.txt"
     srv = Server(
         str(bundles["digits"]),
         str(bundles["digits345"]),
         f"reviews={bundles['reviews']}",
+        str(exported),
         "--max-body-mb",
         "1",
         "--max-inputs",
@@ -74,7 +93,7 @@ def error(response: httpx.Response, status: int, code: str) -> dict:
 def test_health_models_and_shared_backbone(server):
     assert get(f"{server.url}/healthz").json() == {
         "status": "ok",
-        "models": ["digits", "digits345", "reviews"],
+        "models": ["digits", "digits-onnx", "digits345", "reviews"],
     }
     models = {m["name"]: m for m in get(f"{server.url}/v1/models").json()["models"]}
     assert models["digits"]["labels"] == ["0", "1", "2"]
@@ -87,7 +106,11 @@ def test_health_models_and_shared_backbone(server):
     one = get(f"{server.url}/v1/models/digits345").json()
     assert one == models["digits345"]
     metrics = metric_samples(get(f"{server.url}/metrics").text, "transferkit_backbones_loaded")
-    assert metrics[("transferkit_backbones_loaded", ())] == 2  # mobilenet_v2 once, MiniLM once
+    # mobilenet_v2 once, MiniLM once, and the exported graph (backbone and head in one)
+    assert metrics[("transferkit_backbones_loaded", ())] == 3
+    assert models["digits-onnx"]["format"] == "exported"
+    assert models["digits-onnx"]["backbone"] == "mobilenet_v2"
+    assert models["digits-onnx"]["shares_backbone_with"] == []
 
 
 def test_predict_images_as_the_library_does(server, bundles):
@@ -107,6 +130,24 @@ def test_predict_images_as_the_library_does(server, bundles):
     for row, p in zip(proba, got):
         assert p["confidence"] == pytest.approx(row.max(), abs=1e-5)
         assert p["scores"][p["label"]] == p["confidence"]
+
+
+def test_exported_model_predicts_as_its_bundle(server, bundles):
+    files = pngs(bundles, "0")[:2] + pngs(bundles, "1")[:2] + pngs(bundles, "2")[:2]
+    answers = {}
+    for name in ("digits", "digits-onnx"):
+        r = post(f"{server.url}/v1/models/{name}/predict?top=3", files=upload(*files))
+        assert r.status_code == 200, r.text
+        answers[name] = r.json()["predictions"]
+    for bundle, graph in zip(answers["digits"], answers["digits-onnx"]):
+        assert graph["input"] == bundle["input"] and graph["label"] == bundle["label"]
+        for label, p in bundle["scores"].items():
+            assert graph["scores"][label] == pytest.approx(p, abs=1e-4)
+    fake = ("files", ("scan.png", b"plain text, not a PNG", "image/png"))
+    body = error(
+        post(f"{server.url}/v1/models/digits-onnx/predict", files=[fake]), 400, "unreadable_input"
+    )
+    assert body["inputs"][0]["input"] == "scan.png"
 
 
 def test_predict_texts_never_reads_server_files(server, bundles, tmp_path):
@@ -310,7 +351,7 @@ def _this_machine() -> str:
             return "127.0.0.1"
 
 
-def test_tampered_bundle_is_refused_at_start(bundles, tmp_path):
+def test_tampered_models_are_refused_at_start(bundles, exported, tmp_path):
     tampered = tmp_path / "tampered"
     shutil.copytree(bundles["digits"], tampered)
     head = tampered / "head.safetensors"
@@ -321,6 +362,15 @@ def test_tampered_bundle_is_refused_at_start(bundles, tmp_path):
     assert refused.returncode == 2, refused.stderr
     assert "head.safetensors" in refused.stderr and str(tampered) in refused.stderr
     assert refused.stdout == ""  # nothing listened
+
+    graph = tmp_path / "tampered-onnx"
+    shutil.copytree(exported, graph)
+    onnx = bytearray((graph / "model.onnx").read_bytes())
+    onnx[len(onnx) // 2] ^= 0xFF
+    (graph / "model.onnx").write_bytes(bytes(onnx))
+    refused = run_serve(str(graph))
+    assert refused.returncode == 2, refused.stderr
+    assert "model.onnx" in refused.stderr and refused.stdout == ""
 
     same = run_serve(f"a={bundles['digits']}", f"a={bundles['digits345']}")
     assert same.returncode == 2 and "two models are named 'a'" in same.stderr

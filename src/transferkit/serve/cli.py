@@ -12,7 +12,8 @@ def add_parser(sub, positive_int) -> argparse.ArgumentParser:
     s = sub.add_parser(
         "serve",
         help="serve models over HTTP (REST, OpenAPI, Prometheus metrics)",
-        description="Serve one or more models (bundle directories) over HTTP: GET /v1/models, "
+        description="Serve one or more models (bundle directories, or folders written by "
+        "`transferkit export`, run by ONNX Runtime) over HTTP: GET /v1/models, "
         "POST /v1/models/NAME/predict (multipart files for images and audio, JSON "
         '{"texts": [...]} for text), GET /healthz, GET /metrics, the OpenAPI schema at '
         "/openapi.json and its browsable form at /docs. Concurrent requests to one model are "
@@ -23,8 +24,8 @@ def add_parser(sub, positive_int) -> argparse.ArgumentParser:
         "models",
         metavar="MODEL",
         nargs="+",
-        help="a bundle directory (RUN/model), served under its folder's name (the run's for "
-        "RUN/model), or NAME=PATH",
+        help="a bundle directory (RUN/model) or an exported folder, served under its "
+        "folder's name (the run's for RUN/model), or NAME=PATH",
     )
     s.add_argument(
         "--host",
@@ -90,7 +91,7 @@ def run(args) -> int:
         batch_size=args.batch_size,
         batch_wait_ms=args.batch_wait_ms,
     )
-    models = load_models(args.models)
+    models = load_models(args.models, batch_size=args.batch_size)
     app = create_app(models, limits, token)
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]

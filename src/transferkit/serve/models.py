@@ -1,6 +1,6 @@
 """The models a server answers for, each under a name: bundles, loaded through
-``TransferClassifier`` as ``transferkit predict`` loads them, and the frozen backbones they
-have in common loaded once."""
+``TransferClassifier`` as ``transferkit predict`` loads them (the frozen backbones they have in
+common loaded once), and exported folders, run by the torch-free ``transferkit.runtime``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -36,63 +36,57 @@ def upload_name(filename: str | None) -> str:
 
 
 class ServedModel:
-    """A bundle the server predicts with, and what ``/v1/models`` says about it."""
+    """A model the server predicts with, and what ``/v1/models`` says about it.
 
-    def __init__(self, name: str, path: Path, clf, manifest: dict[str, Any]):
+    Inputs are ``(file name, bytes)`` uploads, or for a model of texts the texts themselves.
+    Subclasses run them (``_run``) and describe themselves.
+    """
+
+    format: ClassVar[str]
+
+    def __init__(self, name: str, path: Path, modality: str, labels: list[str]):
         self.name = name
         self.path = path
-        self.clf = clf
-        self.manifest = manifest
-        self.modality: Modality = get_modality(clf.backbone_.spec.modality)
-        self.labels: list[str] = list(clf.labels_)
+        self.modality: Modality = get_modality(modality)
+        self.labels = list(labels)
 
     @property
+    def backbone(self) -> Any:
+        """The object in memory that encodes this model's inputs."""
+        raise NotImplementedError
+
     def shareable_backbone(self) -> tuple[str, ...] | None:
-        """What identifies a frozen backbone this model can share with others (name, weights,
-        preprocessing); None when training changed it (it is this model's own)."""
-        if self.clf.strategy_.capabilities.trains_backbone:
-            return None
-        bb = self.clf.backbone_
-        preprocess = json.dumps(bb.preprocess.to_dict(), sort_keys=True)
-        return (bb.name, str(bb.weights_sha256), preprocess)
+        """What identifies a frozen backbone other models may share (then ``share`` it), or
+        None when it is this model's own."""
+        return None
+
+    def share(self, backbone: Any) -> None:
+        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
-        mf = self.manifest
-        return {
-            "name": self.name,
-            "format": "bundle",
-            "modality": self.modality.name,
-            "labels": self.labels,
-            "backbone": mf["backbone"]["name"],
-            "weights_sha256": mf["backbone"].get("weights_sha256"),
-            "strategy": mf["strategy"]["name"],
-            "head": mf["head"]["name"],
-            "metrics": mf.get("metrics"),
-            "manifest_sha256": mf.get("manifest_sha256"),
-        }
+        raise NotImplementedError
+
+    def _run(self, keyed: list) -> tuple[np.ndarray, np.ndarray, list[tuple[Any, str]], list]:
+        """(probabilities, ok mask, (name, reason) problems, how each input is named)."""
+        raise NotImplementedError
 
     def predict(self, inputs: list) -> BatchResult:
-        """Predict ``inputs``: ``(file name, bytes)`` uploads, or for a model of texts the
-        texts themselves, through the same path as ``transferkit predict``."""
-        # a key per upload, so an answer can tell two uploads of the same name apart
+        """Predict ``inputs``; an unreadable upload gives a NaN row and its reason."""
+        # a key per upload, so a problem report can tell two uploads of the same name apart
         keyed = [
             (f"{i}/{upload_name(item[0])}", item[1]) if isinstance(item, tuple) else item
             for i, item in enumerate(inputs)
         ]
-        # strings sent to a server are texts, never names of the server's files
-        options = {"literal": True} if self.modality.inline_inputs else {}
-        proba, ok, problems, ds = self.clf.predict_details(keyed, **options)
-        why = {str(path): reason for path, reason in problems}
-        reasons = [
-            None if good else why.get(str(sample.path), "cannot be read")
-            for good, sample in zip(ok, ds.samples)
+        proba, ok, problems, named = self._run(keyed)
+        why = {str(name): reason for name, reason in problems}
+        reasons = []
+        for item, good in zip(keyed, ok):
+            key = str(Path(item[0])) if isinstance(item, tuple) else str(item)
+            reasons.append(None if good else why.get(key, "cannot be read"))
+        named = [
+            {**entry, "input": upload_name(item[0])} if isinstance(item, tuple) else entry
+            for item, entry in zip(inputs, named)
         ]
-        named = []
-        for item, sample in zip(inputs, ds.samples):
-            entry = self.modality.describe_input(sample)
-            if isinstance(item, tuple):  # named by the client's name, not the key
-                entry = {**entry, "input": upload_name(item[0])}
-            named.append(entry)
         return BatchResult(proba, reasons, named)
 
     def unreadable(self, inputs: list) -> list[dict[str, str]]:
@@ -104,6 +98,87 @@ class ServedModel:
                 if reason:
                     found.append({"input": upload_name(item[0]), "reason": reason})
         return found
+
+
+class ServedBundle(ServedModel):
+    """A bundle (``transferkit train``), predicted by ``TransferClassifier.predict_details``."""
+
+    format = "bundle"
+
+    def __init__(self, name: str, path: Path, clf, manifest: dict[str, Any]):
+        super().__init__(name, path, clf.backbone_.spec.modality, clf.labels_)
+        self.clf = clf
+        self.manifest = manifest
+
+    @property
+    def backbone(self) -> Any:
+        return self.clf.backbone_
+
+    def shareable_backbone(self) -> tuple[str, ...] | None:
+        if self.clf.strategy_.capabilities.trains_backbone:
+            return None  # training changed it: this model's own
+        bb = self.clf.backbone_
+        preprocess = json.dumps(bb.preprocess.to_dict(), sort_keys=True)
+        return (bb.name, str(bb.weights_sha256), preprocess)
+
+    def share(self, backbone: Any) -> None:
+        self.clf.backbone_ = backbone
+
+    def describe(self) -> dict[str, Any]:
+        mf = self.manifest
+        return {
+            "name": self.name,
+            "format": self.format,
+            "modality": self.modality.name,
+            "labels": self.labels,
+            "backbone": mf["backbone"]["name"],
+            "weights_sha256": mf["backbone"].get("weights_sha256"),
+            "strategy": mf["strategy"]["name"],
+            "head": mf["head"]["name"],
+            "metrics": mf.get("metrics"),
+            "manifest_sha256": mf.get("manifest_sha256"),
+        }
+
+    def _run(self, keyed: list):
+        # strings sent to a server are texts, never names of the server's files
+        options = {"literal": True} if self.modality.inline_inputs else {}
+        proba, ok, problems, ds = self.clf.predict_details(keyed, **options)
+        return proba, ok, problems, [self.modality.describe_input(s) for s in ds.samples]
+
+
+class ServedExport(ServedModel):
+    """An exported folder (``transferkit export``), run by ONNX Runtime without torch."""
+
+    format = "exported"
+
+    def __init__(self, name: str, path: Path, model, batch_size: int):
+        super().__init__(name, path, model.modality, model.labels)
+        self.model = model
+        self.batch_size = batch_size
+
+    @property
+    def backbone(self) -> Any:
+        return self.model  # backbone and head are one graph
+
+    def describe(self) -> dict[str, Any]:
+        mf = self.model.manifest
+        source = mf.get("source") or {}
+        return {
+            "name": self.name,
+            "format": self.format,
+            "modality": self.modality.name,
+            "labels": self.labels,
+            "backbone": source.get("backbone"),
+            "strategy": source.get("strategy"),
+            "head": source.get("head"),
+            "metrics": {"quantization": mf.get("quantization"), "parity": mf.get("parity")},
+            "manifest_sha256": mf.get("export_sha256"),
+        }
+
+    def _run(self, keyed: list):
+        proba, ok, problems = self.model.predict_proba(keyed, batch_size=self.batch_size)
+        named = [{"input": item} for item in keyed]  # uploads are renamed by ``predict``
+        return proba.astype(np.float64), ok, problems, named
 
 
 def parse_model_arg(arg: str) -> tuple[str, Path]:
@@ -125,14 +200,11 @@ def parse_model_arg(arg: str) -> tuple[str, Path]:
     return name, folder
 
 
-def load_models(args: list[str], **params: Any) -> dict[str, ServedModel]:
+def load_models(args: list[str], *, batch_size: int = 64) -> dict[str, ServedModel]:
     """Load every model named on the command line, refusing a tampered or unreadable one (the
-    bundle's own checks name the file) and two models under one name; frozen backbones that
-    are the same (name, weights, preprocessing) are loaded once and shared."""
-    from transferkit.bundle import read_manifest
-    from transferkit.estimator import TransferClassifier
-    from transferkit.run_folder import recover_before_reading
-
+    bundle's and the exported folder's own checks name the file) and two models under one
+    name; frozen backbones that are the same (name, weights, preprocessing) are loaded once.
+    ``batch_size``: inputs per forward pass."""
     models: dict[str, ServedModel] = {}
     for arg in args:
         name, path = parse_model_arg(arg)
@@ -141,27 +213,39 @@ def load_models(args: list[str], **params: Any) -> dict[str, ServedModel]:
                 f"two models are named {name!r} ({models[name].path} and {path}); name them "
                 "apart with NAME=PATH"
             )
-        recover_before_reading(path)
-        clf = TransferClassifier.load(path, progress=False, cache=False, **params)
-        models[name] = ServedModel(name, path, clf, read_manifest(path))
+        models[name] = _load(name, path, batch_size)
     share_backbones(models.values())
     return models
+
+
+def _load(name: str, path: Path, batch_size: int) -> ServedModel:
+    from transferkit.runtime import is_exported, load_exported
+
+    if is_exported(path):
+        return ServedExport(name, path, load_exported(path), batch_size)
+    from transferkit.bundle import read_manifest
+    from transferkit.estimator import TransferClassifier
+    from transferkit.run_folder import recover_before_reading
+
+    recover_before_reading(path)
+    clf = TransferClassifier.load(path, progress=False, cache=False, batch_size=batch_size)
+    return ServedBundle(name, path, clf, read_manifest(path))
 
 
 def share_backbones(models) -> None:
     """Point models whose frozen backbones are the same at one instance of it (the first)."""
     seen: dict[tuple[str, ...], Any] = {}
     for model in models:
-        key = model.shareable_backbone
+        key = model.shareable_backbone()
         if key is not None:
-            model.clf.backbone_ = seen.setdefault(key, model.clf.backbone_)
+            model.share(seen.setdefault(key, model.backbone))
 
 
 def backbone_groups(models) -> dict[str, list[str]]:
     """For each model, the other models that use the same backbone instance."""
     by_instance: dict[int, list[str]] = {}
     for model in models:
-        by_instance.setdefault(id(model.clf.backbone_), []).append(model.name)
+        by_instance.setdefault(id(model.backbone), []).append(model.name)
     return {
         name: [other for other in names if other != name]
         for names in by_instance.values()
