@@ -48,6 +48,7 @@ BENCHMARKS = [
     "audio",
     "ray",
     "runtime_size",
+    "serve",
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent
