@@ -5,6 +5,7 @@ tampered bundle refused at start-up."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import subprocess
@@ -337,6 +338,34 @@ def test_off_loopback_needs_a_token(bundles, tmp_path):
             f"{url}/v1/models/digits/predict", files=[("files", ("a.png", _png(), "image/png"))]
         )
         error(r, 401, "unauthorized")
+    finally:
+        srv.close()
+
+
+def test_slow_bodies_and_slow_answers_hit_the_time_limit(bundles, tmp_path):
+    srv = Server(str(bundles["digits"]), "--timeout", "0.3", log=tmp_path / "stderr.txt")
+    try:
+        host, port = srv.url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=TIMEOUT) as client:
+            client.sendall(  # 1000 bytes announced, 5 sent: the rest never comes
+                b"POST /v1/models/digits/predict HTTP/1.1\r\nHost: test\r\n"
+                b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000\r\n"
+                b"\r\n--b\r\n"
+            )
+            reply = b""
+            while b"}}" not in reply:
+                chunk = client.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), reply
+        assert json.loads(body)["error"]["code"] == "request_timeout"
+        # 200 images take the forward pass far longer than 0.3 s: refused, not left waiting
+        r = post(f"{srv.url}/v1/models/digits/predict", files=upload(*pngs(bundles, "0")) * 40)
+        error(r, 503, "timeout")
+        assert r.headers["retry-after"] == "1"
+        assert get(f"{srv.url}/healthz").status_code == 200  # the server carries on
     finally:
         srv.close()
 
