@@ -48,6 +48,7 @@ BENCHMARKS = [
     "audio",
     "ray",
     "runtime_size",
+    "export",
     "serve",
 ]
 

@@ -201,7 +201,11 @@ def test_int8_is_kept_with_its_measured_accuracy(features_bundle, world):
     out = world["root"] / "int8"
     export_model(features_bundle, out=out, quantize="int8", weights=world["weights"])
     q = json.loads((out / EXPORT_JSON).read_text())["quantization"]
-    assert q["type"] == "int8" and q["examples"] == 9 and q["split"] == str(world["test"])
+    assert q["type"] == "int8" and q["split"] == str(world["test"])
+    # a convolutional graph: static, calibrated on half the held-out examples, judged on the
+    # other half
+    assert "quantize_static" in q["method"]
+    assert (q["calibration_examples"], q["examples"]) == (4, 5)
     assert q["drop_points"] == pytest.approx(100 * (q["accuracy_float"] - q["accuracy_int8"]))
     assert q["drop_points"] <= 0.5
     # the quantised graph is another graph than the float one

@@ -84,6 +84,12 @@ class AudioGraph(ModalityGraph):
     modality = AudioModality.name
     input_names = ("windows", "window_mask")
     varying_axes = {"windows": {1: "windows"}, "window_mask": {1: "windows"}}
+    int8_calibrated = True
+
+    def keeps_float(self, node: str) -> bool:
+        # only the CNN is quantised: 8-bit samples or spectra would put a noise floor at
+        # -48 dB under every quiet sound the log-mel makes visible
+        return not node.startswith("/embedder/net/") or super().keeps_float(node)
 
     def check(self) -> None:
         from transferkit.backbones.audio_encoders import AisfxEncoder

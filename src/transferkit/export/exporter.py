@@ -34,6 +34,8 @@ TOLERANCE = 1e-4  # max |probability difference| between the graph and the bundl
 MAX_INT8_DROP_POINTS = 0.5  # accuracy points int8 may lose against the float graph
 OPSET = 17
 QUANTIZATIONS = ("int8",)
+MAX_CALIBRATION = 64  # held-out examples that calibrate a static int8 graph
+CALIBRATION_BATCH = 8
 
 
 @dataclass
@@ -139,16 +141,12 @@ def _export(clf, manifest, graph, head, test, source, scratch: Path, out: Path, 
     final, final_session, quantization = float_path, float_session, None
     if quantize:
         final = scratch / "model.int8.onnx"
+        held = [items[i] for i in keep]
         final_session, quantization = _quantized(
-            float_path, final, graph, [items[i] for i in keep], targets, accuracy, source
+            float_path, final, graph, held, targets, proba, bundle_proba, source
         )
-        quantization["max_abs_diff_probabilities_vs_bundle"] = float(
-            np.abs(
-                run_graph(final_session, graph, [items[i] for i in keep])[0] - bundle_proba
-            ).max()
-        )
-        # int8 convolutions (ConvInteger) can be slower than float ones on a CPU: both
-        # numbers, so that size can be weighed against speed
+        # int8 can be slower than float on a CPU (e.g. dynamic ConvInteger): both numbers, so
+        # that size can be weighed against speed
         quantization["latency_ms_per_example_float"] = latency_ms(float_session, graph, items)
     document = {
         "format": FORMAT,
@@ -183,19 +181,27 @@ def _export(clf, manifest, graph, head, test, source, scratch: Path, out: Path, 
     return ExportResult(write_export_folder(out, files, document), document)
 
 
-def _quantized(float_path, dest, graph, items, targets, accuracy: float, source: str):
+def _quantized(float_path, dest, graph, items, targets, proba, bundle_proba, source: str):
     """(session, quantization record) of the int8 graph, or refused when it loses more than
-    ``MAX_INT8_DROP_POINTS`` of ``accuracy`` on the held-out ``items``."""
+    ``MAX_INT8_DROP_POINTS`` of the float graph's accuracy on the held-out ``items`` (those
+    not used to calibrate it)."""
     from transferkit.export.onnx_checks import quantize_int8, run_graph, session
 
-    method = quantize_int8(float_path, dest)
+    calibrate, judge = _calibration_split(len(items), graph.int8_calibrated, source)
+    feeds = [
+        graph.batch([items[i] for i in calibrate[start : start + CALIBRATION_BATCH]])
+        for start in range(0, len(calibrate), CALIBRATION_BATCH)
+    ]
+    method = quantize_int8(float_path, dest, calibration=feeds, keep_float=graph.keeps_float)
     quantized = session(dest)
-    accuracy_q = float((run_graph(quantized, graph, items)[0].argmax(axis=1) == targets).mean())
+    proba_q = run_graph(quantized, graph, [items[i] for i in judge])[0]
+    accuracy = float((proba[judge].argmax(axis=1) == targets[judge]).mean())
+    accuracy_q = float((proba_q.argmax(axis=1) == targets[judge]).mean())
     drop = round(100.0 * (accuracy - accuracy_q), 4)
     if drop > MAX_INT8_DROP_POINTS:
         raise BadInputError(
             f"int8 quantisation loses {drop:.2f} accuracy points on {source} "
-            f"({100 * accuracy:.2f}% float, {100 * accuracy_q:.2f}% int8, {len(items)} "
+            f"({100 * accuracy:.2f}% float, {100 * accuracy_q:.2f}% int8, {len(judge)} "
             f"examples; at most {MAX_INT8_DROP_POINTS} allowed): refused, nothing written. "
             "Export without --quantize to keep the float graph."
         )
@@ -206,9 +212,27 @@ def _quantized(float_path, dest, graph, items, targets, accuracy: float, source:
         "accuracy_int8": accuracy_q,
         "drop_points": drop,
         "max_drop_points": MAX_INT8_DROP_POINTS,
-        "examples": len(items),
+        "examples": len(judge),
+        "calibration_examples": len(calibrate),
         "split": source,
+        "max_abs_diff_probabilities_vs_bundle": float(np.abs(proba_q - bundle_proba[judge]).max()),
     }
+
+
+def _calibration_split(n: int, calibrated: bool, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows to calibrate on, rows to judge on): a seeded draw of half the held-out examples
+    (at most ``MAX_CALIBRATION``) calibrates, the others judge, so that the gate never scores
+    the examples the activation ranges were fitted to; no calibration: every row judges."""
+    if not calibrated:
+        return np.zeros(0, dtype=int), np.arange(n)
+    if n < 4:
+        raise BadInputError(
+            f"int8 quantisation of this model calibrates on half the held-out examples and "
+            f"judges on the other half; {source} has {n} usable examples, at least 4 needed"
+        )
+    order = np.random.default_rng(0).permutation(n)
+    size = min(MAX_CALIBRATION, n // 2)
+    return np.sort(order[:size]), np.sort(order[size:])
 
 
 def _prepared(graph, test) -> tuple[list, np.ndarray]:

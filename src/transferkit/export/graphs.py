@@ -28,6 +28,9 @@ class ModalityGraph:
     input_names: ClassVar[tuple[str, ...]]
     # which axes of each input vary (beyond the batch, always axis 0)
     varying_axes: ClassVar[dict[str, dict[int, str]]] = {}
+    # int8: static quantisation calibrated on held-out examples (convolutional graphs), or
+    # dynamic (transformers' matrix products)
+    int8_calibrated: ClassVar[bool] = False
 
     def __init__(self, backbone):
         self.backbone = backbone
@@ -58,6 +61,11 @@ class ModalityGraph:
     def batch(self, items: list[Any]) -> dict[str, np.ndarray]:
         """The graph's inputs for prepared examples (after ``write_side_files``)."""
         raise NotImplementedError
+
+    def keeps_float(self, node: str) -> bool:
+        """Whether int8 quantisation leaves the graph node named ``node`` in float: the head
+        (small, and its probabilities are the output)."""
+        return node.startswith("/head/")
 
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         axes = {name: {0: "batch", **self.varying_axes.get(name, {})} for name in self.input_names}

@@ -22,6 +22,7 @@ from transferkit.modalities.image import ImageModality
 class ImageGraph(ModalityGraph):
     modality = ImageModality.name
     input_names = ("pixels",)
+    int8_calibrated = True
 
     def embedder(self) -> nn.Module:
         from transferkit.features.runtime import PixelsToEmbedding
