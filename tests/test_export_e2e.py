@@ -1,7 +1,8 @@
 """``transferkit export`` end to end on real packaged weights and small real data: MobileNetV2
-on drawn shapes, all-MiniLM-L6-v2 on review snippets, aisfx on words spoken by espeak-ng. Each
-graph matches its bundle within 1e-4 on the bundle's own test folder, and the torch-free
-runtime predicts the bundle's labels from the exported folder."""
+on drawn shapes, all-MiniLM-L6-v2 and WordLlama on review snippets, aisfx on words spoken by
+espeak-ng. Each graph matches its bundle within 1e-4 on the bundle's own test folder, and the
+torch-free runtime predicts the bundle's labels (and probabilities) from the exported folder.
+EfficientNet-Lite and timm backbones are checked as graphs against their modules."""
 
 from __future__ import annotations
 
@@ -102,6 +103,56 @@ def test_all_minilm_exports_with_its_tokenizer_and_the_runtime_agrees(tmp_path):
     assert doc["inputs"]["max_length"] == 256
 
 
+def test_wordllama_exports_as_a_lookup_and_mean_with_its_own_tokenizer(tmp_path):
+    require_offline_weights("wordllama")
+    train = _table(tmp_path / "train.csv", [(t, "pos") for t in POSITIVE[:6]]
+                   + [(t, "neg") for t in NEGATIVE[:6]])  # fmt: skip
+    odd = ["héllo wörld 你好世界 🎉 " * 40, "x" * 40000]  # byte fallback, clipping
+    test = _table(tmp_path / "test.csv", [(t, "pos") for t in POSITIVE[6:]]
+                  + [(t, "neg") for t in NEGATIVE[6:]] + [(t, "pos") for t in odd])  # fmt: skip
+    texts = [*POSITIVE[6:], *NEGATIVE[6:], *odd]
+    doc = _train_and_export(tmp_path, train, test, "wordllama", texts)
+    assert doc["inputs"]["special_tokens"] is False
+
+
+@pytest.mark.parametrize(
+    ("name", "pretrained"),
+    [("efficientnet_lite0", True), ("timm:resnet18", False), ("timm:vit_tiny_patch16_224", False)],
+)
+def test_image_backbones_become_one_graph_with_the_modules_embeddings(name, pretrained, tmp_path):
+    """Every kind of torch image backbone traces: the graph's embeddings are the module's
+    (timm weights are not packaged: the architecture with random weights is the same graph)."""
+    import torch
+
+    from transferkit.backbones import resolve_backbone
+    from transferkit.export import audio, image, text  # noqa: F401 - registers the graphs
+    from transferkit.export.exporter import _to_onnx
+    from transferkit.export.graphs import FullGraph, graph_for
+    from transferkit.export.heads import head_graph
+    from transferkit.export.onnx_checks import session
+    from transferkit.heads import make_head
+
+    if pretrained:
+        require_offline_weights(name)
+    if name.startswith("timm:"):
+        pytest.importorskip("timm")
+    graph = graph_for(resolve_backbone(name, pretrained=pretrained, allow_download=False))
+    rng = np.random.default_rng(0)
+    width = graph.backbone.num_features
+    head = make_head("logistic", Cs=(1.0,)).fit(
+        rng.normal(size=(12, width)).astype(np.float32), np.arange(12) % 3
+    )
+    embedder = graph.embedder()
+    _to_onnx(FullGraph(embedder, head_graph(head)).eval(), graph, tmp_path / "m.onnx")
+    size = graph.backbone.preprocess.input_size
+    pixels = rng.integers(0, 256, (3, 3, size, size), dtype=np.uint8)
+    proba, embedding = session(tmp_path / "m.onnx").run(None, {"pixels": pixels})
+    with torch.no_grad():
+        expected = embedder(torch.from_numpy(pixels)).numpy()
+    np.testing.assert_allclose(embedding, expected, atol=1e-4)
+    np.testing.assert_allclose(proba, head.predict_proba(expected), atol=1e-5)
+
+
 def test_aisfx_exports_from_raw_windows_and_the_runtime_predicts_the_bundles_labels(tmp_path):
     require_offline_weights("aisfx")
     train = _espeak_words(tmp_path / "train", ("en-us", "en-gb", "en-029", "en-us+f3"))
@@ -118,5 +169,5 @@ def test_frozen_encoders_without_a_faithful_graph_are_refused(name):
     from transferkit.export.graphs import graph_for
 
     require_offline_weights(name)
-    with pytest.raises(BadInputError, match="that export: (all_minilm_l6_v2|aisfx)"):
+    with pytest.raises(BadInputError, match="that export: (all_minilm_l6_v2, wordllama|aisfx)"):
         graph_for(resolve_backbone(name, allow_download=False))
