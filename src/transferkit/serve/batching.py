@@ -1,11 +1,12 @@
-"""Micro-batching: concurrent requests to one model share a forward pass.
+"""Micro-batching: concurrent requests to one model are predicted together.
 
 Each model has an asyncio queue of jobs (one request's inputs). Its batcher takes the first job,
 waits up to ``batch_wait_ms`` for others while the batch holds fewer than ``batch_size`` inputs,
-and runs them together in the inference thread, off the event loop. While a batch runs, new
-requests queue up, so under load the next batch is full without waiting. One inference thread
-serves every model: the forward pass already uses every core, and one thread keeps the models'
-lazily built state (runtimes, sessions) free of races.
+and runs them together in the inference thread, off the event loop (the model then takes
+them ``--forward-batch`` at a time, decoding the next while it encodes these). While a batch
+runs, new requests queue up, so under load the next batch is full without waiting. One
+inference thread serves every model: the forward pass already uses every core, and one thread
+keeps the models' lazily built state (runtimes, sessions) free of races.
 """
 
 from __future__ import annotations

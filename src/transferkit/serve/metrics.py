@@ -31,7 +31,7 @@ class ServerMetrics:
         )
         self.batch_size = Histogram(
             "transferkit_batch_size",
-            "Inputs per forward pass, after micro-batching concurrent requests, by model",
+            "Inputs per batch, gathered from concurrent requests, by model",
             ("model",),
             buckets=_BATCH_BUCKETS,
             registry=self.registry,

@@ -200,11 +200,11 @@ def parse_model_arg(arg: str) -> tuple[str, Path]:
     return name, folder
 
 
-def load_models(args: list[str], *, batch_size: int = 64) -> dict[str, ServedModel]:
+def load_models(args: list[str], *, forward_batch: int = 2) -> dict[str, ServedModel]:
     """Load every model named on the command line, refusing a tampered or unreadable one (the
     bundle's and the exported folder's own checks name the file) and two models under one
     name; frozen backbones that are the same (name, weights, preprocessing) are loaded once.
-    ``batch_size``: inputs per forward pass."""
+    ``forward_batch``: inputs per forward pass."""
     models: dict[str, ServedModel] = {}
     for arg in args:
         name, path = parse_model_arg(arg)
@@ -213,22 +213,22 @@ def load_models(args: list[str], *, batch_size: int = 64) -> dict[str, ServedMod
                 f"two models are named {name!r} ({models[name].path} and {path}); name them "
                 "apart with NAME=PATH"
             )
-        models[name] = _load(name, path, batch_size)
+        models[name] = _load(name, path, forward_batch)
     share_backbones(models.values())
     return models
 
 
-def _load(name: str, path: Path, batch_size: int) -> ServedModel:
+def _load(name: str, path: Path, forward_batch: int) -> ServedModel:
     from transferkit.runtime import is_exported, load_exported
 
     if is_exported(path):
-        return ServedExport(name, path, load_exported(path), batch_size)
+        return ServedExport(name, path, load_exported(path), forward_batch)
     from transferkit.bundle import read_manifest
     from transferkit.estimator import TransferClassifier
     from transferkit.run_folder import recover_before_reading
 
     recover_before_reading(path)
-    clf = TransferClassifier.load(path, progress=False, cache=False, batch_size=batch_size)
+    clf = TransferClassifier.load(path, progress=False, cache=False, batch_size=forward_batch)
     return ServedBundle(name, path, clf, read_manifest(path))
 
 
