@@ -104,8 +104,8 @@ def create_app(
     check = TokenCheck(token) if token else None
     app.state.token_check = check
     guarded = [Depends(_authorised)] if check else []
-    refused = {401: {"model": ErrorBody, "description": "missing or wrong bearer token"}}
-    refused = refused if check else {}
+    bad_token = {"model": ErrorBody, "description": "missing or wrong bearer token"}
+    refused = {401: bad_token} if check else {}
     errors = {status: {"model": ErrorBody, "description": why} for status, why in _ERRORS.items()}
     errors.update(refused)
 
