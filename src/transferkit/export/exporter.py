@@ -60,6 +60,7 @@ class ExportResult:
 def default_out(model: str | Path, quantize: str | None) -> Path:
     """``<MODEL>-onnx``, or ``<MODEL>-onnx-int8`` when quantised."""
     model = Path(model)
+    model = model if model.name else model.resolve()  # "." names no folder by itself
     return model.with_name(model.name + "-onnx" + (f"-{quantize}" if quantize else ""))
 
 
@@ -117,37 +118,37 @@ def _known_labels(test, labels: list[str], source: str):
 def _export(clf, manifest, graph, head, test, source, scratch: Path, out: Path, quantize):
     from transferkit.export.folder import write_export_folder
     from transferkit.export.graphs import FullGraph
-    from transferkit.export.onnx_checks import latency_ms, run_graph, session
+    from transferkit.export.onnx_checks import BATCH, latency_ms, session
 
     float_path = scratch / MODEL_FILE
     side = graph.write_side_files(scratch)
     _to_onnx(FullGraph(graph.embedder(), head).eval(), graph, float_path)
-    items, rows = _prepared(graph, test)
-    bundle_proba, ok, _, _ = clf.predict_details(test.subset(rows))
-    keep = np.flatnonzero(ok)
+    bundle_proba, bundle_ok, _, _ = clf.predict_details(test)
+    held = HeldOut(graph, test.samples)
+    float_session = session(float_path)
+    proba = held.run(float_session)
+    keep = np.flatnonzero(bundle_ok & np.isfinite(proba).all(axis=1))
     if not len(keep):
         raise BadInputError(f"none of the held-out examples in {source} could be read")
-    float_session = session(float_path)
-    proba = run_graph(float_session, graph, items)[0][keep]
-    bundle_proba, targets = bundle_proba[keep], test.targets[rows][keep]
-    diff = float(np.abs(proba - bundle_proba).max())
+    diff = float(np.abs(proba[keep] - bundle_proba[keep]).max())
     if not np.isfinite(diff) or diff > TOLERANCE:
         raise TransferkitError(
             f"the exported graph of {clf.backbone_.name} + {clf.head_.name} differs from the "
             f"bundle by {diff:.3g} in probability on {source} (tolerance {TOLERANCE}); nothing "
             "was written. This is a bug in transferkit's export: please report it."
         )
-    accuracy = float((proba.argmax(axis=1) == targets).mean())
+    targets = test.targets
+    accuracy = float((proba[keep].argmax(axis=1) == targets[keep]).mean())
+    timed = held.items(keep[:BATCH])
     final, final_session, quantization = float_path, float_session, None
     if quantize:
         final = scratch / "model.int8.onnx"
-        held = [items[i] for i in keep]
         final_session, quantization = _quantized(
-            float_path, final, graph, held, targets, proba, bundle_proba, source
+            float_path, final, held, keep, targets, proba, bundle_proba, source
         )
         # int8 can be slower than float on a CPU (e.g. dynamic ConvInteger): both numbers, so
         # that size can be weighed against speed
-        quantization["latency_ms_per_example_float"] = latency_ms(float_session, graph, items)
+        quantization["latency_ms_per_example_float"] = latency_ms(float_session, graph, timed)
     document = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -174,27 +175,29 @@ def _export(clf, manifest, graph, head, test, source, scratch: Path, out: Path, 
         },
         "opset": OPSET,
         "size_bytes": final.stat().st_size,
-        "latency_ms_per_example": latency_ms(final_session, graph, items),
+        "latency_ms_per_example": latency_ms(final_session, graph, timed),
         "versions": export_versions(),
     }
     files = {MODEL_FILE: final, **{name: scratch / name for name in side}}
     return ExportResult(write_export_folder(out, files, document), document)
 
 
-def _quantized(float_path, dest, graph, items, targets, proba, bundle_proba, source: str):
+def _quantized(float_path, dest, held, keep, targets, proba, bundle_proba, source: str):
     """(session, quantization record) of the int8 graph, or refused when it loses more than
-    ``MAX_INT8_DROP_POINTS`` of the float graph's accuracy on the held-out ``items`` (those
+    ``MAX_INT8_DROP_POINTS`` of the float graph's accuracy on the held-out rows ``keep`` (those
     not used to calibrate it)."""
-    from transferkit.export.onnx_checks import quantize_int8, run_graph, session
+    from transferkit.export.onnx_checks import quantize_int8, session
 
-    calibrate, judge = _calibration_split(len(items), graph.int8_calibrated, source)
+    graph = held.graph
+    calibrate, judge = _calibration_split(keep, graph.int8_calibrated, source)
+    items = held.items(calibrate)
     feeds = [
-        graph.batch([items[i] for i in calibrate[start : start + CALIBRATION_BATCH]])
-        for start in range(0, len(calibrate), CALIBRATION_BATCH)
+        graph.batch(items[start : start + CALIBRATION_BATCH])
+        for start in range(0, len(items), CALIBRATION_BATCH)
     ]
     method = quantize_int8(float_path, dest, calibration=feeds, keep_float=graph.keeps_float)
     quantized = session(dest)
-    proba_q = run_graph(quantized, graph, [items[i] for i in judge])[0]
+    proba_q = held.run(quantized, judge)
     accuracy = float((proba[judge].argmax(axis=1) == targets[judge]).mean())
     accuracy_q = float((proba_q.argmax(axis=1) == targets[judge]).mean())
     drop = round(100.0 * (accuracy - accuracy_q), 4)
@@ -219,35 +222,65 @@ def _quantized(float_path, dest, graph, items, targets, proba, bundle_proba, sou
     }
 
 
-def _calibration_split(n: int, calibrated: bool, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """(rows to calibrate on, rows to judge on): a seeded draw of half the held-out examples
+def _calibration_split(
+    rows: np.ndarray, calibrated: bool, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows to calibrate on, rows to judge on): a seeded draw of half the held-out ``rows``
     (at most ``MAX_CALIBRATION``) calibrates, the others judge, so that the gate never scores
     the examples the activation ranges were fitted to; no calibration: every row judges."""
     if not calibrated:
-        return np.zeros(0, dtype=int), np.arange(n)
-    if n < 4:
+        return rows[:0], rows
+    if len(rows) < 4:
         raise BadInputError(
             f"int8 quantisation of this model calibrates on half the held-out examples and "
-            f"judges on the other half; {source} has {n} usable examples, at least 4 needed"
+            f"judges on the other half; {source} has {len(rows)} usable examples, at least 4 "
+            "needed"
         )
-    order = np.random.default_rng(0).permutation(n)
-    size = min(MAX_CALIBRATION, n // 2)
-    return np.sort(order[:size]), np.sort(order[size:])
+    order = np.random.default_rng(0).permutation(len(rows))
+    size = min(MAX_CALIBRATION, len(rows) // 2)
+    return np.sort(rows[order[:size]]), np.sort(rows[order[size:]])
 
 
-def _prepared(graph, test) -> tuple[list, np.ndarray]:
-    """Every readable held-out example as the runtime reads it, and their rows in ``test``."""
-    items, rows = [], []
-    for i, sample in enumerate(test.samples):
-        try:
-            items.append(graph.prepare(sample))
-        except Exception as exc:  # noqa: BLE001 - an unreadable file: left out, as predict does
-            log.warning("%s: left out of the checks (%s)", sample.path, exc)
-            continue
-        rows.append(i)
-    if not items:
-        raise BadInputError(f"none of the held-out examples in {test.source} could be read")
-    return items, np.asarray(rows)
+class HeldOut:
+    """The held-out examples as the graph's inputs, prepared a batch at a time (as the runtime
+    reads them), so memory stays bounded however many there are."""
+
+    def __init__(self, graph, samples):
+        self.graph = graph
+        self.samples = samples
+        self.unreadable: set[int] = set()
+
+    def items(self, rows) -> list:
+        """The prepared examples of ``rows`` (all readable)."""
+        return [self.graph.prepare(self.samples[int(i)]) for i in rows]
+
+    def run(self, sess, rows=None) -> np.ndarray:
+        """Probabilities of ``rows`` (default: every example) by the graph in ``sess``; NaN
+        rows for examples that cannot be read (left out, with a warning, as predict does)."""
+        from transferkit.export.onnx_checks import BATCH, run_graph
+
+        rows = np.arange(len(self.samples)) if rows is None else np.asarray(rows)
+        out = None
+        for start in range(0, len(rows), BATCH):
+            chunk, items = [], []
+            for j, i in enumerate(rows[start : start + BATCH], start):
+                try:
+                    items.append(self.graph.prepare(self.samples[int(i)]))
+                except Exception as exc:  # noqa: BLE001 - an unreadable file, not a bug
+                    if int(i) not in self.unreadable:
+                        log.warning("%s: left out of the checks (%s)", self.samples[i].path, exc)
+                    self.unreadable.add(int(i))
+                    continue
+                chunk.append(j)
+            if not items:
+                continue
+            proba = run_graph(sess, self.graph, items)[0]
+            if out is None:
+                out = np.full((len(rows), proba.shape[1]), np.nan, dtype=np.float32)
+            out[chunk] = proba
+        if out is None:
+            raise BadInputError("none of the held-out examples could be read")
+        return out
 
 
 def _to_onnx(module, graph, dest: Path) -> None:
