@@ -71,6 +71,8 @@ def _torch_path(paths) -> np.ndarray:
 def test_runtime_gives_the_torch_paths_probabilities_on_real_files(exported, photos):
     model = load_exported(exported)
     assert model.labels == IMAGE_LABELS and model.modality == "image"
+    # the verified bytes were used to build the session, not kept beside it
+    assert model.folder.contents == {} and model.inputs.folder.contents == {}
     proba, ok, problems = model.predict_proba(photos, batch_size=2)
     assert ok.all() and problems == []
     np.testing.assert_allclose(proba, _torch_path(photos), atol=1e-6)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,7 +32,9 @@ class GraphInputs:
     accepts: ClassVar[str]
 
     def __init__(self, folder: ExportedFolder, graph_inputs: Sequence[str]):
-        self.folder = folder
+        # a subclass reads the files it needs from ``folder`` while it is built; kept without
+        # their bytes, which a loaded model does not hold on to
+        self.folder = replace(folder, contents={})
         self.spec = folder.inputs
         self.graph_inputs = tuple(graph_inputs)
 
