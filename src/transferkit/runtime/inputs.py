@@ -38,17 +38,12 @@ class GraphInputs:
         self.spec = folder.inputs
         self.graph_inputs = tuple(graph_inputs)
 
-    def number(self, key: str, kind: type = int) -> Any:
-        """A number ``export.json`` states in ``inputs``, refused when missing or not a number."""
+    def number(self, key: str) -> int:
+        """A whole number ``export.json`` states in ``inputs``; refused when missing or negative."""
         value = self.spec.get(key)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or (kind is int and not isinstance(value, int))
-        ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise self.folder.refuse(
-                f"'inputs.{key}' must be a {kind.__name__} for a {self.modality} model; "
-                f"got {value!r}"
+                f"'inputs.{key}' must be a whole number for a {self.modality} model; got {value!r}"
             )
         return value
 
