@@ -25,8 +25,9 @@ def add_parser(sub, *, column_options: Callable[[argparse.ArgumentParser], None]
         "--quantize",
         choices=("int8",),
         default=None,
-        help="int8: dynamic int8 quantisation, kept only if held-out accuracy drops by at most "
-        "0.5 points (else refused, exit 2)",
+        help="int8: static for convolutional graphs (calibrated on half the held-out examples, "
+        "judged on the other half), dynamic for transformers; kept only if held-out accuracy "
+        "drops by at most 0.5 points (else refused, exit 2, nothing written)",
     )
     x.add_argument(
         "--out", metavar="DIR", default=None, help="output folder (default MODEL-onnx[-int8])"
