@@ -1,6 +1,7 @@
 """Where a job's batches run: an actor pool on Ray (local or a cluster), or this process.
 
-Both take the job's input rows and yield output tables as batches finish (in any order).
+Both are context managers whose ``run`` takes the job's input rows and yields output tables as
+batches finish (in any order).
 
 Ray: the rows become a Ray Data dataset of one block per batch, so the actor pool balances
 them; ``map_batches`` runs the ``Worker`` class in a fixed-size ``ActorPoolStrategy``. A worker
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,29 +45,65 @@ class Placement:
     address: str | None = None
 
 
-def run_local(kind: str, ref: ModelRef, rows: pa.Table, *, batch_size: int) -> Iterator[pa.Table]:
+class LocalEngine:
     """The batches in this process, one after another, with every core."""
-    worker = Worker(kind, ref, batch_size, available_cores())
-    for start in range(0, rows.num_rows, batch_size):
-        yield worker(rows.slice(start, batch_size))
+
+    where = "in this process"
+
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def run(self, kind: str, ref: ModelRef, rows: pa.Table, *, batch_size: int):
+        worker = Worker(kind, ref, batch_size, available_cores())
+        for start in range(0, rows.num_rows, batch_size):
+            yield worker(rows.slice(start, batch_size))
 
 
-def run_ray(
-    kind: str, ref: ModelRef, rows: pa.Table, *, batch_size: int, placement: Placement
-) -> Iterator[pa.Table]:
-    """The batches on an actor pool of a Ray cluster, as they finish."""
-    import ray
+class RayEngine:
+    """The batches on an actor pool of a Ray cluster, as they finish.
 
-    started = connect(placement.address)
-    try:
+    Entering joins (or starts) the cluster and checks the pool fits in it, so a wrong address
+    or an impossible placement is refused before any input is read; leaving disconnects, and
+    stops a Ray this engine started.
+    """
+
+    where = "on Ray"
+
+    def __init__(self, placement: Placement) -> None:
+        self.placement = placement
+        self.started = False
+        self.workers = 0
+
+    def __enter__(self) -> RayEngine:
+        self.started = connect(self.placement.address)
+        try:
+            self.workers = _pool_size(self.placement)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.started:
+            import ray
+
+            ray.shutdown()
+            self.started = False
+
+    def run(
+        self, kind: str, ref: ModelRef, rows: pa.Table, *, batch_size: int
+    ) -> Iterator[pa.Table]:
         import ray.data
 
-        # nor are Ray Data's (its logger is configured when ray.data is imported)
+        # nor are Ray Data's notices the job's output (its logger is set up on import)
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # transferkit.progress shows the job's own
         context.print_on_execution_start = False
-        workers = _pool_size(placement)
+        placement = self.placement
         blocks = [rows.slice(s, batch_size) for s in range(0, rows.num_rows, batch_size)]
         threads = max(1, int(placement.cpus_per_worker))
         with warnings.catch_warnings():
@@ -78,16 +116,18 @@ def run_ray(
                 fn_constructor_args=(kind, ref, batch_size, threads, placement.gpus > 0),
                 batch_size=batch_size,
                 batch_format="pyarrow",
-                compute=ray.data.ActorPoolStrategy(size=workers),
+                compute=ray.data.ActorPoolStrategy(size=self.workers),
                 num_cpus=placement.cpus_per_worker,
                 num_gpus=placement.gpus or None,
                 max_restarts=MAX_RESTARTS,
                 max_task_retries=MAX_TASK_RETRIES,
             )
         yield from results.iter_batches(batch_size=None, batch_format="pyarrow")
-    finally:
-        if started:
-            ray.shutdown()
+
+
+def open_engine(name: str, placement: Placement) -> LocalEngine | RayEngine:
+    """The engine called ``name`` (one of ``ENGINES``), to use as a context manager."""
+    return RayEngine(placement) if name == "ray" else LocalEngine()
 
 
 def connect(address: str | None) -> bool:
@@ -105,6 +145,7 @@ def connect(address: str | None) -> bool:
     if address is None:
         ray.init(address="local", num_cpus=available_cores(), include_dashboard=False, **quiet)
         return True
+    _check_reachable(address)
     try:
         ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -114,6 +155,24 @@ def connect(address: str | None) -> bool:
             "to run on a Ray started on this machine."
         ) from None
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse a HOST:PORT where nothing listens, in seconds (Ray itself retries for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # "auto", a ray:// client address...: Ray's own checks
+    try:
+        socket.create_connection((host, int(port)), timeout=_CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise BadInputError(
+            f"--address {address}: nothing answers there ({exc.strerror or exc}); start the "
+            "cluster with `ray start --head` and pass the address it prints, or leave "
+            "--address out to run on a Ray started on this machine."
+        ) from None
+
+
+_CONNECT_SECONDS = 5.0
 
 
 def _pool_size(placement: Placement) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from transferkit.events import NULL_EVENTS, Events
-from transferkit.scale.engine import ENGINES, Placement, run_local, run_ray
+from transferkit.scale.engine import ENGINES, Placement, open_engine
 from transferkit.scale.inputs import list_job_inputs
 from transferkit.scale.models import check_gpu_capable, resolve_model
 from transferkit.scale.output import PartialOutput, check_output
@@ -71,39 +71,32 @@ def run_job(
     if settings.placement.gpus:
         check_gpu_capable(ref)
     modality = get_modality(ref.modality)
-    with events.progress(0, "Listing inputs", modality.noun) as listing:
-        samples = list_job_inputs(inputs, modality, **(columns or {}))
-        listing.total = len(samples)  # known only now: a folder is listed in one call
-        listing.update(len(samples))
-    job = {
-        "kind": kind,
-        "model": ref.identity,
-        "labels": list(ref.labels),
-        "format": Path(output).suffix.lower(),
-    }
-    out = PartialOutput.open(output, job)
-    done = out.written()
-    todo = [s for s in samples if str(s.path) not in done]
-    kept = len(samples) - len(todo)
-    if kept:
-        log.info("%s: %d of %d inputs were written by an earlier run; %d to go",
-                 out.path, kept, len(samples), len(todo))  # fmt: skip
-    start = time.perf_counter()
-    if todo:
-        rows = input_table(todo)
-        if settings.engine == "ray":
-            batches = run_ray(
-                kind, ref, rows, batch_size=settings.batch_size, placement=settings.placement
-            )
-            where = "on Ray"
-        else:
-            batches = run_local(kind, ref, rows, batch_size=settings.batch_size)
-            where = "in this process"
-        verb = "Predicting" if kind == "predict" else "Embedding"
-        desc = f"{verb} {where}"
-        with events.progress(len(samples), desc, modality.noun, initial=kept) as bar:
-            _write_parts(batches, out, settings, bar)
-    seconds = time.perf_counter() - start
+    with open_engine(settings.engine, settings.placement) as engine:
+        with events.progress(0, "Listing inputs", modality.noun) as listing:
+            samples = list_job_inputs(inputs, modality, **(columns or {}))
+            listing.total = len(samples)  # known only now: a folder is listed in one call
+            listing.update(len(samples))
+        job = {
+            "kind": kind,
+            "model": ref.identity,
+            "labels": list(ref.labels),
+            "format": Path(output).suffix.lower(),
+        }
+        out = PartialOutput.open(output, job)
+        done = out.written()
+        todo = [s for s in samples if str(s.path) not in done]
+        kept = len(samples) - len(todo)
+        if kept:
+            log.info("%s: %d of %d inputs were written by an earlier run; %d to go",
+                     out.path, kept, len(samples), len(todo))  # fmt: skip
+        start = time.perf_counter()
+        if todo:
+            batches = engine.run(kind, ref, input_table(todo), batch_size=settings.batch_size)
+            verb = "Predicting" if kind == "predict" else "Embedding"
+            desc = f"{verb} {engine.where}"
+            with events.progress(len(samples), desc, modality.noun, initial=kept) as bar:
+                _write_parts(batches, out, settings, bar)
+        seconds = time.perf_counter() - start
     names = {str(s.path) for s in samples}
     with events.progress(len(samples), f"Writing {out.path.name}", "row") as writing:
         merged = out.merge(names, schema(kind, ref.labels))

@@ -45,6 +45,11 @@ def check_output(path: str | Path) -> Path:
         )
     if path.is_dir():
         raise BadInputError(f"--output {path} is a folder; name a .parquet or .jsonl file.")
+    if path.exists() and not parts_folder(path).is_dir():
+        raise BadInputError(
+            f"--output {path} exists and is complete; remove it to run again, or choose "
+            "another output."
+        )
     folder = _existing_ancestor(path.parent)
     if not folder.is_dir():
         raise BadInputError(
@@ -59,6 +64,11 @@ def check_output(path: str | Path) -> Path:
             "can write to, or fix its permissions."
         ) from None
     return path
+
+
+def parts_folder(path: Path) -> Path:
+    """Where the parts of OUT wait for the merge: ``.OUT.parts`` beside it."""
+    return path.with_name(f".{path.name}.parts")
 
 
 def _existing_ancestor(folder: Path) -> Path:
@@ -85,7 +95,7 @@ class PartialOutput:
     def __init__(self, path: Path, job: dict[str, Any]) -> None:
         self.path = path
         self.job = job
-        self.parts = path.with_name(f".{path.name}.parts")
+        self.parts = parts_folder(path)
 
     @classmethod
     def open(cls, path: str | Path, job: dict[str, Any]) -> PartialOutput:
@@ -102,11 +112,6 @@ class PartialOutput:
                     f"{', '.join(differ)} differ from this one's); rerun that command to finish "
                     f"it, or delete {out.parts} to start over."
                 )
-        elif out.path.exists():
-            raise BadInputError(
-                f"--output {out.path} exists and is complete; remove it to run again, or "
-                "choose another output."
-            )
         else:
             out.parts.mkdir(parents=True, exist_ok=True)
             write_json_atomic(found, job)
