@@ -250,6 +250,17 @@ def test_held_out_classes_the_model_does_not_know_are_refused(features_bundle, w
         export_model(features_bundle, data=other, out=tmp_path / "x", weights=world["weights"])
 
 
+def test_a_killed_exports_scratch_folder_is_deleted_by_the_next(features_bundle, world):
+    out = world["root"] / "after-kill"
+    # what an export killed mid-way leaves beside its output (pid 999999999: no such process)
+    left = world["root"] / ".after-kill-export.999999999-abcd1234.tmp"
+    left.mkdir()
+    (left / MODEL_FILE).write_bytes(b"half a graph")
+    export_model(features_bundle, out=out, weights=world["weights"])
+    assert not left.exists() and (out / MODEL_FILE).is_file()
+    assert not [p for p in world["root"].iterdir() if p.name.startswith(".after-kill")]
+
+
 def test_an_existing_export_is_replaced_whole(features_bundle, world):
     out = world["root"] / "replaced"
     out.mkdir()

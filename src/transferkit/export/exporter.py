@@ -16,6 +16,7 @@ Everything is staged in a scratch folder beside the output and removed whatever 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import warnings
@@ -75,18 +76,21 @@ def export_model(
 ) -> ExportResult:
     """Export the bundle at ``model`` to ONNX (see the module's docstring); ``columns`` name
     the table columns of ``data`` (``text_col``, ``label_col``, ``path_col``)."""
+    from transferkit.atomic import recover
     from transferkit.bundle import read_manifest
     from transferkit.estimator import TransferClassifier
     from transferkit.export import audio, image, text  # noqa: F401 - each registers its graph
     from transferkit.export.graphs import graph_for
     from transferkit.export.heads import head_graph
     from transferkit.export.testset import held_out_data
+    from transferkit.run_folder import recover_before_reading
 
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise BadInputError(
             f"--quantize must be one of {', '.join(QUANTIZATIONS)}; got {quantize!r}"
         )
     model = Path(model)
+    recover_before_reading(model)  # a run folder's swap that a kill interrupted
     manifest = read_manifest(model)
     out = Path(out) if out is not None else default_out(model, quantize)
     if out.resolve() == model.resolve():
@@ -98,7 +102,12 @@ def export_model(
     test, source = held_out_data(model, data, **columns)
     test = _known_labels(test, clf.labels_, source)
     out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
+    # named as atomic's temporaries are, so the next export deletes what a killed one left
+    staging = out.with_name(f"{out.name}-export")
+    recover(staging)
+    scratch = Path(
+        tempfile.mkdtemp(prefix=f".{staging.name}.{os.getpid()}-", suffix=".tmp", dir=out.parent)
+    )
     try:
         return _export(clf, manifest, graph, head, test, source, scratch, out, quantize)
     finally:
