@@ -39,7 +39,9 @@ def cluster():
     """One local Ray for the module (start-up is the slow part); jobs join it."""
     require_offline_weights("mobilenet_v2")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    # one GPU declared: this machine has none, so a GPU worker's onnxruntime offers no CUDA
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)  # fmt: skip
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -140,10 +142,16 @@ def test_an_exported_model_predicts_a_file_list_on_ray(
     assert read_metadata(out)["model"] == {
         "export_sha256": json.loads((exported / "export.json").read_text())["export_sha256"]
     }
-    # GPU workers: this cluster has none, and Ray would wait for them forever
-    code = main(["predict", str(exported), str(listing), "--engine", "ray", "--gpus-per-worker",
-                 "1", "--output", str(tmp_path / "gpu.parquet")])  # fmt: skip
-    assert code == 2 and "has 0 GPUs" in capsys.readouterr().err
+    # a GPU worker whose onnxruntime has no CUDA refuses to run on the CPU instead, and says so
+    gpu = ["predict", str(exported), str(listing), "--engine", "ray", "--output",
+           str(tmp_path / "gpu.parquet"), "--gpus-per-worker"]  # fmt: skip
+    capsys.readouterr()
+    assert main([*gpu, "1"]) == 2
+    err = capsys.readouterr().err
+    assert "onnxruntime on the GPU node" in err and "no CUDA" in err and "onnxruntime-gpu" in err
+    # more GPUs per worker than the cluster has: refused, where Ray would wait forever
+    assert main([*gpu, "2"]) == 2
+    assert "has 1 GPUs: not enough for one worker of 2" in capsys.readouterr().err
 
 
 def test_gpu_workers_are_refused_for_a_bundle_whose_encoder_runs_on_cpu(bundle, pool, tmp_path,

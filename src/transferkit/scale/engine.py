@@ -81,6 +81,8 @@ class RayEngine:
         self.started = connect(self.placement.address)
         try:
             self.workers = _pool_size(self.placement)
+            if self.placement.gpus:
+                _check_gpu_runtime(self.placement.gpus)
         except BaseException:
             self.__exit__()
             raise
@@ -173,6 +175,29 @@ def _check_reachable(address: str) -> None:
 
 
 _CONNECT_SECONDS = 5.0
+
+
+def _check_gpu_runtime(gpus: float) -> None:
+    """Refuse GPU workers whose ONNX Runtime has no CUDA, asked of a task on a GPU slot (an
+    actor failing to start would only reach the job as Ray's text, after retries)."""
+    import ray
+
+    probe = ray.remote(num_cpus=0, num_gpus=gpus)(_onnx_providers)
+    offered, node = ray.get(probe.remote())
+    if "CUDAExecutionProvider" not in offered:
+        raise BadInputError(
+            f"--gpus-per-worker: onnxruntime on the GPU node {node} offers {offered}, no CUDA, "
+            "so the workers would run on its CPU; install onnxruntime-gpu (and CUDA) on the "
+            "cluster's GPU nodes."
+        )
+
+
+def _onnx_providers() -> tuple[list[str], str]:
+    import platform
+
+    import onnxruntime
+
+    return onnxruntime.get_available_providers(), platform.node()
 
 
 def _pool_size(placement: Placement) -> int:

@@ -39,7 +39,8 @@ def predict_rows(
     """A batch's predictions: the most probable class, its probability and every class's."""
     ok = np.asarray(ok, dtype=bool)
     proba = np.asarray(proba, dtype=np.float64).reshape(len(names), len(labels))
-    best = np.where(ok, np.nan_to_num(proba, nan=-1.0).argmax(axis=1) if len(names) else 0, 0)
+    # NaN rows (unreadable inputs) are masked below; argmax only needs them to be numbers
+    best = np.nan_to_num(proba, nan=-1.0).argmax(axis=1)
     label = pa.array([labels[int(i)] if k else None for i, k in zip(best, ok)], pa.string())
     confidence = pa.array(proba[np.arange(len(names)), best], pa.float64(), mask=~ok)
     columns = [pa.array(proba[:, j], pa.float64()) for j in range(len(labels))]
