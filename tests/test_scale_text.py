@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -68,6 +71,40 @@ def test_a_table_of_texts_is_predicted_row_by_row_as_in_process(text_model, caps
         assert row["label"] == clf.labels_[int(np.argmax(p))]
     by_line = {int(r["input"].rsplit(":", 1)[1]): r["label"] for r in rows}
     assert by_line[3] == "positive" and by_line[2] == "negative"  # "wonderful" / "dreadful"
+
+
+def test_on_a_terminal_each_stage_draws_a_bar(text_model):
+    """stderr a terminal: tqdm bars (redrawn in place), not log lines."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    root, model = text_model
+    table = root / "bar.csv"
+    table.write_text("comment\n" + "".join(f"a wonderful film {i}\n" for i in range(20)))
+    terminal, child_side = pty.openpty()
+    fcntl.ioctl(child_side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    command = [sys.executable, "-m", "transferkit.cli", "predict", str(model), str(table),
+               "--text-col", "comment", "--output", str(root / "bar.jsonl")]  # fmt: skip
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=child_side)  # fmt: skip
+    os.close(child_side)
+    shown = bytearray()
+    while True:
+        try:
+            chunk = os.read(terminal, 65536)
+        except OSError:  # EIO: the child closed its side
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    child.communicate(timeout=120)
+    assert child.returncode == 0, shown.decode()
+    text = shown.decode()
+    assert "\r" in text and "Predicting in this process: 100%" in text
+    assert "Writing bar.jsonl: 100%" in text
 
 
 def test_ray_options_without_ray_are_refused(text_model, tmp_path, capsys):
