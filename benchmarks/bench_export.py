@@ -237,8 +237,10 @@ def run(quick: bool) -> dict:
         "latency: end to end from the input files (texts) to probabilities, decoding included, in "
         "this process; the bundle's image path already runs its backbone through ONNX Runtime "
         "(features/runtime.py), so the image rows compare the same network runtime",
-        "int8: onnxruntime dynamic quantisation (int8 weights per channel, uint8 activations at "
-        "run time); convolutions become ConvInteger, which this CPU runs slower than float",
+        "int8: static QDQ for the convolutional graphs (image, aisfx's CNN: calibrated min/max "
+        "on a seeded half of the test examples, at most 64, and judged on the rest; the first and "
+        "last convolution, aisfx's spectrogram and the head stay float), dynamic for the "
+        "transformer (judged on every test example); see each graph's method in export.json",
         f"machine load at the start: {os.getloadavg()[0]:.2f} (1 min average)",
     ]
     if quick:

@@ -86,10 +86,12 @@ class AudioGraph(ModalityGraph):
     varying_axes = {"windows": {1: "windows"}, "window_mask": {1: "windows"}}
     int8_calibrated = True
 
-    def keeps_float(self, node: str) -> bool:
+    def float_nodes(self, nodes) -> list[str]:
         # only the CNN is quantised: 8-bit samples or spectra would put a noise floor at
         # -48 dB under every quiet sound the log-mel makes visible
-        return not node.startswith("/embedder/net/") or super().keeps_float(node)
+        front = [n.name for n in nodes if not n.name.startswith("/embedder/net/")]
+        net = [n for n in nodes if n.name.startswith("/embedder/net/")]
+        return front + super().float_nodes(net)
 
     def check(self) -> None:
         from transferkit.backbones.audio_encoders import AisfxEncoder

@@ -204,7 +204,7 @@ def _quantized(float_path, dest, held, keep, targets, proba, bundle_proba, sourc
         graph.batch(items[start : start + CALIBRATION_BATCH])
         for start in range(0, len(items), CALIBRATION_BATCH)
     ]
-    method = quantize_int8(float_path, dest, calibration=feeds, keep_float=graph.keeps_float)
+    method = quantize_int8(float_path, dest, calibration=feeds, float_nodes=graph.float_nodes)
     quantized = session(dest)
     proba_q = held.run(quantized, judge)
     accuracy = float((proba[judge].argmax(axis=1) == targets[judge]).mean())

@@ -60,7 +60,7 @@ def quantize_int8(
     dest: Path,
     *,
     calibration: list[dict[str, np.ndarray]] | None = None,
-    keep_float: Callable[[str], bool] = lambda name: False,
+    float_nodes: Callable[[list], list[str]] = lambda nodes: [],
 ) -> str:
     """int8 quantisation of ``source`` into ``dest``; returns how it was done.
 
@@ -68,7 +68,7 @@ def quantize_int8(
     ranges are the calibration examples' min/max), the method for convolutional graphs, which
     onnxruntime then runs as int8 convolutions. Without: dynamic (activations quantised at run
     time from their own range), the method for transformers' matrix products, which needs no
-    calibration. Nodes ``keep_float(name)`` names stay float.
+    calibration. The nodes ``float_nodes(graph nodes)`` names stay float.
     """
     import onnx
     from onnxruntime.quantization import QuantType
@@ -86,11 +86,11 @@ def quantize_int8(
             quant_pre_process(str(source), str(staged))
         else:
             staged = source
-        names = [n.name for n in onnx.load(str(staged), load_external_data=False).graph.node]
+        nodes = list(onnx.load(str(staged), load_external_data=False).graph.node)
         options = {
             "weight_type": QuantType.QInt8,
             "per_channel": True,
-            "nodes_to_exclude": [n for n in names if keep_float(n)],
+            "nodes_to_exclude": float_nodes(nodes),
         }
         if calibration:
             from onnxruntime.quantization import QuantFormat, quantize_static
@@ -116,6 +116,7 @@ def quantize_int8(
                 "onnxruntime.quantization.quantize_dynamic: int8 weights per output channel, "
                 "uint8 activations quantised at run time from their own range"
             )
+        method += f"; {len(options['nodes_to_exclude'])} graph nodes kept in float"
     finally:
         logging.disable(logging.NOTSET)
         if staged != source:
