@@ -45,14 +45,14 @@ def world(tmp_path_factory):
     }
 
 
-def _train(world, name: str, **options) -> Path:
+def _train(world, name: str, data=None, **options) -> Path:
     from transferkit.training import train_run
 
     out = world["root"] / name
     if not (out / "model").is_dir():
         options.setdefault("strategy", "features")
         train_run(
-            world["train"],
+            data or world["train"],
             out,
             backbone=NAME,
             weights=world["weights"],
@@ -227,9 +227,26 @@ def test_int8_beyond_the_allowed_drop_is_refused_and_nothing_is_written(
 
 
 # -- the held-out examples, and refusals --------------------------------------------------------
-def test_a_random_test_split_needs_data_and_says_so(world):
+def test_a_random_test_split_is_drawn_again_from_the_training_folder(world):
     bundle = _train(world, "random-split")
-    with pytest.raises(BadInputError, match="--data DIR"):
+    split = json.loads((bundle.parent / "metrics.json").read_text())["split"]
+    out = export_model(bundle, weights=world["weights"]).path
+    parity = json.loads((out / EXPORT_JSON).read_text())["parity"]
+    # the examples the run was tested on: the same number, read from the training folder
+    assert parity["examples"] == json.loads((bundle.parent / "metrics.json").read_text())["n_test"]
+    assert parity["data"].startswith(str(Path(world["train"]).resolve()))
+    assert (
+        f"seed {split['seed']}" in parity["data"] and parity["max_abs_diff_probabilities"] <= 1e-4
+    )
+
+
+def test_a_training_folder_changed_since_the_run_needs_data_and_says_so(world, tmp_path):
+    import shutil
+
+    data = shutil.copytree(world["train"], tmp_path / "changing")
+    bundle = _train(world, "changed-data", data=data)
+    shutil.copy(data / "circle" / "0.png", data / "circle" / "extra.png")
+    with pytest.raises(BadInputError, match=f"{data} changed since.*--data DIR"):
         export_model(bundle, weights=world["weights"])
     assert not (bundle.parent / "model-onnx").exists()
 
@@ -278,8 +295,12 @@ def test_backbones_without_a_faithful_graph_are_refused_naming_those_that_export
         graph_for(resolve_backbone("mfcc_stats"))
 
 
-def test_the_cli_exports_and_exits_2_when_the_held_out_examples_are_unknown(world):
-    bundle = _train(world, "random-split")
+def test_the_cli_exports_and_exits_2_when_the_held_out_examples_are_unknown(world, tmp_path):
+    import shutil
+
+    data = shutil.copytree(world["train"], tmp_path / "changing")
+    bundle = _train(world, "cli-changed-data", data=data)
+    shutil.copy(data / "circle" / "0.png", data / "circle" / "extra.png")
     env = {**os.environ}
     out = world["root"] / "cli-onnx"
     args = ["export", bundle, "--format", "onnx", "--weights", world["weights"]]

@@ -107,6 +107,12 @@ def train_run(
             test_size=test_size, val_size=split_val, seed=seed
         )
         split_info = {"test_size": test_size, "val_size": split_val, "seed": seed}
+    split_info["test_examples"] = _test_examples(
+        test if test is not None else folders.get("train", data),
+        None if test is not None else {"test_size": test_size, "val_size": split_val, "seed": seed},
+        columns,
+        test_ds,
+    )
     if folders:
         parts = {"train": full, "val": given_val, "test": test_ds if "test" in folders else None}
         check_split_classes({role: part for role, part in parts.items() if part is not None})
@@ -248,6 +254,18 @@ def train_run(
     if baseline:
         summary["baseline"] = metrics["baseline"]["message"]
     return summary
+
+
+def _test_examples(source, drawn: dict | None, columns: dict, test_ds) -> dict:
+    """How to read this run's test examples again (``export`` checks its graph on them): the
+    folder or table they came from, the draw that picked them from it (None: all of it), and
+    a digest that tells whether what is read later is still the same examples."""
+    return {
+        "data": str(Path(source).resolve()),
+        "drawn": drawn,
+        "columns": {k: v for k, v in columns.items() if v is not None},
+        "sha256": test_ds.identity_digest(),
+    }
 
 
 def _split_folders(data: str | Path, test: str | Path | None) -> dict[str, Path]:

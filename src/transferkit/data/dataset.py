@@ -200,6 +200,16 @@ class Dataset:
         train, val, test = (self.subset(sorted(p, key=order.__getitem__)) for p in parts)
         return train, val, test
 
+    def identity_digest(self) -> str:
+        """sha256 of which examples these are (absolute path or table row, and label), in order:
+        tells whether a dataset read again later is the same one, e.g. a run's test split."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for sample in self.samples:
+            h.update(f"{Path(sample.path).resolve()}\t{sample.label}\n".encode())
+        return h.hexdigest()
+
     def with_labels(self, labels: Sequence[str]) -> Dataset:
         """The same samples indexed against another label set, e.g. a trained model's classes."""
         labels = tuple(labels)
