@@ -26,7 +26,7 @@ class Limits:
     max_inputs: int = 256
     timeout_s: float = 60.0
     batch_size: int = 64
-    batch_wait_ms: float = 2.0
+    batch_wait_ms: float = 0.0
 
     def __post_init__(self):
         for name in ("max_body_bytes", "max_inputs", "batch_size"):
