@@ -5,7 +5,7 @@ mobilenet_v2 features and the default head. Images: the first N official test im
 PNGs (full: 1,000, quick: 128), the same files on both sides.
 
 Server: ``transferkit -q serve RUN/model --port 0`` in a subprocess, default settings (micro-
-batches of up to 64 inputs, 2 ms wait, forward passes of 2), warmed with a few requests.
+batches of up to 64 inputs, no wait, forward passes of 2), warmed with a few requests.
 Load: locust, headless, in its own process on the same machine (its CPU time comes out of the
 same cores): FastHttpUser clients each POST one image per request (multipart), back to back,
 no think time, cycling through the N images; 1, 8 and 32 concurrent clients, D seconds each
@@ -258,7 +258,7 @@ def run(quick: bool = False) -> dict:
         f"requests: {', '.join(str(level['requests']) for level in levels)} at "
         f"{', '.join(map(str, CLIENTS))} clients, {failures} failed; locust ran on the same "
         "cores as the server",
-        "server: `transferkit -q serve RUN/model --port 0` (micro-batches <= 64 inputs, 2 ms "
+        "server: `transferkit -q serve RUN/model --port 0` (micro-batches <= 64 inputs, no "
         "wait, forward passes of 2); load: `locust --headless -u N -r N -t "
         f"{seconds}s --reset-stats` with FastHttpUser clients posting one PNG each, no think time",
     ]
