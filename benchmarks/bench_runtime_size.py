@@ -59,6 +59,15 @@ def _du_bytes(path: Path) -> int:
     return int(out.stdout.split()[0]) * 1024
 
 
+def _largest(site: Path, n: int = 6) -> list[tuple[str, int]]:
+    """The ``n`` biggest entries of a site-packages folder: (name, bytes by ``du -sk``)."""
+    entries = sorted(site.iterdir())
+    out = subprocess.run(["du", "-sk", *map(str, entries)], capture_output=True, text=True)
+    sizes = [(Path(path).name, int(kib) * 1024) for kib, path in
+             (line.split("\t", 1) for line in out.stdout.splitlines())]  # fmt: skip
+    return sorted(sizes, key=lambda item: -item[1])[:n]
+
+
 def _packages(python: Path) -> list[str]:
     done = subprocess.run(
         [str(python), "-m", "pip", "list", "--format=json"], capture_output=True, text=True
@@ -124,18 +133,22 @@ def run(quick: bool) -> dict:
         with tempfile.TemporaryDirectory(prefix="tk-bench-runtime-") as name:
             tmp = Path(name)
             rt_python, rt_seconds = _venv(tmp / "venv-runtime", "runtime")
-            rt_bytes = _du_bytes(_site_packages(rt_python))
+            rt_site = _site_packages(rt_python)
+            rt_bytes = _du_bytes(rt_site)
             data["runtime"] = {"bytes": rt_bytes, "install_seconds": rt_seconds,
-                               "packages": _packages(rt_python)}  # fmt: skip
+                               "packages": _packages(rt_python),
+                               "largest": _largest(rt_site)}  # fmt: skip
             if quick:
                 reference = "this checkout's .venv (dev extra)"
                 full_bytes = _du_bytes(_site_packages(Path(sys.executable)))
             else:
                 reference = "fresh venv, pip install 'REPO[train]'"
                 full_python, full_seconds = _venv(tmp / "venv-train", "train")
-                full_bytes = _du_bytes(_site_packages(full_python))
+                full_site = _site_packages(full_python)
+                full_bytes = _du_bytes(full_site)
                 data["train"] = {"bytes": full_bytes, "install_seconds": full_seconds,
-                                 "packages": _packages(full_python)}  # fmt: skip
+                                 "packages": _packages(full_python),
+                                 "largest": _largest(full_site)}  # fmt: skip
             data["reference"] = reference
             data["use"] = _use(tmp, rt_python, quick)
     except Exception as exc:
@@ -175,11 +188,16 @@ def run(quick: bool) -> dict:
         f"runtime venv: {len(data['runtime']['packages'])} packages "
         f"({', '.join(data['runtime']['packages'])}), pip install took "
         f"{rt_seconds:.0f} s; torch importable there: {use['torch_importable_in_runtime']}",
+        "largest in the runtime venv: "
+        + ", ".join(f"{name} {size / 1e6:.0f} MB" for name, size in data["runtime"]["largest"]),
         "the model: `transferkit train` Fashion-MNIST 10/class, mobilenet_v2, features, then "
         "`transferkit export RUN/model`; both predicts print --top 10 (every class)",
     ]
     if not quick:
-        notes.append(f"[train] venv: {len(data['train']['packages'])} packages")
+        notes.append(
+            f"[train] venv: {len(data['train']['packages'])} packages; largest: "
+            + ", ".join(f"{name} {size / 1e6:.0f} MB" for name, size in data["train"]["largest"])
+        )
     if quick:
         notes.append("QUICK run: the reference is the dev .venv, not a fresh [train] install")
     return {"name": NAME, "title": TITLE, "rows": rows, "notes": notes, "data": data}
