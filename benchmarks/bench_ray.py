@@ -12,6 +12,9 @@ imports, model loading and, for Ray, its start-up included), in R interleaved ro
 quick: 1); the median round of each is reported. Throughput ratio = single-process seconds /
 Ray seconds (target >= 0.9). The labels of both outputs are compared input by input.
 
+Informative row: the same Ray command joining a Ray started apart (``ray start --head --block``,
+then ``--address``), as a cluster is used: the job pays neither Ray's start nor its stop.
+
 Fault run: the same Ray command, and while it runs one of its ``ray::MapWorker`` processes is
 killed with SIGKILL (once the pool has worked for a third of a clean run's time). Ray restarts
 the worker and reruns its batches; the run passes when it exits 0 and OUT holds every input
@@ -24,8 +27,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,6 +80,44 @@ def _ray(model: Path, folder: Path, env: dict, out: Path) -> tuple[float, dict]:
     return seconds, json.loads(tail.strip().splitlines()[-1])
 
 
+class _RunningRay:
+    """A Ray started apart with `ray start --head --block` (stopped by signalling that process
+    alone), as a cluster is run: the jobs that join it pay neither its start nor its stop."""
+
+    def __init__(self, env: dict) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.env = {**env, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+        ray = Path(sys.executable).parent / "ray"
+        command = [str(ray), "start", "--head", "--port", str(self.port), "--num-cpus",
+                   str(len(os.sched_getaffinity(0))), "--include-dashboard", "false",
+                   "--disable-usage-stats", "--block"]  # fmt: skip
+        self.proc = subprocess.Popen(command, env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                time.sleep(2)  # the GCS answers before the raylet has registered
+                return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError("`ray start --head` did not answer within 60 s")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)  # --block: it stops the processes it started
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 def _map_workers() -> set[int]:
     import psutil
 
@@ -96,19 +139,29 @@ def _kill_run(model: Path, folder: Path, env: dict, out: Path, clean_seconds: fl
     killed = None
     before: set[int] = set()
     after: set[int] = set()  # workers that were not there when one was killed: Ray's restarts
-    while proc.poll() is None:
-        workers = _map_workers()
-        now = time.perf_counter() - t0
-        if killed is None and workers and found_at is None:
-            found_at = now
-        if killed is None and found_at is not None and now - found_at > clean_seconds / 3:
-            victim = min(workers)
-            os.kill(victim, signal.SIGKILL)
-            before = workers
-            killed = {"pid": victim, "at_seconds": round(now, 1), "output_existed": out.exists()}
-        elif killed is not None:
-            after |= workers - before
-        time.sleep(0.2)
+    try:
+        while proc.poll() is None:
+            workers = _map_workers()
+            now = time.perf_counter() - t0
+            if killed is None and workers and found_at is None:
+                found_at = now
+            late = found_at is not None and now - found_at > clean_seconds / 3
+            if killed is None and late and workers:
+                victim = min(workers)
+                os.kill(victim, signal.SIGKILL)
+                before = workers
+                killed = {
+                    "pid": victim,
+                    "at_seconds": round(now, 1),
+                    "output_existed": out.exists(),
+                }
+            elif killed is not None:
+                after |= workers - before
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:  # the watcher failed: stop the job (and the Ray it started)
+            proc.terminate()
+            proc.wait(timeout=60)
     seconds = time.perf_counter() - t0
     output = proc.stdout.read() if proc.stdout else ""
     return {
@@ -153,6 +206,16 @@ def run(quick: bool = False) -> dict:
             lines = [json.loads(line) for line in (tmp / "single.jsonl").read_text().splitlines()]
             single_labels = {line["input"]: line.get("label") for line in lines}
             fault = _kill_run(model, folder, env, tmp / "fault.parquet", statistics.median(on_ray))
+            head = _RunningRay(env)
+            try:
+                joined = []
+                for _ in range(rounds):
+                    out = tmp / "joined.parquet"
+                    out.unlink(missing_ok=True)
+                    args = _ray_args(model, folder, out) + ["--address", head.address]
+                    joined.append(c.run_cli(args, head.env)[0])
+            finally:
+                head.stop()
             fault_names, fault_labels = (
                 _inputs_and_labels(tmp / "fault.parquet")
                 if (tmp / "fault.parquet").exists()
@@ -166,6 +229,7 @@ def run(quick: bool = False) -> dict:
 
     t_single, t_ray = statistics.median(single), statistics.median(on_ray)
     ratio = t_single / t_ray
+    t_joined = statistics.median(joined)
     agree = sum(single_labels.get(n) == ray_labels[n] for n in names) / max(1, len(names))
     once = len(names) == len(set(names)) == n_images and set(names) == set(single_labels)
     fault_once = len(fault_names) == len(set(fault_names)) == n_images
@@ -176,6 +240,7 @@ def run(quick: bool = False) -> dict:
     fault_ok = fault["returncode"] == 0 and mid_run and restarted and fault_once and fault_same
     data.update(
         single_seconds=single, ray_seconds=on_ray, ray_summaries=summaries, ratio=ratio,
+        joined_seconds=joined, joined_ratio=t_single / t_joined,
         label_agreement=agree, fault=fault, fault_rows=len(fault_names),
         fault_unique=len(set(fault_names)),
     )  # fmt: skip
@@ -189,6 +254,13 @@ def run(quick: bool = False) -> dict:
             f"{ratio:.2f}",
             target,
             c.verdict(ratio >= TARGET_RATIO),
+        ),
+        c.row(
+            "… joining a Ray already running (`ray start --head`; `--address`)",
+            f"{n_images / t_joined:.0f} img/s ({t_joined:.1f} s)",
+            f"{n_images / t_single:.0f} img/s",
+            f"{t_single / t_joined:.2f}",
+            "info",
         ),
         c.row(
             "same label as one process, every input once",
@@ -210,7 +282,9 @@ def run(quick: bool = False) -> dict:
         f"single process: `transferkit -q predict RUN/model FOLDER --no-progress --no-cache` "
         f"rounds {', '.join(f'{s:.1f}' for s in single)} s; Ray: `transferkit -q predict "
         f"RUN/model FOLDER --engine ray --output OUT.parquet --no-progress` rounds "
-        f"{', '.join(f'{s:.1f}' for s in on_ray)} s",
+        f"{', '.join(f'{s:.1f}' for s in on_ray)} s; joining a running Ray (`ray start --head "
+        f"--port P --block` started apart, jobs with `--address 127.0.0.1:P`, RAY_AUTH_MODE=token) "
+        f"rounds {', '.join(f'{s:.1f}' for s in joined)} s",
         f"fault run: worker pid {killed and killed['pid']} killed at "
         f"{killed and killed['at_seconds']} s of {fault['seconds']:.1f} s (output not yet written: "
         f"{mid_run}); Ray started worker(s) {fault['workers_after_kill'][:4]} after it; exit "
