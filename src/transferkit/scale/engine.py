@@ -3,8 +3,9 @@
 Both are context managers whose ``run`` takes the job's input rows and yields output tables as
 batches finish (in any order).
 
-Ray: the rows become a Ray Data dataset of one block per batch, so the actor pool balances
-them; ``map_batches`` runs the ``Worker`` class in a fixed-size ``ActorPoolStrategy``. A worker
+Ray: the rows become a Ray Data dataset of one block per task (a few batches), which the
+actor pool balances; ``map_batches`` runs the ``Worker`` class in a fixed-size
+``ActorPoolStrategy``. A worker
 that dies (killed, out of memory, its node lost) is restarted by Ray (``max_restarts``) and
 the batches it held are run again (``max_task_retries``): the driver receives each batch's
 rows once. Without ``--address`` a local Ray is started with this machine's cores, no
@@ -33,6 +34,10 @@ ENGINES = ("local", "ray")
 # retried, an input that kills every worker that reads it ends the job with Ray's error
 MAX_RESTARTS = 4
 MAX_TASK_RETRIES = 4
+# batches per Ray task: within a task the extractor decodes the next batch while the model runs
+# on this one (one batch per task leaves the cores idle in turn); a killed worker costs a few
+# batches of rework
+BATCHES_PER_TASK = 4
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,8 @@ class RayEngine:
         context.enable_progress_bars = False  # transferkit.progress shows the job's own
         context.print_on_execution_start = False
         placement = self.placement
-        blocks = [rows.slice(s, batch_size) for s in range(0, rows.num_rows, batch_size)]
+        size = batch_size * BATCHES_PER_TASK
+        blocks = [rows.slice(s, size) for s in range(0, rows.num_rows, size)]
         threads = max(1, int(placement.cpus_per_worker))
         with warnings.catch_warnings():
             # Ray 2.60 has no named parameter for these actor options yet and warns that the
@@ -116,7 +122,7 @@ class RayEngine:
             results = ray.data.from_arrow(blocks).map_batches(
                 Worker,
                 fn_constructor_args=(kind, ref, batch_size, threads, placement.gpus > 0),
-                batch_size=batch_size,
+                batch_size=size,
                 batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=self.workers),
                 num_cpus=placement.cpus_per_worker,
@@ -152,9 +158,10 @@ def connect(address: str | None) -> bool:
         ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise BadInputError(
-            f"cannot join the Ray cluster at {address} ({str(exc).splitlines()[0]}); start one "
-            "with `ray start --head` and pass the address it prints, or leave --address out "
-            "to run on a Ray started on this machine."
+            f"cannot join the Ray cluster at {address} ({str(exc).splitlines()[0]}). A cluster "
+            "started with `ray start --head` checks a token: set RAY_AUTH_MODE=token here and "
+            "give this machine the cluster's token (~/.ray/auth_token or RAY_AUTH_TOKEN), or "
+            "leave --address out to run on a Ray started on this machine."
         ) from None
     return True
 
