@@ -116,6 +116,10 @@ class _RunningRay:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        # it leaves its address as "the current cluster": a later plain ray.init() would try it
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if current.is_file() and current.read_text().strip().endswith(f":{self.port}"):
+            current.unlink()
 
 
 def _map_workers() -> set[int]:

@@ -40,8 +40,9 @@ def cluster():
     require_offline_weights("mobilenet_v2")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # one GPU declared: this machine has none, so a GPU worker's onnxruntime offers no CUDA
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="ERROR",
-             log_to_driver=False)  # fmt: skip
+    # address="local": a new Ray, never one a stale /tmp/ray/ray_current_cluster points at
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False,
+             logging_level="ERROR", log_to_driver=False)  # fmt: skip
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
