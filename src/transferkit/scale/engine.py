@@ -18,9 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -97,7 +100,12 @@ class RayEngine:
         if self.started:
             import ray
 
+            workers: list[int] = []
+            if self.placement.address is None:
+                workers = _local_ray_workers()
+                _stop_autoscaler_monitor()
             ray.shutdown()
+            _wait_gone(workers, _CONNECT_SECONDS)  # they stop once their raylet has
             self.started = False
 
     def run(
@@ -164,6 +172,61 @@ def connect(address: str | None) -> bool:
             "leave --address out to run on a Ray started on this machine."
         ) from None
     return True
+
+
+def _stop_autoscaler_monitor() -> None:
+    """Kill the autoscaler monitor of the local Ray this process started, before
+    ``ray.shutdown``: Ray stops it after the GCS, so the monitor's SIGTERM handler tries to
+    report to a GCS that is gone and Ray waits a full second before it SIGKILLs it anyway. A
+    single machine has nothing to autoscale; the rest of Ray is stopped by ``ray.shutdown`` as
+    before. Private Ray state: where it is not there, ``ray.shutdown`` does it all."""
+    try:
+        from ray._private import ray_constants
+        from ray._private import worker as ray_worker
+
+        node = ray_worker._global_node
+        infos = node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []) if node else []
+    except (ImportError, AttributeError):
+        return
+    for info in infos:
+        process = info.process
+        if process.poll() is None:
+            process.kill()
+            try:
+                process.wait(timeout=_CONNECT_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass  # ray.shutdown kills it again
+
+
+def _local_ray_workers() -> list[int]:
+    """The pids of the worker processes of the local Ray this process started (Linux)."""
+    try:
+        from ray._private import ray_constants
+        from ray._private import worker as ray_worker
+
+        node = ray_worker._global_node
+        raylets = node.all_processes.get(ray_constants.PROCESS_TYPE_RAYLET, []) if node else []
+        pids = []
+        for info in raylets:
+            pid = info.process.pid
+            pids += map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+        return pids
+    except (ImportError, AttributeError, OSError, ValueError):
+        return []
+
+
+def _wait_gone(pids: list[int], seconds: float) -> None:
+    """Wait (at most ``seconds``) until the processes ``pids`` have exited (zombies count)."""
+    deadline = time.monotonic() + seconds
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+            except (OSError, IndexError):
+                break
+            if state in ("Z", "X"):
+                break
+            time.sleep(0.02)
 
 
 def _check_reachable(address: str) -> None:
