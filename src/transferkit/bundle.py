@@ -36,6 +36,7 @@ import reprlib
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -258,24 +259,47 @@ def _bundle_dir(path: str | Path) -> Path:
 
 def _parse_manifest(path: Path) -> dict[str, Any]:
     """The manifest as JSON of this format and of a version this code reads."""
-    mf = path / MANIFEST
-    if not mf.is_file():
-        raise _refuse(path, f"there is no {MANIFEST} in it")
+    return read_format_json(
+        path,
+        MANIFEST,
+        fmt=FORMAT,
+        max_version=FORMAT_VERSION,
+        refuse=_refuse,
+        wrong_format=f"{MANIFEST} does not describe a {FORMAT}",
+        newer=lambda version: BundleError(
+            f"{path} was written by a newer transferkit (bundle format "
+            f"{version}, this version reads up to {FORMAT_VERSION}); "
+            "upgrade transferkit (`pip install -U transferkit`)"
+        ),
+    )
+
+
+def read_format_json(
+    path: Path,
+    name: str,
+    *,
+    fmt: str,
+    max_version: int,
+    refuse: Callable[[Path, str], BundleError],
+    wrong_format: str,
+    newer: Callable[[int], BundleError],
+) -> dict[str, Any]:
+    """``path/name`` as a JSON object whose ``format`` is ``fmt`` and whose ``format_version``
+    this code reads: the first check of a bundle's manifest and of an exported model's."""
+    document = path / name
+    if not document.is_file():
+        raise refuse(path, f"there is no {name} in it")
     try:
-        manifest = json.loads(mf.read_text(encoding="utf-8"))
+        manifest = json.loads(document.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _refuse(path, f"{MANIFEST} is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise _refuse(path, f"{MANIFEST} does not describe a {FORMAT}")
+        raise refuse(path, f"{name} is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != fmt:
+        raise refuse(path, wrong_format)
     version = manifest.get("format_version")
     if not _is_int(version) or version < 1:
-        raise _refuse(path, f"its format_version is {version!r}, not a positive whole number")
-    if version > FORMAT_VERSION:
-        raise BundleError(
-            f"{path} was written by a newer transferkit (bundle format "
-            f"{manifest['format_version']}, this version reads up to {FORMAT_VERSION}); "
-            "upgrade transferkit (`pip install -U transferkit`)"
-        )
+        raise refuse(path, f"its format_version is {version!r}, not a positive whole number")
+    if version > max_version:
+        raise newer(version)
     return manifest
 
 

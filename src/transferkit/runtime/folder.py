@@ -14,7 +14,6 @@ use. Files the manifest does not list are never read (a warning names them).
 from __future__ import annotations
 
 import hashlib
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from transferkit.bundle import (
     _sha256_problem,
     _shown,
     manifest_digest,
+    read_format_json,
 )
 from transferkit.errors import BundleError
 
@@ -122,24 +122,19 @@ def export_digest(manifest: dict[str, Any]) -> str:
 
 def _parse(path: Path) -> dict[str, Any]:
     """``export.json`` as JSON of this format and of a version this code reads."""
-    try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise refuse(path, f"there is no {MANIFEST} in it") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise refuse(path, f"{MANIFEST} is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise refuse(path, f"{MANIFEST} does not describe a {FORMAT} (its 'format' is not that)")
-    version = manifest.get("format_version")
-    if not _is_int(version) or version < 1:
-        raise refuse(path, f"its format_version is {version!r}, not a positive whole number")
-    if version > FORMAT_VERSION:
-        raise BundleError(
+    return read_format_json(
+        path,
+        MANIFEST,
+        fmt=FORMAT,
+        max_version=FORMAT_VERSION,
+        refuse=refuse,
+        wrong_format=f"{MANIFEST} does not describe a {FORMAT} (its 'format' is not that)",
+        newer=lambda version: BundleError(
             f"{path} was exported by a newer transferkit (export format {version}, this version "
             f"reads up to {FORMAT_VERSION}); upgrade transferkit "
             "(`pip install -U 'transferkit[runtime]'`)"
-        )
-    return manifest
+        ),
+    )
 
 
 def _schema_problem(manifest: dict[str, Any]) -> str | None:
