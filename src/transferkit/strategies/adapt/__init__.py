@@ -1,0 +1,1 @@
+"""Domain adaptation: labelled data from one domain, a model for another (issue 18)."""

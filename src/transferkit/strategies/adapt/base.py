@@ -1,0 +1,90 @@
+"""What every feature-level and instance-based adaptation method shares.
+
+Such a method changes only what the head learns from — it moves, re-weights, selects or adds
+training rows in the frozen embedding space — so the bundle stays a plain "frozen backbone +
+head" and predicting a target-domain input needs nothing the method computed. A method
+implements ``prepare`` (embeddings in, the head's training set out); the base class embeds,
+fits the head and records what the method did. ``--strategy adapt --method auto`` calls
+``prepare`` of each candidate to compare them without target labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from transferkit.errors import BadInputError
+from transferkit.strategies.base import (
+    Capabilities,
+    FitContext,
+    FitData,
+    Strategy,
+    StrategyResult,
+)
+from transferkit.strategies.features import TrainingEmbeddings, embed_training_set
+
+
+@dataclass(frozen=True)
+class DomainEmbeddings:
+    """The frozen embeddings an adaptation method reads."""
+
+    source: TrainingEmbeddings  # labelled training rows (``.X``, ``.y``, ``.rows``, ``.groups``)
+    target: np.ndarray  # (n_target, d) readable unlabelled target inputs
+    source_weight: np.ndarray | None = None  # one per row of ``source.X`` (user's weights)
+
+
+@dataclass(frozen=True)
+class HeadTrainingSet:
+    """What the head is fitted on: rows, class indices, optional weights and groups (rows
+    that are views of one sample share a group, for the head's internal CV), and what the
+    method did (merged into metrics.json under the method's name)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    weight: np.ndarray | None = None
+    groups: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+ADAPT_CAPABILITIES = Capabilities(needs_target=True, accepts_sample_weight=True)
+
+
+class FeatureAdaptation(Strategy):
+    """Base of the frozen-embedding adaptation strategies: subclasses implement ``prepare``."""
+
+    capabilities: ClassVar[Capabilities] = ADAPT_CAPABILITIES
+    # "feature" (moves the rows) or "instance" (weights / selects them)
+    family: ClassVar[str] = "feature"
+
+    def prepare(self, emb: DomainEmbeddings, seed: int) -> HeadTrainingSet:
+        """The head's training set, from the source and target embeddings."""
+        raise NotImplementedError
+
+    def fit(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
+        emb = embed_domains(backbone, data, ctx, getattr(self.config, "augment", "light"))
+        prepared = self.prepare(emb, ctx.seed)
+        weights = {} if prepared.weight is None else {"sample_weight": prepared.weight}
+        ctx.head.fit(prepared.X, prepared.y, seed=ctx.seed, groups=prepared.groups, **weights)
+        info = dict(emb.source.info)
+        info[self.name] = dict(prepared.info, n_target=len(emb.target))
+        return StrategyResult(n_train=emb.source.n_train, info=info)
+
+    def metrics_block(self, result: StrategyResult) -> dict:
+        return {self.name: result.info[self.name]}
+
+
+def embed_domains(backbone, data: FitData, ctx: FitContext, augment: str) -> DomainEmbeddings:
+    """Embed the training set (with its views) and the readable target inputs."""
+    source = embed_training_set(backbone, data.train, ctx.embed, augment)
+    target = ctx.embed(data.target)
+    found = target.embeddings[target.ok]
+    if len(found) < 2:
+        raise BadInputError(
+            f"--target {data.target.source}: adaptation needs at least 2 readable target "
+            f"inputs; {len(found)} could be read. Add target inputs."
+        )
+    source.info["seconds_extract"] += target.seconds
+    weight = None if data.sample_weight is None else data.sample_weight[source.rows]
+    return DomainEmbeddings(source=source, target=found, source_weight=weight)
