@@ -296,3 +296,30 @@ def test_an_output_in_a_read_only_folder_is_refused(bundle, pool, tmp_path, caps
     code = main(["predict", str(bundle), str(pool), "--engine", "ray",
                  "--output", str(folder / "out.parquet")])  # fmt: skip
     assert code == 2 and "cannot write in" in capsys.readouterr().err
+
+
+def test_a_table_of_image_paths_is_predicted_on_ray(cluster, bundle, pool, expected, tmp_path):
+    """A CSV (paths relative to it) and a Parquet table of image paths: each row's file once."""
+    import pyarrow as pa
+
+    names = _inputs(pool)[:40]
+    table = pool.parent / "pool.csv"  # relative paths are relative to the table's folder
+    rows = [f"{i},pool/{Path(n).name}" for i, n in enumerate(names)]
+    table.write_text("id,image\n" + "\n".join(rows) + "\n")
+    parquet = tmp_path / "more.parquet"
+    pq.write_table(pa.table({"shot": names[:10], "n": list(range(10))}), parquet)
+    out = tmp_path / "table.parquet"
+    code = main(["-q", "predict", str(bundle), str(table), str(parquet), "--engine", "ray",
+                 "--output", str(out)])  # fmt: skip
+    assert code == 2  # the Parquet table's column is not one of the usual names
+    code = main(["-q", "predict", str(bundle), str(table), "--engine", "ray", "--output",
+                 str(out), "--path-col", "image"])  # fmt: skip
+    assert code == 0
+    got = pq.read_table(out).to_pylist()
+    assert sorted(Path(r["input"]).resolve() for r in got) == sorted(
+        Path(n).resolve() for n in names
+    )
+    labels, probabilities = expected
+    for row in got:
+        p = probabilities[str(Path(row["input"]).resolve())]
+        assert row["label"] == labels[int(np.argmax(p))]

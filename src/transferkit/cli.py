@@ -119,13 +119,15 @@ def _add_column_options(p: argparse.ArgumentParser, *, label: bool = True) -> No
         help="text tables: the column holding the text (default: found by its name, e.g. text, "
         "sentence, review)",
     )
+    p.add_argument(
+        "--path-col",
+        metavar="COLUMN",
+        help="tables of audio clips"
+        + ("" if label else ", or of images or clips for a big job (--output)")
+        + ": the column holding each file's path (default: found by its name, e.g. path, "
+        "file, filename)",
+    )
     if label:
-        p.add_argument(
-            "--path-col",
-            metavar="COLUMN",
-            help="tables of audio clips: the column holding each clip's file path (default: "
-            "found by its name, e.g. path, file, filename)",
-        )
         p.add_argument(
             "--label-col",
             metavar="COLUMN",
@@ -547,6 +549,11 @@ def cmd_predict(args) -> int:
         raise BadInputError(f"--text is for text models; {args.model} classifies {modality.noun}s")
     if not args.inputs and not args.text:
         raise BadInputError("nothing to predict: pass INPUT files" + (" or --text" * inline))
+    if args.path_col:
+        raise BadInputError(
+            "--path-col names the column of a table of file paths, which a big job reads: add "
+            "--output OUT.jsonl (or .parquet)"
+        )
     # INPUT arguments name files; --text strings are the texts themselves
     inputs = [Path(p) for p in args.inputs] + list(args.text)
     if exported:

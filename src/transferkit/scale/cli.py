@@ -137,7 +137,7 @@ def _run(kind: str, args, progress: bool) -> int:
         settings=settings,
         weights=args.weights,
         runtime=args.runtime,
-        columns={"text_col": args.text_col},
+        columns={"text_col": args.text_col, "path_col": args.path_col},
         events=as_events(progress),
     )
     if summary["errors"]:
