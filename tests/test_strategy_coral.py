@@ -110,7 +110,7 @@ def test_train_with_coral_and_a_target_writes_its_metrics_and_report(world, caps
     report = (out / "report.html").read_text()
     assert '<a href="#coral">CORAL alignment</a>' in report and "target inputs" in report
     manifest = json.loads((out / "model" / "manifest.json").read_text())
-    assert manifest["strategy"]["config"] == {"eps": 0.5, "augment": "none"}
+    assert manifest["strategy"]["config"] == {"eps": 0.5, "augment": "none", "source_select": None}
 
 
 def test_coral_without_a_target_and_a_target_without_coral_exit_2(world, capsys, monkeypatch):

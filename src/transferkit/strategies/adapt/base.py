@@ -16,10 +16,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from transferkit.errors import BadInputError
+from transferkit.strategies.adapt.selection import describe_selection, select_source
 from transferkit.strategies.base import (
     Capabilities,
     FitContext,
     FitData,
+    ReportSection,
     Strategy,
     StrategyResult,
 )
@@ -33,6 +35,7 @@ class DomainEmbeddings:
     source: TrainingEmbeddings  # labelled training rows (``.X``, ``.y``, ``.rows``, ``.groups``)
     target: np.ndarray  # (n_target, d) readable unlabelled target inputs
     source_weight: np.ndarray | None = None  # one per row of ``source.X`` (user's weights)
+    selection: dict | None = None  # what --source-select kept and dropped (None: not asked)
 
 
 @dataclass(frozen=True)
@@ -57,26 +60,54 @@ class FeatureAdaptation(Strategy):
     capabilities: ClassVar[Capabilities] = ADAPT_CAPABILITIES
     # "feature" (moves the rows) or "instance" (weights / selects them)
     family: ClassVar[str] = "feature"
+    title: ClassVar[str] = ""  # of its report section
 
     def prepare(self, emb: DomainEmbeddings, seed: int) -> HeadTrainingSet:
         """The head's training set, from the source and target embeddings."""
         raise NotImplementedError
 
     def fit(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
-        emb = embed_domains(backbone, data, ctx, getattr(self.config, "augment", "light"))
+        emb = embed_domains(
+            backbone,
+            data,
+            ctx,
+            getattr(self.config, "augment", "light"),
+            getattr(self.config, "source_select", None),
+        )
         prepared = self.prepare(emb, ctx.seed)
         weights = {} if prepared.weight is None else {"sample_weight": prepared.weight}
         ctx.head.fit(prepared.X, prepared.y, seed=ctx.seed, groups=prepared.groups, **weights)
         info = dict(emb.source.info)
         info[self.name] = dict(prepared.info, n_target=len(emb.target))
+        if emb.selection is not None:
+            info["source_select"] = emb.selection
         return StrategyResult(n_train=emb.source.n_train, info=info)
 
     def metrics_block(self, result: StrategyResult) -> dict:
-        return {self.name: result.info[self.name]}
+        keys = (self.name, "source_select")
+        return {key: result.info[key] for key in keys if key in result.info}
+
+    def report_facts(self, block: dict) -> dict:
+        """The method's own facts for its report section, from its metrics block."""
+        return {}
+
+    def report_section(self, metrics) -> ReportSection | None:
+        block = metrics.get(self.name)
+        if not isinstance(block, dict):
+            return None
+        facts = {"target inputs": block.get("n_target"), **self.report_facts(block)}
+        shows: tuple[str, ...] = (self.name,)
+        if isinstance(metrics.get("source_select"), dict):
+            facts.update(describe_selection(metrics["source_select"]))
+            shows += ("source_select",)
+        return ReportSection(self.name, self.title, facts=facts, shows=shows)
 
 
-def embed_domains(backbone, data: FitData, ctx: FitContext, augment: str) -> DomainEmbeddings:
-    """Embed the training set (with its views) and the readable target inputs."""
+def embed_domains(
+    backbone, data: FitData, ctx: FitContext, augment: str, source_select: int | None = None
+) -> DomainEmbeddings:
+    """Embed the training set (with its views) and the readable target inputs; with
+    ``source_select``, keep only that many training examples, those most like the target."""
     source = embed_training_set(backbone, data.train, ctx.embed, augment)
     target = ctx.embed(data.target)
     found = target.embeddings[target.ok]
@@ -86,5 +117,8 @@ def embed_domains(backbone, data: FitData, ctx: FitContext, augment: str) -> Dom
             f"inputs; {len(found)} could be read. Add target inputs."
         )
     source.info["seconds_extract"] += target.seconds
+    selection = None
+    if source_select is not None:
+        source, selection = select_source(source, found, source_select, data.train.labels)
     weight = None if data.sample_weight is None else data.sample_weight[source.rows]
-    return DomainEmbeddings(source=source, target=found, source_weight=weight)
+    return DomainEmbeddings(source=source, target=found, source_weight=weight, selection=selection)

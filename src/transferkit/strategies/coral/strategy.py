@@ -16,18 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from transferkit.errors import BadInputError
-from transferkit.strategies.base import (
-    Capabilities,
-    FitContext,
-    FitData,
-    Option,
-    ReportSection,
-    Strategy,
-    StrategyResult,
-)
+from transferkit.strategies.adapt.base import DomainEmbeddings, FeatureAdaptation, HeadTrainingSet
+from transferkit.strategies.adapt.config import SOURCE_SELECT
+from transferkit.strategies.base import Option
 from transferkit.strategies.coral.config import CoralConfig
-from transferkit.strategies.features import embed_training_set, fit_head
 from transferkit.strategies.registry import register_strategy
 
 
@@ -54,13 +46,13 @@ def coral_align(source: np.ndarray, target: np.ndarray, eps: float = 1.0) -> np.
 
 
 @register_strategy
-class CoralStrategy(Strategy):
+class CoralStrategy(FeatureAdaptation):
     """Frozen embeddings, the training ones aligned to the target domain's covariance
     (CORAL), then a head; --target gives the target domain's unlabelled inputs."""
 
     name = "coral"
     Config = CoralConfig
-    capabilities = Capabilities(needs_target=True, accepts_sample_weight=True)
+    title = "CORAL alignment"
     options = (
         Option(
             "--coral-eps",
@@ -71,39 +63,21 @@ class CoralStrategy(Strategy):
             valid=lambda v: v > 0,
             must_be="greater than 0",
         ),
+        SOURCE_SELECT,
     )
 
-    def fit(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
-        emb = embed_training_set(backbone, data.train, ctx.embed, self.config.augment)
-        target = ctx.embed(data.target)
-        found = target.embeddings[target.ok]
-        if len(found) < 2:
-            raise BadInputError(
-                f"--target {data.target.source}: CORAL needs the covariance of at least 2 "
-                f"readable target inputs; {len(found)} could be read. Add target inputs."
-            )
-        aligned = coral_align(emb.X, found, self.config.eps).astype(np.float32)
-        fit_head(ctx.head, aligned, emb, data.sample_weight, ctx.seed)
-        info = dict(emb.info)
-        info["seconds_extract"] += target.seconds
-        info["coral"] = {
-            "n_target": len(found),
+    def prepare(self, emb: DomainEmbeddings, seed: int) -> HeadTrainingSet:
+        X = emb.source.X
+        aligned = coral_align(X, emb.target, self.config.eps).astype(np.float32)
+        info = {
             "eps": self.config.eps,
             # how far the alignment moved the training embeddings, relative to their size
-            "relative_shift": float(np.linalg.norm(aligned - emb.X) / np.linalg.norm(emb.X)),
+            "relative_shift": float(np.linalg.norm(aligned - X) / np.linalg.norm(X)),
         }
-        return StrategyResult(n_train=emb.n_train, info=info)
+        return HeadTrainingSet(aligned, emb.source.y, emb.source_weight, emb.source.groups, info)
 
-    def metrics_block(self, result: StrategyResult) -> dict:
-        return {"coral": result.info["coral"]}
-
-    def report_section(self, metrics) -> ReportSection | None:
-        coral = metrics.get("coral")
-        if not isinstance(coral, dict):
-            return None
-        facts = {
-            "target inputs": coral.get("n_target"),
-            "eps": coral.get("eps"),
-            "relative shift of the training embeddings": coral.get("relative_shift"),
+    def report_facts(self, block: dict) -> dict:
+        return {
+            "eps": block.get("eps"),
+            "relative shift of the training embeddings": block.get("relative_shift"),
         }
-        return ReportSection("coral", "CORAL alignment", facts=facts, shows=("coral",))
