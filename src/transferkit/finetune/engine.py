@@ -18,7 +18,8 @@ continues exactly as the uninterrupted one would have.
 
 What a method adds to the loop comes in from outside, so adding one needs no edit here: engine
 hooks (``hooks.py``: extra loss terms such as L2-SP, callbacks at the start of training, of each
-epoch and after each step, state kept in the checkpoint) and the trainable-parameter policy
+epoch and after each step, state kept in the checkpoint, modules of their own trained beside the
+model such as a domain discriminator) and the trainable-parameter policy
 (``trainable.py``: which parameters train, in which optimizer groups, when more join; gradual
 layer-group unfreezing by default).
 """
@@ -44,7 +45,7 @@ from transferkit.finetune.checkpoint import load_checkpoint, save_checkpoint
 from transferkit.finetune.config import FinetuneConfig
 from transferkit.finetune.early_stopping import EarlyStopping
 from transferkit.finetune.freezing import keep_bn_statistics, train_mode
-from transferkit.finetune.hooks import EngineHook, EngineState, Hooks, StepContext
+from transferkit.finetune.hooks import HOOKS_PREFIX, EngineHook, EngineState, Hooks, StepContext
 from transferkit.finetune.model import ClassifierModel
 from transferkit.finetune.regularizers import regularizer_hooks
 from transferkit.finetune.schedule import warmup_cosine_scheduler
@@ -285,6 +286,7 @@ class Finetuner:
         self.hooks = Hooks([*regularizer_hooks(config), *hooks])
         self.policy = policy or LayerGroupUnfreezing.from_config(model, config)
         self.target_groups = self.policy.final_stage
+        self._saved: nn.Module = model  # what checkpoints hold (``_checkpointed``)
         # a hook that regularises the weights itself (L2-SP) replaces the optimizer's decay
         self.weight_decay = 0.0 if self.hooks.replace_weight_decay else config.weight_decay
 
@@ -347,6 +349,7 @@ class Finetuner:
             model, cfg, self.device, self.seed, batches_per_epoch=train.num_batches()
         )
         self.hooks.on_train_start(state)
+        self._saved = self._checkpointed(model)
         resumed_from = None
         checkpoint = self._load(resume, early, rng) if resume else None
 
@@ -371,6 +374,7 @@ class Finetuner:
             self.policy.apply(model, stage)
             optimizer = torch.optim.AdamW(
                 self.policy.param_groups(model, stage, lr=lrs["lr"], weight_decay=self.weight_decay)
+                + self.hooks.param_groups(lr=lrs["lr"], weight_decay=self.weight_decay)
             )
             steps = cfg.epochs * train.num_batches()
             scheduler = warmup_cosine_scheduler(
@@ -388,7 +392,7 @@ class Finetuner:
                 if history:  # the warm-up's record: measured the same way as every later epoch
                     history[-1].val_loss, history[-1].val_accuracy = val_loss, val_acc
                 early.step(selection_score(val_acc, val_loss), model)
-            self._save(model, optimizer, scheduler, early, 0, stage, history, lrs, rng)
+            self._save(optimizer, scheduler, early, 0, stage, history, lrs, rng)
 
         start = {"state": "start", "epochs": cfg.epochs, "resumed_from_epoch": resumed_from}
         self.events.emit(Event("stage", self._stage, start))
@@ -423,7 +427,7 @@ class Finetuner:
                 # judge the schedule before it ran; the best weights are still tracked
                 early.bad_epochs = 0
             self.hooks.on_epoch_end(state)
-            self._save(model, optimizer, scheduler, early, epoch, stage, history, lrs, rng)
+            self._save(optimizer, scheduler, early, epoch, stage, history, lrs, rng)
         else:
             stopped = early.should_stop and len(history) < cfg.epochs
         if val is not None:
@@ -602,12 +606,25 @@ class Finetuner:
         )
 
     # -- checkpoints ----------------------------------------------------------------------------
-    def _save(self, model, optimizer, scheduler, early, epoch, stage, history, lrs, rng) -> None:
+    def _checkpointed(self, model: nn.Module) -> nn.Module:
+        """What the checkpoint saves and restores: ``model``, or, when hooks train modules of
+        their own, a module holding the model's parts under their usual names and the hooks'
+        modules beside them under ``hooks.``, so weights and optimizer state are named alike."""
+        own = self.hooks.modules()
+        if not len(own):
+            return model
+        holder = nn.Module()
+        for name, child in model.named_children():
+            holder.add_module(name, child)
+        holder.add_module(HOOKS_PREFIX.rstrip("."), own)
+        return holder
+
+    def _save(self, optimizer, scheduler, early, epoch, stage, history, lrs, rng) -> None:
         if self.checkpoint_path is None:
             return
         save_checkpoint(
             self.checkpoint_path,
-            model=model,
+            model=self._saved,
             optimizer=optimizer,
             scheduler=scheduler,
             early_stopping=early,
@@ -633,7 +650,7 @@ class Finetuner:
         check_resumable(self.checkpoint_path, extra, self.fingerprint, self.config, self.seed)
         loaded = load_checkpoint(
             self.checkpoint_path,
-            self.model,
+            self._saved,
             torch.optim.AdamW,
             build_scheduler=lambda opt: warmup_cosine_scheduler(opt, total_steps=1),
             early_stopping=early,

@@ -8,8 +8,10 @@ gradient-reversal schedule's step counter; tllib's ``GradientReverseLayer`` keep
 ``iter_num`` on ``self`` and loses it on resume).
 
 Hooks run in stage 2 (the loop through the network); the head warm-up on cached embeddings
-does not call them. Which parameters train, and at which learning rate, is not a hook's
-business but the trainable-parameter policy's (``finetune/trainable.py``).
+does not call them. Which of the model's parameters train, and at which learning rate, is not a
+hook's business but the trainable-parameter policy's (``finetune/trainable.py``). A hook may
+train modules of its own beside the model (a domain discriminator, ``modules``): the engine
+gives them to the optimizer and keeps them in the checkpoint, and the policy never sees them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from torch.optim import Optimizer
 
 from transferkit.errors import BadInputError
 from transferkit.finetune.config import FinetuneConfig
+from transferkit.finetune.param_groups import no_weight_decay_names
+
+# where the checkpoint keeps the hooks' own modules, beside the model's ``backbone.``/``head.``
+HOOKS_PREFIX = "hooks."
 
 
 @dataclass
@@ -87,6 +93,16 @@ class EngineHook:
     def on_epoch_end(self, run: EngineState) -> None:
         """After each epoch of stage 2 (its record: ``run.history[-1]``), before the checkpoint."""
 
+    def modules(self) -> dict[str, nn.Module]:
+        """Modules this hook trains beside the model, by name (e.g. a domain discriminator).
+
+        Built by ``on_train_start`` at the latest, on ``run.device``. The engine adds their
+        parameters to the optimizer (at the head's learning rate and the run's weight decay,
+        none for biases and norms) and saves their weights and optimizer state in the
+        checkpoint as ``hooks.<hook name>.<module name>.*``, so a resumed run restores them.
+        """
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs to continue as this one would (JSON-able)."""
         return {}
@@ -136,6 +152,35 @@ class Hooks:
     def on_epoch_end(self, run: EngineState) -> None:
         for hook in self.hooks:
             hook.on_epoch_end(run)
+
+    def modules(self) -> nn.ModuleDict:
+        """Every hook's own modules, as ``<hook name>`` → ``<module name>`` → module."""
+        return nn.ModuleDict(
+            {hook.name: nn.ModuleDict(hook.modules()) for hook in self.hooks if hook.modules()}
+        )
+
+    def param_groups(self, *, lr: float, weight_decay: float) -> list[dict[str, Any]]:
+        """Optimizer groups of the hooks' trainable parameters, named as the checkpoint names
+        them (``hooks.…``): one with weight decay, one without (biases, norms); none empty."""
+        own = self.modules()
+        skip = no_weight_decay_names(own)
+        named = [(n, p) for n, p in own.named_parameters() if p.requires_grad]
+        groups = []
+        for suffix, decay, chosen in (
+            ("decay", weight_decay, [(n, p) for n, p in named if n not in skip]),
+            ("no_decay", 0.0, [(n, p) for n, p in named if n in skip]),
+        ):
+            if chosen:
+                groups.append(
+                    {
+                        "params": [p for _, p in chosen],
+                        "param_names": [HOOKS_PREFIX + n for n, _ in chosen],
+                        "lr": lr,
+                        "weight_decay": decay,
+                        "group_name": f"hooks/{suffix}",
+                    }
+                )
+        return groups
 
     def state_dict(self) -> list[dict[str, Any]]:
         """Each hook's name and state, in order (checkpoint metadata)."""
