@@ -115,8 +115,10 @@ def _classifier(name: str, world: dict) -> TransferClassifier:
 def test_every_strategy_fits_saves_reloads_and_predicts_the_same(name, modality, tmp_path):
     world = _world(name, modality, tmp_path)
     needs_target = STRATEGIES[name].capabilities.needs_target
-    target = {"target": world["inputs"]} if needs_target else {}
-    clf = _classifier(name, world).fit(load_dataset(world["train"]), **target)
+    domains = {"target": world["inputs"]} if needs_target else {}
+    if STRATEGIES[name].capabilities.accepts_source:  # tradaboost: a source of the same classes
+        domains["source"] = load_dataset(world["train"])
+    clf = _classifier(name, world).fit(load_dataset(world["train"]), **domains)
     assert clf.strategy_.name == name and clf.n_train_ > 0
     proba = clf.predict_proba(world["inputs"])
     assert np.isfinite(proba).all() and np.allclose(proba.sum(axis=1), 1, atol=1e-5)

@@ -95,6 +95,14 @@ def _add_training_options(t: argparse.ArgumentParser) -> None:
         + (", ".join(_target_strategies()) or "none registered"),
     )
     t.add_argument(
+        "--source",
+        metavar="PATH",
+        help="labelled data of another domain with the same classes as DATA (a folder of class "
+        "folders or a table), when DATA is a few labelled examples of the domain the model will "
+        "meet, for strategies that learn from both: "
+        + (", ".join(_source_strategies()) or "none registered"),
+    )
+    t.add_argument(
         "--baseline",
         action="store_true",
         help="also train the same architecture from scratch and report whether transfer helped",
@@ -104,6 +112,12 @@ def _add_training_options(t: argparse.ArgumentParser) -> None:
         metavar="RUN",
         help="continue the interrupted finetune/scratch run in RUN from its last checkpoint",
     )
+
+
+def _source_strategies() -> list[str]:
+    from transferkit.strategies import STRATEGIES
+
+    return [n for n, c in STRATEGIES.items() if c.capabilities.accepts_source]
 
 
 def _target_strategies() -> list[str]:
@@ -499,6 +513,7 @@ def cmd_train(args) -> int:
         cv=args.cv,
         learning_curve=args.learning_curve,
         target=args.target,
+        source=args.source,
         **_classifier_kwargs(args),
     )
     print(json.dumps(summary, ensure_ascii=False))

@@ -41,6 +41,7 @@ def train_run(
     label_col: str | None = None,
     path_col: str | None = None,
     target: str | Path | None = None,
+    source: str | Path | None = None,
     **classifier_params: Any,
 ) -> dict[str, Any]:
     """Train, evaluate and write RUN/model, RUN/metrics.json, RUN/report.html; return a summary.
@@ -56,7 +57,8 @@ def train_run(
     ``text_col`` / ``label_col`` name the columns of a text table, ``path_col`` / ``label_col``
     those of a table of audio clips (found by their usual names otherwise). ``target``:
     unlabelled inputs of the domain the model will see (a file or a folder), for strategies
-    that adapt to it.
+    that adapt to it; ``source``: labelled data of another domain with the same classes as
+    DATA (a folder or a table), for strategies that learn from one (``tradaboost``).
     """
     from transferkit.atomic import write_json_atomic
     from transferkit.data import check_split_classes
@@ -128,10 +130,16 @@ def train_run(
     capabilities = strategy_class(strategy).capabilities
     trains_backbone = capabilities.trains_backbone
     # before any training: a strategy that needs a target without one, or gets one it ignores
-    check_fit_data(strategy, FitData(train=train_part, target=target))
+    check_fit_data(strategy, FitData(train=train_part, target=target, source=source))
     if target is not None:
         target = load_unlabelled(Path(target), modality=full.modality, strict=strict, **columns)
     fit_params = {} if target is None else {"target": target}
+    if source is not None:
+        from transferkit.strategies.source import source_like_training
+
+        # refused here, before any embedding, when its kind or its classes differ from DATA's
+        source_ds = load_dataset(source, strict=strict, **columns)
+        fit_params["source"] = source_like_training(full, source_ds)
     if resume and not trains_backbone:
         raise BadInputError(
             f"--resume continues an interrupted fine-tuning run; the {strategy} strategy has no "
@@ -201,7 +209,12 @@ def train_run(
             full, cv, clf, seed=seed, fit_params=fit_params, **classifier_params
         )
     if learning_curve is None:  # by default, whenever it costs only head fits on few examples
-        learning_curve = not trains_backbone and len(train_ds) <= CHEAP_LEARNING_CURVE_MAX_TRAIN
+        # (with a source domain, every point would fit on all of the source as well)
+        learning_curve = (
+            not trains_backbone
+            and source is None
+            and len(train_ds) <= CHEAP_LEARNING_CURVE_MAX_TRAIN
+        )
     if learning_curve:
         metrics["learning_curve"] = _learning_curve(
             train_ds, test_ds, clf, seed=seed, fit_params=fit_params, **classifier_params
@@ -344,7 +357,8 @@ def _same_classifier(clf, seed: int, classifier_params: dict[str, Any]):
             backbone=clf.backbone_.name,
             strategy=clf.strategy_.name,
             strategy_params=strategy_params,
-            head=clf.head_.name,
+            # the head asked for (a strategy may build another from it: tradaboost's vote)
+            head=clf.head,
             weights=clf.weights,
             seed=seed,
             progress=False,

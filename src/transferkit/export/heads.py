@@ -96,12 +96,27 @@ class KNNHeadGraph(nn.Module):
         return votes / votes.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
+class VoteHeadGraph(nn.Module):
+    """``vote`` (tradaboost): each member's linear graph, their probabilities averaged with the
+    members' vote shares."""
+
+    def __init__(self, head):
+        super().__init__()
+        self.members = nn.ModuleList(LinearHeadGraph(m) for m in head.members())
+        votes = np.asarray(head.vote_, dtype=np.float64)
+        self.register_buffer("share", _const(votes / votes.sum()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sum(self.share[i] * member(x) for i, member in enumerate(self.members))
+
+
 HEAD_GRAPHS: dict[str, Callable[..., nn.Module]] = {
     "logistic": LinearHeadGraph,
     "svm": LinearHeadGraph,
     "linear": SoftmaxHeadGraph,
     "centroid": CentroidHeadGraph,
     "knn": KNNHeadGraph,
+    "vote": VoteHeadGraph,
 }
 
 
