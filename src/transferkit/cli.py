@@ -92,7 +92,14 @@ def _add_training_options(t: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="unlabelled inputs of the domain the model will meet (a file or a folder, e.g. "
         "photos from the new camera), for strategies that adapt to it: "
-        + (", ".join(_target_strategies()) or "none registered"),
+        + (", ".join(_target_strategies()) or "none registered")
+        + ". A labelled target (class folders, a table with labels) is used as --target-test too",
+    )
+    t.add_argument(
+        "--target-test",
+        metavar="PATH",
+        help="a few labelled target examples (class folders or a table): source-only is fitted "
+        "too and the report compares it with the adapted model on them",
     )
     t.add_argument(
         "--source",
@@ -492,6 +499,7 @@ def cmd_train(args) -> int:
         apply_resume(args, args.argv)
     elif not args.out:
         raise BadInputError("train needs --out RUN (the run directory to write), or --resume RUN")
+    _resolve_method(args)
     summary = train_run(
         data=args.data,
         out=args.out,
@@ -514,10 +522,21 @@ def cmd_train(args) -> int:
         learning_curve=args.learning_curve,
         target=args.target,
         source=args.source,
+        target_test=args.target_test,
         **_classifier_kwargs(args),
     )
     print(json.dumps(summary, ensure_ascii=False))
     return 0
+
+
+def _resolve_method(args) -> None:
+    """``--strategy adapt --method NAME`` is ``--strategy NAME``, decided before the strategy's
+    options are read; ``--method`` with another strategy is refused."""
+    from transferkit.strategies.adapt.strategy import resolve_method
+
+    if args.method is not None:
+        args.strategy, rest = resolve_method(args.strategy, {"method": args.method})
+        args.method = rest.get("method")
 
 
 def cmd_evaluate(args) -> int:

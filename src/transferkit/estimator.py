@@ -35,8 +35,45 @@ def _as_dataset(data, *, labelled: bool, strict: bool, modality: str = "image", 
 
 def load_unlabelled(data, *, modality: str, strict: bool = False, **options):
     """Unlabelled inputs of ``modality`` (a Dataset, a path, or a list of inputs) as a Dataset,
-    e.g. a target domain's; unreadable files are left out with one warning."""
+    e.g. a target domain's; unreadable files are left out with one warning. A path that holds
+    inputs of another kind is refused, naming both kinds."""
+    from transferkit.modalities import get_modality
+
+    if isinstance(data, (str, Path)):
+        found = _kind_of(Path(data))
+        if found is not None and found.name != modality:
+            raise BadInputError(
+                f"{data} holds {found.noun}s but the training data holds "
+                f"{get_modality(modality).noun}s; pass inputs of the same kind (the domain "
+                "may differ, the kind of input may not)"
+            )
     return _as_dataset(data, labelled=False, strict=strict, modality=modality, **options)
+
+
+def _kind_of(path: Path):
+    """The modality whose files ``path`` holds (the most of its first files a modality claims),
+    or None when no modality claims any of them."""
+    from itertools import islice
+
+    from transferkit.modalities import MODALITIES
+
+    if path.is_file():
+        # a table says what it holds (texts, or paths of clips) by its columns
+        *claimants, _ = MODALITIES.values()
+        found = next((m for m in claimants if m.detect(path)), None)
+        if found is not None:
+            return found
+    files = [path] if path.is_file() else list(islice(sorted(path.rglob("*")), 200))
+    counts: dict[str, int] = {}
+    for f in files:
+        if f.is_file():
+            for m in MODALITIES.values():
+                if m.claims(str(f)):
+                    counts[m.name] = counts.get(m.name, 0) + 1
+                    break
+    if not counts:
+        return None
+    return MODALITIES[max(counts, key=counts.get)]
 
 
 def _inputs_left_out(data, ds) -> bool:

@@ -42,6 +42,7 @@ def train_run(
     path_col: str | None = None,
     target: str | Path | None = None,
     source: str | Path | None = None,
+    target_test: str | Path | None = None,
     **classifier_params: Any,
 ) -> dict[str, Any]:
     """Train, evaluate and write RUN/model, RUN/metrics.json, RUN/report.html; return a summary.
@@ -59,16 +60,24 @@ def train_run(
     unlabelled inputs of the domain the model will see (a file or a folder), for strategies
     that adapt to it; ``source``: labelled data of another domain with the same classes as
     DATA (a folder or a table), for strategies that learn from one (``tradaboost``).
+    ``target_test``: a few labelled target examples, on which source-only (fitted too) and
+    the adapted model are compared (``metrics["target_test"]``); a labelled ``target`` serves
+    as both, its labels unused for training. ``strategy="adapt"`` with
+    ``strategy_params={"method": NAME}`` runs the strategy NAME.
     """
     from transferkit.atomic import write_json_atomic
     from transferkit.data import check_split_classes
-    from transferkit.estimator import TransferClassifier, load_unlabelled
+    from transferkit.estimator import TransferClassifier
     from transferkit.modalities import get_modality, load_dataset
     from transferkit.report import write_report
     from transferkit.run_folder import prepare_run_folder, publish_run
     from transferkit.strategies import FitData, check_fit_data, strategy_class
+    from transferkit.strategies.adapt.strategy import resolve_method
 
     started = time.perf_counter()
+    strategy, own = resolve_method(strategy, dict(classifier_params.get("strategy_params") or {}))
+    if "strategy_params" in classifier_params:
+        classifier_params["strategy_params"] = own
     prepare_run_folder(out)  # before any work: a run that cannot be written is not trained
     from transferkit.strategies.finetune import AUTO_VAL_SHARE, validation_too_small
 
@@ -131,8 +140,7 @@ def train_run(
     trains_backbone = capabilities.trains_backbone
     # before any training: a strategy that needs a target without one, or gets one it ignores
     check_fit_data(strategy, FitData(train=train_part, target=target, source=source))
-    if target is not None:
-        target = load_unlabelled(Path(target), modality=full.modality, strict=strict, **columns)
+    target, target_test = _target_data(target, target_test, strategy, full, strict, columns)
     fit_params = {} if target is None else {"target": target}
     if source is not None:
         from transferkit.strategies.source import source_like_training
@@ -201,6 +209,10 @@ def train_run(
         metrics.update(choice.describe())
         if choice.ranking:
             metrics["ranking"] = choice.ranking
+    if target_test is not None:
+        metrics["target_test"] = _compare_on_target(
+            clf, target_test, train_ds, val_ds, seed=seed, **classifier_params
+        )
     embedding_map = _embedding_map(clf, test_ds, seed=seed)
     if embedding_map:
         metrics["embedding_map"] = embedding_map
@@ -209,10 +221,12 @@ def train_run(
             full, cv, clf, seed=seed, fit_params=fit_params, **classifier_params
         )
     if learning_curve is None:  # by default, whenever it costs only head fits on few examples
-        # (with a source domain, every point would fit on all of the source as well)
+        # (with a source domain, every point would fit on all of the source as well; an
+        # adaptation would be re-fitted, and re-validated, at every point)
         learning_curve = (
             not trains_backbone
             and source is None
+            and not capabilities.needs_target
             and len(train_ds) <= CHEAP_LEARNING_CURVE_MAX_TRAIN
         )
     if learning_curve:
@@ -267,6 +281,52 @@ def train_run(
     if baseline:
         summary["baseline"] = metrics["baseline"]["message"]
     return summary
+
+
+def _target_data(target, target_test, strategy: str, full, strict: bool, columns: dict):
+    """(--target's inputs, the labelled target examples to compare on, or None): from
+    ``target_test``, or from a labelled ``target`` (whose labels then only serve that)."""
+    from transferkit.strategies import STRATEGIES, strategy_class
+    from transferkit.target_test import load_target, load_target_test
+
+    if target_test is not None and not strategy_class(strategy).capabilities.needs_target:
+        takers = [n for n, c in STRATEGIES.items() if c.capabilities.needs_target]
+        raise BadInputError(
+            f"--target-test compares source-only with an adapted model; the {strategy} strategy "
+            f"does not adapt. Use --strategy {' or '.join(takers)} with --target."
+        )
+    if target is None:
+        return None, None
+    target, labelled = load_target(target, full, strict=strict, columns=columns)
+    if target_test is not None:
+        labelled = load_target_test(target_test, full, strict=strict, columns=columns)
+    return target, labelled
+
+
+def _compare_on_target(clf, target_test, train_ds, val_ds, *, seed: int, **classifier_params):
+    """Fit source-only like ``clf`` (same backbone, head, seed, training data), then score both
+    on the labelled target examples."""
+    import dataclasses
+
+    from transferkit.estimator import TransferClassifier
+    from transferkit.strategies import strategy_class
+    from transferkit.target_test import compare, source_only_strategy
+
+    name = source_only_strategy(clf.strategy_.capabilities)
+    fields = {f.name for f in dataclasses.fields(strategy_class(name).Config)}
+    own = clf.strategy_.describe()["config"]
+    params = {k: v for k, v in classifier_params.items() if k != "strategy_params"}
+    source_only = TransferClassifier(
+        backbone=clf.backbone_.name,
+        strategy=name,
+        strategy_params={k: v for k, v in own.items() if k in fields},
+        head=clf.head_.name,
+        weights=clf.weights,
+        seed=seed,
+        **params,
+    )
+    source_only.fit(train_ds, val=val_ds)
+    return compare(clf, source_only, target_test)
 
 
 def _test_examples(source, drawn: dict | None, columns: dict, test_ds) -> dict:

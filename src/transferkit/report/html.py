@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from transferkit.atomic import write_bytes_atomic
+from transferkit.report.adaptation import domain_gap_html, target_test_html
 from transferkit.report.audio_clips import MAX_PLAYERS, try_audio_data_uri
 from transferkit.report.curves import CURVES_CSS, history_svg, learning_curve_svg
 from transferkit.report.embedding_map import CSS as MAP_CSS
@@ -65,6 +66,8 @@ _KNOWN_KEYS = frozenset(
         "baseline",
         "embedding_map",
         "audio",
+        "domain_gap",
+        "target_test",
     }
 )
 
@@ -116,7 +119,13 @@ def render_report(
     parts = [
         _section_ranking(metrics),
         _section_baseline(metrics),
+        _section("target-test", "On labelled target examples", target_test_html(metrics))
+        if target_test_html(metrics)
+        else "",
         *(_strategy_section(s) for s in sections),
+        _section("domain-gap", "Domain gap", domain_gap_html(metrics))
+        if domain_gap_html(metrics)
+        else "",
         _section_learning_curve(metrics),
         _section_confusion(labels, matrix),
         _section_per_class(metrics, labels, matrix),
@@ -625,7 +634,9 @@ def _nav(parts: list[str], sections: Sequence[Any] = ()) -> str:
     names = {
         "ranking": "Ranking",
         "baseline": "Baseline",
+        "target-test": "Target examples",
         **{s.anchor: s.title for s in sections},
+        "domain-gap": "Domain gap",
         "learning-curve": "Learning curve",
         "confusion": "Confusion matrix",
         "per-class": "Per class",

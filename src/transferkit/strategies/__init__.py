@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import transferkit.strategies.adapt.strategy  # noqa: F401
 import transferkit.strategies.contrastive  # noqa: F401 (registers itself)
 import transferkit.strategies.coral  # noqa: F401
 import transferkit.strategies.features  # noqa: F401

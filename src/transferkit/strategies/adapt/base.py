@@ -49,6 +49,22 @@ class HeadTrainingSet:
     weight: np.ndarray | None = None
     groups: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    # for each row of X, the row of the source embeddings it is (-1: no labelled source row,
+    # e.g. a pseudo-labelled target row); None: X's rows are the source rows, in order
+    source_rows: np.ndarray | None = None
+
+    def source_part(self, n_source: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the rows of X that are labelled source rows, the source row each is); refused
+        (ValueError) when X's rows are not the ``n_source`` source rows and nothing says which."""
+        if self.source_rows is None:
+            if len(self.X) != n_source:
+                raise ValueError(
+                    f"its {len(self.X)} training rows are not the {n_source} source rows and it "
+                    "does not say which are (HeadTrainingSet.source_rows)"
+                )
+            return np.arange(n_source), np.arange(n_source)
+        keep = np.flatnonzero(np.asarray(self.source_rows) >= 0)
+        return keep, np.asarray(self.source_rows)[keep]
 
 
 ADAPT_CAPABILITIES = Capabilities(needs_target=True, accepts_sample_weight=True)
@@ -74,18 +90,24 @@ class FeatureAdaptation(Strategy):
             getattr(self.config, "augment", "light"),
             getattr(self.config, "source_select", None),
         )
-        prepared = self.prepare(emb, ctx.seed)
+        prepared = self.training_set(emb, ctx)
         weights = {} if prepared.weight is None else {"sample_weight": prepared.weight}
         ctx.head.fit(prepared.X, prepared.y, seed=ctx.seed, groups=prepared.groups, **weights)
         info = dict(emb.source.info)
         info[self.name] = dict(prepared.info, n_target=len(emb.target))
         if emb.selection is not None:
             info["source_select"] = emb.selection
+        info["domain_gap"] = gap_change(emb, prepared, ctx.seed)
         return StrategyResult(n_train=emb.source.n_train, info=info)
 
     def metrics_block(self, result: StrategyResult) -> dict:
-        keys = (self.name, "source_select")
+        keys = (self.name, "source_select", "domain_gap")
         return {key: result.info[key] for key in keys if key in result.info}
+
+    def training_set(self, emb: DomainEmbeddings, ctx: FitContext) -> HeadTrainingSet:
+        """What ``fit`` fits the head on: ``prepare``'s training set (the ``adapt`` chooser
+        compares candidates with the run's head here)."""
+        return self.prepare(emb, ctx.seed)
 
     def report_facts(self, block: dict) -> dict:
         """The method's own facts for its report section, from its metrics block."""
@@ -122,3 +144,19 @@ def embed_domains(
         source, selection = select_source(source, found, source_select, data.train.labels)
     weight = None if data.sample_weight is None else data.sample_weight[source.rows]
     return DomainEmbeddings(source=source, target=found, source_weight=weight, selection=selection)
+
+
+def gap_change(emb: DomainEmbeddings, prepared: HeadTrainingSet, seed: int) -> dict[str, Any]:
+    """The proxy A-distance of the source to the target before the method and after it (the
+    source rows it fits the head on, with its weights): what the adaptation changed."""
+    from transferkit.strategies.adapt.domain_classifier import proxy_a_distance
+
+    before = proxy_a_distance(emb.source.X, emb.target, seed=seed)
+    out = {"before": before["a_distance"], "domain_error_before": before["domain_error"]}
+    try:
+        rows, _ = prepared.source_part(len(emb.source.X))
+    except ValueError as exc:
+        return {**out, "after": None, "why_no_after": str(exc)}
+    weight = None if prepared.weight is None else prepared.weight[rows]
+    after = proxy_a_distance(prepared.X[rows], emb.target, source_weight=weight, seed=seed)
+    return {**out, "after": after["a_distance"], "domain_error_after": after["domain_error"]}
