@@ -125,7 +125,9 @@ def test_a_gain_below_the_margin_keeps_source_only():
     assert choose([base, close], margin=0.005).chosen == "coral"
     skipped = Validation("selftrain", skipped="cannot")
     choice = choose([base, skipped], margin=0.02)
-    assert choice.chosen == SOURCE_ONLY and "no adaptation method could be validated" in choice.reason
+    assert (
+        choice.chosen == SOURCE_ONLY and "no adaptation method could be validated" in choice.reason
+    )
 
 
 def test_folds_keep_the_views_of_an_example_together_and_every_class_in_both():

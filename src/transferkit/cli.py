@@ -419,6 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
     from transferkit.serve.cli import add_parser as add_serve
 
     add_serve(sub, _positive_int)
+
+    from transferkit.domain_gap.cli import add_parser as add_gap
+
+    add_gap(sub, common=_add_common, column_options=_add_column_options)
     return parser
 
 
@@ -724,6 +728,12 @@ def cmd_export(args) -> int:
     return run(args)
 
 
+def cmd_gap(args) -> int:
+    from transferkit.domain_gap.cli import run
+
+    return run(args, progress=_shows_progress(args))
+
+
 def cmd_serve(args) -> int:
     from transferkit.serve.cli import run
 
@@ -741,6 +751,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "export": cmd_export,
     "serve": cmd_serve,
+    "gap": cmd_gap,
 }
 
 
