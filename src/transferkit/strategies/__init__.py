@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import transferkit.strategies.adapt.strategy  # noqa: F401
+import transferkit.strategies.cdan  # noqa: F401
 import transferkit.strategies.contrastive  # noqa: F401 (registers itself)
 import transferkit.strategies.coral  # noqa: F401
+import transferkit.strategies.dann  # noqa: F401
 import transferkit.strategies.features  # noqa: F401
 import transferkit.strategies.finetune  # noqa: F401
+import transferkit.strategies.mmd  # noqa: F401
 import transferkit.strategies.tradaboost  # noqa: F401
 from transferkit.strategies.auto import choose_strategy, needs_separability
 from transferkit.strategies.base import (
