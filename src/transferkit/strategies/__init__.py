@@ -10,7 +10,11 @@ import transferkit.strategies.coral  # noqa: F401
 import transferkit.strategies.dann  # noqa: F401
 import transferkit.strategies.features  # noqa: F401
 import transferkit.strategies.finetune  # noqa: F401
+import transferkit.strategies.importance  # noqa: F401
+import transferkit.strategies.kmm  # noqa: F401
 import transferkit.strategies.mmd  # noqa: F401
+import transferkit.strategies.selftrain  # noqa: F401
+import transferkit.strategies.subspace  # noqa: F401
 import transferkit.strategies.tradaboost  # noqa: F401
 from transferkit.strategies.auto import choose_strategy, needs_separability
 from transferkit.strategies.base import (

@@ -36,6 +36,11 @@ class DomainEmbeddings:
     target: np.ndarray  # (n_target, d) readable unlabelled target inputs
     source_weight: np.ndarray | None = None  # one per row of ``source.X`` (user's weights)
     selection: dict | None = None  # what --source-select kept and dropped (None: not asked)
+    labels: tuple[str, ...] = ()  # class names by index, for per-class metrics
+
+    def label(self, index: int) -> str:
+        """The name of class ``index`` (its number when the names are not known)."""
+        return str(self.labels[index]) if index < len(self.labels) else str(index)
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,13 @@ def embed_domains(
     if source_select is not None:
         source, selection = select_source(source, found, source_select, data.train.labels)
     weight = None if data.sample_weight is None else data.sample_weight[source.rows]
-    return DomainEmbeddings(source=source, target=found, source_weight=weight, selection=selection)
+    return DomainEmbeddings(
+        source=source,
+        target=found,
+        source_weight=weight,
+        selection=selection,
+        labels=tuple(data.train.labels),
+    )
 
 
 def gap_change(emb: DomainEmbeddings, prepared: HeadTrainingSet, seed: int) -> dict[str, Any]:

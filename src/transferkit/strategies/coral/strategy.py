@@ -18,6 +18,7 @@ import numpy as np
 
 from transferkit.strategies.adapt.base import DomainEmbeddings, FeatureAdaptation, HeadTrainingSet
 from transferkit.strategies.adapt.config import SOURCE_SELECT
+from transferkit.strategies.adapt.threads import one_blas_thread
 from transferkit.strategies.base import Option
 from transferkit.strategies.coral.config import CoralConfig
 from transferkit.strategies.registry import register_strategy
@@ -68,7 +69,8 @@ class CoralStrategy(FeatureAdaptation):
 
     def prepare(self, emb: DomainEmbeddings, seed: int) -> HeadTrainingSet:
         X = emb.source.X
-        aligned = coral_align(X, emb.target, self.config.eps).astype(np.float32)
+        with one_blas_thread():
+            aligned = coral_align(X, emb.target, self.config.eps).astype(np.float32)
         info = {
             "eps": self.config.eps,
             # how far the alignment moved the training embeddings, relative to their size
