@@ -50,6 +50,7 @@ BENCHMARKS = [
     "runtime_size",
     "export",
     "serve",
+    "adapt",
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent
