@@ -90,7 +90,10 @@ class RayEngine:
         self.workers = 0
 
     def __enter__(self) -> RayEngine:
-        self.started = connect(self.placement.address)
+        self.node = None
+        if self.placement.address is None and not _joined():
+            self.node = start_local_ray()
+        self.started = connect(self.placement.address if self.node is None else self.node.address)
         try:
             self.workers = _pool_size(self.placement)
             if self.placement.gpus:
@@ -105,10 +108,15 @@ class RayEngine:
             import ray
 
             workers: list[int] = []
+            node = self.node or _started_node()
             if self.placement.address is None:
-                workers = _local_ray_workers()
-                _stop_autoscaler_monitor()
+                workers = _local_ray_workers(node)
+                _stop_autoscaler_monitor(node)
             ray.shutdown()
+            if self.node is not None:  # ours, not ray.init's: ray.shutdown leaves it running
+                self.node.destroy_external_storage()
+                self.node.kill_all_processes(check_alive=False, allow_graceful=True)
+                self.node = None
             _wait_gone(workers, _CONNECT_SECONDS)  # they stop once their raylet has
             self.started = False
 
@@ -160,6 +168,40 @@ def open_engine(name: str, placement: Placement) -> LocalEngine | RayEngine:
     return RayEngine(placement) if name == "ray" else LocalEngine()
 
 
+def _joined() -> bool:
+    import ray
+
+    return ray.is_initialized()
+
+
+def start_local_ray():
+    """Start a Ray head on this machine with its cores, without the processes a job on one
+    machine does not use, and return its node (None: not started here, ``connect`` will).
+
+    ``ray.init(address="local")`` also starts the autoscaler monitor (nothing to autoscale on one
+    machine) and the log monitor (the job does not forward workers' logs): on 2 cores their
+    start-up, each a Python process importing Ray, slowed Ray's start; and at shutdown Ray
+    waits a second for the monitor. Ray's node API (``ray._private``) takes both switches;
+    where it is not there, or differs, ``ray.init`` starts Ray as usual. A reaper process
+    stops the node if this process dies, as for ``ray.init``.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        from ray._private.node import Node
+        from ray._private.parameter import RayParams
+
+        params = RayParams(
+            num_cpus=available_cores(),
+            include_dashboard=False,
+            no_monitor=True,
+            include_log_monitor=False,
+        )
+        return Node(params, head=True, shutdown_at_exit=False, spawn_reaper=True,
+                    ray_init_cluster=True)  # fmt: skip
+    except (ImportError, TypeError, AttributeError):
+        return None
+
+
 def connect(address: str | None) -> bool:
     """Join the Ray cluster at ``address``, or start a local one (or use the one this process
     already joined, e.g. in a notebook); True when this call started it."""
@@ -188,7 +230,17 @@ def connect(address: str | None) -> bool:
     return True
 
 
-def _stop_autoscaler_monitor() -> None:
+def _started_node():
+    """The node of the local Ray that ``ray.init`` started in this process (None: none)."""
+    try:
+        from ray._private import worker as ray_worker
+
+        return ray_worker._global_node
+    except (ImportError, AttributeError):
+        return None
+
+
+def _stop_autoscaler_monitor(node) -> None:
     """Kill the autoscaler monitor of the local Ray this process started, before
     ``ray.shutdown``: Ray stops it after the GCS, so the monitor's SIGTERM handler tries to
     report to a GCS that is gone and Ray waits a full second before it SIGKILLs it anyway. A
@@ -196,9 +248,7 @@ def _stop_autoscaler_monitor() -> None:
     before. Private Ray state: where it is not there, ``ray.shutdown`` does it all."""
     try:
         from ray._private import ray_constants
-        from ray._private import worker as ray_worker
 
-        node = ray_worker._global_node
         infos = node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []) if node else []
     except (ImportError, AttributeError):
         return
@@ -212,13 +262,11 @@ def _stop_autoscaler_monitor() -> None:
                 pass  # ray.shutdown kills it again
 
 
-def _local_ray_workers() -> list[int]:
-    """The pids of the worker processes of the local Ray this process started (Linux)."""
+def _local_ray_workers(node) -> list[int]:
+    """The pids of the worker processes of the local Ray ``node`` (Linux)."""
     try:
         from ray._private import ray_constants
-        from ray._private import worker as ray_worker
 
-        node = ray_worker._global_node
         raylets = node.all_processes.get(ray_constants.PROCESS_TYPE_RAYLET, []) if node else []
         pids = []
         for info in raylets:
