@@ -389,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="DIR", default="rank", help="where to write rank.json")
     _add_column_options(r)
     _add_common(r)
+    add_engine_options(r, output=False)
 
     m = sub.add_parser(
         "models",
@@ -648,9 +649,25 @@ def cmd_rank(args) -> int:
 
     data = load_dataset(args.data, strict=args.strict, **_columns(args))
     names = candidate_names(args.backbones, data.modality)
-    report = rank_backbones(
-        data, names, batch_size=args.batch_size or 64, events=as_events(_shows_progress(args))
-    )
+    events = as_events(_shows_progress(args))
+    batch_size = args.batch_size or 64
+    from transferkit.scale.cli import placement_of, raise_bad
+
+    placement = placement_of(args)  # Ray's options without --engine ray: refused
+    if args.engine == "ray":  # each candidate encodes DATA on a Ray pool (scale/rank.py)
+        if args.gpus_per_worker:
+            raise_bad(
+                "--gpus-per-worker: rank encodes with the candidates' torch encoders, which run "
+                "on the CPU in transferkit; leave it out"
+            )
+        from transferkit.scale.engine import RayEngine
+        from transferkit.scale.rank import RayEmbeddings
+
+        with RayEngine(placement) as engine:
+            extract = RayEmbeddings(engine, batch_size, events)
+            report = rank_backbones(data, names, events=events, extract=extract)
+    else:
+        report = rank_backbones(data, names, batch_size=batch_size, events=events)
     path = write_rank_json(report, args.out)
     from rich.console import Console
 

@@ -11,6 +11,7 @@ skipped with the reason, never silently dropped.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,12 @@ def rank_backbones(
     events: Events = NULL_EVENTS,
     cache: bool = True,
     runtime: str = "auto",
+    extract: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
-    """Score every backbone in ``names`` on ``dataset``; rows sorted best first."""
+    """Score every backbone in ``names`` on ``dataset``; rows sorted best first.
+
+    ``extract(backbone, dataset, **options)`` embeds the dataset (default: in this process,
+    through the embedding cache; ``transferkit rank --engine ray`` passes a Ray pool's)."""
     from transferkit.backbones import resolve_backbone
     from transferkit.backbones.source_classifier import source_classifier, source_probabilities
     from transferkit.modalities import extract_embeddings, get_modality
@@ -71,7 +76,7 @@ def rank_backbones(
             reason = f"encodes {backbone.spec.modality}, not {dataset.modality}"
             skipped.append({"backbone": name, "reason": reason})
             continue
-        result = extract_embeddings(
+        result = (extract or extract_embeddings)(
             backbone,
             dataset,
             batch_size=batch_size,

@@ -27,14 +27,19 @@ def _at_least(minimum: float, kind=float):
     return parse
 
 
-def add_engine_options(p: argparse.ArgumentParser, *, default: str = "local") -> None:
-    """``--engine``, ``--output`` and the Ray cluster's options."""
-    g = p.add_argument_group(
-        "big jobs",
+def add_engine_options(
+    p: argparse.ArgumentParser, *, default: str = "local", output: bool = True
+) -> None:
+    """``--engine``, ``--output`` (unless ``output`` is False) and the Ray cluster's options."""
+    about = (
         "Run over a large folder, a file list (.txt: one path per line) or a table, and write "
         "OUT (one row per input). An interrupted run is continued by the same command: what "
-        "it wrote is kept and skipped, and OUT appears complete, in one step, at the end.",
+        "it wrote is kept and skipped, and OUT appears complete, in one step, at the end."
+        if output
+        else "Encode DATA with each candidate on a Ray cluster's workers (embeddings computed "
+        "there are not cached on this machine)."
     )
+    g = p.add_argument_group("big jobs", about)
     g.add_argument(
         "--engine",
         choices=("local", "ray"),
@@ -42,12 +47,13 @@ def add_engine_options(p: argparse.ArgumentParser, *, default: str = "local") ->
         help="ray: an actor pool on a Ray cluster (a local one by default); local: this "
         f"process (default {default})",
     )
-    g.add_argument(
-        "--output",
-        metavar="OUT",
-        help="write OUT.parquet or OUT.jsonl instead of printing: input, label, confidence, "
-        "probabilities of every class, error (required with --engine ray)",
-    )
+    if output:
+        g.add_argument(
+            "--output",
+            metavar="OUT",
+            help="write OUT.parquet or OUT.jsonl instead of printing: input, label, "
+            "confidence, probabilities of every class, error (required with --engine ray)",
+        )
     g.add_argument(
         "--address",
         metavar="ADDR",
@@ -113,19 +119,25 @@ def raise_bad(message: str) -> NoReturn:
     raise BadInputError(message)
 
 
-def _run(kind: str, args, progress: bool) -> int:
-    from transferkit.progress import as_events
+def placement_of(args):
+    """The Ray placement the options ask for (refused with --engine local)."""
     from transferkit.scale.engine import Placement
-    from transferkit.scale.job import JobSettings, run_job
 
     if args.engine == "local" and (args.address or args.workers or args.gpus_per_worker):
         raise_bad("--address, --workers and --gpus-per-worker are for --engine ray")
-    placement = Placement(
+    return Placement(
         workers=args.workers,
         cpus_per_worker=args.cpus_per_worker,
         gpus=args.gpus_per_worker,
         address=args.address,
     )
+
+
+def _run(kind: str, args, progress: bool) -> int:
+    from transferkit.progress import as_events
+    from transferkit.scale.job import JobSettings, run_job
+
+    placement = placement_of(args)
     settings = JobSettings(
         engine=args.engine, batch_size=args.batch_size or 64, placement=placement
     )
