@@ -8,19 +8,23 @@ import numpy as np
 from transferkit.strategies.adapt.base import DomainEmbeddings
 
 
-def clip_to_mean_one(w: np.ndarray, ceiling: float, rounds: int = 50) -> tuple[np.ndarray, int]:
-    """``w`` scaled to mean 1 with no weight above ``ceiling`` (clipping and rescaling until
-    both hold), and how many weights the ceiling cut."""
+def clip_to_mean_one(w: np.ndarray, ceiling: float) -> tuple[np.ndarray, int]:
+    """``w`` (positive) scaled to mean 1 with no weight above ``ceiling`` (> 1): the k largest
+    set to the ceiling and the rest scaled up to keep mean 1, for the least k for which the
+    scaled rest stays under it; and k."""
     w = np.asarray(w, dtype=np.float64)
-    w = w / w.mean()
-    cut = w > ceiling
-    for _ in range(rounds):
-        if w.max() <= ceiling * (1 + 1e-9):
-            break
-        cut |= w > ceiling
-        w = np.minimum(w, ceiling)
-        w = w / w.mean()
-    return w, int(cut.sum())
+    n = len(w)
+    order = np.argsort(-w, kind="stable")
+    ranked = w[order]
+    # scale of the rest when the k largest are at the ceiling, for every k
+    rest = np.cumsum(ranked[::-1])[::-1]
+    k = np.arange(n)
+    scale = (n - k * ceiling) / rest
+    k = int(np.flatnonzero(scale * ranked <= ceiling)[0])
+    out = np.empty(n)
+    out[order[:k]] = ceiling
+    out[order[k:]] = ranked[k:] * scale[k]
+    return out, k
 
 
 def effective_sample_size(w: np.ndarray) -> float:

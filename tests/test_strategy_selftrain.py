@@ -1,0 +1,88 @@
+"""``selftrain``: class-balanced picking, its effect on a real domain shift, and the strategy
+end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from adapt_helpers import (
+    digits_shift,
+    domain_embeddings,
+    image_world,
+    run_cli,
+    target_accuracy,
+    train_argv,
+)
+from tiny_backbone import tiny_registered  # noqa: F401 (module fixture: registers it)
+
+from transferkit.errors import BadInputError
+from transferkit.strategies import make_strategy
+from transferkit.strategies.selftrain.strategy import _balanced_pick
+
+
+def test_a_confident_class_cannot_take_over_the_pseudo_labels():
+    """Class 0 is sure of its 80 rows, class 1 timid on its 20: each gets the same share of
+    the rows assigned to it, and none below the floor."""
+    sure = np.column_stack([np.linspace(0.99, 0.95, 80), np.linspace(0.01, 0.05, 80)])
+    timid = np.column_stack([np.linspace(0.45, 0.2, 20), np.linspace(0.55, 0.8, 20)])
+    picked = _balanced_pick(np.vstack([sure, timid]), threshold=0.5, portion=0.5)
+    assert (picked[:80] == 0).sum() == 40 and (picked[80:] == 1).sum() == 10
+    # the most confident half of each class
+    assert (picked[:40] == 0).all() and (picked[90:] == 1).all() and (picked[80:90] == -1).all()
+    high_floor = _balanced_pick(np.vstack([sure, timid]), threshold=0.7, portion=0.5)
+    # of its 10 most confident rows (0.68 to 0.80), the 2 under the floor are left out
+    assert (high_floor[80:] == 1).sum() == 8 and (high_floor[90:92] == -1).all()
+
+
+def test_self_training_gains_on_digits_seen_by_another_camera():
+    """Real scans, the target half at 0.7x contrast and brighter: the source head already
+    reads most of it; its balanced pseudo-labels teach the head the rest."""
+    Xs, ys, Xt, yt = digits_shift(seed=0, gain=0.7, offset=2)
+    emb = domain_embeddings(Xs, ys, Xt, labels=[f"d{i}" for i in range(10)])
+    plain = target_accuracy(None, emb, yt)
+    adapted = target_accuracy("selftrain", emb, yt)
+    assert adapted >= plain + 0.03, (plain, adapted)  # measured 0.90 -> 0.95
+    prepared = make_strategy("selftrain").prepare(emb, 0)
+    info = prepared.info
+    per_class = info["pseudo_labelled_per_class"]
+    assert set(per_class) == {f"d{i}" for i in range(10)} and min(per_class.values()) > 0
+    assert sum(per_class.values()) == info["pseudo_labelled"] == len(prepared.y) - len(ys)
+    assert [r["round"] for r in info["history"]] == [1, 2, 3]
+    # the share grows by round: 1/3, 2/3, 3/3 of half the target
+    counts = [r["pseudo_labelled"] for r in info["history"]]
+    assert counts[0] < counts[1] < counts[2] <= len(yt) // 2 + 10
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"threshold": 0}, r"threshold \(--selftrain-threshold\) must be a number above 0"),
+        ({"portion": 1.5}, r"portion \(--selftrain-portion\) must be .* at most 1"),
+        ({"rounds": 0}, r"rounds \(--selftrain-rounds\) must be a whole number at least 1"),
+        ({"rounds": 2.5}, r"rounds \(--selftrain-rounds\) must be a whole number"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_option(params, message):
+    with pytest.raises(BadInputError, match=message):
+        make_strategy("selftrain", **params)
+
+
+def test_train_with_selftrain_writes_its_metrics_and_report(tmp_path, capsys, monkeypatch):
+    world = image_world(tmp_path)
+    out = tmp_path / "run"
+    argv = train_argv(
+        world, out, "--strategy", "selftrain", "--selftrain-rounds", "2",
+        "--selftrain-threshold", "0.3",
+    )  # fmt: skip
+    code, err = run_cli(argv, capsys, monkeypatch)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    block = metrics["selftrain"]
+    assert block["rounds"] == 2 and block["threshold"] == 0.3 and block["n_target"] == 12
+    assert set(block["pseudo_labelled_per_class"]) == {"circle", "square"}
+    assert block["pseudo_labelled"] == sum(block["pseudo_labelled_per_class"].values())
+    report = (out / "report.html").read_text()
+    assert '<a href="#selftrain">Self-training on the target</a>' in report
+    assert "target inputs pseudo-labelled" in report
