@@ -87,20 +87,22 @@ class DeepAdaptation(FinetuneStrategy):
     def fit(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
         if data.target is None:  # check_fit_data refuses this first when run from the CLI
             raise BadInputError(f"--strategy {self.name} needs unlabelled target inputs (--target)")
-        self._target = data.target
-        self._hook = None
-        self._target_problems: list = []
-        result = super().fit(backbone, data, ctx)
-        hook = self._hook
-        result.info["domain_adaptation"] = {
-            "method": self.method,
-            "weight": self.config.da_weight,
-            "n_target": len(hook.target),
-            "target_problems": len(self._target_problems),
-            "steps": hook.step,
-            "history": hook.history,
-            "options": hook.options,
-        }
+        self._target, self._hook, self._target_problems = data.target, None, []
+        try:
+            result = super().fit(backbone, data, ctx)
+            hook = self._hook
+            result.info["domain_adaptation"] = {
+                "method": self.method,
+                "weight": self.config.da_weight,
+                "n_target": len(hook.target),
+                "target_problems": len(self._target_problems),
+                "steps": hook.step,
+                "history": hook.history,
+                "options": hook.options,
+            }
+        finally:
+            # the fitted strategy stays with the model: not the target's batches (decoded clips)
+            self._target = self._hook = None
         return result
 
     def engine_hooks(self, prep: Prepared) -> list:
