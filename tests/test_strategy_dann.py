@@ -1,7 +1,7 @@
 """``dann`` end to end through the CLI on tiny real images: training with ``--target``, the
-metrics and report it adds, the bundle evaluated and predicted as any fine-tuned one, a run
-SIGKILLed after its first epoch that ``--resume`` finishes exactly as an uninterrupted run, and
-the refusals of bad options."""
+metrics and report it adds, the bundle evaluated, predicted and exported as any fine-tuned one,
+a run SIGKILLed after its first epoch that ``--resume`` finishes exactly as an uninterrupted
+run, and the refusals of bad options."""
 
 from __future__ import annotations
 
@@ -127,6 +127,14 @@ def test_the_dann_bundle_evaluates_and_predicts_as_a_finetuned_one(world, traine
     predicted = _cli(world, ["predict", trained / "model", image, *FAST])
     assert predicted.returncode == 0, predicted.stderr
     assert json.loads(predicted.stdout)["label"] in {"circle", "square", "triangle"}
+
+
+def test_the_dann_bundle_exports_to_onnx_with_parity(world, trained):
+    out = world["root"] / "onnx"
+    args = ["export", trained / "model", "--format", "onnx", "--weights", world["weights"]]
+    done = _cli(world, [*args, "--data", world["test"], "--out", out])
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["parity_max_abs_diff"] <= 1e-4
 
 
 def _final(run: Path) -> tuple[dict, bytes]:
