@@ -51,15 +51,17 @@ def test_dev_risk_is_pytorch_adapts_and_reduces_to_the_mean_for_equal_weights():
 
 def test_uncovered_target_mass_counts_at_chance():
     wrong = np.zeros(100)
-    # every source row unlike the target (mean density ratio 0.01): nothing known of the rest
-    acc, coverage = estimated_accuracy(np.full(100, 0.01), wrong, n_classes=4)
-    assert coverage == pytest.approx(0.01)
-    assert acc == pytest.approx(1 - 0.99 * 0.75)
-    # covered (ratios of mean 1): DEV as published
-    w = np.random.default_rng(1).gamma(4.0, 0.25, 100) + 0.5
-    w *= 1.2 / w.mean()
-    acc, coverage = estimated_accuracy(w, wrong, n_classes=4)
-    assert coverage == 1.0 and acc == pytest.approx(1.0)
+    # a domain classifier that always tells the rows from the target: nothing is covered
+    acc, coverage = estimated_accuracy(np.full(100, 0.01), wrong, 1.0, n_classes=4)
+    assert coverage == 0 and acc == pytest.approx(0.25)
+    # at chance (0.5): all is covered, and the accuracy is DEV's
+    w = np.random.default_rng(1).gamma(4.0, 0.25, 100)
+    wrong = np.random.default_rng(2).random(100) < 0.2
+    acc, coverage = estimated_accuracy(w, wrong, 0.5, n_classes=4)
+    assert coverage == 1.0 and acc == pytest.approx(1 - dev_risk(w, wrong))
+    # half covered: half DEV's, half chance
+    acc, coverage = estimated_accuracy(w, wrong, 0.75, n_classes=4)
+    assert coverage == 0.5 and acc == pytest.approx(0.5 * (1 - dev_risk(w, wrong)) + 0.5 * 0.25)
 
 
 def _domains(seed: int, shift: float, n: int = 50, dim: int = 24):

@@ -22,6 +22,15 @@ rather than on a heuristic about cluster structure, and each candidate is judged
 space: the rows it trains the head on (CORAL's re-coloured embeddings, importance weights'
 unchanged ones) against the target rows the head will meet.
 
+One change to DEV as published (see ``estimated_accuracy``): DEV estimates the target risk
+on the part of the target the source covers and extrapolates it to the rest; where the
+domains barely overlap (the normal case here: a linear classifier separates MNIST from 8x8
+digits in MobileNetV2's embeddings every time) it then rates every head near its source
+accuracy. Here the uncovered share, ``1 - (1 - A-distance/2)``, counts at chance. Measured
+(MobileNetV2, MNIST 30/class -> 300 sklearn digits, seeds 0/1/2): coral chosen every time,
+estimated 0.27/0.25/0.24 vs source-only 0.10; measured on the target's labels 0.43/0.48/0.54
+vs 0.28/0.38/0.24. The estimates are low (conservative), the ranking right.
+
 Held-out rows come from 2-fold cross-fitting over training examples (their views stay
 together): each candidate ``prepare``s each half on its own, the head fitted on one half's
 prepared rows is scored on the other half's — no validation label reaches the training side,
@@ -42,24 +51,27 @@ FOLDS = 2
 
 
 def estimated_accuracy(
-    weight: np.ndarray, wrong: np.ndarray, n_classes: int
+    weight: np.ndarray, wrong: np.ndarray, domain_accuracy: float, n_classes: int
 ) -> tuple[float, float]:
     """(estimated target accuracy, target coverage) from held-out source rows' density ratios
-    ``weight`` and 0-1 losses ``wrong``.
+    ``weight``, their 0-1 losses ``wrong``, and the balanced held-out accuracy of the domain
+    classifier that gave the ratios.
 
-    The ratios of a sample have mean 1 when the source covers the target; their mean ``m``
-    below 1 is the share of the target the source covers, and nothing in the source tells
-    the error on the rest: it is counted at chance (``1 - 1/n_classes``), where DEV's control
-    variate would extrapolate the covered error to it (measured on a synthetic shift: DEV
-    gave 1.0 to a source-only head whose target accuracy was 0.5, every source row being
-    unlike the target). Where ``m`` >= 1, DEV as published.
+    The share of the target the source covers is estimated as ``2 (1 - domain_accuracy)``
+    (1 - half the proxy A-distance: the overlap of the two distributions, as far as a linear
+    classifier sees it); on it, the error is DEV's; nothing in the source tells the error on
+    the rest, so it is counted at chance (``1 - 1/n_classes``). DEV alone extrapolates the
+    covered error to all of the target: on a synthetic shift it gave 1.0 to a source-only
+    head whose target accuracy was 0.5, every source row being unlike the target. The mean
+    density ratio would estimate the coverage too, but a few rows with large ratios swing it:
+    on MNIST -> 8x8 digits it put CORAL's coverage at 0.24 on one draw and 0.96 on the next
+    (0.965 estimated accuracy, 0.483 measured), where the domain classifier's accuracy stayed
+    near 0.9.
     """
-    m = float(np.mean(weight))
-    if m >= 1:
-        risk = dev_risk(weight, wrong)
-    else:
-        risk = float(np.mean(weight * wrong)) + (1 - m) * (1 - 1 / max(n_classes, 1))
-    return float(np.clip(1 - risk, 0.0, 1.0)), min(m, 1.0)
+    coverage = float(np.clip(2 * (1 - domain_accuracy), 0.0, 1.0))
+    covered = float(np.clip(dev_risk(weight, wrong), 0.0, 1.0))
+    risk = coverage * covered + (1 - coverage) * (1 - 1 / max(n_classes, 1))
+    return float(np.clip(1 - risk, 0.0, 1.0)), coverage
 
 
 def dev_risk(weight: np.ndarray, loss: np.ndarray) -> float:
@@ -84,7 +96,7 @@ class Validation:
     dev_accuracy: float | None = None  # 1 - DEV risk (0-1 loss): the estimated target accuracy
     source_accuracy: float | None = None  # plain accuracy on the held-out source rows
     domain_accuracy: float | None = None  # how well a classifier told its rows from the target
-    coverage: float | None = None  # the share of the target its rows cover (mean density ratio)
+    coverage: float | None = None  # the share of the target its rows cover
     n_validation: int = 0
     skipped: str | None = None  # why it could not be validated
 
@@ -169,13 +181,14 @@ def _cross_fit(name, prepared, parts, halves, emb, make_head, seed: int) -> Vali
         plain.append(wrong)
         domain_acc.append(accuracy)
     w, loss = np.concatenate(weights), np.concatenate(losses)
-    accuracy, coverage = estimated_accuracy(w, loss, len(np.unique(emb.source.y)))
+    domain = float(np.mean(domain_acc))
+    accuracy, coverage = estimated_accuracy(w, loss, domain, len(np.unique(emb.source.y)))
     return Validation(
         name,
         dev_accuracy=accuracy,
         coverage=coverage,
         source_accuracy=float(1 - np.concatenate(plain).mean()),
-        domain_accuracy=float(np.mean(domain_acc)),
+        domain_accuracy=domain,
         n_validation=len(w),
     )
 
