@@ -26,7 +26,8 @@ One change to DEV as published (see ``estimated_accuracy``): DEV estimates the t
 on the part of the target the source covers and extrapolates it to the rest; where the
 domains barely overlap (the normal case here: a linear classifier separates MNIST from 8x8
 digits in MobileNetV2's embeddings every time) it then rates every head near its source
-accuracy. Here the uncovered share, ``1 - (1 - A-distance/2)``, counts at chance. Measured
+accuracy. Here the uncovered share (half the proxy A-distance of the candidate's rows and
+the target) counts at chance. Measured
 (MobileNetV2, MNIST 30/class -> 300 sklearn digits, seeds 0/1/2): coral chosen every time,
 estimated 0.27/0.25/0.24 vs source-only 0.10; measured on the target's labels 0.43/0.48/0.54
 vs 0.28/0.38/0.24. The estimates are low (conservative), the ranking right.
