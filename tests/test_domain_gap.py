@@ -44,6 +44,16 @@ def test_two_halves_of_one_dataset_are_near_0_and_two_datasets_near_2(digits):
     assert narrowed["a_distance"] > halves["a_distance"] + 0.5
 
 
+def test_a_few_rows_in_many_dimensions_apart_along_one_direction_are_told_apart():
+    # 48 vs 10 rows of 384 dimensions (a text encoder's), apart along one direction: whitening
+    # every principal direction drowned it in the noise ones (A-distance 0.0)
+    rng = np.random.default_rng(0)
+    source = rng.normal(0, 1, (48, 384))
+    target = rng.normal(0, 1, (10, 384))
+    source[:, :40] += 3.0
+    assert proxy_a_distance(source, target, seed=0)["a_distance"] > 1.5
+
+
 def test_a_class_the_target_sits_among_mixes_and_one_it_never_nears_does_not(digits):
     X, y = digits
     source = X[np.isin(y, (0, 1))]
