@@ -63,7 +63,8 @@ def _kind_of(path: Path):
         found = next((m for m in claimants if m.detect(path)), None)
         if found is not None:
             return found
-    files = [path] if path.is_file() else list(islice(sorted(path.rglob("*")), 200))
+    # the first files found, not sorted: a folder of a million inputs is not listed whole here
+    files = [path] if path.is_file() else list(islice(path.rglob("*"), 200))
     counts: dict[str, int] = {}
     for f in files:
         if f.is_file():
