@@ -212,3 +212,46 @@ def test_too_small_a_target_or_an_unknown_method_is_refused(tiny_weights, target
         DomainAdaptationHook("dann", one)
     with pytest.raises(BadInputError, match="one of dann, cdan, mmd"):
         _hook("wasserstein", target, backbone)
+
+
+def test_batchnorm_statistics_end_as_the_targets(tiny_weights, shape_data, target):
+    """After each epoch the BatchNorm layers that train are re-estimated on target batches:
+    the model is evaluated and deployed with the statistics of the domain it is for."""
+    import copy
+
+    from torch import nn
+
+    from transferkit.finetune.batchnorm import reestimate_bn_statistics
+    from transferkit.finetune.domain.hook import _BN_STREAM
+    from transferkit.finetune.engine import PRECISE_BN_IMAGES
+    from transferkit.finetune.freezing import frozen_bn_layers
+
+    model, _, hook = _run(tiny_weights, shape_data, target)
+    frozen = {id(m) for m in frozen_bn_layers(model)}
+    trained = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in frozen
+    ]
+    assert trained  # the top groups' BatchNorm layers trained
+
+    def statistics(source_of_batches):
+        again = copy.deepcopy(model)
+        layers = [again.get_submodule(n) for n in trained]
+        reestimate_bn_statistics(
+            again,
+            source_of_batches,
+            torch.device("cpu"),
+            layers=layers,
+            max_images=PRECISE_BN_IMAGES,
+        )
+        return [again.get_submodule(n).running_mean for n in trained]
+
+    rng = np.random.default_rng([3, EPOCHS, _BN_STREAM])
+    kept = [model.get_submodule(n).running_mean for n in trained]
+    for ours, expected in zip(kept, statistics(hook.target.train_epoch(rng))):
+        torch.testing.assert_close(ours, expected)
+    train, _ = shape_data
+    source = ImageBatches(train.paths, train.targets, hook.target.preprocess, augment="light")
+    source_stats = statistics(source.train_epoch(np.random.default_rng([3, EPOCHS, 0x42])))
+    assert not all(torch.allclose(a, b) for a, b in zip(kept, source_stats))

