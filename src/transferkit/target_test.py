@@ -52,13 +52,14 @@ def load_target(path: str | Path, train, *, strict: bool, columns: dict) -> tupl
 
 def load_target_test(path: str | Path, train, *, strict: bool, columns: dict):
     """The labelled target examples of ``--target-test PATH``, of the training data's kind."""
-    from transferkit.modalities import load_dataset
+    from transferkit.modalities import get_modality, load_dataset
 
     test = load_dataset(path, strict=strict, **_present(columns))
-    if test.modality != train.modality:
+    have, theirs = get_modality(train.modality), get_modality(test.modality)
+    if theirs is not have:
         raise BadInputError(
-            f"--target-test {path} holds {test.noun}s but the training data {train.source} "
-            f"holds {train.noun}s; pass labelled target examples of the same kind"
+            f"--target-test {path} holds {theirs.noun}s but the training data {train.source} "
+            f"holds {have.noun}s; pass labelled target examples of the same kind"
         )
     return test
 
