@@ -125,3 +125,40 @@ def test_gap_refuses_a_target_of_another_kind_naming_both(world, capsys, monkeyp
     code, _, err = _gap(world, out, world["texts"], capsys, monkeypatch)
     assert code == 2 and "holds texts but the training data holds images" in err
     assert not out.exists()
+
+
+def test_gap_of_film_reviews_and_product_reviews_with_the_text_encoder(tmp_path, monkeypatch):
+    """Real text, the packaged MiniLM: film reviews vs product reviews are two domains, film
+    reviews vs other film reviews are one."""
+    from conftest import require_offline_weights
+
+    require_offline_weights("all_minilm_l6_v2")
+    monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path / "cache"))
+    good = ["a moving film with superb acting", "funny and warm and beautifully shot",
+            "the director's best work so far", "a delight from the first scene",
+            "gripping thriller with a great cast", "the soundtrack is wonderful"]  # fmt: skip
+    bad = ["the plot drags and the ending is silly", "two hours of my life I will not get back",
+           "wooden dialogue and a predictable story", "the sequel nobody asked for",
+           "boring characters in a dull script", "too long and badly edited"]  # fmt: skip
+    more_films = ["an unforgettable performance by the lead", "the jokes fall flat",
+                  "stunning visuals and a clever plot", "I walked out halfway through",
+                  "the best comedy of the year", "a tedious remake of a classic",
+                  "the cast has real chemistry", "the story makes no sense"]  # fmt: skip
+    products = ["the phone battery lasts two days", "the charger broke after a week",
+                "this kettle boils water fast", "cheap plastic and the lid cracked",
+                "the headphones are comfortable", "the blender is loud but works",
+                "the vacuum cleaner lost suction", "sturdy case that fits my tablet"]  # fmt: skip
+    source = tmp_path / "films.csv"
+    rows = [f"{t},good" for t in good] + [f"{t},bad" for t in bad]
+    source.write_text("text,label\n" + "\n".join(rows) + "\n")
+    for name, texts in (("products", products), ("films_more", more_films)):
+        (tmp_path / f"{name}.csv").write_text("text\n" + "\n".join(texts) + "\n")
+    for name in ("products", "films_more"):
+        code = main(["-q", "gap", str(source), str(tmp_path / f"{name}.csv"),
+                     "--out", str(tmp_path / name)])  # fmt: skip
+        assert code == 0
+    far = json.loads((tmp_path / "products" / "gap.json").read_text())
+    near = json.loads((tmp_path / "films_more" / "gap.json").read_text())
+    assert far["a_distance"] > 1.5 and near["a_distance"] < 0.8, (far, near)
+    page = (tmp_path / "products" / "gap.html").read_text()
+    assert 'class="snippet"' in page  # texts are shown as texts
