@@ -169,3 +169,15 @@ def test_every_frozen_embedding_method_is_a_candidate():
     found = candidates()
     assert "coral" in found and "adapt" not in found
     assert all(not c.capabilities.trains_backbone for c in found.values())
+
+
+def test_every_registered_method_is_validated_none_skipped():
+    """Each candidate says which of its training rows are source rows (selftrain appends
+    pseudo-labelled target rows), so the validator scores every one of them."""
+    emb, _ = _domains(1, shift=12.0)
+    methods = {name: cls().prepare for name, cls in candidates().items()}
+    assert {"coral", "subspace", "selftrain", "importance", "kmm"} <= set(methods)
+    choice, _ = choose_method(emb, methods, make_head, seed=0, margin=0.02)
+    skipped = {v.name: v.skipped for v in choice.validations if v.skipped}
+    assert not skipped
+    assert all(v.dev_accuracy is not None for v in choice.validations)

@@ -91,7 +91,9 @@ def _training_rows(emb: DomainEmbeddings, labels: np.ndarray) -> HeadTrainingSet
     if source.groups is not None:  # each target row is an example of its own
         first = source.groups.max() + 1
         groups = np.concatenate([source.groups, first + np.arange(picked.sum())])
-    return HeadTrainingSet(X, y, weight, groups)
+    # the labelled rows are the source's, in order; -1: a pseudo-labelled target row
+    source_rows = np.concatenate([np.arange(len(source.X)), np.full(int(picked.sum()), -1)])
+    return HeadTrainingSet(X, y, weight, groups, source_rows=source_rows)
 
 
 @register_strategy
@@ -147,7 +149,9 @@ class SelfTrainStrategy(FeatureAdaptation):
                 emb.label(c): int((picked == c).sum()) for c in np.unique(emb.source.y)
             },
         )
-        return HeadTrainingSet(rows.X, rows.y, rows.weight, rows.groups, info)
+        return HeadTrainingSet(
+            rows.X, rows.y, rows.weight, rows.groups, info, source_rows=rows.source_rows
+        )
 
     def report_facts(self, block: dict) -> dict:
         per_class = block.get("pseudo_labelled_per_class") or {}
