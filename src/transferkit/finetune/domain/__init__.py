@@ -3,18 +3,29 @@
 Each loss takes source and target features (CDAN also the classifier's logits) and knows nothing
 of the model, so a training loop adds one to its classification loss; ``hook.py`` is that loop's
 part for the fine-tuning engine.
+
+Names are imported on first use (as the rest of ``transferkit.finetune``), so that the
+strategies' settings can read ``domain.estimates`` without importing torch.
 """
 
-from transferkit.finetune.domain.adversarial import (
-    ConditionalDomainAdversarialLoss,
-    DomainAdversarialLoss,
-    MultiLinearMap,
-    RandomizedMultiLinearMap,
-    entropy,
-)
-from transferkit.finetune.domain.discriminator import DomainDiscriminator
-from transferkit.finetune.domain.grl import GradientReverseLayer, warm_up_coefficient
-from transferkit.finetune.domain.mmd import GaussianKernels, MultipleKernelMMD
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "ConditionalDomainAdversarialLoss": "adversarial",
+    "DomainAdversarialLoss": "adversarial",
+    "MultiLinearMap": "adversarial",
+    "RandomizedMultiLinearMap": "adversarial",
+    "entropy": "adversarial",
+    "DomainDiscriminator": "discriminator",
+    "GradientReverseLayer": "grl",
+    "warm_up_coefficient": "grl",
+    "GaussianKernels": "mmd",
+    "MultipleKernelMMD": "mmd",
+}
+
 
 __all__ = [
     "ConditionalDomainAdversarialLoss",
@@ -28,3 +39,10 @@ __all__ = [
     "entropy",
     "warm_up_coefficient",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        module = importlib.import_module(f"transferkit.finetune.domain.{_WHERE[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'transferkit.finetune.domain' has no attribute {name!r}")

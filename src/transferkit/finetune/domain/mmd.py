@@ -25,8 +25,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from transferkit.finetune.domain.estimates import ESTIMATES
+
 DAN_ALPHAS = (0.125, 0.25, 0.5, 1.0, 2.0)
-ESTIMATES = ("quadratic", "linear")
 
 
 def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

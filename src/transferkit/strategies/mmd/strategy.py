@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from transferkit.errors import BadInputError
-from transferkit.finetune.domain.mmd import ESTIMATES
+from transferkit.finetune.domain.estimates import ESTIMATES
 from transferkit.strategies.base import Option
 from transferkit.strategies.deep_adaptation import DeepAdaptation, DeepAdaptationConfig
 from transferkit.strategies.registry import register_strategy
