@@ -157,6 +157,8 @@ def test_method_names_a_strategy_and_only_with_adapt():
         {"augment": "none"},
     )
     assert resolve_method("adapt", {"method": "auto"}) == ("adapt", {"method": "auto"})
+    # a labelled source domain is adaptation too (the issue's `--method tradaboost`)
+    assert resolve_method("adapt", {"method": "tradaboost"}) == ("tradaboost", {})
     with pytest.raises(BadInputError, match="--method chooses the adaptation method of --strat"):
         resolve_method("features", {"method": "coral"})
     with pytest.raises(BadInputError, match="'features' is not an adaptation method"):

@@ -68,8 +68,14 @@ class ChooserConfig(AdaptConfig):
 
 
 def adaptation_methods() -> list[str]:
-    """Every registered strategy that adapts to a target (what ``--method`` may name)."""
-    return [n for n, c in STRATEGIES.items() if c.capabilities.needs_target and n != "adapt"]
+    """Every registered strategy that adapts to a target domain (what ``--method`` may name):
+    from its unlabelled inputs (--target) or, with a few labelled target examples, from a
+    labelled source domain (--source: tradaboost)."""
+    return [
+        n
+        for n, c in STRATEGIES.items()
+        if (c.capabilities.needs_target or c.capabilities.accepts_source) and n != "adapt"
+    ]
 
 
 def resolve_method(strategy: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
