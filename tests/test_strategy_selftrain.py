@@ -86,3 +86,30 @@ def test_train_with_selftrain_writes_its_metrics_and_report(tmp_path, capsys, mo
     report = (out / "report.html").read_text()
     assert '<a href="#selftrain">Self-training on the target</a>' in report
     assert "target inputs pseudo-labelled" in report
+
+
+def test_the_heads_c_is_chosen_on_the_labelled_rows_not_on_pseudo_labels():
+    """Rows selftrain labelled itself do not choose the head's C: the grid runs on the
+    labelled source rows, and the head fits every row once with that C."""
+    from sklearn.datasets import load_digits
+
+    from transferkit.heads import make_head
+    from transferkit.strategies.adapt.base import HeadTrainingSet, chosen_on_labelled_rows
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype("float32")
+    labelled, pseudo = slice(0, 300), slice(300, 900)
+    # the "pseudo-labels" are all one class: a grid run on them would choose for them
+    rows = np.vstack([X[labelled], X[pseudo]])
+    ys = np.concatenate([y[labelled], np.zeros(600, dtype=int)])
+    source_rows = np.concatenate([np.arange(300), np.full(600, -1)])
+    head = make_head("logistic")
+    assert len(head.config.Cs) > 1
+    on_labelled = make_head("logistic").fit(X[labelled], y[labelled], seed=0).info_["C"]
+    prepared = HeadTrainingSet(rows, ys, source_rows=source_rows)
+    chosen_on_labelled_rows(head, prepared, seed=0)
+    assert head.config.Cs == (on_labelled,)
+    # rows that are all labelled source rows keep the head's grid
+    plain = make_head("logistic")
+    chosen_on_labelled_rows(plain, HeadTrainingSet(X[labelled], y[labelled]), seed=0)
+    assert len(plain.config.Cs) > 1

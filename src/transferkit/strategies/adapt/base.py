@@ -97,6 +97,7 @@ class FeatureAdaptation(Strategy):
         )
         prepared = self.training_set(emb, ctx)
         weights = {} if prepared.weight is None else {"sample_weight": prepared.weight}
+        chosen_on_labelled_rows(ctx.head, prepared, ctx.seed)
         ctx.head.fit(prepared.X, prepared.y, seed=ctx.seed, groups=prepared.groups, **weights)
         info = dict(emb.source.info)
         info[self.name] = dict(prepared.info, n_target=len(emb.target))
@@ -128,6 +129,30 @@ class FeatureAdaptation(Strategy):
             facts.update(describe_selection(metrics["source_select"]))
             shows += ("source_select",)
         return ReportSection(self.name, self.title, facts=facts, shows=shows)
+
+
+def chosen_on_labelled_rows(head, prepared: HeadTrainingSet, seed: int) -> None:
+    """Fix ``head``'s regularisation to the one its grid picks on the labelled rows alone,
+    when the training set also holds rows the method labelled itself (selftrain's target
+    rows): cross-validating on its own pseudo-labels would reward agreeing with them, and on
+    2 cores the grid over source + pseudo-labelled rows made selftrain 10.8x source-only's
+    fit time (MNIST -> digits, 1,200 + ~900 rows of 1,280 dimensions; benchmarks adapt). The
+    head then fits once, on every row, with that C (recorded in the bundle's head params)."""
+    from dataclasses import replace
+
+    from transferkit.heads import make_head
+
+    if prepared.source_rows is None or (np.asarray(prepared.source_rows) >= 0).all():
+        return
+    grid = getattr(head.config, "Cs", ())
+    if len(grid) <= 1:
+        return
+    rows = np.flatnonzero(np.asarray(prepared.source_rows) >= 0)
+    probe = make_head(head.name, **head.get_params())
+    weights = {} if prepared.weight is None else {"sample_weight": prepared.weight[rows]}
+    groups = None if prepared.groups is None else prepared.groups[rows]
+    probe.fit(prepared.X[rows], prepared.y[rows], seed=seed, groups=groups, **weights)
+    head.config = replace(head.config, Cs=(float(probe.info_["C"]),))
 
 
 def embed_domains(
