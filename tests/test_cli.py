@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -429,3 +430,14 @@ def test_a_table_of_audio_clips_names_its_path_column_with_path_col(tmp_path, ca
     # --text-col named the path column before --path-col existed: it still does, with a warning
     code, _, err = run_cli(capsys, *rank, "--text-col", "wav", "--out", str(tmp_path / "r2"))
     assert code == 0 and "--path-col" in err
+
+
+def test_train_help_names_every_registered_strategy(capsys):
+    """The --strategy help is written by hand: a new strategy must be named in it."""
+    from transferkit.strategies import STRATEGIES
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    missing = [name for name in STRATEGIES if not re.search(rf"\b{name}\b", help_text)]
+    assert not missing, f"--strategy's help does not name {missing}"

@@ -237,7 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the frozen features separate the classes poorly and there are enough examples and "
         "compute), features (frozen backbone + head), finetune (train the backbone too), "
         "contrastive (text: SetFit-style pair training of the encoder, then a head) or scratch "
-        "(same architecture, random weights: the no-transfer reference)",
+        "(same architecture, random weights: the no-transfer reference). Domain adaptation, "
+        "with --target (unlabelled inputs of the domain the model will see): adapt (chooses "
+        "the method without target labels; --method NAME picks one), coral, subspace, "
+        "selftrain, importance, kmm (frozen embeddings), dann, cdan, mmd (fine-tuning); with "
+        "--source (a labelled source domain, DATA a few labelled target examples): tradaboost",
     )
     t.add_argument(
         "--augment",
