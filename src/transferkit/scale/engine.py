@@ -70,8 +70,13 @@ class LocalEngine:
 
     def run(self, kind: str, ref: ModelRef, rows: pa.Table, *, batch_size: int):
         worker = Worker(kind, ref, batch_size, available_cores())
-        for start in range(0, rows.num_rows, batch_size):
-            yield worker(rows.slice(start, batch_size))
+        # a call of BATCHES_PER_TASK batches, as a Ray task: the extractor decodes the next
+        # batch while the model runs on this one only within a call (one batch a call made
+        # `predict --engine local` 25 % slower than plain `predict`: 43.5 s vs 34.8 s for
+        # 10,000 images on 2 cores)
+        size = batch_size * BATCHES_PER_TASK
+        for start in range(0, rows.num_rows, size):
+            yield worker(rows.slice(start, size))
 
 
 class RayEngine:
