@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 
 import numpy as np
 import pytest
-from conftest import make_shapes_folder
+from adapt_helpers import image_world, run_cli
 from scipy.linalg import fractional_matrix_power
 from tiny_backbone import (
     NAME,
     tiny_registered,  # noqa: F401 (module fixture: registers it)
-    write_tiny_weights,
 )
 
-from transferkit.cli import main
 from transferkit.strategies.coral import coral_align, coral_transform
 
 
@@ -71,25 +68,7 @@ def test_aligned_source_takes_the_target_mean_and_covariance():
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("coral")
-    classes = ("circle", "square")
-    return {
-        "data": make_shapes_folder(root / "train", per_class=6, classes=classes),
-        "test": make_shapes_folder(root / "test", per_class=3, seed=5, classes=classes),
-        "target": make_shapes_folder(root / "target", per_class=4, seed=9),
-        "weights": write_tiny_weights(root / "tiny.safetensors"),
-        "root": root,
-    }
-
-
-def _main(argv, capsys, monkeypatch) -> tuple[int, str]:
-    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
-    monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(argv[argv.index("--out") + 1]) + "-cache")
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
+    return image_world(tmp_path_factory.mktemp("coral"))
 
 
 def _train(world, out, *extra):
@@ -102,7 +81,7 @@ def _train(world, out, *extra):
 def test_train_with_coral_and_a_target_writes_its_metrics_and_report(world, capsys, monkeypatch):
     out = world["root"] / "run"
     argv = _train(world, out, "--strategy", "coral", "--target", world["target"])
-    code, err = _main([*argv, "--coral-eps", "0.5", "--augment", "none"], capsys, monkeypatch)
+    code, err = run_cli([*argv, "--coral-eps", "0.5", "--augment", "none"], capsys, monkeypatch)
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["strategy"] == "coral"
@@ -116,19 +95,19 @@ def test_train_with_coral_and_a_target_writes_its_metrics_and_report(world, caps
 
 def test_coral_without_a_target_and_a_target_without_coral_exit_2(world, capsys, monkeypatch):
     out = world["root"] / "refused"
-    code, err = _main(_train(world, out, "--strategy", "coral"), capsys, monkeypatch)
+    code, err = run_cli(_train(world, out, "--strategy", "coral"), capsys, monkeypatch)
     assert code == 2 and "--strategy coral adapts to a target domain" in err
     assert "--target PATH" in err and not out.exists()
     argv = _train(world, out, "--strategy", "features", "--target", world["target"])
-    code, err = _main(argv, capsys, monkeypatch)
+    code, err = run_cli(argv, capsys, monkeypatch)
     assert code == 2 and "the features strategy does not use unlabelled target-domain" in err
     # every strategy that takes a target is named (others register theirs too)
     assert re.search(r"--strategy [a-z ]*\bcoral\b[a-z ]* does", err) and not out.exists()
-    code, err = _main(_train(world, out, "--coral-eps", "1", "--strategy", "finetune"), capsys,
+    code, err = run_cli(_train(world, out, "--coral-eps", "1", "--strategy", "finetune"), capsys,
                       monkeypatch)  # fmt: skip
     assert code == 2 and "--coral-eps do not apply to the finetune strategy" in err
     assert "or use --strategy coral" in err
-    code, err = _main(_train(world, out, "--strategy", "coral", "--coral-eps", "0"), capsys,
+    code, err = run_cli(_train(world, out, "--strategy", "coral", "--coral-eps", "0"), capsys,
                       monkeypatch)  # fmt: skip
     assert code == 2 and "argument --coral-eps: must be greater than 0, got 0" in err
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 
 import numpy as np
 import pytest
 import torch
+from adapt_helpers import run_cli
 from conftest import make_shapes_folder
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
@@ -20,7 +20,6 @@ from tiny_backbone import (
     write_tiny_weights,
 )
 
-from transferkit.cli import main
 from transferkit.errors import BadInputError
 from transferkit.export.folder import EXPORT_JSON
 from transferkit.export.heads import head_graph
@@ -174,16 +173,6 @@ def world(tmp_path_factory):
     }
 
 
-def _main(argv, capsys, monkeypatch) -> tuple[int, str]:
-    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
-    monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(argv[argv.index("--out") + 1]) + "-cache")
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
-
-
 def _train(world, out, *extra):
     return [
         "train", world["data"], "--test", world["test"], "--out", out, "--backbone", NAME,
@@ -199,7 +188,9 @@ def test_train_with_tradaboost_and_a_source_writes_a_vote_that_reloads_and_expor
 
     out = world["root"] / "run"
     argv = _train(world, out, "--strategy", "tradaboost", "--source", world["source"])
-    code, err = _main([*argv, "--tradaboost-rounds", "4", "--augment", "none"], capsys, monkeypatch)
+    code, err = run_cli(
+        [*argv, "--tradaboost-rounds", "4", "--augment", "none"], capsys, monkeypatch
+    )
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     boost = metrics["tradaboost"]
@@ -229,13 +220,13 @@ def test_train_with_tradaboost_and_a_source_writes_a_vote_that_reloads_and_expor
 def test_source_whose_classes_differ_is_refused_naming_both_sides(world, capsys, monkeypatch):
     out = world["root"] / "refused"
     argv = _train(world, out, "--strategy", "tradaboost", "--source", world["three"])
-    code, err = _main(argv, capsys, monkeypatch)
+    code, err = run_cli(argv, capsys, monkeypatch)
     assert code == 2 and not out.exists()
     assert f"--source {world['three']}" in err and "must hold the same classes" in err
     assert "only the source has 'triangle'" in err
 
     fewer = make_shapes_folder(world["root"] / "fewer", per_class=3, classes=("circle", "x"))
-    code, err = _main(_train(world, out, "--strategy", "tradaboost", "--source", fewer), capsys,
+    code, err = run_cli(_train(world, out, "--strategy", "tradaboost", "--source", fewer), capsys,
                       monkeypatch)  # fmt: skip
     assert code == 2 and "only the training data have 'square'" in err
     assert "only the source has 'x'" in err
@@ -248,13 +239,13 @@ def test_source_of_another_kind_or_for_a_strategy_without_one_is_refused(
     table = world["root"] / "reviews.csv"
     table.write_text("text,label\na round one,circle\na square one,square\n", encoding="utf-8")
     argv = _train(world, out, "--strategy", "tradaboost", "--source", table)
-    code, err = _main(argv, capsys, monkeypatch)
+    code, err = run_cli(argv, capsys, monkeypatch)
     assert code == 2 and "holds texts but the training data" in err and "holds images" in err
 
     argv = _train(world, out, "--strategy", "features", "--source", world["source"])
-    code, err = _main(argv, capsys, monkeypatch)
+    code, err = run_cli(argv, capsys, monkeypatch)
     assert code == 2 and "the features strategy does not use a labelled source domain" in err
     assert "--strategy tradaboost" in err
 
-    code, err = _main(_train(world, out, "--strategy", "tradaboost"), capsys, monkeypatch)
+    code, err = run_cli(_train(world, out, "--strategy", "tradaboost"), capsys, monkeypatch)
     assert code == 2 and "pass it with --source PATH" in err and not out.exists()
