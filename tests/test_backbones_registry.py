@@ -31,6 +31,8 @@ BUILT_INS = {
     "speech_embedding",
     "speaker_ge2e",
     "mfcc_stats",
+    "multilingual_e5_small",
+    "birdnet",
 }
 
 
@@ -133,6 +135,7 @@ def test_list_backbones_reports_offline_availability(tmp_path, monkeypatch):
             "source",
             "embedding_dim",
             "licence",
+            "non_commercial",
             "offline_available",
         }
     assert rows["resnet18"]["offline_available"] is False

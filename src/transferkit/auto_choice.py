@@ -49,8 +49,10 @@ def choose(
     cache: bool = True,
     runtime: str = "auto",
     events: Events = NULL_EVENTS,
+    accept_licence: bool = False,
 ) -> Choice:
-    """Resolve ``auto`` (and a missing backbone) into concrete names for ``dataset``."""
+    """Resolve ``auto`` (and a missing backbone) into concrete names for ``dataset``; a
+    candidate for non-commercial use only is ranked only with ``accept_licence``."""
     from transferkit.errors import BadInputError
     from transferkit.modalities import get_modality
 
@@ -61,7 +63,7 @@ def choose(
         from transferkit.ranking import candidate_names, rank_backbones
 
         names = candidate_names(None, dataset.modality)
-        choice.ranking = rank_backbones(dataset, names, **embed)
+        choice.ranking = rank_backbones(dataset, names, accept_licence=accept_licence, **embed)
         if choice.ranking["winner"] is None:
             missing = choice.ranking["skipped"]
             skipped = "; ".join(f"{s['backbone']}: {s['reason']}" for s in missing)

@@ -41,6 +41,16 @@ def _number(check, what: str):
     return parse
 
 
+def _add_licence_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--accept-licence",
+        action="store_true",
+        help="use a backbone whose weights are for non-commercial use only (`transferkit "
+        "models` marks them; e.g. birdnet, CC-BY-NC-SA-4.0): you confirm your use is "
+        "non-commercial. Without it such a backbone is refused (train) or skipped (rank)",
+    )
+
+
 def _add_strategy_options(t: argparse.ArgumentParser) -> None:
     """The registered strategies' own options, in groups by the strategies that take them."""
     import inspect
@@ -228,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Default mobilenet_v2 for images, all_minilm_l6_v2 for text, use_multilingual for "
         "text in non-Latin scripts",
     )
+    _add_licence_option(t)
     _add_column_options(t)
     t.add_argument(
         "--strategy",
@@ -391,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
         "modality whose weights are on this machine)",
     )
     r.add_argument("--out", metavar="DIR", default="rank", help="where to write rank.json")
+    _add_licence_option(r)
     _add_column_options(r)
     _add_common(r)
     add_engine_options(r, output=False)
@@ -532,6 +544,7 @@ def cmd_train(args) -> int:
         target=args.target,
         source=args.source,
         target_test=args.target_test,
+        accept_licence=args.accept_licence,
         **_classifier_kwargs(args),
     )
     print(json.dumps(summary, ensure_ascii=False))
@@ -669,9 +682,13 @@ def cmd_rank(args) -> int:
 
         with RayEngine(placement) as engine:
             extract = RayEmbeddings(engine, batch_size, events)
-            report = rank_backbones(data, names, events=events, extract=extract)
+            report = rank_backbones(
+                data, names, events=events, extract=extract, accept_licence=args.accept_licence
+            )
     else:
-        report = rank_backbones(data, names, batch_size=batch_size, events=events)
+        report = rank_backbones(
+            data, names, batch_size=batch_size, events=events, accept_licence=args.accept_licence
+        )
     path = write_rank_json(report, args.out)
     from rich.console import Console
 
@@ -702,6 +719,7 @@ def cmd_lr_find(args) -> int:
 
 def cmd_models(args) -> int:
     from transferkit.backbones import list_backbones
+    from transferkit.backbones.licence import NON_COMMERCIAL
 
     rows = list_backbones()
     if args.json:
@@ -715,7 +733,7 @@ def cmd_models(args) -> int:
             r["source"],
             str(r.get("embedding_dim") or "?"),
             "yes" if r["offline_available"] else "no",
-            r.get("licence", ""),
+            r.get("licence", "") + (f" ({NON_COMMERCIAL})" if r.get("non_commercial") else ""),
         )
         for r in rows
     ]
@@ -726,6 +744,11 @@ def cmd_models(args) -> int:
         "\nAlso by name: any timm model as timm:<name>, any sentence-transformers model as "
         "st:<name>,\nany Hugging Face encoder as hf:<name> (weights online or in the HF cache)."
     )
+    if any(r.get("non_commercial") for r in rows):
+        print(
+            f"{NON_COMMERCIAL}: weights licensed for non-commercial use only; training with "
+            "them needs --accept-licence."
+        )
     return 0
 
 

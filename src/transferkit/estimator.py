@@ -434,6 +434,8 @@ class TransferClassifier:
 
     def describe(self) -> dict[str, Any]:
         """The model's identity, as recorded in metrics.json and the manifest."""
+        from transferkit.backbones.licence import licence_record
+
         self._check_fitted()
         return {
             "backbone": self.backbone_.name,
@@ -441,6 +443,8 @@ class TransferClassifier:
             "head": self.head_.name,
             "n_train": int(self.n_train_),
             "weights_source": self.backbone_.weights_source,
+            # the weights' licence: a model built on non-commercial weights inherits it
+            "licence": licence_record(self.backbone_.spec),
             **(
                 {"languages": list(self.backbone_.spec.languages)}
                 if self.backbone_.spec.languages

@@ -5,7 +5,8 @@ a later ``train`` with the winner re-encodes nothing) and gets LogME, H-score an
 leave-one-out accuracy, plus LEEP and NCE when it keeps its pretrained source classifier (see
 ``transferability.py``). Candidates are ranked by LogME; the winner
 is explained in one sentence. Backbones whose weights are not available offline are listed as
-skipped with the reason, never silently dropped.
+skipped with the reason, never silently dropped; so are those whose weights are for
+non-commercial use only, unless the user accepted that licence (``--accept-licence``).
 """
 
 from __future__ import annotations
@@ -51,12 +52,16 @@ def rank_backbones(
     cache: bool = True,
     runtime: str = "auto",
     extract: Callable[..., Any] | None = None,
+    accept_licence: bool = False,
 ) -> dict[str, Any]:
     """Score every backbone in ``names`` on ``dataset``; rows sorted best first.
 
     ``extract(backbone, dataset, **options)`` embeds the dataset (default: in this process,
-    through the embedding cache; ``transferkit rank --engine ray`` passes a Ray pool's)."""
+    through the embedding cache; ``transferkit rank --engine ray`` passes a Ray pool's).
+    A backbone for non-commercial use only is skipped with the reason unless
+    ``accept_licence``."""
     from transferkit.backbones import resolve_backbone
+    from transferkit.backbones.licence import unaccepted
     from transferkit.backbones.source_classifier import source_classifier, source_probabilities
     from transferkit.modalities import extract_embeddings, get_modality
     from transferkit.transferability import SCORES, SOURCE_SCORES
@@ -75,6 +80,9 @@ def rank_backbones(
         if not modality.accepts(backbone.spec):
             reason = f"encodes {backbone.spec.modality}, not {dataset.modality}"
             skipped.append({"backbone": name, "reason": reason})
+            continue
+        if backbone.spec.non_commercial and not accept_licence:
+            skipped.append({"backbone": name, "reason": unaccepted(backbone.spec)})
             continue
         result = (extract or extract_embeddings)(
             backbone,

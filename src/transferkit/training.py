@@ -43,6 +43,7 @@ def train_run(
     target: str | Path | None = None,
     source: str | Path | None = None,
     target_test: str | Path | None = None,
+    accept_licence: bool = False,
     **classifier_params: Any,
 ) -> dict[str, Any]:
     """Train, evaluate and write RUN/model, RUN/metrics.json, RUN/report.html; return a summary.
@@ -63,7 +64,9 @@ def train_run(
     ``target_test``: a few labelled target examples, on which source-only (fitted too) and
     the adapted model are compared (``metrics["target_test"]``); a labelled ``target`` serves
     as both, its labels unused for training. ``strategy="adapt"`` with
-    ``strategy_params={"method": NAME}`` runs the strategy NAME.
+    ``strategy_params={"method": NAME}`` runs the strategy NAME. A backbone whose weights are
+    for non-commercial use only is refused unless ``accept_licence`` (``--backbone auto`` skips
+    it as a candidate).
     """
     from transferkit.atomic import write_json_atomic
     from transferkit.data import check_split_classes
@@ -75,6 +78,10 @@ def train_run(
     from transferkit.strategies.adapt.strategy import resolve_method
 
     started = time.perf_counter()
+    if backbone not in (None, "auto"):
+        from transferkit.backbones.licence import check_licence_accepted
+
+        check_licence_accepted(backbone, accept_licence)  # before any work is done with it
     strategy, own = resolve_method(strategy, dict(classifier_params.get("strategy_params") or {}))
     if "strategy_params" in classifier_params:
         classifier_params["strategy_params"] = own
@@ -134,7 +141,14 @@ def train_run(
     if "auto" in (backbone, strategy):
         # decided on the training data only (never the test set), before the validation split
         # is used or merged, since that depends on whether the strategy trains the backbone
-        choice = _choose(train_part.merge(val_part), backbone, strategy, weights, classifier_params)
+        choice = _choose(
+            train_part.merge(val_part),
+            backbone,
+            strategy,
+            weights,
+            classifier_params,
+            accept_licence,
+        )
         backbone, strategy = choice.backbone, choice.strategy
     capabilities = strategy_class(strategy).capabilities
     trains_backbone = capabilities.trains_backbone
@@ -388,7 +402,7 @@ def _embedding_map(clf, test_ds, *, seed: int) -> dict[str, Any] | None:
         return None
 
 
-def _choose(train_data, backbone, strategy, weights, classifier_params):
+def _choose(train_data, backbone, strategy, weights, classifier_params, accept_licence):
     from transferkit.auto_choice import choose
     from transferkit.progress import as_events
 
@@ -399,6 +413,7 @@ def _choose(train_data, backbone, strategy, weights, classifier_params):
         strategy,
         weights=weights,
         events=as_events(classifier_params.get("progress", True)),
+        accept_licence=accept_licence,
         **{k: classifier_params[k] for k in keys if k in classifier_params},
     )
 

@@ -157,7 +157,8 @@ def load_backbone(
 
 def list_backbones() -> list[dict]:
     """One dict per registered backbone: name, modality, source, embedding_dim, licence,
-    offline_available (verified weights present locally: a weights package or a cache)."""
+    non_commercial (its licence forbids commercial use), offline_available (verified weights
+    present locally: a weights package or a cache)."""
     return [
         {
             "name": spec.name,
@@ -165,6 +166,7 @@ def list_backbones() -> list[dict]:
             "source": spec.source,
             "embedding_dim": spec.embedding_dim,
             "licence": spec.licence,
+            "non_commercial": spec.non_commercial,
             "offline_available": not spec.needs_weights
             or find_offline_weights(spec.weights) is not None,
         }

@@ -33,8 +33,9 @@ class AudioBackbone(TrainedIdentity, nn.Module):
         self.name = spec.name
         self.encoder = encoder
         self.preprocess = preprocess
-        # mean + std of the encoder's per-window embeddings (hub models learn their width late)
-        self.num_features = int(spec.embedding_dim or 2 * encoder.frame_dim)
+        # mean (+ std) of the encoder's per-window embeddings (hub models learn their width late)
+        self.pool_std = preprocess.pooling == "mean+std"
+        self.num_features = int(spec.embedding_dim or (1 + self.pool_std) * encoder.frame_dim)
         net = getattr(encoder, "net", None)
         # registered as a submodule: parameters, state_dict, .to(device) and train() reach it
         self.net = net if isinstance(net, nn.Module) else None
@@ -57,8 +58,8 @@ class AudioBackbone(TrainedIdentity, nn.Module):
 
     # -- extraction ---------------------------------------------------------------------------
     def embed(self, wave: np.ndarray) -> tuple[np.ndarray, int]:
-        """Mean and std over the clip's windows (2*D,) of a mono clip at the spec's rate, and
-        the number of windows."""
+        """Mean and std over the clip's windows (2*D,) of a mono clip at the spec's rate (the
+        mean alone, (D,), for ``pooling="mean"``), and the number of windows."""
         return self.embed_many([wave])[0]
 
     def embed_many(self, waves: list[np.ndarray]) -> list[tuple[np.ndarray, int]]:
@@ -72,7 +73,9 @@ class AudioBackbone(TrainedIdentity, nn.Module):
             frames = np.asarray(frames, dtype=np.float32)
             if frames.ndim != 2 or len(frames) == 0:
                 raise ValueError(f"{self.name}: the encoder returned no windows")
-            pooled = np.concatenate([frames.mean(axis=0), frames.std(axis=0)])
+            pooled = frames.mean(axis=0)
+            if self.pool_std:
+                pooled = np.concatenate([pooled, frames.std(axis=0)])
             out.append((pooled.astype(np.float32), len(frames)))
         return out
 

@@ -2,8 +2,9 @@
 
 Clips are mixed down to mono and resampled (soxr, high quality) to ``sample_rate``; a clip
 longer than ``window_seconds`` is split into the encoder's windows, whose embeddings are pooled
-into one vector per clip as their mean and standard deviation (``pooling``). Recorded in the
-bundle and in the embedding-cache key, never chosen by the user.
+into one vector per clip as their mean and standard deviation (``pooling``), or as their mean
+alone where the encoder's own tools average its windows (BirdNET). Recorded in the bundle and in
+the embedding-cache key, never chosen by the user.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from transferkit.backbones.config_io import config_fingerprint, config_from_dict
 
-POOLINGS = ("mean+std",)
+POOLINGS = ("mean+std", "mean")
 
 
 @dataclass(frozen=True)

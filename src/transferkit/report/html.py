@@ -55,6 +55,7 @@ _KNOWN_KEYS = frozenset(
         "strategy",
         "head",
         "weights_source",
+        "licence",
         "languages",
         "strategy_reason",
         "backbone_reason",
@@ -191,6 +192,11 @@ def _header(m: Mapping[str, Any], labels: list[str], title: str) -> str:
         facts.append(("head", _text(m.get("head"))))
     if m.get("weights_source") is not None:
         facts.append(("weights", _text(m.get("weights_source"))))
+    licence = m.get("licence")
+    if isinstance(licence, Mapping) and licence.get("name"):
+        # weights for non-commercial use only: a model built on them is too
+        restriction = " — non-commercial use only" if licence.get("non_commercial") else ""
+        facts.append(("licence", f"{licence['name']}{restriction}"))
     cv = m.get("cv")
     if isinstance(cv, Mapping) and cv.get("mean_accuracy") is not None:
         # the honest number on tiny data: K-fold mean ± std, and a 95 % interval
