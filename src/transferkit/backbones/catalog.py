@@ -2,8 +2,9 @@
 
 The registry knows only what was registered into it. This module sits above it and above the
 modules that register (importing them registers the built-in backbones), and sends the dynamic
-names — ``timm:``, ``st:``, ``hf:`` (audio or text), ``fasttext:`` — to the module that builds
-their specs. timm, Hub and word-vector modules are imported only when such a name is used.
+names — ``timm:``, ``st:``, ``hf:`` (audio or text), ``fasttext:``, ``onnx:`` / ``keras:`` /
+``tfhub:`` — to the module that builds their specs. timm, Hub, word-vector and foreign-model
+modules are imported only when such a name is used.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from transferkit.backbones import e5_text as _e5_text  # noqa: F401
 from transferkit.backbones import efficientnet_lite as _efficientnet_lite  # noqa: F401
 from transferkit.backbones import text_specs as _text_specs  # noqa: F401
 from transferkit.backbones import torchvision_models as _torchvision_models  # noqa: F401
+from transferkit.backbones.foreign import packaged as _foreign_packaged  # noqa: F401
 from transferkit.backbones.registry import (
     FASTTEXT_PREFIX,
+    FOREIGN_PREFIXES,
     HF_PREFIX,
     ST_PREFIX,
     TIMM_PREFIX,
@@ -50,6 +53,10 @@ def get_spec(name: str) -> BackboneSpec:
         from transferkit.backbones.text_specs import fasttext_spec
 
         return fasttext_spec(name)
+    if name.startswith(FOREIGN_PREFIXES):
+        from transferkit.backbones.foreign.specs import foreign_spec
+
+        return foreign_spec(name)
     spec = registered_spec(name)
     if spec is not None:
         return spec
@@ -59,5 +66,7 @@ def get_spec(name: str) -> BackboneSpec:
         f"Unknown backbone {name!r}.{hint} Known backbones: {', '.join(known)}; any timm model "
         f"as 'timm:<model>' (e.g. 'timm:resnet18'), any sentence-transformers model as "
         f"'st:<model>', any Hugging Face encoder as 'hf:<model>', word vectors as "
-        "'fasttext:<file.vec|file.bin>'. Run `transferkit models` to list them."
+        "'fasttext:<file.vec|file.bin>', a frozen image model from another framework as "
+        "'onnx:<file.onnx>', 'keras:<file.keras|file.h5>' or 'tfhub:<SavedModel folder>'. "
+        "Run `transferkit models` to list them."
     )

@@ -14,13 +14,26 @@ from transferkit.weights.resolver import WeightsSpec
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-SOURCES = ("torchvision", "timm", "package", "sentence-transformers", "huggingface", "classical")
+SOURCES = (
+    "torchvision",
+    "timm",
+    "package",
+    "sentence-transformers",
+    "huggingface",
+    "classical",
+    "file",  # a model file or folder the user names (onnx:, keras:, tfhub:)
+)
 MODALITIES = ("image", "text", "audio")
 TIMM_PREFIX = "timm:"
 ST_PREFIX = "st:"  # any sentence-transformers model on the Hub
 HF_PREFIX = "hf:"  # any Hugging Face encoder on the Hub
 FASTTEXT_PREFIX = "fasttext:"  # word vectors from a local .vec / .bin file
-DYNAMIC_PREFIXES = (TIMM_PREFIX, ST_PREFIX, HF_PREFIX, FASTTEXT_PREFIX)
+# frozen image encoders from other frameworks (backbones/foreign): a local file or folder
+ONNX_PREFIX = "onnx:"
+KERAS_PREFIX = "keras:"
+TFHUB_PREFIX = "tfhub:"
+FOREIGN_PREFIXES = (ONNX_PREFIX, KERAS_PREFIX, TFHUB_PREFIX)
+DYNAMIC_PREFIXES = (TIMM_PREFIX, ST_PREFIX, HF_PREFIX, FASTTEXT_PREFIX, *FOREIGN_PREFIXES)
 
 
 def _load_strict(model: nn.Module, state: dict) -> nn.Module:

@@ -101,8 +101,10 @@ def preprocess_from_dict(data: dict[str, Any]):
     """The preprocessing config a bundle's manifest describes: its ``kind`` tag names the config
     class (image configs are written without one)."""
     from transferkit.backbones.audio_preprocess import AudioPreprocess
+    from transferkit.backbones.foreign_preprocess import KIND as FOREIGN
+    from transferkit.backbones.foreign_preprocess import ForeignPreprocess
     from transferkit.backbones.preprocess import ImagePreprocess
 
     # a serialisation tag of the config classes (backbones' own), not a dataset's modality
-    configs = {"text": TextPreprocess, "audio": AudioPreprocess}
+    configs = {"text": TextPreprocess, "audio": AudioPreprocess, FOREIGN: ForeignPreprocess}
     return configs.get(data.get("kind"), ImagePreprocess).from_dict(data)

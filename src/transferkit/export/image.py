@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from transferkit.errors import BadInputError
 from transferkit.export.graphs import ModalityGraph, register_graph
 from transferkit.modalities import get_modality
 from transferkit.modalities.image import ImageModality
@@ -23,6 +24,12 @@ class ImageGraph(ModalityGraph):
     modality = ImageModality.name
     input_names = ("pixels",)
     int8_calibrated = True
+
+    def check(self) -> None:
+        # a frozen ONNX graph from another framework is not a torch module to trace
+        refusal = getattr(self.backbone.materialize(), "export_refusal", None)
+        if refusal:
+            raise BadInputError(refusal.format(name=self.backbone.name))
 
     def embedder(self) -> nn.Module:
         from transferkit.features.runtime import PixelsToEmbedding

@@ -75,11 +75,17 @@ class ImageEncoding:
         return {}
 
     def encode(self, todo: list[int], delivery: Delivery) -> str:
-        # torch / onnxruntime are imported only now: a fully cached run never pays for them
-        from transferkit.features.runtime import make_runner
-
         backbone = self.backbone
-        runner = make_runner(backbone.materialize(), runtime=self.runtime, num_threads=self.threads)
+        module = backbone.materialize()
+        # a model from another framework brings its own runner (an ONNX graph, no torch)
+        own_runner = getattr(module, "pixel_runner", None)
+        if own_runner is not None:
+            runner = own_runner(self.threads)
+        else:
+            # torch / onnxruntime are imported only now: a fully cached run never pays for them
+            from transferkit.features.runtime import make_runner
+
+            runner = make_runner(module, runtime=self.runtime, num_threads=self.threads)
         batches = [todo[s : s + self.batch_size] for s in range(0, len(todo), self.batch_size)]
         size = backbone.preprocess.input_size
         # decoding threads: PIL releases the GIL while decoding and resizing. Each task fills a

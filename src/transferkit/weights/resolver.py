@@ -100,6 +100,17 @@ def sha256_file(path: str | Path) -> str:
     return hexdigest
 
 
+def sha256_tree(folder: str | Path) -> str:
+    """Hex sha256 of a model folder (a TensorFlow SavedModel): every file's path relative to
+    ``folder`` and content, in sorted order, so a renamed, added or altered file changes it."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\0")
+        digest.update(bytes.fromhex(sha256_file(path)))
+    return digest.hexdigest()
+
+
 def _hash_problem(path: Path, digest: str, spec: WeightsSpec) -> str | None:
     """Why ``digest`` does not match the spec's known hash; None if it matches or none is known."""
     if spec.sha256 is not None and digest != spec.sha256:
@@ -281,12 +292,16 @@ def find_offline_weights(weights_spec: WeightsSpec) -> ResolvedWeights | None:
 
 def _from_explicit(spec_name: str, spec: WeightsSpec, explicit: Path) -> ResolvedWeights:
     path = Path(explicit).expanduser()
-    if not path.is_file():
+    # a folder is a whole model (a SavedModel of a tfhub: backbone), hashed file by file
+    if path.is_dir() and spec.filename.endswith("/"):
+        digest = sha256_tree(path)
+    elif not path.is_file():
         raise BadInputError(
             f"Weights file {str(path)!r} given for backbone {spec_name!r} does not exist or is "
             f"not a file: pass the path to a copy of {spec.filename}."
         )
-    digest = sha256_file(path)
+    else:
+        digest = sha256_file(path)
     problem = _hash_problem(path, digest, spec)
     if problem:
         raise BadInputError(
