@@ -11,7 +11,7 @@ import torch
 from conftest import require_offline_weights
 
 from transferkit.backbones import resolve_backbone
-from transferkit.finetune.adapters.shared import shared_base, shared_copy
+from transferkit.finetune.adapters.shared import copy_sharing_tensors, shared_base, shared_copy
 
 TEXTS = ["a wonderful, moving film", "dull and far too long", "the cast is superb"]
 
@@ -115,3 +115,23 @@ def test_random_weights_are_not_shared():
     require_offline_weights("all_minilm_l6_v2")
     with pytest.raises(ValueError, match="only pretrained weights"):
         shared_base(resolve_backbone("all_minilm_l6_v2", pretrained=False))
+
+
+def test_an_object_pointing_into_the_tree_points_into_the_copy():
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Linear(3, 2)
+            # as an audio backbone's feature encoder: not a module, holding the network
+            self.frames = SimpleNamespace(net=self.net)
+
+    base = Encoder()
+    twin = copy_sharing_tensors(base)
+    assert twin.net is not base.net and twin.frames.net is twin.net
+    assert twin.net.weight is base.net.weight
+    twin.net.add_module("extra", nn.Identity())  # what an adapter does to its copy
+    assert not hasattr(base.net, "extra")

@@ -3,8 +3,8 @@
 A server hosting five adapter bundles of one encoder needs the encoder's weights once, not five
 times. ``shared_base(ref)`` keeps a process-wide base module per (backbone name, weights sha256);
 ``shared_copy(ref)`` returns a new module of the same structure whose parameters and buffers are
-the very same tensor objects as the base's (nothing copied but the small module objects), ready
-for one bundle's adapter to be injected. Each bundle then owns its module — no ``set_adapter``
+the very same tensor objects as the base's (only the module objects and their small state are
+copied: 7 MB for MiniLM, its tokenizer), ready for one bundle's adapter to be injected. Each bundle then owns its module — no ``set_adapter``
 switching on a shared one — so two threads may run two bundles at once.
 
 The base tensors are frozen (``requires_grad`` False) and must never be trained in place: a copy
@@ -20,7 +20,6 @@ import threading
 import weakref
 from typing import TYPE_CHECKING
 
-import torch
 from torch import nn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,8 +29,6 @@ _BASES: weakref.WeakValueDictionary[tuple[str, str], nn.Module] = weakref.WeakVa
 _LOCK = threading.Lock()
 # the attribute of a copy that keeps its base alive (not a submodule: it must not be walked)
 _BASE_ATTRIBUTE = "_transferkit_shared_base"
-# a module's own state: its children, parameter and hook tables, flags and names
-_COPIED = (dict, list, tuple, set, str, bytes, int, float, bool, type(None))
 
 
 def shared_base(ref: BackboneRef) -> nn.Module:
@@ -52,15 +49,21 @@ def shared_base(ref: BackboneRef) -> nn.Module:
 
 def shared_copy(ref: BackboneRef) -> nn.Module:
     """A module like ``ref``'s base whose parameters and buffers ARE the base's (same tensor
-    objects, same storage), its other state its own (mode, identity, injected modules)."""
+    objects, same storage), everything else its own (mode, identity, injected modules)."""
     base = shared_base(ref)
-    # deepcopy returns what the memo holds for an object it meets: the tensors themselves, and
-    # the read-only objects modules hold (tokenizer: 7 MB a copy for MiniLM; config; spec)
-    memo = {id(t): t for t in itertools.chain(base.parameters(), base.buffers())}
-    for sub in base.modules():
-        for value in vars(sub).values():
-            if not isinstance(value, (nn.Module, torch.Tensor, *_COPIED)):
-                memo[id(value)] = value
-    module = copy.deepcopy(base, memo)
+    module = copy_sharing_tensors(base)
     object.__setattr__(module, _BASE_ATTRIBUTE, base)
     return module
+
+
+def copy_sharing_tensors(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` but for its parameters and buffers, which are the same
+    objects in both.
+
+    Everything else is copied, the tokenizer too (7 MB for MiniLM): an object outside the
+    module tree may point into it (an audio backbone's feature encoder holds its ``net``), and
+    a copy must then point into its own tree; a tokenizer changes its settings as it is used.
+    """
+    # deepcopy returns what the memo holds for an object it meets: the tensors themselves
+    memo = {id(t): t for t in itertools.chain(module.parameters(), module.buffers())}
+    return copy.deepcopy(module, memo)
