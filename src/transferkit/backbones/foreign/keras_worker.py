@@ -69,28 +69,36 @@ def _embedding_layer(model, name: str):
 
 
 def convert(source: Path, out: Path, layer_name: str) -> dict:
-    import keras
-    import numpy as np
-
-    if keras.backend.backend() != "torch":
-        raise Refused(f"Keras runs on {keras.backend.backend()!r} here, not torch")
-    code = _code_layers(_config(source))
+    # before Keras is imported: a refused file costs no Keras start-up
+    try:
+        config = _config(source)
+    except Refused:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a zip without config.json, a broken HDF5 file...
+        raise Refused(f"{source} is not a Keras .keras / .h5 model file ({exc})") from None
+    code = _code_layers(config)
     if code:
         raise Refused(
             f"{source} has Lambda layer(s) {code}: they hold Python code, which transferkit "
             "never runs from a model file (Keras safe_mode stays on). Re-save the model with "
             "those layers as built-in Keras layers"
         )
+    import keras
+    import numpy as np
+
+    if keras.backend.backend() != "torch":
+        raise Refused(f"Keras runs on {keras.backend.backend()!r} here, not torch")
     try:
         model = keras.models.load_model(source, safe_mode=True, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many kinds; all mean "cannot use"
         raise Refused(f"Keras cannot load {source} with safe_mode=True: {exc}") from None
     layer = _embedding_layer(model, layer_name)
     sub = keras.Model(model.inputs, layer.output)
-    sub.export(str(out), format="onnx", verbose=False)
     shape = [d if d else 224 for d in sub.input_shape[1:]]
     x = np.random.default_rng(0).uniform(-1, 1, (2, *shape)).astype("float32")
+    # called once before export: Keras exports only a model that has run
     expected = np.asarray(sub.predict(x, verbose=0))
+    sub.export(str(out), format="onnx", verbose=False)
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
