@@ -22,6 +22,7 @@ import numpy as np
 
 from transferkit.backbones.audio_preprocess import AudioPreprocess
 from transferkit.backbones.registry import BackboneSpec, register
+from transferkit.errors import BadInputError
 from transferkit.weights.resolver import WeightsSpec
 
 BIRDNET_SR = 48000
@@ -54,7 +55,13 @@ class BirdnetEncoder:
     batch_windows = 16  # 16 x 3 s per invoke: ~9 MB of input
 
     def __init__(self, model_path: str | Path, *, threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        try:
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        except ImportError:
+            raise BadInputError(
+                "birdnet runs on ai-edge-litert (the TFLite interpreter), which is not "
+                "installed: pip install 'transferkit[audio]'"
+            ) from None
 
         from transferkit.system import available_cores
 
