@@ -742,7 +742,9 @@ def cmd_models(args) -> int:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     print(
         "\nAlso by name: any timm model as timm:<name>, any sentence-transformers model as "
-        "st:<name>,\nany Hugging Face encoder as hf:<name> (weights online or in the HF cache)."
+        "st:<name>,\nany Hugging Face encoder as hf:<name> (weights online or in the HF cache); "
+        "frozen image models\nfrom other frameworks as onnx:<file.onnx>, keras:<file.keras|.h5>, "
+        "tfhub:<SavedModel folder>\n(preprocessing declared in <path>.json beside them)."
     )
     if any(r.get("non_commercial") for r in rows):
         print(

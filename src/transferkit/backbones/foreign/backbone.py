@@ -23,8 +23,8 @@ class ForeignBackbone:
     export_refusal = (
         "{name} is a frozen model from another framework, run as its own ONNX graph; "
         "`transferkit export` builds the deployable graph from a torch backbone and cannot "
-        "join this one to the head faithfully yet. Serve the bundle (`transferkit serve`) or "
-        "use `transferkit predict`"
+        "join this one to the head faithfully yet; predict with the bundle itself "
+        "(`transferkit predict MODEL`)"
     )
 
     def __init__(self, spec, weights, preprocess: ForeignPreprocess, model, input_name: str):
