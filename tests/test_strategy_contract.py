@@ -27,6 +27,7 @@ QUICK = {
     "finetune": {"epochs": 1, "head_epochs": 2, "lr": 1e-3, "val_size": 0},
     "scratch": {"epochs": 1, "lr": 1e-3, "val_size": 0},
     "contrastive": {"epochs": 2, "lr": 1e-3},
+    "adapter": {"epochs": 1, "head_epochs": 2, "val_size": 0},
 }
 POS = ["good movie", "great fun film", "a good actor", "great plot", "fun movie", "good fun"]
 NEG = ["bad movie", "dull film", "a bad actor", "awful plot", "dull movie", "not fun"]
@@ -74,13 +75,26 @@ def _audio_world(root: Path) -> dict:
     }
 
 
+def _vit_world(root: Path) -> dict:
+    from tiny_vit import VIT_NAME, register_tiny_vit, write_tiny_vit_weights
+
+    register_tiny_vit()  # into the registry copy tiny_registered made for this module
+    return {
+        **_image_world(root),
+        "backbone": VIT_NAME,
+        "weights": write_tiny_vit_weights(root / "vit.safetensors"),
+    }
+
+
 WORLDS = {"image": _image_world, "text": _text_world, "audio": _audio_world}
+# strategies that need a transformer: their image world is a tiny ViT rather than a CNN
+TRANSFORMER_WORLDS = {"adapter": {"image": _vit_world}}
 
 
 def _world(name: str, modality: str, root: Path) -> dict:
     """The tiny data and backbone; a strategy that starts from random weights gets an
     architecture built in code (a Hub model's architecture is in the files of its weights)."""
-    world = WORLDS[modality](root)
+    world = TRANSFORMER_WORLDS.get(name, {}).get(modality, WORLDS[modality])(root)
     if getattr(STRATEGIES[name]().config, "pretrained", True):
         return world
     if world["architecture"] == "all_minilm_l6_v2":

@@ -7,6 +7,9 @@ Layout of a bundle directory::
     head.safetensors    the head's learned arrays
     backbone.safetensors  the backbone's own weights, when training changed them (``finetune``,
                         ``scratch``); a ``features`` bundle names its pretrained weights by sha256
+    adapter.safetensors the adapter trained inside the pretrained backbone (``adapter``): the
+                        manifest names the base's weights by sha256 and describes the adapter
+                        (``"adapter"``: method, config, parameter counts, base)
 
 Loading refuses what it cannot vouch for, with a message rather than a half-loaded model: a
 manifest that does not match its hash or the schema (``_schema_problem``), labels that do not
@@ -52,8 +55,9 @@ MANIFEST = "manifest.json"
 MANIFEST_HASH = "manifest_sha256"
 HEAD_FILE = "head.safetensors"
 BACKBONE_FILE = "backbone.safetensors"
+ADAPTER_FILE = "adapter.safetensors"
 # the files a manifest may list; formats 1 and 2 define the same ones
-DATA_FILES = (HEAD_FILE, BACKBONE_FILE)
+DATA_FILES = (HEAD_FILE, BACKBONE_FILE, ADAPTER_FILE)
 _REQUIRED = ("backbone", "labels", "strategy", "head", "files")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -100,6 +104,24 @@ class Bundle:
         """The error saying this bundle is unusable because of ``what`` (with path and fix)."""
         return _refuse(self.path, what)
 
+    @property
+    def adapter_file(self) -> Path | None:
+        """The adapter's tensors, when the bundle carries one (verified at load)."""
+        return self.path / ADAPTER_FILE if ADAPTER_FILE in self.manifest["files"] else None
+
+    def load_adapter_state(self) -> dict[str, Any]:
+        """The adapter's tensors (torch), named as ``manifest["adapter"]["method"]`` names
+        them (see ``transferkit.finetune.adapters``)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        if self.adapter_file is None:
+            raise _refuse(self.path, f"it lists no {ADAPTER_FILE} but its strategy needs one")
+        try:
+            return load_file(str(self.adapter_file))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise _refuse(self.path, f"{ADAPTER_FILE} cannot be read ({exc})") from None
+
     def load_backbone_state(self, module) -> None:
         """Load the bundle's backbone weights into ``module`` (same architecture, strictly)."""
         from safetensors import SafetensorError
@@ -129,11 +151,17 @@ def save_bundle(
     head_arrays: dict[str, np.ndarray],
     metrics: dict[str, Any] | None = None,
     backbone_state: dict[str, Any] | None = None,
+    adapter_state: dict[str, Any] | None = None,
+    adapter: dict[str, Any] | None = None,
 ) -> Path:
     """Write a bundle directory atomically and return its path.
 
-    ``backbone_state`` (a torch state dict) is stored when training changed the backbone.
+    ``backbone_state`` (a torch state dict) is stored when training changed the backbone;
+    ``adapter_state`` (torch tensors) and its description ``adapter`` (the manifest's
+    ``"adapter"`` object) when training added an adapter to the pretrained backbone.
     """
+    if (adapter_state is None) != (adapter is None):
+        raise ValueError("an adapter's tensors and its description are saved together")
     from safetensors.numpy import save_file
 
     path = Path(path)
@@ -146,6 +174,10 @@ def save_bundle(
             # own contiguous copies: safetensors refuses tensors that share storage
             state = {k: v.detach().cpu().contiguous().clone() for k, v in backbone_state.items()}
             files[BACKBONE_FILE] = _save_tensors(save_torch, state, tmp / BACKBONE_FILE)
+        if adapter_state is not None:
+            files[ADAPTER_FILE] = _save_tensors(
+                _save_torch_file, _own_copies(adapter_state), tmp / ADAPTER_FILE
+            )
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -157,9 +189,30 @@ def save_bundle(
             "metrics": metrics or {},
             "versions": package_versions(),
             "files": files,
+            **({"adapter": adapter} if adapter is not None else {}),
         }
         write_json_atomic(tmp / MANIFEST, _sealed(manifest))
     return path
+
+
+def _save_torch_file(tensors: dict[str, Any], file: str) -> None:
+    from safetensors.torch import save_file
+
+    save_file(tensors, file)
+
+
+def _own_copies(state: dict[str, Any]) -> dict[str, Any]:
+    """CPU contiguous copies: safetensors refuses tensors that share storage."""
+    return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+
+
+def adapter_file_sha256(state: dict[str, Any]) -> str:
+    """The sha256 ``adapter.safetensors`` will have when ``state`` is saved (safetensors'
+    serialisation is deterministic), so a model trained in this process and the same model
+    loaded from its bundle carry one identity."""
+    from safetensors.torch import save
+
+    return hashlib.sha256(save(_own_copies(state))).hexdigest()
 
 
 def _save_tensors(save, tensors: dict[str, Any], file: Path) -> str:
@@ -322,7 +375,51 @@ def _schema_problem(manifest: dict[str, Any]) -> str | None:
         or _files_problem(manifest["files"])
         or _object_problem("metrics", manifest.get("metrics", {}))
         or _object_problem("versions", manifest.get("versions", {}))
+        or _adapter_problem(manifest)
     )
+
+
+_ADAPTER_METHODS = ("lora", "houlsby", "pfeiffer")
+
+
+def _adapter_problem(manifest: dict[str, Any]) -> str | None:
+    """The optional ``adapter`` object: the adapter file's description, present together."""
+    has_file = ADAPTER_FILE in manifest["files"] if isinstance(manifest["files"], dict) else False
+    if "adapter" not in manifest:
+        return f"it lists {ADAPTER_FILE} but has no 'adapter' object" if has_file else None
+    adapter = manifest["adapter"]
+    if not isinstance(adapter, dict):
+        return _object_problem("adapter", adapter)
+    if not has_file:
+        return f"'adapter' describes an adapter but 'files' lists no {ADAPTER_FILE}"
+    if adapter.get("method") not in _ADAPTER_METHODS:
+        return (
+            f"'adapter.method' must be one of {', '.join(_ADAPTER_METHODS)}; "
+            f"got {_shown(adapter.get('method'))}"
+        )
+    problem = _object_problem("adapter.config", adapter.get("config"))
+    if problem:
+        return problem
+    for key in ("trained_parameters", "total_parameters"):
+        if not _is_int(adapter.get(key)) or adapter[key] < 0:
+            return f"'adapter.{key}' must be a whole number >= 0; got {_shown(adapter.get(key))}"
+    base = adapter.get("base")
+    problem = _named_object_problem("adapter.base", base)
+    if problem:
+        return problem
+    problem = _sha256_problem(
+        "'adapter.base.weights_sha256'", base.get("weights_sha256"), nullable=False
+    )
+    if problem:
+        return problem
+    backbone = manifest["backbone"]
+    if (base["name"], base["weights_sha256"]) != (backbone["name"], backbone["weights_sha256"]):
+        return (
+            f"'adapter.base' ({base['name']}, {base['weights_sha256'][:16]}…) is not the "
+            f"backbone the manifest names ({backbone['name']}, "
+            f"{str(backbone['weights_sha256'])[:16]}…)"
+        )
+    return None
 
 
 def _object_problem(key: str, value: Any) -> str | None:

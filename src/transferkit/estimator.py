@@ -462,9 +462,9 @@ class TransferClassifier:
         self._check_fitted()
         head_config, head_arrays = self.head_.get_state()
         bb = self.backbone_
-        backbone_state = None
-        if self.strategy_.capabilities.trains_backbone:
-            backbone_state = {k: v.detach().cpu() for k, v in bb.state_dict().items()}
+        # what the strategy changed in the backbone: trained weights, an adapter, or nothing
+        parts = self.strategy_.bundle_parts(bb, self.fit_info_)
+        backbone_entries = parts.pop("backbone", {})
         summary = None
         if metrics:
             summary = {
@@ -479,11 +479,7 @@ class TransferClassifier:
                 "weights_source": bb.weights_source,
                 "embedding_dim": int(bb.num_features),
                 "preprocess": bb.preprocess.to_dict(),
-                **(
-                    {"pretrained_weights_sha256": self.fit_info_.get("pretrained_weights_sha256")}
-                    if backbone_state is not None
-                    else {}
-                ),
+                **backbone_entries,
             },
             labels=self.labels_,
             strategy={
@@ -494,7 +490,7 @@ class TransferClassifier:
             head_config=head_config,
             head_arrays=head_arrays,
             metrics=summary,
-            backbone_state=backbone_state,
+            **parts,
         )
 
     @classmethod

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import transferkit.strategies.adapt.strategy  # noqa: F401
+import transferkit.strategies.adapter  # noqa: F401
 import transferkit.strategies.cdan  # noqa: F401
 import transferkit.strategies.contrastive  # noqa: F401 (registers itself)
 import transferkit.strategies.coral  # noqa: F401

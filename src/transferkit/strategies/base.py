@@ -151,6 +151,37 @@ class Strategy:
         check_pretrained_weights(backbone, bundle)
         return backbone
 
+    def bundle_parts(self, backbone, info: Mapping[str, Any]) -> dict[str, Any]:
+        """What the bundle keeps of ``backbone`` as ``fit`` (or ``restore``) left it:
+        ``save_bundle`` keyword arguments, and under ``"backbone"`` entries of the manifest's
+        backbone object. A frozen backbone: nothing (the manifest names its pretrained
+        weights); one that trained: all its weights (``info``: the fit's)."""
+        if not self.capabilities.trains_backbone:
+            return {}
+        return {
+            "backbone_state": {k: v.detach().cpu() for k, v in backbone.state_dict().items()},
+            "backbone": {"pretrained_weights_sha256": info.get("pretrained_weights_sha256")},
+        }
+
+
+def parameter_counts(module, head_arrays: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """``metrics["parameters"]``: how many numbers training set (the parameters of ``module``
+    that require gradients, plus a head fitted apart from it: ``head_arrays``) out of all the
+    model holds."""
+    trained = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in module.parameters())
+    head = sum(int(np.asarray(a).size) for a in (head_arrays or {}).values())
+    return {"trained": int(trained + head), "total": int(total + head)}
+
+
+def parameters_fact(metrics: Mapping[str, Any]) -> dict[str, str]:
+    """The report's fact line for ``metrics["parameters"]`` (nothing when absent)."""
+    counts = metrics.get("parameters")
+    if not isinstance(counts, Mapping) or not counts.get("total"):
+        return {}
+    trained, total = int(counts["trained"]), int(counts["total"])
+    return {"parameters trained": f"{trained:,} of {total:,} ({100 * trained / total:.2f} %)"}
+
 
 def check_pretrained_weights(backbone, bundle) -> None:
     """Refuse pretrained weights other than those ``bundle`` was trained on, naming both."""

@@ -33,6 +33,8 @@ from transferkit.strategies.base import (
     ReportSection,
     Strategy,
     StrategyResult,
+    parameter_counts,
+    parameters_fact,
     restore_trained_backbone,
 )
 from transferkit.strategies.options import EPOCHS, LR
@@ -141,7 +143,6 @@ class ContrastiveStrategy(Strategy):
         import torch
 
         from transferkit.events import Event
-        from transferkit.finetune.freezing import set_unfrozen_groups
         from transferkit.finetune.model import state_sha256
         from transferkit.finetune.pair_losses import PAIR_LOSSES
         from transferkit.finetune.precision import cpu_autocast, resolve_precision
@@ -167,13 +168,11 @@ class ContrastiveStrategy(Strategy):
         started = time.perf_counter()
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        module = backbone.materialize()
+        module = self.encoder(backbone)
         batch_size, steps, lr = cfg.resolved(len(train))
         batches = TextBatches(train.texts, train.targets, module, batch_size=batch_size)
         epochs = steps // batches.num_batches()
-        groups = module.layer_groups()
-        train_groups = cfg.trained_groups(len(groups))
-        set_unfrozen_groups(module, groups, train_groups)
+        train_groups = self.set_trainable(module)
         trainable = [p for p in module.parameters() if p.requires_grad]
         cache = FrozenLayerCache.for_top_layers(module, batches, train_groups)
         # fused: one kernel over all parameters instead of a loop of small ones per tensor
@@ -227,11 +226,14 @@ class ContrastiveStrategy(Strategy):
         events.emit(Event("stage", self.name, {"state": "end", "seconds": seconds_train}))
         encoded = ctx.embed(train, backbone=module)
         head = ctx.head.fit(encoded.embeddings, train.targets, seed=seed)
+        # counted while the parameters that trained still require gradients
+        parameters = parameter_counts(module, head.get_state()[1])
         return StrategyResult(
             n_train=len(train),
             info={
                 "seconds_extract": encoded.seconds,
                 "pretrained_weights_sha256": backbone.weights_sha256,
+                "parameters": parameters,
                 "config_used": {
                     **asdict(cfg),
                     "epochs": epochs,
@@ -258,11 +260,26 @@ class ContrastiveStrategy(Strategy):
             head=head,
         )
 
+    def encoder(self, backbone):
+        """The module the pair loss trains (a method that adds modules to it adds them here)."""
+        return backbone.materialize()
+
+    def set_trainable(self, module) -> int:
+        """Let what trains require gradients; return how many of the encoder's layer groups,
+        from the top, compute them (the layers below run once per text, cached)."""
+        from transferkit.finetune.freezing import set_unfrozen_groups
+
+        groups = module.layer_groups()
+        train_groups = self.config.trained_groups(len(groups))
+        set_unfrozen_groups(module, groups, train_groups)
+        return train_groups
+
     def metrics_block(self, result: StrategyResult) -> dict:
         # pair-loss history, steps, settings used
         return {
             "contrastive": result.info["contrastive"],
             "hyperparameters": result.info.get("config_used", {}),
+            **({"parameters": result.info["parameters"]} if "parameters" in result.info else {}),
         }
 
     def report_section(self, metrics) -> ReportSection | None:
@@ -276,6 +293,7 @@ class ContrastiveStrategy(Strategy):
             "pairs per epoch": trained.get("pairs_per_epoch"),
             "lower layers cached": "yes" if trained.get("cached_lower_layers") else "no",
             "seconds": trained.get("seconds"),
+            **parameters_fact(metrics),
         }
         settings = metrics.get("hyperparameters")
         if isinstance(settings, Mapping):
@@ -287,7 +305,7 @@ class ContrastiveStrategy(Strategy):
             charts=(Chart("pair loss", ("loss",)),) if history else (),
             note="the in-batch pair loss of the encoder, averaged over each epoch's texts",
             facts=facts,
-            shows=("contrastive", "hyperparameters"),
+            shows=("contrastive", "hyperparameters", "parameters"),
         )
 
     def restore(self, backbone, bundle):

@@ -26,6 +26,8 @@ from transferkit.strategies.base import (
     ReportSection,
     Strategy,
     StrategyResult,
+    parameter_counts,
+    parameters_fact,
     restore_trained_backbone,
 )
 from transferkit.strategies.options import EPOCHS, LR
@@ -237,6 +239,10 @@ class FinetuneStrategy(Strategy):
     def _backbone_module(self, backbone, seed: int):
         return backbone.materialize()
 
+    def engine_config(self) -> FinetuneConfig:
+        """The settings the engine runs with (a method may resolve its own defaults here)."""
+        return self.config
+
     def prepare(self, backbone, train, *, embed, seed=0, val=None):
         """Split, screen and batch the data and build the model (everything before training).
 
@@ -249,7 +255,7 @@ class FinetuneStrategy(Strategy):
         from transferkit.finetune.model import ClassifierModel
         from transferkit.modalities import get_modality
 
-        cfg = self.config
+        cfg = self.engine_config()
         modality = get_modality(train.modality)
         if not backbone.spec.trainable:
             raise BadInputError(
@@ -359,7 +365,7 @@ class FinetuneStrategy(Strategy):
         from transferkit.finetune.model import state_sha256
         from transferkit.heads.softmax import LinearSoftmaxHead
 
-        cfg = self.config
+        cfg = self.engine_config()
         if ctx.head.name != "linear":
             raise BadInputError(
                 f"--strategy {self.name} trains a linear softmax head with the backbone; "
@@ -411,6 +417,7 @@ class FinetuneStrategy(Strategy):
                 "layer_groups": len(model.layer_groups()),
                 "unfrozen_groups": runner.target_groups,
                 "bn_statistics_adapted_on": prep.bn_adapted,
+                "parameters": parameter_counts(model),
             },
             backbone=trained,
             head=fitted_head,
@@ -420,6 +427,7 @@ class FinetuneStrategy(Strategy):
         return {
             "training": result.info["training"],
             "hyperparameters": result.info.get("config_used", {}),
+            **({"parameters": result.info["parameters"]} if "parameters" in result.info else {}),
         }
 
     def report_section(self, metrics) -> ReportSection | None:
@@ -442,6 +450,7 @@ class FinetuneStrategy(Strategy):
         facts["stopped early"] = "yes" if training.get("stopped_early") else "no"
         if training.get("resumed_from_epoch") is not None:
             facts["resumed after epoch"] = training.get("resumed_from_epoch")
+        facts.update(parameters_fact(metrics))
         best = training.get("best_epoch")
         return ReportSection(
             anchor="training",
@@ -451,7 +460,7 @@ class FinetuneStrategy(Strategy):
             best_epoch=int(best) if isinstance(best, int | float) else None,
             note=_CHART_NOTE,
             facts=facts,
-            shows=("training",),
+            shows=("training", "parameters"),
         )
 
     def restore(self, backbone, bundle):

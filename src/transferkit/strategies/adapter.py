@@ -1,0 +1,366 @@
+"""``adapter``: train a small adapter inside the frozen pretrained encoder, and a head.
+
+LoRA (through peft) or a Houlsby / Pfeiffer bottleneck adapter (AdapterHub's layout) goes into
+every transformer layer (``transferkit.finetune.adapters``); only the adapter and the head
+learn. ``--objective classify`` (default) trains them with fine-tuning's engine: head warm-up on
+the cached embeddings, AdamW with warm-up and cosine decay, early stopping on a validation split,
+checkpoints and ``--resume``. ``--objective contrastive`` (text) trains the adapter with the
+``contrastive`` strategy's in-batch pair loss, then fits a head on the new embeddings.
+
+The bundle stores the adapter (``adapter.safetensors``, a few hundred kB for MiniLM) and names
+the base encoder by its pretrained weights' sha256, as a ``features`` bundle does; loading puts
+the adapter back into the installed base and refuses other base weights, naming both. The
+adapted encoder's identity (what the embedding cache keys vectors by) is the sha256 of the base
+weights' and the adapter file's: base and adapted vectors are never mixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from transferkit.errors import BadInputError
+from transferkit.finetune.adapters.spec import METHODS, TARGET_SETS, AdapterSpec
+from transferkit.finetune.config import FinetuneConfig
+from transferkit.strategies.base import (
+    Capabilities,
+    FitContext,
+    FitData,
+    Option,
+    ReportSection,
+    StrategyResult,
+    check_pretrained_weights,
+)
+from transferkit.strategies.contrastive import ContrastiveConfig, ContrastiveStrategy
+from transferkit.strategies.finetune import FINETUNE_OPTIONS, FinetuneStrategy
+from transferkit.strategies.options import EPOCHS, LR
+from transferkit.strategies.registry import register_strategy
+
+OBJECTIVES = ("classify", "contrastive")
+# the learning rate of adapters and head when none is given: adapters start at the pretrained
+# function and need larger steps than full fine-tuning (LoRA's papers use 5e-4 to 1e-3)
+ADAPTER_LR = 1e-3
+CLASSIFY_EPOCHS = 12
+
+ADAPTER_OPTIONS = (
+    EPOCHS,
+    LR,
+    next(o for o in FINETUNE_OPTIONS if o.flag == "--patience"),
+    Option(
+        "--adapter",
+        "adapter",
+        str,
+        "the adapter --strategy adapter trains: lora (default; through peft), houlsby or "
+        "pfeiffer (bottleneck adapters, AdapterHub's layout)",
+        choices=METHODS,
+    ),
+    Option(
+        "--adapter-rank",
+        "adapter_rank",
+        int,
+        "LoRA rank r (default 8)",
+        valid=lambda v: v >= 1,
+        must_be="at least 1",
+    ),
+    Option(
+        "--adapter-alpha",
+        "adapter_alpha",
+        float,
+        "LoRA alpha: the update is scaled by alpha / r (default 16)",
+        valid=lambda v: v > 0,
+        must_be="greater than 0",
+    ),
+    Option(
+        "--adapter-reduction",
+        "adapter_reduction",
+        float,
+        "bottleneck adapters: hidden size / bottleneck size (default 16)",
+        valid=lambda v: v > 0,
+        must_be="greater than 0",
+    ),
+    Option(
+        "--adapter-targets",
+        "adapter_targets",
+        str,
+        "LoRA on the attention query and value layers (attention, default) or on every "
+        "attention and feed-forward linear layer (all)",
+        choices=TARGET_SETS,
+    ),
+    Option(
+        "--objective",
+        "objective",
+        str,
+        "what trains the adapter: classify (a softmax head, fine-tuning's engine; default) or "
+        "contrastive (text: the contrastive strategy's pair loss, then a head)",
+        choices=OBJECTIVES,
+    ),
+)
+
+
+@dataclass
+class AdapterConfig(FinetuneConfig):
+    """``finetune``'s settings plus the adapter's; ``epochs`` None: 12 for classify, the
+    contrastive rule for contrastive; ``lr`` None: ``ADAPTER_LR`` (no LR finder)."""
+
+    epochs: int | None = None
+    lr: float | None = None
+    adapter: str = "lora"
+    adapter_rank: int = 8
+    adapter_alpha: float = 16.0
+    adapter_reduction: float = 16.0
+    adapter_targets: str = "attention"
+    objective: str = "classify"
+
+    def __post_init__(self) -> None:
+        epochs = self.epochs
+        self.epochs = CLASSIFY_EPOCHS if epochs is None else epochs  # checked as a given one
+        super().__post_init__()
+        self.epochs = epochs
+        if self.objective not in OBJECTIVES:
+            raise BadInputError(
+                f"objective must be one of {', '.join(OBJECTIVES)}; got {self.objective!r}"
+            )
+        self.spec()  # refuses a bad adapter setting now, naming it
+
+    def spec(self) -> AdapterSpec:
+        """The adapter these settings describe (targets not yet resolved for a backbone)."""
+        if self.adapter == "lora":
+            return AdapterSpec.make(
+                "lora",
+                r=self.adapter_rank,
+                alpha=self.adapter_alpha,
+                target_modules=self.adapter_targets,
+            )
+        return AdapterSpec.make(self.adapter, reduction_factor=self.adapter_reduction)
+
+    def engine(self) -> FinetuneConfig:
+        """The settings fine-tuning's engine runs with (defaults resolved)."""
+        return dataclasses.replace(
+            self,
+            epochs=self.epochs or CLASSIFY_EPOCHS,
+            lr=self.lr or ADAPTER_LR,
+        )
+
+    def pairs(self) -> ContrastiveConfig:
+        """The contrastive strategy's settings for ``--objective contrastive``."""
+        return ContrastiveConfig(
+            epochs=self.epochs, lr=self.lr or ADAPTER_LR, batch_size=None, augment="none"
+        )
+
+
+def adapted_identity(base_sha256: str, adapter_file_sha256: str) -> str:
+    """The identity of a base encoder with an adapter: what the embedding cache keys by."""
+    return hashlib.sha256(f"{base_sha256}+adapter:{adapter_file_sha256}".encode()).hexdigest()
+
+
+def _check_adaptable(backbone) -> None:
+    """Refuse a frozen-only backbone (no torch network to put an adapter in), naming it."""
+    from transferkit.finetune.adapters.targets import WORKS_WITH
+
+    if not backbone.spec.trainable:
+        raise BadInputError(
+            f"{backbone.name} is a frozen encoder: it has no network to put an adapter in. "
+            f"--strategy adapter works with {WORKS_WITH}; use --strategy features with "
+            f"{backbone.name}."
+        )
+
+
+class _PairTraining(ContrastiveStrategy):
+    """The contrastive strategy's pair loss, training only the adapter of ``owner``."""
+
+    name = "adapter"
+
+    def __init__(self, owner: AdapterStrategy, seed: int) -> None:
+        self.config = owner.config.pairs()
+        self.owner, self.seed = owner, seed
+
+    def encoder(self, backbone):
+        return self.owner._backbone_module(backbone, self.seed)
+
+    def set_trainable(self, module) -> int:
+        from transferkit.finetune.adapters.policy import AdapterOnly, is_adapter_parameter
+
+        AdapterOnly().apply(module, 0)
+        groups = module.layer_groups()
+        lowest = min(
+            i for i, group in enumerate(groups) if any(is_adapter_parameter(n) for n in group)
+        )
+        return len(groups) - lowest  # the groups below the lowest adapter are cached
+
+
+@register_strategy
+class AdapterStrategy(FinetuneStrategy):
+    """An adapter (LoRA, Houlsby, Pfeiffer) in the frozen encoder, trained with a head."""
+
+    name = "adapter"
+    Config = AdapterConfig
+    capabilities = Capabilities(uses_validation=True, trains_backbone=True)
+    options = ADAPTER_OPTIONS
+
+    @property
+    def default_head(self) -> str:  # type: ignore[override]
+        return "linear" if self.config.objective == "classify" else "logistic"
+
+    @property
+    def default_head_params(self) -> dict:  # type: ignore[override]
+        # after the pair loss, as for contrastive: C hardly matters, the search is skipped
+        return (
+            {}
+            if self.config.objective == "classify"
+            else dict(ContrastiveStrategy.default_head_params)
+        )
+
+    def engine_config(self) -> FinetuneConfig:
+        return self.config.engine()
+
+    def _backbone_module(self, backbone, seed: int):
+        """The pretrained encoder with the adapter in it (initialised to change nothing)."""
+        import torch
+
+        from transferkit.finetune.adapters import inject
+
+        module = backbone.materialize()
+        torch.manual_seed(seed)  # the adapter's initial weights (LoRA's A, bottleneck down)
+        self.adapter_spec_ = inject(module, self.config.spec())
+        return module
+
+    def trainable_parameters(self, prep):
+        from transferkit.finetune.adapters.policy import AdapterOnly
+
+        return AdapterOnly()
+
+    def fit(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
+        from transferkit.finetune.adapters import check_adaptable
+
+        _check_adaptable(backbone)
+        check_adaptable(backbone.materialize(), self.config.spec())  # before any embedding
+        base = (backbone.name, backbone.weights_sha256, backbone.weights_source)
+        if base[1] is None:
+            raise BadInputError(
+                f"--strategy adapter adapts pretrained weights; {backbone.name} has none here. "
+                "Install its weights (see `transferkit models`)."
+            )
+        if self.config.objective == "contrastive":
+            result = self._fit_pairs(backbone, data, ctx)
+        else:
+            result = super().fit(backbone, data, ctx)
+        module = result.backbone
+        self.base_ = base
+        self.parameters_ = result.info["parameters"]
+        self._mark(module, adapter_file_sha(module, self.adapter_spec_), f"adapter of {base[0]}")
+        result.info["adapter"] = self.adapter_spec_.to_json()
+        return result
+
+    def _fit_pairs(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
+        from transferkit.modalities import get_modality
+
+        if not get_modality(data.train.modality).accepts(backbone.spec) or (
+            data.train.modality not in ContrastiveStrategy.capabilities.modalities
+        ):
+            raise BadInputError(
+                f"--objective contrastive trains on pairs of texts; {backbone.name} is not a "
+                "text encoder. Use --objective classify."
+            )
+        if ctx.resume:
+            raise BadInputError(
+                "--objective contrastive trains in a minute or two and keeps no checkpoints; "
+                "run it again instead of --resume (or use --objective classify)"
+            )
+        # the pair loss uses no validation split: its examples are trained on
+        train = data.train if data.val is None else data.train.merge(data.val)
+        return _PairTraining(self, ctx.seed).fit(backbone, FitData(train=train), ctx)
+
+    def _mark(self, module, file_sha256: str, source: str) -> None:
+        module.mark_trained(
+            state_sha256=adapted_identity(self.base_[1], file_sha256),
+            source=f"{source} ({self.base_[2]})",
+        )
+
+    def bundle_parts(self, backbone, info: Mapping[str, Any]) -> dict[str, Any]:
+        from transferkit.finetune.adapters import adapter_state
+
+        name, sha256, source = self.base_
+        return {
+            "adapter_state": adapter_state(backbone, self.adapter_spec_),
+            "adapter": {
+                **self.adapter_spec_.to_json(),
+                "trained_parameters": int(self.parameters_["trained"]),
+                "total_parameters": int(self.parameters_["total"]),
+                "base": {"name": name, "weights_sha256": sha256},
+            },
+            # as a features bundle: the base's name and pretrained weights
+            "backbone": {"weights_sha256": sha256, "weights_source": source},
+        }
+
+    def restore(self, backbone, bundle):
+        """The installed base encoder (refused, naming both, if its weights are not the ones
+        the adapter was trained on) with the bundle's adapter in it."""
+        from transferkit.bundle import ADAPTER_FILE
+        from transferkit.finetune.adapters import inject, load_adapter_state
+
+        check_pretrained_weights(backbone, bundle)
+        info = bundle.manifest.get("adapter")
+        if not isinstance(info, dict):
+            raise bundle.refuse("an adapter bundle without its 'adapter' description")
+        spec = AdapterSpec.from_json({"method": info["method"], "config": info["config"]})
+        module = self._base_module(backbone)
+        self.adapter_spec_ = inject(module, spec)
+        try:
+            load_adapter_state(module, self.adapter_spec_, bundle.load_adapter_state())
+        except BadInputError as exc:
+            raise bundle.refuse(str(exc)) from None
+        self.base_ = (backbone.name, backbone.weights_sha256, backbone.weights_source)
+        self.parameters_ = {
+            "trained": info["trained_parameters"],
+            "total": info["total_parameters"],
+        }
+        self._mark(module, bundle.manifest["files"][ADAPTER_FILE], f"adapter bundle {bundle.path}")
+        return module.eval()
+
+    def _base_module(self, backbone):
+        """A module of the base encoder for one bundle's adapter (where a process-wide
+        shared base plugs in: ``finetune/adapters/shared.py``)."""
+        return backbone.materialize()
+
+    def metrics_block(self, result: StrategyResult) -> dict:
+        if "contrastive" in result.info:
+            block = ContrastiveStrategy.metrics_block(self, result)
+        else:
+            block = super().metrics_block(result)
+        return {**block, "adapter": result.info["adapter"]}
+
+    def report_section(self, metrics) -> ReportSection | None:
+        if isinstance(metrics.get("contrastive"), Mapping):
+            section = ContrastiveStrategy.report_section(self, metrics)
+        else:
+            section = super().report_section(metrics)
+        if section is None:
+            return None
+        adapter = metrics.get("adapter")
+        facts = dict(section.facts)
+        if isinstance(adapter, Mapping):
+            facts["adapter"] = _describe(adapter)
+        return dataclasses.replace(section, facts=facts, shows=(*section.shows, "adapter"))
+
+
+def adapter_file_sha(module, spec: AdapterSpec) -> str:
+    """The sha256 the adapter file of ``module`` will have in its bundle."""
+    from transferkit.bundle import adapter_file_sha256
+    from transferkit.finetune.adapters import adapter_state
+
+    return adapter_file_sha256(adapter_state(module, spec))
+
+
+def _describe(adapter: Mapping[str, Any]) -> str:
+    config = adapter.get("config") or {}
+    if adapter.get("method") == "lora":
+        targets = config.get("target_modules")
+        shown = ", ".join(targets) if isinstance(targets, list) else targets
+        return f"LoRA r={config.get('r')}, alpha={config.get('alpha')} on {shown}"
+    factor = config.get("reduction_factor")
+    shown = f"{factor:g}" if isinstance(factor, int | float) and math.isfinite(factor) else factor
+    return f"{adapter.get('method')} bottleneck, reduction factor {shown}"
