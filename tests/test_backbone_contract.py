@@ -15,8 +15,9 @@ from transferkit.backbones.preprocess import ImagePreprocess
 from transferkit.weights import find_offline_weights, load_state_dict_file
 
 TIMM_NAME = "timm:mobilenetv3_small_050"
-# image backbones; text backbones keep theirs in tests/test_text_backbone.py
-NAMES = [s.name for s in list_specs() if s.modality == "image"]
+# image backbones; text backbones keep theirs in tests/test_text_backbone.py, frozen models from
+# other frameworks (not torch modules) in tests/test_backbones_foreign_*.py
+NAMES = [s.name for s in list_specs() if s.modality == "image" and s.trainable]
 if importlib.util.find_spec("timm") is not None:
     NAMES.append(TIMM_NAME)
 

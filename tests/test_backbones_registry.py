@@ -33,6 +33,7 @@ BUILT_INS = {
     "mfcc_stats",
     "multilingual_e5_small",
     "birdnet",
+    "opennsfw",
 }
 
 
