@@ -153,7 +153,7 @@ def test_adapterhub_loads_ours_and_gives_our_outputs(ref, work, tmp_path):
             tmp_path / name,
             spec,
             adapter_state(module, spec),
-            base_model=hub_name(ref),
+            base_model=hub_name(ref.spec),
             base_config=config,
             name=name,
         )

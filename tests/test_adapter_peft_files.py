@@ -87,7 +87,7 @@ def test_peft_loads_ours_onto_the_real_encoder(ref, tmp_path):
     spec = inject(ours, AdapterSpec.make("lora", r=8, alpha=16))
     _randomise(ours, "lora_", seed=1)
     out = write_peft_dir(
-        tmp_path / "ours", spec, adapter_state(ours, spec), base_model=hub_name(ref)
+        tmp_path / "ours", spec, adapter_state(ours, spec), base_model=hub_name(ref.spec)
     )
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"

@@ -1,4 +1,5 @@
-"""``transferkit export MODEL --format onnx [--quantize int8] [--out DIR] [--data DIR]``."""
+"""``transferkit export MODEL --format onnx [--quantize int8] [--out DIR] [--data DIR]``, and
+``--format peft|adapterhub`` for an adapter bundle's adapter."""
 
 from __future__ import annotations
 
@@ -20,7 +21,15 @@ def add_parser(sub, *, column_options: Callable[[argparse.ArgumentParser], None]
         "on the bundle's held-out examples: the run's test folder, or --data DIR.",
     )
     x.add_argument("model", metavar="MODEL", help="bundle directory (RUN/model)")
-    x.add_argument("--format", choices=("onnx",), default="onnx", help="onnx (the only one)")
+    x.add_argument(
+        "--format",
+        choices=("onnx", "peft", "adapterhub"),
+        default="onnx",
+        help="onnx (default: backbone + head as one graph); peft or adapterhub: the adapter of "
+        "a `--strategy adapter` bundle as those libraries save one (peft: LoRA; adapterhub: "
+        "LoRA, houlsby, pfeiffer), for the base model on the Hugging Face Hub; the head stays "
+        "in the bundle",
+    )
     x.add_argument(
         "--quantize",
         choices=("int8",),
@@ -30,7 +39,10 @@ def add_parser(sub, *, column_options: Callable[[argparse.ArgumentParser], None]
         "drops by at most 0.5 points (else refused, exit 2, nothing written)",
     )
     x.add_argument(
-        "--out", metavar="DIR", default=None, help="output folder (default MODEL-onnx[-int8])"
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="output folder (default MODEL-onnx[-int8], MODEL-peft, MODEL-adapterhub)",
     )
     x.add_argument(
         "--data",
@@ -51,6 +63,8 @@ def add_parser(sub, *, column_options: Callable[[argparse.ArgumentParser], None]
 def run(args) -> int:
     from transferkit.export import export_model
 
+    if args.format != "onnx":
+        return _run_adapter(args)
     result = export_model(
         args.model,
         out=args.out,
@@ -61,5 +75,20 @@ def run(args) -> int:
         label_col=args.label_col,
         path_col=args.path_col,
     )
+    print(json.dumps(result.summary(), ensure_ascii=False))
+    return 0
+
+
+def _run_adapter(args) -> int:
+    from transferkit.errors import BadInputError
+    from transferkit.export.adapter_files import export_adapter
+
+    for flag, value in (("--quantize", args.quantize), ("--data", args.data)):
+        if value is not None:
+            raise BadInputError(
+                f"{flag} is for --format onnx; --format {args.format} writes the adapter's own "
+                "tensors, unchanged and unchecked against held-out examples"
+            )
+    result = export_adapter(args.model, args.format, out=args.out, weights=args.weights)
     print(json.dumps(result.summary(), ensure_ascii=False))
     return 0

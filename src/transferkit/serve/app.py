@@ -72,7 +72,7 @@ def create_app(
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transferkit-inference")
     batchers: dict[str, MicroBatcher] = {}
     shares = backbone_groups(models.values())
-    metrics.backbones.set(len({id(m.backbone) for m in models.values()}))
+    metrics.backbones.set(len({id(m.weights_in_memory()) for m in models.values()}))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

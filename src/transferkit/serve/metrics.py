@@ -51,8 +51,8 @@ class ServerMetrics:
         )
         self.backbones = Gauge(
             "transferkit_backbones_loaded",
-            "Distinct backbone instances held in memory (models with the same frozen backbone "
-            "share one)",
+            "Distinct backbone weights held in memory (models with the same frozen backbone, "
+            "or adapter bundles on one base, share one)",
             registry=self.registry,
         )
 

@@ -60,6 +60,11 @@ class ServedModel:
         None when it is this model's own."""
         return None
 
+    def weights_in_memory(self) -> Any:
+        """The object holding the weights this model runs on, which other models may hold
+        too (a shared frozen backbone, the base of adapter bundles)."""
+        return self.backbone
+
     def share(self, backbone: Any) -> None:
         raise NotImplementedError
 
@@ -124,8 +129,15 @@ class ServedBundle(ServedModel):
     def share(self, backbone: Any) -> None:
         self.clf.backbone_ = backbone
 
+    def weights_in_memory(self) -> Any:
+        from transferkit.finetune.adapters.shared import base_of
+
+        # an adapter bundle's encoder runs on the process-wide base of its backbone
+        return base_of(self.clf.backbone_)
+
     def describe(self) -> dict[str, Any]:
         mf = self.manifest
+        adapter = mf.get("adapter")
         return {
             "name": self.name,
             "format": self.format,
@@ -137,6 +149,9 @@ class ServedBundle(ServedModel):
             "head": mf["head"]["name"],
             "metrics": mf.get("metrics"),
             "manifest_sha256": mf.get("manifest_sha256"),
+            "adapter": {"method": adapter["method"], "config": adapter["config"]}
+            if isinstance(adapter, dict)
+            else None,
         }
 
     def _run(self, keyed: list):
@@ -242,10 +257,11 @@ def share_backbones(models) -> None:
 
 
 def backbone_groups(models) -> dict[str, list[str]]:
-    """For each model, the other models that use the same backbone instance."""
+    """For each model, the other models whose backbone weights are the same in memory (one
+    frozen backbone instance, or adapter bundles on one base)."""
     by_instance: dict[int, list[str]] = {}
     for model in models:
-        by_instance.setdefault(id(model.backbone), []).append(model.name)
+        by_instance.setdefault(id(model.weights_in_memory()), []).append(model.name)
     return {
         name: [other for other in names if other != name]
         for names in by_instance.values()

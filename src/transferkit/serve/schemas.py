@@ -44,8 +44,12 @@ class ModelInfo(BaseModel):
     metrics: dict[str, Any] | None = None
     manifest_sha256: str | None = None
     input: InputSpec
+    adapter: dict[str, Any] | None = Field(
+        None, description="an adapter bundle's adapter (method and config) in its backbone"
+    )
     shares_backbone_with: list[str] = Field(
-        description="other served models that use the same backbone instance in memory"
+        description="other served models whose backbone weights are the same in memory: one "
+        "frozen backbone, or adapter bundles on one base"
     )
 
 

@@ -17,7 +17,7 @@ from transferkit.finetune.adapters.spec import AdapterSpec
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-    from transferkit.backbones import BackboneRef
+    from transferkit.backbones import BackboneRef, BackboneSpec
 
 
 def read_adapter_dir(path: str | Path) -> SharedAdapter:
@@ -35,6 +35,17 @@ def read_adapter_dir(path: str | Path) -> SharedAdapter:
         "'name') adapter configuration; give the folder peft's save_pretrained or AdapterHub's "
         "save_adapter wrote"
     )
+
+
+def start_from(
+    module: nn.Module, ref: BackboneRef, path: str | Path
+) -> tuple[AdapterSpec, dict[str, Any]]:
+    """``--adapter-from PATH``: the adapter saved in ``path`` put into ``module`` (``ref``'s
+    pretrained encoder) with its weights, to train further. Returns the spec and where it came
+    from (the bundle records both)."""
+    adapter = read_adapter_dir(path)
+    check_base(adapter, ref)
+    return attach(module, adapter), adapter.provenance()
 
 
 def attach(module: nn.Module, adapter: SharedAdapter) -> AdapterSpec:
@@ -127,10 +138,10 @@ def base_aliases(ref: BackboneRef) -> list[str]:
     return names
 
 
-def hub_name(ref: BackboneRef) -> str:
-    """How other libraries load ``ref``'s model: its Hub id, else our name."""
-    hub = getattr(ref.spec.weights, "hf_hub_id", None) if ref.spec.weights else None
-    return hub or ref.name
+def hub_name(spec: BackboneSpec) -> str:
+    """How other libraries load the model of backbone ``spec``: its Hub id, else our name."""
+    hub = getattr(spec.weights, "hf_hub_id", None) if spec.weights else None
+    return hub or spec.name
 
 
 def check_base(adapter: SharedAdapter, ref: BackboneRef) -> None:

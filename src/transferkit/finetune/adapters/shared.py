@@ -4,8 +4,9 @@ A server hosting five adapter bundles of one encoder needs the encoder's weights
 times. ``shared_base(ref)`` keeps a process-wide base module per (backbone name, weights sha256);
 ``shared_copy(ref)`` returns a new module of the same structure whose parameters and buffers are
 the very same tensor objects as the base's (only the module objects and their small state are
-copied: 7 MB for MiniLM, its tokenizer), ready for one bundle's adapter to be injected. Each bundle then owns its module — no ``set_adapter``
-switching on a shared one — so two threads may run two bundles at once.
+copied: 7 MB for MiniLM, its tokenizer), ready for one bundle's adapter to be injected. Each
+bundle then owns its module — no ``set_adapter`` switching on a shared one — so two threads may
+run two bundles at once.
 
 The base tensors are frozen (``requires_grad`` False) and must never be trained in place: a copy
 is for prediction. A base lives while any copy of it does (each copy holds it), then is freed.
@@ -54,6 +55,11 @@ def shared_copy(ref: BackboneRef) -> nn.Module:
     module = copy_sharing_tensors(base)
     object.__setattr__(module, _BASE_ATTRIBUTE, base)
     return module
+
+
+def base_of(module: object) -> object:
+    """The module whose tensors ``module`` runs on: its shared base, or itself."""
+    return getattr(module, _BASE_ATTRIBUTE, module)
 
 
 def copy_sharing_tensors(module: nn.Module) -> nn.Module:
