@@ -44,6 +44,7 @@ BENCHMARKS = [
     "finetune",
     "text",
     "text_chinese",
+    "text_e5",
     "ranking",
     "audio",
     "ray",
