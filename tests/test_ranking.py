@@ -40,9 +40,9 @@ def test_rank_images_scores_candidates_and_skips_unknown_ones(tmp_path, capsys):
 
 def test_candidates_default_to_the_offline_backbones_of_the_modality():
     names = candidate_names(None, "text")
-    assert names and all(
-        n in {"all_minilm_l6_v2", "use_multilingual", "wordllama", "glove_6b_50d"} for n in names
-    )
+    offline_text = {"all_minilm_l6_v2", "use_multilingual", "wordllama", "glove_6b_50d"}
+    offline_text |= {"multilingual_e5_small"}
+    assert names and all(n in offline_text for n in names)
     assert candidate_names("a, b", "image") == ["a", "b"]
     with pytest.raises(BadInputError, match="at least one name"):
         candidate_names(" , ", "image")
