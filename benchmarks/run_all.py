@@ -52,6 +52,7 @@ BENCHMARKS = [
     "export",
     "serve",
     "adapt",
+    "adapter_memory",
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent
