@@ -17,8 +17,9 @@ def add_parser(sub, positive_int) -> argparse.ArgumentParser:
         "POST /v1/models/NAME/predict (multipart files for images and audio, JSON "
         '{"texts": [...]} for text), GET /healthz, GET /metrics, the OpenAPI schema at '
         "/openapi.json and its browsable form at /docs (Swagger UI, from a CDN). Concurrent "
-        "requests to one model are batched together. Listens on 127.0.0.1 unless --host "
-        "says otherwise, which then requires a token.",
+        "requests to one model are batched together. Models on the same frozen backbone, and "
+        "adapter bundles (--strategy adapter) on the same base, hold its weights once. "
+        "Listens on 127.0.0.1 unless --host says otherwise, which then requires a token.",
     )
     s.add_argument(
         "models",
