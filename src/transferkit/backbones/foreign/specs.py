@@ -8,6 +8,7 @@ the name resolves, recorded in the bundle's manifest, and checked again when a b
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from transferkit.backbones.foreign.config import build_preprocess, read_sidecar
@@ -36,9 +37,11 @@ _DESCRIPTIONS = {
     TFHUB_PREFIX: "TF Hub / SavedModel (converted to ONNX by tf2onnx)",
 }
 
-# built backbones by (name, model sha256, preprocessing): resolving probes the model by running
-# it, and the estimator builds it again right after
+# built backbones by (name, model sha256, preprocessing), and probes by (name, model sha256,
+# sidecar): resolving probes the model by running it, the estimator builds it right after, and
+# cross-validation or a learning curve resolves the same name dozens of times
 _BUILT: dict[tuple[str, str, str], object] = {}
+_PROBED: dict[tuple[str, str, str], tuple[ForeignPreprocess, int]] = {}
 
 
 def foreign_spec(name: str) -> BackboneSpec:
@@ -119,10 +122,17 @@ def load_foreign(spec: BackboneSpec, weights, preprocess=None):
 
 def probe_foreign(spec: BackboneSpec, weights) -> tuple[ForeignPreprocess, int]:
     """(preprocessing, embedding width) from the sidecar and the graph (``BackboneSpec.probe``)."""
-    from transferkit.backbones.foreign.onnx_graph import graph_facts
-
     prefix, path = _prefix(spec), Path(weights.path)
     declared = read_sidecar(path)
+    key = (spec.name, weights.sha256, json.dumps(declared, sort_keys=True))
+    if key not in _PROBED:
+        _PROBED[key] = _probe(spec, weights, prefix, path, declared)
+    return _PROBED[key]
+
+
+def _probe(spec, weights, prefix: str, path: Path, declared: dict) -> tuple[ForeignPreprocess, int]:
+    from transferkit.backbones.foreign.onnx_graph import graph_facts
+
     model, _, keras_facts = _onnx_model(spec, weights, str(declared.get("output", "")))
     facts = graph_facts(model, spec.name)
     if keras_facts:
