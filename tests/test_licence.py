@@ -70,6 +70,7 @@ def test_training_on_birdnet_needs_the_licence_accepted(clips, tmp_path, capsys)
     assert metrics["accuracy"] >= 0.75  # bass drums vs tabla: BirdNET tells them apart
     report = (run / "report.html").read_text()
     assert "CC-BY-NC-SA-4.0 — non-commercial use only" in report
+    assert metrics["audio"]["pooling"] == "mean" and "embeddings pooled (mean)" in report
     manifest = json.loads((run / "model" / "manifest.json").read_text())
     assert manifest["backbone"]["preprocess"]["pooling"] == "mean"
     assert manifest["backbone"]["embedding_dim"] == 1024

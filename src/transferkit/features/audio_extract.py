@@ -67,6 +67,7 @@ class AudioEncoding:
             "clips_windowed": int(self.windowed),
             "window_seconds": self.backbone.preprocess.window_seconds,
             "sample_rate": self.rate,
+            "pooling": self.backbone.preprocess.pooling,
         }
         if self.seconds_audio:
             info["audio_seconds_per_second"] = self.seconds_audio / max(seconds, 1e-9)

@@ -217,11 +217,12 @@ def _header(m: Mapping[str, Any], labels: list[str], title: str) -> str:
         # long clips are split into the encoder's windows: say so, the user should know
         n_win = int(_num(audio.get("clips_windowed")) or 0)
         window = _num(audio.get("window_seconds"))
+        pooling = "mean" if audio.get("pooling") == "mean" else "mean + std"  # older runs: std too
         facts.append(
             (
                 "audio windows",
                 f"{n_win} training clip{'s' if n_win != 1 else ''} longer than the {window:g} s "
-                "window were split into windows, embeddings pooled (mean + std)",
+                f"window were split into windows, embeddings pooled ({pooling})",
             )
         )
     if m.get("languages"):
