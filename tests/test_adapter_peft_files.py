@@ -167,3 +167,34 @@ def test_other_peft_methods_are_refused(tmp_path):
     folder = _peft_folder(tmp_path / "ia3", peft_type="IA3")
     with pytest.raises(BadInputError, match="peft_type 'IA3'"):
         read_adapter_dir(folder)
+
+
+def test_a_task_head_peft_trained_whole_is_left_out_with_a_warning(ref, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import BertForSequenceClassification
+
+    classifier = BertForSequenceClassification.from_pretrained(
+        ref.weights.path.parent, num_labels=2
+    )
+    config = LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query", "value"])
+    theirs = get_peft_model(classifier, config)
+    _randomise(theirs, "lora_", seed=3)
+    theirs.eval().save_pretrained(tmp_path / "seqcls")  # lora under bert., the classifier whole
+
+    ours = _fresh(ref)
+    with pytest.warns(UserWarning, match=r"base_model\.model\.classifier.*not used"):
+        attach(ours, read_adapter_dir(tmp_path / "seqcls"))
+    batch = ours.tokenize(TEXTS)
+    with torch.no_grad():
+        got = ours.eval()(**batch)
+        hidden = theirs.base_model.model.bert(**batch).last_hidden_state
+    assert torch.allclose(got, ours.pool(hidden, batch["attention_mask"]), atol=1e-5)
+
+
+def test_an_encoder_module_peft_trained_whole_is_refused(ref, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=4, target_modules=["query", "value"], modules_to_save=["pooler"])
+    get_peft_model(_hf_model(ref), config).save_pretrained(tmp_path / "pooler")
+    with pytest.raises(BadInputError, match="also changes pooler.dense.* itself"):
+        attach(_fresh(ref), read_adapter_dir(tmp_path / "pooler"))

@@ -58,7 +58,8 @@ def attach(module: nn.Module, adapter: SharedAdapter) -> AdapterSpec:
     _, root = encoder_root(module)
     state = adapter.state
     if adapter.method == "lora":
-        state, targets = _lora_layers(module, root, adapter)
+        state, targets, prefix = _lora_layers(module, root, adapter)
+        _leave_beside(module, adapter, prefix)
         spec = _spec(adapter, target_modules=targets)
     else:
         spec = _spec(adapter)
@@ -90,8 +91,9 @@ def _without_prefix(state: dict, expected: set[str]) -> dict:
 
 
 def _lora_layers(module: nn.Module, root: nn.Module, adapter: SharedAdapter):
-    """(state without prefix, peft target_modules) for an imported LoRA: the layers its keys
-    name, each by its shortest name that picks no layer the adapter leaves alone."""
+    """(state without prefix, peft target_modules, the prefix) for an imported LoRA: the
+    layers its keys name, each by its shortest name that picks no layer the adapter leaves
+    alone."""
     from torch import nn
 
     linear = [n for n, m in root.named_modules() if isinstance(m, nn.Linear)]
@@ -108,11 +110,33 @@ def _lora_layers(module: nn.Module, root: nn.Module, adapter: SharedAdapter):
             paths = {x[len(prefix) :] for x in layers}
             state = {k[len(prefix) :]: v for k, v in adapter.state.items()}
             names = [_shortest_name(p, paths, linear) for p in sorted(paths)]
-            return state, sorted(set(names))
+            return state, sorted(set(names)), prefix
     name = getattr(module, "name", type(module).__name__)
     raise BadInputError(
         f"{adapter.path}: the adapter adapts {layers[0]}, a layer {name} does not have: it was "
         f"made for another model (it names {adapter.base_model or 'no base model'})"
+    )
+
+
+def _leave_beside(module: nn.Module, adapter: SharedAdapter, prefix: str) -> None:
+    """Leave out what peft trained whole beside the adapter outside the encoder (a task
+    head: transferkit fits its own), with a warning; refuse it inside the encoder, whose
+    weights transferkit's adapters never change."""
+    if not adapter.beside:
+        return
+    inside = sorted(k for k in adapter.beside if k.startswith(prefix))
+    if inside:
+        name = getattr(module, "name", type(module).__name__)
+        raise BadInputError(
+            f"{adapter.path}: the adapter also changes {inside[0][len(prefix) :]} of {name} "
+            "itself (modules_to_save), which transferkit's adapters keep frozen; save the "
+            "adapter without it"
+        )
+    modules = sorted({k.rsplit(".", 1)[0] for k in adapter.beside})
+    warnings.warn(
+        f"{adapter.path / CONFIG}: the adapter's own {', '.join(modules)} (modules_to_save) is "
+        "not used: transferkit fits a head on your data",
+        stacklevel=3,
     )
 
 

@@ -42,7 +42,6 @@ def read_peft_dir(path: str | Path, config: dict[str, Any] | None = None) -> Sha
         "use_dora": "DoRA",
         "rank_pattern": "per-layer ranks",
         "alpha_pattern": "per-layer alphas",
-        "modules_to_save": "fully trained extra modules (modules_to_save)",
         "target_parameters": "LoRA on parameters",
         "trainable_token_indices": "trained token embeddings",
         "lora_bias": "LoRA biases",
@@ -69,14 +68,22 @@ def read_peft_dir(path: str | Path, config: dict[str, Any] | None = None) -> Sha
     if config.get("use_rslora") and isinstance(r, int) and isinstance(alpha, int | float):
         alpha = alpha * r**0.5  # rsLoRA scales by alpha/sqrt(r): the same as (alpha*sqrt(r))/r
     settings = {"r": r, "alpha": alpha, "dropout": config.get("lora_dropout", 0.0)}
+    # modules_to_save: modules peft trained whole (a task head: "classifier", "score")
+    whole = [str(m) for m in config.get("modules_to_save") or []]
+    beside = {
+        k: v
+        for k, v in state.items()
+        if any(f".{m}." in f".{k}" for m in whole) and "lora_" not in k
+    }
     return SharedAdapter(
         path=folder,
         source="peft",
         method="lora",
         settings=settings,
-        state=dict(state),
+        state={k: v for k, v in state.items() if k not in beside},
         base_model=config.get("base_model_name_or_path") or None,
         weights_sha256=sha,
+        beside=beside,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,8 @@ class SharedAdapter:
     state: dict[str, torch.Tensor]
     base_model: str | None  # the base the files name, if they do
     weights_sha256: str
+    # modules the saving library trained whole beside the adapter (peft's modules_to_save)
+    beside: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def provenance(self) -> dict[str, Any]:
         """What a bundle records about where its adapter started."""
