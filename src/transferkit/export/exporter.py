@@ -131,7 +131,11 @@ def _export(clf, manifest, graph, head, test, source, scratch: Path, out: Path, 
 
     float_path = scratch / MODEL_FILE
     side = graph.write_side_files(scratch)
-    _to_onnx(FullGraph(graph.embedder(), head).eval(), graph, float_path)
+    write_onnx = getattr(graph, "write_onnx", None)  # a graph joined in ONNX (foreign models)
+    if write_onnx is not None:
+        write_onnx(head, float_path, OPSET)
+    else:
+        _to_onnx(FullGraph(graph.embedder(), head).eval(), graph, float_path)
     bundle_proba, bundle_ok, _, _ = clf.predict_details(test)
     held = HeldOut(graph, test.samples)
     float_session = session(float_path)

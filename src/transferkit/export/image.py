@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from transferkit.errors import BadInputError
 from transferkit.export.graphs import ModalityGraph, register_graph
 from transferkit.modalities import get_modality
 from transferkit.modalities.image import ImageModality
@@ -25,11 +24,11 @@ class ImageGraph(ModalityGraph):
     input_names = ("pixels",)
     int8_calibrated = True
 
-    def check(self) -> None:
-        # a frozen ONNX graph from another framework is not a torch module to trace
-        refusal = getattr(self.backbone.materialize(), "export_refusal", None)
-        if refusal:
-            raise BadInputError(refusal.format(name=self.backbone.name))
+    def __new__(cls, backbone):
+        # a frozen model from another framework is its own ONNX graph, not a module to trace
+        if cls is ImageGraph and hasattr(backbone.materialize(), "onnx_model"):
+            cls = ForeignImageGraph
+        return super().__new__(cls)
 
     def embedder(self) -> nn.Module:
         from transferkit.features.runtime import PixelsToEmbedding
@@ -75,3 +74,28 @@ class ImageGraph(ModalityGraph):
 
     def batch(self, items: list[np.ndarray]) -> dict[str, np.ndarray]:
         return {"pixels": np.stack(items)}
+
+
+class ForeignImageGraph(ImageGraph):
+    """An image graph whose backbone is a frozen ONNX graph (``backbones/foreign``): joined to
+    the head in ONNX (``export/foreign.py``), the normalisation that model wants inside."""
+
+    def write_onnx(self, head, dest, opset: int) -> None:
+        from transferkit.export.foreign import join_graph
+
+        join_graph(self.backbone, head, dest, opset)
+
+    def inputs_spec(self) -> dict[str, Any]:
+        p = self.backbone.preprocess
+        return {
+            **super().inputs_spec(),
+            "normalization": f"inside the graph: channels in {p.channel_order.upper()} order, "
+            f"pixels * {p.scale:g} - mean {list(p.mean)}, / std {list(p.std)}, laid out "
+            f"{p.layout.upper()} for the model",
+        }
+
+    def float_nodes(self, nodes) -> list[str]:
+        # the joined graph names the head's nodes "head/..." (the torch graph: "/head/...")
+        names = [n.name for n in nodes if n.name.startswith("head/")]
+        convs = [n.name for n in nodes if n.op_type == "Conv"]
+        return names + ([convs[0], convs[-1]] if convs else [])

@@ -20,12 +20,6 @@ class ForeignBackbone:
     """An ONNX graph cut at its embedding tensor, run by ONNX Runtime on the CPU."""
 
     trainable = False
-    export_refusal = (
-        "{name} is a frozen model from another framework, run as its own ONNX graph; "
-        "`transferkit export` builds the deployable graph from a torch backbone and cannot "
-        "join this one to the head faithfully yet; predict with the bundle itself "
-        "(`transferkit predict MODEL`)"
-    )
 
     def __init__(self, spec, weights, preprocess: ForeignPreprocess, model, input_name: str):
         self.spec = spec
@@ -36,7 +30,15 @@ class ForeignBackbone:
         self.input_name = input_name
         self._model_bytes = model.SerializeToString()
         self._runners: dict[int, OnnxPixelRunner] = {}
+        # the rank of the cut tensor (2 for vectors, 4 for a map pooled by "pool": "avg")
+        self.output_rank = 2
         self.num_features = self.pixel_runner(1).probe()
+
+    def onnx_model(self):
+        """The checked graph, cut at the embedding tensor (a fresh copy: export joins it)."""
+        import onnx
+
+        return onnx.load_model_from_string(self._model_bytes)
 
     def materialize(self) -> ForeignBackbone:
         return self
@@ -124,7 +126,11 @@ class OnnxPixelRunner:
         size = self.backbone.preprocess.input_size
         pixels = np.full((_PROBE_BATCH, 3, size, size), 128, dtype=np.uint8)
         try:
-            out = self(pixels)
+            raw = np.asarray(
+                self.session.run(None, {self.backbone.input_name: self.inputs(pixels)})[0]
+            )
+            self.backbone.output_rank = raw.ndim
+            out = self._vectors(raw, _PROBE_BATCH)
         except BadInputError:
             raise
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors name the node that failed
