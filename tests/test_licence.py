@@ -106,3 +106,15 @@ def test_rank_skips_a_non_commercial_candidate_unless_accepted(clips, tmp_path, 
     assert {r["backbone"] for r in report["ranking"]} == {"birdnet", "mfcc_stats"}
     assert report["skipped"] == []
     capsys.readouterr()
+
+
+def test_backbone_auto_ranks_a_non_commercial_candidate_only_when_accepted(clips, tmp_path):
+    require_offline_weights("birdnet")
+    run = tmp_path / "run"
+    args = ["train", str(clips), "--backbone", "auto", "--out", str(run), "--no-progress"]
+    assert main(args) == 0
+    ranking = json.loads((run / "metrics.json").read_text())["ranking"]
+    assert "birdnet" not in {r["backbone"] for r in ranking["ranking"]}
+    skipped = {s["backbone"]: s["reason"] for s in ranking["skipped"]}
+    assert "--accept-licence" in skipped["birdnet"]
+    assert "birdnet" in (run / "report.html").read_text()  # the ranking table lists it skipped
