@@ -136,7 +136,7 @@ class E5Encoder(FrozenTextEncoder):
     def _first_tokens(self, text: str) -> bytes:
         """``text`` (UTF-8) cut to the longest start that fits ``max_length`` tokens."""
         limit = self.preprocess.max_length
-        encoded = text.encode("utf-8")
+        encoded = _utf8(text)
         if self._tokens(encoded) <= limit:
             return encoded
         # characters: a start of ``fits`` fits, of ``too_long`` not. The bounds do not depend on
@@ -145,16 +145,21 @@ class E5Encoder(FrozenTextEncoder):
         fits, too_long = 0, self.preprocess.max_chars + 1
         while too_long - fits > 1:
             middle = (fits + too_long) // 2
-            if self._tokens(text[:middle].encode("utf-8")) <= limit:
+            if self._tokens(_utf8(text[:middle])) <= limit:
                 fits = middle
             else:
                 too_long = middle
-        return text[:fits].encode("utf-8")
+        return _utf8(text[:fits])
 
     def __del__(self) -> None:
         handle, self._handle = getattr(self, "_handle", None), None
         if handle:
             self._lib.e5_free(handle)
+
+
+def _utf8(text: str) -> bytes:
+    # a lone surrogate (from a file decoded with surrogateescape) cannot be UTF-8: replace it
+    return text.encode("utf-8", errors="replace")
 
 
 def _e5_loader(spec, weights, preprocess=None):
