@@ -6,6 +6,9 @@ learn. ``--objective classify`` (default) trains them with fine-tuning's engine:
 the cached embeddings, AdamW with warm-up and cosine decay, early stopping on a validation split,
 checkpoints and ``--resume``. ``--objective contrastive`` (text) trains the adapter with the
 ``contrastive`` strategy's in-batch pair loss, then fits a head on the new embeddings.
+``--adapter-from DIR`` starts from an adapter peft or AdapterHub saved for the same base model
+(``finetune/adapters/interop.py``; one for another model is refused naming both) and trains it
+further.
 
 The bundle stores the adapter (``adapter.safetensors``, a few hundred kB for MiniLM) and names
 the base encoder by its pretrained weights' sha256, as a ``features`` bundle does; loading puts
@@ -98,6 +101,14 @@ ADAPTER_OPTIONS = (
         "contrastive (text: the contrastive strategy's pair loss, then a head)",
         choices=OBJECTIVES,
     ),
+    Option(
+        "--adapter-from",
+        "adapter_from",
+        str,
+        "a folder with an adapter saved by peft (LoRA) or AdapterHub (LoRA, Houlsby, "
+        "Pfeiffer) for this backbone's model: training starts from it and trains it further "
+        "(its settings replace --adapter, --adapter-rank and the like)",
+    ),
 )
 
 
@@ -114,6 +125,7 @@ class AdapterConfig(FinetuneConfig):
     adapter_reduction: float = 16.0
     adapter_targets: str = "attention"
     objective: str = "classify"
+    adapter_from: str | None = None
 
     def __post_init__(self) -> None:
         epochs = self.epochs
@@ -200,6 +212,7 @@ class AdapterStrategy(FinetuneStrategy):
     Config = AdapterConfig
     capabilities = Capabilities(uses_validation=True, trains_backbone=True)
     options = ADAPTER_OPTIONS
+    imported_ = None  # --adapter-from's adapter (interop.SharedAdapter), read by ``fit``
 
     @property
     def default_head(self) -> str:  # type: ignore[override]
@@ -225,7 +238,12 @@ class AdapterStrategy(FinetuneStrategy):
 
         module = backbone.materialize()
         torch.manual_seed(seed)  # the adapter's initial weights (LoRA's A, bottleneck down)
-        self.adapter_spec_ = inject(module, self.config.spec())
+        if self.imported_ is not None:
+            from transferkit.finetune.adapters.interop import attach
+
+            self.adapter_spec_ = attach(module, self.imported_)
+        else:
+            self.adapter_spec_ = inject(module, self.config.spec())
         return module
 
     def trainable_parameters(self, prep):
@@ -237,6 +255,7 @@ class AdapterStrategy(FinetuneStrategy):
         from transferkit.finetune.adapters import check_adaptable
 
         _check_adaptable(backbone)
+        self.imported_ = self._shared_adapter(backbone)
         check_adaptable(backbone.materialize(), self.config.spec())  # before any embedding
         base = (backbone.name, backbone.weights_sha256, backbone.weights_source)
         if base[1] is None:
@@ -253,7 +272,20 @@ class AdapterStrategy(FinetuneStrategy):
         self.parameters_ = result.info["parameters"]
         self._mark(module, adapter_file_sha(module, self.adapter_spec_), f"adapter of {base[0]}")
         result.info["adapter"] = self.adapter_spec_.to_json()
+        if self.imported_ is not None:
+            result.info["adapter"]["imported"] = self.imported_.provenance()
         return result
+
+    def _shared_adapter(self, backbone):
+        """``--adapter-from``'s adapter, read and checked against the base (refused naming
+        both when it was made for another model); None without the option."""
+        if not self.config.adapter_from:
+            return None
+        from transferkit.finetune.adapters.interop import check_base, read_adapter_dir
+
+        adapter = read_adapter_dir(self.config.adapter_from)
+        check_base(adapter, backbone)
+        return adapter
 
     def _fit_pairs(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
         from transferkit.modalities import get_modality
@@ -322,9 +354,11 @@ class AdapterStrategy(FinetuneStrategy):
         return module.eval()
 
     def _base_module(self, backbone):
-        """A module of the base encoder for one bundle's adapter (where a process-wide
-        shared base plugs in: ``finetune/adapters/shared.py``)."""
-        return backbone.materialize()
+        """A module of the base encoder for one bundle's adapter, whose weights are the
+        process-wide base's (``finetune/adapters/shared.py``): bundles on one base hold it once."""
+        from transferkit.finetune.adapters.shared import shared_copy
+
+        return shared_copy(backbone)
 
     def metrics_block(self, result: StrategyResult) -> dict:
         if "contrastive" in result.info:
