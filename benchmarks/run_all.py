@@ -53,6 +53,7 @@ BENCHMARKS = [
     "serve",
     "adapt",
     "adapter_memory",
+    "adapter",
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent

