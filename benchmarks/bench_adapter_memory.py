@@ -162,11 +162,12 @@ def run(quick: bool) -> dict:
         f"{contrastive_extra:.1f} MB",
         f"after imports (torch, transformers, peft, transferkit), before loading: "
         f"{adapter[1]['imported'] / 2**20:.0f} MB",
-        "models sharing the base in memory (GET /v1/models shares_backbone_with, 5 adapter "
-        f"bundles): {adapter[5]['shared_with']}",
+        "other models each of the 5 adapter bundles shares its base with in memory (what GET "
+        f"/v1/models says as shares_backbone_with): {sorted(adapter[5]['shared_with'].values())}",
         f"bundle size: adapter {sizes['adapter'] / 1e6:.2f} MB, contrastive "
         f"{sizes['contrastive'] / 1e6:.1f} MB; Rotten Tomatoes K={data['bundles']['k_per_class']} "
-        f"per class, {data['bundles']['epochs']} epochs; adapters {', '.join(ADAPTERS)}",
+        f"per class, {data['bundles']['epochs']} epochs; adapters "
+        f"{', '.join(ADAPTERS[:1] if quick else ADAPTERS)}",
         f"RSS is the smallest of {REPEATS} fresh processes per row",
     ]
     if quick:
