@@ -52,6 +52,7 @@ BENCHMARKS = [
     "export",
     "serve",
     "adapt",
+    "foreign",
     "adapter_memory",
     "adapter",
 ]

@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,8 +79,8 @@ def keras_to_onnx(path: Path, sha256: str, layer: str, label: str) -> tuple[Path
     """``path`` (.keras / .h5) cut at ``layer`` ("" picks the pooled layer before the
     classifier) as ONNX, and what the worker found (``layer``, ``max_abs_diff`` vs Keras)."""
     _require(("keras", "h5py", "torch"), label)
-    parts = [sha256, layer, _version("keras"), _version("torch")]
-    onnx_path, facts_path = _cached("keras", parts)
+    versions = [_version("keras"), _version("torch")]
+    onnx_path, facts_path = _cached("keras", [sha256, layer, *versions])
     if not (onnx_path.is_file() and facts_path.is_file()):
         onnx_path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=onnx_path.parent, prefix=".keras-") as tmp:
@@ -90,8 +91,14 @@ def keras_to_onnx(path: Path, sha256: str, layer: str, label: str) -> tuple[Path
                 [*command, str(path), str(out), layer], _quiet_env(KERAS_BACKEND="torch"), label
             )
             facts = json.loads(stdout.strip().splitlines()[-1])
+            shutil.copyfile(out, Path(tmp) / "named.onnx")
             os.replace(out, onnx_path)
             _write_json(facts_path, facts)
+            if not layer:
+                # the bundle records the layer found, and loads by its name: the same graph
+                named, named_facts = _cached("keras", [sha256, facts["layer"], *versions])
+                os.replace(Path(tmp) / "named.onnx", named)
+                _write_json(named_facts, facts)
     return onnx_path, json.loads(facts_path.read_text(encoding="utf-8"))
 
 
