@@ -192,3 +192,26 @@ def test_adapterhub_settings_ours_cannot_follow_are_refused(tmp_path):
     (folder / "adapter_config.json").write_text(json.dumps(doc))
     with pytest.raises(BadInputError, match="a 'prefix_tuning' adapter"):
         read_adapter_dir(folder)
+
+
+def test_adapterhub_loads_what_export_writes_from_trained_bundles(ref, work, tmp_path_factory):
+    """`transferkit export --format adapterhub` on real adapter bundles (LoRA, Pfeiffer): their
+    library gives the bundle's own embeddings."""
+    from adapter_bundles import adapter_bundles
+
+    from transferkit import TransferClassifier
+    from transferkit.export.adapter_files import export_adapter
+
+    bundles = adapter_bundles(tmp_path_factory)
+    out = tmp_path_factory.mktemp("exported-adapterhub")
+    jobs, encoders = [], {}
+    for name, path in bundles.items():
+        folder = export_adapter(path, "adapterhub", out=out / name).path
+        assert json.loads((folder / "adapter_config.json").read_text())["name"] == name
+        jobs.append({"name": name, "folder": str(folder)})
+        encoders[name] = TransferClassifier.load(path, progress=False, cache=False).backbone_
+    hidden = _adapterhub("load", ref.weights.path.parent, work, jobs)
+    for name, encoder in encoders.items():
+        ours, mask = _ours(encoder.eval(), work / "batch.npz")
+        theirs = encoder.pool(torch.from_numpy(hidden[name]), mask)
+        assert torch.allclose(theirs, ours, atol=1e-5), name
