@@ -18,7 +18,9 @@ def add_parser(sub, *, column_options: Callable[[argparse.ArgumentParser], None]
         "inputs need and export.json (labels, preprocessing outside the graph, parity, size, "
         "latency), for `transferkit predict` without torch (pip install 'transferkit[runtime]') "
         "and `transferkit serve`. The graph must match the bundle's probabilities within 1e-4 "
-        "on the bundle's held-out examples: the run's test folder, or --data DIR.",
+        "on the bundle's held-out examples: the run's test folder, or --data DIR. With "
+        "--format peft or adapterhub, it writes instead the adapter of a `--strategy adapter` "
+        "bundle as peft's save_pretrained or AdapterHub's save_adapter would.",
     )
     x.add_argument("model", metavar="MODEL", help="bundle directory (RUN/model)")
     x.add_argument(
