@@ -80,7 +80,7 @@ def test_an_adapter_bundle_is_small_and_predicts_as_in_process(reviews, tmp_path
     assert summary["accuracy"] >= 5 / 6
     metrics = json.loads((run / "metrics.json").read_text())
     trained, total = metrics["parameters"]["trained"], metrics["parameters"]["total"]
-    assert trained / total < 0.01  # LoRA r=8 on query/value of 6 layers + the head
+    assert trained / total < 0.05  # LoRA r=8 on the 6 linear layers of 6 transformer layers
     assert "parameters trained" in (run / "report.html").read_text(encoding="utf-8")
     model = run / "model"
     assert sorted(p.name for p in model.iterdir()) == [
@@ -88,7 +88,7 @@ def test_an_adapter_bundle_is_small_and_predicts_as_in_process(reviews, tmp_path
     ]  # fmt: skip
     with safe_open(str(model / "adapter.safetensors"), "pt") as f:
         keys = list(f.keys())
-    assert len(keys) == 6 * 2 * 2 and all(".lora_A." in k or ".lora_B." in k for k in keys)
+    assert len(keys) == 6 * 6 * 2 and all(".lora_A." in k or ".lora_B." in k for k in keys)
 
     full = tmp_path / "finetune"
     args = ["--strategy", "finetune", "--unfreeze-groups", "1", *common]

@@ -61,7 +61,7 @@ def test_only_the_adapter_and_head_train_and_the_bundle_holds_only_them(
         key = key if key in root else key.replace(".bias", ".base_layer.bias")
         torch.testing.assert_close(root[key], tensor, rtol=0, atol=0)
     counts = clf.fit_info_["parameters"]
-    assert 0 < counts["trained"] < counts["total"] / 5
+    assert 0 < counts["trained"] < counts["total"] / 2  # r=8 is half a 16-wide tiny BERT
     assert clf.strategy_metrics_["parameters"] == counts
     assert clf.strategy_metrics_["adapter"]["method"] == method
 

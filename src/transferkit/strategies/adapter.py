@@ -89,8 +89,8 @@ ADAPTER_OPTIONS = (
         "--adapter-targets",
         "adapter_targets",
         str,
-        "LoRA on the attention query and value layers (attention, default) or on every "
-        "attention and feed-forward linear layer (all)",
+        "LoRA on every attention and feed-forward linear layer (all, default) or on the "
+        "attention query and value layers only (attention)",
         choices=TARGET_SETS,
     ),
     Option(
@@ -123,7 +123,12 @@ class AdapterConfig(FinetuneConfig):
     adapter_rank: int = 8
     adapter_alpha: float = 16.0
     adapter_reduction: float = 16.0
-    adapter_targets: str = "attention"
+    # every attention and feed-forward linear layer: on Rotten Tomatoes draws the benchmark does
+    # not use (K=64, seeds 10 and 11, 500 development rows each from the training pool, never
+    # the test rows), with the contrastive objective at lr 1e-3: 0.747 against 0.702 for query
+    # and value only and 0.733 for full contrastive fine-tuning (lr 3e-3 on query/value: 0.721;
+    # 2e-3 on all: 0.704), for 1.5 % of MiniLM's parameters instead of 0.3 %
+    adapter_targets: str = "all"
     objective: str = "classify"
     adapter_from: str | None = None
 
