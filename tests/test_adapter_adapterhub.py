@@ -215,3 +215,13 @@ def test_adapterhub_loads_what_export_writes_from_trained_bundles(ref, work, tmp
         ours, mask = _ours(encoder.eval(), work / "batch.npz")
         theirs = encoder.pool(torch.from_numpy(hidden[name]), mask)
         assert torch.allclose(theirs, ours, atol=1e-5), name
+
+
+def test_a_lora_adapterhub_has_no_place_for_is_refused(ref, tmp_path):
+    module = _fresh(ref)
+    spec = inject(module, AdapterSpec.make("lora", target_modules="all"))
+    with pytest.raises(BadInputError, match=r"no place for .*attention\.output\.dense.*peft"):
+        write_adapterhub_dir(
+            tmp_path / "all", spec, adapter_state(module, spec), base_model="m", base_config={}
+        )
+    assert not (tmp_path / "all").exists()
