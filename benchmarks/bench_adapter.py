@@ -50,7 +50,7 @@ ADAPTER_FLAGS = ["--strategy", "adapter", "--objective", "contrastive"]
 CONTENDERS = {
     "contrastive": ["--strategy", "contrastive"],
     "adapter-pairs": ADAPTER_FLAGS,
-    "adapter-classify": ["--strategy", "adapter"],
+    "adapter-classify": ["--strategy", "adapter", "--objective", "classify"],
 }
 LABELS = {
     "adapter-pairs": "adapter (LoRA, contrastive objective)",

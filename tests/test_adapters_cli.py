@@ -75,7 +75,8 @@ def test_an_adapter_bundle_is_small_and_predicts_as_in_process(reviews, tmp_path
     train, test = reviews
     common = ["--test", str(test), "--no-progress", "--epochs", "3", "--val-size", "0"]
     run = tmp_path / "adapter"
-    assert main(["train", str(train), "--out", str(run), "--strategy", "adapter", *common]) == 0
+    classify = ["--strategy", "adapter", "--objective", "classify"]
+    assert main(["train", str(train), "--out", str(run), *classify, *common]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["accuracy"] >= 5 / 6
     metrics = json.loads((run / "metrics.json").read_text())
@@ -130,6 +131,7 @@ def test_a_killed_adapter_run_resumes_to_the_same_adapter(reviews, tmp_path):
         return [
             "-q", "train", train, "--test", test, "--out", out, "--strategy", "adapter",
             "--epochs", "5", "--batch-size", "5", "--val-size", "0", "--no-progress",
+            "--objective", "classify",  # the engine that checkpoints
         ]  # fmt: skip
 
     straight = tmp_path / "straight"

@@ -22,7 +22,8 @@ from transferkit.errors import BadInputError, BundleError  # noqa: E402
 from transferkit.estimator import TransferClassifier  # noqa: E402
 from transferkit.strategies.adapter import AdapterConfig, adapted_identity  # noqa: E402
 
-QUICK = {"epochs": 3, "head_epochs": 5, "val_size": 0, "augment": "none"}
+# the classification engine (its checkpoints, head warm-up); --objective auto is tested apart
+QUICK = {"epochs": 3, "head_epochs": 5, "val_size": 0, "augment": "none", "objective": "classify"}
 
 
 @pytest.fixture()
@@ -184,7 +185,7 @@ def test_frozen_or_attention_less_backbones_are_refused_naming_them(tiny_weights
 
 
 def test_adapter_settings_are_checked_up_front():
-    with pytest.raises(BadInputError, match="objective must be one of classify, contrastive"):
+    with pytest.raises(BadInputError, match="objective must be one of auto, classify, contrastive"):
         AdapterConfig(objective="triplet")
     with pytest.raises(BadInputError, match="adapter r must be"):
         AdapterConfig(adapter_rank=0)
@@ -192,3 +193,17 @@ def test_adapter_settings_are_checked_up_front():
         AdapterConfig(epochs=0)
     assert AdapterConfig().engine().epochs == 12 and AdapterConfig().engine().lr == 1e-3
     assert AdapterConfig(objective="contrastive").pairs().epochs is None  # contrastive's rule
+
+
+def test_objective_auto_is_the_pair_loss_for_text_and_classification_elsewhere(tiny_weights):
+    from transferkit.backbones import get_spec
+    from transferkit.strategies import FitData, make_strategy
+
+    text = make_strategy("adapter")
+    text.settle(FitData(train=_dataset(POS, NEG)), get_spec("hf:test/tiny"))
+    assert text.config.objective == "contrastive" and text.default_head == "logistic"
+    given = make_strategy("adapter", objective="classify")
+    given.settle(FitData(train=_dataset(POS, NEG)), get_spec("hf:test/tiny"))
+    assert given.config.objective == "classify"
+    clf = _fit(tiny_weights, objective="auto", epochs=2)
+    assert clf.strategy_.config.objective == "contrastive"

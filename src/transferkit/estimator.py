@@ -258,6 +258,7 @@ class TransferClassifier:
         name = self.choice_.backbone
         check_fit_data(self.choice_.strategy, fit_data)
         strategy = make_strategy(self.choice_.strategy, **(self.strategy_params or {}))
+        strategy.settle(fit_data, get_spec(name))
         head_name = self.head or strategy.default_head
         head_params = dict(self.head_params or {})
         if head_name == strategy.default_head and not head_params:

@@ -133,6 +133,10 @@ class Strategy:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "config": asdict(self.config)}
 
+    def settle(self, data: FitData, spec) -> None:
+        """Resolve the settings left to the data (``auto``) before the head is chosen: the
+        estimator calls it with the training data and the chosen backbone's spec."""
+
     def fit(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
         """Fit on ``data.train`` (and what else ``data`` carries that the strategy uses)."""
         raise NotImplementedError
