@@ -101,8 +101,9 @@ class AudioGraph(ModalityGraph):
             raise BadInputError(
                 f"{self.backbone.name} cannot be exported to one ONNX graph yet: its front end "
                 "works on each whole clip (volume scaling, partials chosen by coverage, levels "
-                "relative to the clip's loudest bin, or a second quantised graph), which a "
-                f"faithful graph would have to repeat exactly; audio backbones that export: "
+                "relative to the clip's loudest bin, or a second quantised graph) or its network "
+                "runs in another runtime (birdnet: TFLite), which a faithful graph would have to "
+                f"repeat exactly; audio backbones that export: "
                 f"{_EXPORTABLE}. Re-train with --backbone aisfx to deploy with ONNX."
             )
         from transferkit.backbones.audio_features import AISFX_HOP, AISFX_N_FFT
