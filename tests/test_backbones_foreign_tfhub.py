@@ -9,11 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from foreign_helpers import digits_folder, require_module, run_python
-from PIL import Image
+from foreign_helpers import digit_pixels_and_embeddings, require_module, run_python
 
 from transferkit.backbones import resolve_backbone
-from transferkit.backbones.preprocess import crop_pixels
 from transferkit.errors import BadInputError
 from transferkit.paths import cache_dir
 
@@ -49,11 +47,7 @@ def test_savedmodel_embeddings_equal_tensorflow(savedmodel, tmp_path):
     ref = resolve_backbone(f"tfhub:{savedmodel}")
     assert ref.num_features == 12 and ref.preprocess.input_size == 48  # from the graph
     assert ref.preprocess.layout == "nhwc" and ref.preprocess.scale == pytest.approx(1 / 255)
-    folder = digits_folder(tmp_path / "digits", per_class=2)
-    images = [Image.open(p).convert("RGB") for p in sorted(folder.rglob("*.png"))]
-    pixels = np.stack([crop_pixels(img, ref.preprocess).transpose(2, 0, 1) for img in images])
-    got = ref.materialize().pixel_runner(2)(pixels)
-    np.save(tmp_path / "pixels.npy", pixels)
+    pixels, got = digit_pixels_and_embeddings(ref, tmp_path)
     run_python(
         "import numpy as np, tensorflow as tf\n"
         f"fn = tf.saved_model.load({str(savedmodel)!r}).signatures['serving_default']\n"
@@ -62,7 +56,7 @@ def test_savedmodel_embeddings_equal_tensorflow(savedmodel, tmp_path):
         f"np.save({str(tmp_path / 'tf.npy')!r}, out)\n"
     )
     expected = np.load(tmp_path / "tf.npy")
-    assert got.shape == expected.shape == (len(images), 12)
+    assert got.shape == expected.shape == (len(pixels), 12)
     assert np.abs(got - expected).max() <= 1e-4
 
 
