@@ -439,6 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve(sub, _positive_int)
 
+    from transferkit.studio.cli import add_parser as add_studio
+
+    add_studio(sub)
+
     from transferkit.domain_gap.cli import add_parser as add_gap
 
     add_gap(sub, common=_add_common, column_options=_add_column_options)
@@ -788,6 +792,12 @@ def cmd_serve(args) -> int:
     return run(args)
 
 
+def cmd_studio(args) -> int:
+    from transferkit.studio.cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
@@ -799,6 +809,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "export": cmd_export,
     "serve": cmd_serve,
+    "studio": cmd_studio,
     "gap": cmd_gap,
 }
 

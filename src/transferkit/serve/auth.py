@@ -26,8 +26,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_token(token_file: str | None) -> str | None:
-    """The token from ``token_file`` (its first line), else from $TRANSFERKIT_SERVE_TOKEN."""
+def load_token(token_file: str | None, env: str = TOKEN_ENV) -> str | None:
+    """The token from ``token_file`` (its first line), else from the variable ``env``
+    ($TRANSFERKIT_SERVE_TOKEN; the studio has its own)."""
     if token_file:
         path = Path(token_file)
         try:
@@ -38,7 +39,7 @@ def load_token(token_file: str | None) -> str | None:
         if not token:
             raise BadInputError(f"the token file {path} is empty; write a secret token in it")
     else:
-        token = os.environ.get(TOKEN_ENV, "").strip() or None
+        token = os.environ.get(env, "").strip() or None
         if token is None:
             return None
     if len(token) < _MIN_TOKEN_CHARS:
@@ -49,12 +50,12 @@ def load_token(token_file: str | None) -> str | None:
     return token
 
 
-def check_binding(host: str, token: str | None) -> None:
-    """Refuse to listen beyond this machine without a token."""
+def check_binding(host: str, token: str | None, env: str = TOKEN_ENV) -> None:
+    """Refuse to listen beyond this machine without a token (``env``: where it may come from)."""
     if token is None and not is_loopback(host):
         raise BadInputError(
             f"--host {host} makes the server reachable from other machines, so it needs a "
-            f"token: pass --token-file FILE (or set ${TOKEN_ENV}); clients then send "
+            f"token: pass --token-file FILE (or set ${env}); clients then send "
             "'Authorization: Bearer <token>'. Without a token, serve on 127.0.0.1."
         )
 
