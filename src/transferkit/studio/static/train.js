@@ -1,0 +1,165 @@
+// The Train panel: backbone and strategy from /api/choices, the live progress of a training
+// job, the choice of model among the project's runs, and the report of the chosen one.
+
+import { api, guarded, showError } from "./api.js";
+import { $, h } from "./dom.js";
+import { followJob } from "./jobs.js";
+import { reloadProject, selectRun } from "./projects.js";
+import { reportSummary } from "./report.js";
+import { on, state } from "./store.js";
+
+const choicesFor = new Map(); // modality → GET /api/choices answer
+let job = null; // the training job this page follows
+let watchedRun = null; // a run that was training when the page loaded
+
+export function setupTrain() {
+  $("train-start").addEventListener("click", () => guarded(startTraining));
+  $("train-cancel").addEventListener("click", () =>
+    guarded(() => api(`/api/jobs/${job}/cancel`, { method: "POST" })));
+  $("run-select").addEventListener("change", () => guarded(() => selectRun($("run-select").value)));
+  on("project", (project) => project && guarded(() => showProject(project)));
+  on("run", showRun);
+}
+
+async function showProject(project) {
+  if (!choicesFor.has(project.modality)) {
+    choicesFor.set(project.modality,
+      await api(`/api/choices?modality=${encodeURIComponent(project.modality)}`));
+  }
+  const { backbones, strategies } = choicesFor.get(project.modality);
+  fillSelect($("train-backbone"), backbones, (b) =>
+    b.name === "auto" ? "auto (rank the candidates on your data)" : b.name);
+  fillSelect($("train-strategy"), strategies, (st) =>
+    st.name === "auto" ? "auto (chosen for your data)" : st.name, (st) => st.doc);
+  const running = state.runs.find((r) => r.state === "running");
+  if (running && !job && watchedRun !== running.id) watch(running.id);
+  fillRuns();
+}
+
+function fillSelect(select, items, label, title = () => "") {
+  const keep = select.value;
+  select.replaceChildren(...items.map((it) =>
+    h("option", { value: it.name, text: label(it), title: title(it) || "" })));
+  const fallback = items.find((it) => it.default) || items[0];
+  select.value = items.some((it) => it.name === keep) ? keep : fallback ? fallback.name : "";
+}
+
+function fillRuns() {
+  const done = state.runs.filter((r) => r.state === "done");
+  const select = $("run-select");
+  select.replaceChildren(...done.map((r, i) => {
+    const settings = r.settings || {};
+    const when = new Date(r.created * 1000).toLocaleString();
+    const what = [settings.backbone, settings.strategy].filter(Boolean).join(" · ");
+    return h("option", { value: r.id, text: `#${done.length - i} ${when}${what ? ` — ${what}` : ""}` });
+  }));
+  if (!done.length) select.append(h("option", { value: "", text: "none yet" }));
+  select.disabled = !done.length;
+  if (state.run) select.value = state.run.id;
+}
+
+async function startTraining() {
+  const body = {
+    backbone: $("train-backbone").value || "auto",
+    strategy: $("train-strategy").value || "auto",
+    seed: 0,
+    baseline: $("train-baseline").checked,
+  };
+  const started = await api(`/api/projects/${state.project.id}/train`, { method: "POST", json: body });
+  job = started.job_id;
+  const pid = state.project.id;
+  showProgress(true, "queued");
+  $("train-cancel").hidden = false;
+  $("train-start").disabled = true;
+  let final;
+  try {
+    final = await followJob(job, progressEvent);
+  } finally {
+    job = null;
+    $("train-cancel").hidden = true;
+    $("train-start").disabled = false;
+  }
+  if (!state.project || state.project.id !== pid) return; // the user went elsewhere
+  if (final.state === "done") {
+    showProgress(false);
+    await reloadProject();
+    await selectRun(started.run_id);
+  } else {
+    logLine(final.state === "cancelled" ? "cancelled" : `failed: ${final.error}`, "warning");
+    if (final.state === "failed") showError(`Training failed: ${final.error}`);
+    await reloadProject();
+  }
+}
+
+/** A run that was already training (the page was reloaded): wait for it by its state. */
+async function watch(rid) {
+  watchedRun = rid;
+  showProgress(true, "training (started before this page was loaded)…");
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 2000));
+    const run = await api(`/api/runs/${encodeURIComponent(rid)}`, { quiet: true }).catch(() => null);
+    if (!run || run.state !== "running" || !state.project) break;
+  }
+  showProgress(false);
+  watchedRun = null;
+  if (state.project) {
+    await reloadProject();
+    if (state.runs.some((r) => r.id === rid && r.state === "done")) await selectRun(rid);
+  }
+}
+
+function showProgress(visible, stage = "") {
+  $("train-progress").hidden = !visible;
+  if (!visible) return;
+  $("train-stage").textContent = stage;
+  $("train-count").textContent = "";
+  $("train-bar").removeAttribute("value"); // indeterminate until a counter arrives
+  $("train-log").replaceChildren();
+}
+
+function progressEvent(event) {
+  const d = event.data || {};
+  if (event.kind === "progress") {
+    $("train-stage").textContent = event.name;
+    if (d.total) {
+      $("train-bar").value = d.n / d.total;
+      $("train-count").textContent = `${d.n} / ${d.total}`;
+    }
+    if (d.state === "open") logLine(event.name);
+  } else if (event.kind === "stage") {
+    $("train-stage").textContent = event.name;
+    logLine(`${event.name}${d.state ? ` (${d.state})` : ""}`);
+  } else if (event.kind === "epoch") {
+    const parts = Object.entries(d).filter(([, v]) => typeof v === "number")
+      .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`);
+    logLine(`epoch ${parts.join(", ")}`);
+  } else if (event.kind === "metric") {
+    logLine(`${event.name}: ${JSON.stringify(d.value ?? d)}`);
+  } else if (event.kind === "warning") {
+    logLine(d.message || event.name, "warning");
+  }
+}
+
+function logLine(text, kind = "") {
+  const log = $("train-log");
+  log.append(h("li", { class: kind, text }));
+  while (log.children.length > 50) log.firstElementChild.remove();
+  log.scrollTop = log.scrollHeight;
+}
+
+function showRun(run) {
+  fillRuns();
+  const summary = $("report-summary");
+  const full = $("report-full");
+  if (!run) {
+    summary.replaceChildren();
+    full.hidden = true;
+    $("report-frame").removeAttribute("src");
+    return;
+  }
+  summary.replaceChildren(...reportSummary(run));
+  const url = run.report_url || `/api/runs/${run.id}/report`;
+  full.hidden = false;
+  $("report-link").href = url;
+  if ($("report-frame").getAttribute("src") !== url) $("report-frame").src = url;
+}
