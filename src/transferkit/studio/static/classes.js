@@ -168,6 +168,7 @@ function setupPaste(card, q) {
     guarded(async () => {
       card.added(await uploadTexts(card.id, texts));
       q(".paste-text").value = "";
+      form.hidden = true;
     });
   });
 }
