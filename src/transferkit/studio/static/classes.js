@@ -41,6 +41,7 @@ function render(project) {
   }
   shownProject = project ? project.id : null;
   if (!project) return;
+  $("classes-empty").hidden = project.classes.length > 0;
   const ids = new Set(project.classes.map((c) => c.id));
   for (const [cid, card] of cards) {
     if (!ids.has(cid)) {
