@@ -132,6 +132,7 @@ def test_limits_on_files_and_body(studio):
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_many_files"
     r = c.post(f"/api/classes/{cid}/examples", files=files(("huge.png", image_bytes(size=300))))
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    assert "transferkit studio --max-upload-mb" in r.json()["error"]["message"]
     assert c.get(f"/api/classes/{cid}/examples").json() == []
 
 

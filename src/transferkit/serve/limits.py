@@ -38,12 +38,16 @@ class Limits:
             raise BadInputError(f"the batch wait must be >= 0 ms; got {self.batch_wait_ms}")
 
 
-def too_large(limit: int) -> ApiError:
+SERVE_LIMIT = "the limit is `transferkit serve --max-body-mb`"
+
+
+def too_large(limit: int, where: str = SERVE_LIMIT) -> ApiError:
+    """413 for a body over ``limit`` bytes; ``where``: what sets the limit."""
     return ApiError(
         413,
         "body_too_large",
         f"the request body is larger than this server's limit of {_size(limit)}; send fewer "
-        "or smaller files per request (the limit is `transferkit serve --max-body-mb`)",
+        f"or smaller files per request ({where})",
     )
 
 
@@ -54,11 +58,13 @@ def _size(n: int) -> str:
 class RequestLimits:
     """ASGI middleware: refuse a body over ``max_body_bytes`` as soon as its declared length or
     the bytes received so far exceed it (413), and one that arrives slower than ``timeout_s``
-    (408), so a client cannot make the server buffer or wait without bound."""
+    (408), so a client cannot make the server buffer or wait without bound. ``where``: what
+    sets the limit, for the 413's message."""
 
-    def __init__(self, app, limits: Limits):
+    def __init__(self, app, limits: Limits, where: str = SERVE_LIMIT):
         self.app = app
         self.limits = limits
+        self.where = where
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -67,7 +73,7 @@ class RequestLimits:
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             # answered before a byte of the body is read
-            exc = too_large(limit)
+            exc = too_large(limit, self.where)
             return await _send_error(send, 413, exc.code, exc.detail, close=True)
         scope.setdefault("state", {})["deadline"] = time.monotonic() + self.limits.timeout_s
         received = 0
@@ -86,7 +92,7 @@ class RequestLimits:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise too_large(limit)
+                    raise too_large(limit, self.where)
             return message
 
         await self.app(scope, limited_receive, send)

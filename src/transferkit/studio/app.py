@@ -27,6 +27,10 @@ from transferkit.studio.workspace import Conflict, NotFound, Workspace
 STATIC = Path(__file__).resolve().parent / "static"
 CSRF_PLACEHOLDER = "{{csrf}}"
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+# the body limit of `transferkit studio` (cli.py) follows its per-file limit
+_STUDIO_LIMIT = (
+    "it grows with `transferkit studio --max-upload-mb`: 4 of the largest files, or 64 MiB"
+)
 
 
 def create_app(
@@ -103,7 +107,7 @@ class BodyLimits:
 
     def __init__(self, app, limits: Limits):
         self.app = app
-        self.limited = RequestLimits(app, limits)
+        self.limited = RequestLimits(app, limits, where=_STUDIO_LIMIT)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] in _BODY_METHODS:
