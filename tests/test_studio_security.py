@@ -5,7 +5,9 @@ request reaching the file system."""
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -179,7 +181,7 @@ def test_the_command_refuses_other_hosts_without_a_token(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
-        env={k: v for k, v in __import__("os").environ.items() if k != TOKEN_ENV},
+        env={k: v for k, v in os.environ.items() if k != TOKEN_ENV},
     )
     assert r.returncode == 2
     assert "needs a token" in r.stderr and TOKEN_ENV in r.stderr
@@ -216,5 +218,30 @@ def test_a_real_studio_with_a_token_logs_the_browser_in(tmp_path):
             )
             assert r.status_code == 200 and len(r.json()["added"]) == 1
         assert httpx.get(f"{studio.url}/api/projects/{pid}").status_code == 401
+    finally:
+        studio.stop()
+
+
+def _outward_address() -> str | None:
+    """This machine's address on its outward interface, if it has one (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))
+            address = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_by_default_it_listens_on_loopback_only(tmp_path):
+    studio = StudioProcess(tmp_path / "ws")
+    try:
+        assert studio.url.startswith("http://127.0.0.1:") and "token" not in studio.address
+        assert httpx.get(f"{studio.url}/api/projects").status_code == 200  # no token asked
+        outward = _outward_address()
+        if outward is not None:  # the same port on another interface of this machine: closed
+            port = studio.url.rsplit(":", 1)[1]
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"http://{outward}:{port}/api/health", timeout=5)
     finally:
         studio.stop()
