@@ -14,6 +14,7 @@ import sys
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from studio_helpers import BASE_URL, StudioProcess, client, files, image_bytes
 
 from transferkit.studio.app import create_app
@@ -245,3 +246,18 @@ def test_by_default_it_listens_on_loopback_only(tmp_path):
                 httpx.get(f"http://{outward}:{port}/api/health", timeout=5)
     finally:
         studio.stop()
+
+
+def test_websockets_are_refused(app):
+    """The studio has no websocket; one added later could not bypass the guard's checks."""
+
+    @app.websocket("/api/probe")
+    async def probe(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.send_text("in")
+        await websocket.close()
+
+    with client(app) as c, pytest.raises(WebSocketDisconnect) as refused:
+        with c.websocket_connect("/api/probe") as ws:
+            ws.receive_text()
+    assert refused.value.code == 1008 and refused.value.reason == ""  # the guard's refusal
