@@ -15,7 +15,6 @@ from transferkit.errors import BadInputError
 from transferkit.modalities import MODALITIES, get_modality
 
 MiB = 2**20
-SOURCES = ("upload", "webcam", "microphone", "paste")
 
 
 @dataclass(frozen=True)
