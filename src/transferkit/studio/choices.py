@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 AUTO = "auto"
+# no backbone named: the modality's default for the examples, as `transferkit train` without
+# --backbone; "auto" ranks every candidate, which takes a first training past 30 s
+DEFAULT = "default"
 
 
 def training_choices(modality: str) -> dict[str, Any]:
-    """Backbones (offline ones of ``modality``) and strategies (those that need no second
-    domain), "auto" first in both; a backbone's ``default`` marks what "auto" trains with."""
+    """Backbones (the offline ones of ``modality``) and strategies (those that need no second
+    domain); ``default`` marks what the Train panel selects: the CLI's defaults."""
     from transferkit.backbones import get_spec, list_backbones
     from transferkit.modalities import get_modality
     from transferkit.strategies import STRATEGIES
@@ -19,15 +22,19 @@ def training_choices(modality: str) -> dict[str, Any]:
     backbones = [
         {
             "name": row["name"],
-            "default": row["name"] == default,
+            "default": False,
             "licence": row["licence"],
             "non_commercial": row["non_commercial"],
         }
         for row in list_backbones()
-        if row["offline_available"] and mod.accepts(get_spec(row["name"]))
+        # a non-commercial licence needs an acceptance the studio does not ask for (the CLI's
+        # --accept-licence), so such backbones are offered there only
+        if row["offline_available"]
+        and not row["non_commercial"]
+        and mod.accepts(get_spec(row["name"]))
     ]
     strategies = [
-        {"name": name, "doc": _first_line(cls.__doc__)}
+        {"name": name, "default": False, "doc": _doc(cls)}
         for name, cls in sorted(STRATEGIES.items())
         if not cls.capabilities.needs_target
         and not cls.capabilities.accepts_source
@@ -37,19 +44,39 @@ def training_choices(modality: str) -> dict[str, Any]:
         "backbones": [
             {
                 "name": AUTO,
+                "default": False,
+                "licence": None,
+                "non_commercial": False,
+                "doc": f"rank the {len(backbones)} offline {mod.noun} backbones on your examples "
+                "and train with the best (encodes them with each one: slower)",
+            },
+            {
+                "name": DEFAULT,
                 "default": True,
                 "licence": None,
                 "non_commercial": False,
-                "doc": f"the {mod.noun} default: {default}",
+                "doc": f"{default}, the {mod.noun} default (what `transferkit train` uses "
+                "without --backbone, which may prefer another for your examples)",
             },
             *backbones,
         ],
         "strategies": [
-            {"name": AUTO, "doc": "decided from the data and the machine"},
+            {
+                "name": AUTO,
+                "default": True,
+                "doc": "chosen from your examples and this machine, as `transferkit train` "
+                "chooses it (the report says why)",
+            },
             *strategies,
         ],
     }
 
 
-def _first_line(doc: str | None) -> str:
-    return (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
+def _doc(cls) -> str:
+    """The first line of the strategy class's docstring, or of its module's."""
+    import sys
+
+    for doc in (cls.__doc__, sys.modules[cls.__module__].__doc__):
+        if doc and doc.strip():
+            return doc.strip().splitlines()[0]
+    return ""
