@@ -42,6 +42,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--max-upload-mb",
+        metavar="MB",
         type=float,
         default=16.0,
         help="largest image or audio file accepted, in MiB (default 16; a text may be 64 KiB)",
