@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from transferkit.errors import BadInputError
+
 AUTO = "auto"
 # no backbone named: the modality's default for the examples, as `transferkit train` without
 # --backbone; "auto" ranks every candidate, which takes a first training past 30 s
@@ -17,7 +19,10 @@ def training_choices(modality: str) -> dict[str, Any]:
     from transferkit.modalities import get_modality
     from transferkit.strategies import STRATEGIES
 
-    mod = get_modality(modality)
+    try:
+        mod = get_modality(modality)
+    except ValueError as exc:  # an unknown name: a request's mistake
+        raise BadInputError(str(exc)) from None
     default = mod.default_backbone_name
     backbones = [
         {
