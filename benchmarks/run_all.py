@@ -55,6 +55,7 @@ BENCHMARKS = [
     "foreign",
     "adapter_memory",
     "adapter",
+    "studio",
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent
