@@ -168,8 +168,12 @@ def test_a_training_killed_with_the_studio_is_marked_failed_at_restart(tmp_path,
     ws = tmp_path / "ws"
     studio = Studio(ws)
     try:
-        csrf = re.search(r'name="studio-csrf" content="([^"]+)"', httpx.get(studio.url).text)
-        c = httpx.Client(base_url=studio.url.rstrip("/"), headers={"X-Studio-CSRF": csrf[1]})
+        page = httpx.get(studio.url, timeout=60).text
+        csrf = re.search(r'name="studio-csrf" content="([^"]+)"', page)[1]
+        # a busy 2-core machine (other tests, other work) may take seconds to answer
+        c = httpx.Client(
+            base_url=studio.url.rstrip("/"), headers={"X-Studio-CSRF": csrf}, timeout=60
+        )
         project = make_project(c, "killed", "image", digits)
         started = c.post(f"/api/projects/{project['id']}/train", json={"backbone": "auto"})
         events = []

@@ -268,8 +268,12 @@ class JobRunner:
                 job.log.append(_stage_line(event.name, data))
             elif event.kind == "warning":
                 job.log.append(f"warning: {data.get('message', event.name)}")
-            elif event.kind in ("epoch", "metric"):
-                job.log.append(_values_line(event.kind, event.name, data))
+            elif event.kind == "epoch":
+                # the numbers only: the counter that closed just before said how long it took
+                rest = {k: v for k, v in data.items() if k not in ("epoch", "stage", "seconds")}
+                job.log.append(_values_line(f"epoch {data.get('epoch')} ({event.name})", "", rest))
+            elif event.kind == "metric":
+                job.log.append(_values_line("metric", event.name, data))
             self._record(job, {"kind": event.kind, "name": event.name, "data": data})
 
     def _record(self, job: Job, item: dict[str, Any]) -> None:
@@ -297,7 +301,7 @@ def _values_line(head: str, name: str, data: dict[str, Any]) -> str:
     values = ", ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
         for k, v in data.items()
-        if isinstance(v, (int, float, str)) or v is None
+        if isinstance(v, (int, float, str))  # None: not measured this time, nothing to say
     )
     title = f"{head} {name}".strip()
     return f"{title}: {values}" if values else title
