@@ -30,6 +30,18 @@ def c(tmp_path_factory):
         yield c
 
 
+def _median_seconds(request, times: int = 5) -> float:
+    """The median wall time of ``request()`` (each answer a 200): one slow moment of a busy
+    machine does not decide it."""
+    seconds = []
+    for _ in range(times):
+        t = time.perf_counter()
+        answer = request()
+        seconds.append(time.perf_counter() - t)
+        assert answer.status_code == 200, answer.text
+    return float(np.median(seconds))
+
+
 def _check(answer: dict, labels: list[str], n: int) -> list[str]:
     assert answer["labels"] == labels and len(answer["predictions"]) == n
     winners = []
@@ -57,13 +69,10 @@ def test_image_predictions_on_held_out_digits_fast_and_per_class(c, tmp_path):
     assert right >= 0.75, (winners, [cls for cls, _ in held])
     # a webcam frame every ~300 ms: once loaded, one image takes well under a second
     frame = held[0][1].read_bytes()
-    times = []
-    for _ in range(5):
-        t = time.perf_counter()
-        one = c.post(f"/api/runs/{rid}/predict", files=files(("frame.png", frame)))
-        times.append(time.perf_counter() - t)
-        assert one.status_code == 200
-    assert np.median(times) < 0.5, times
+    assert (
+        _median_seconds(lambda: c.post(f"/api/runs/{rid}/predict", files=files(("f.png", frame))))
+        < 0.5
+    )
     # one unreadable upload among readable ones is named; all unreadable: 422 naming each
     mixed = c.post(
         f"/api/runs/{rid}/predict", files=files(("frame.png", frame), ("notes.png", b"hello world"))
@@ -90,9 +99,10 @@ def test_text_predictions_from_typed_texts(c):
     assert answer.status_code == 200, answer.text
     winners = _check(answer.json(), labels, 3)
     assert sum(w == g for w, (g, _) in zip(winners, held)) >= 2, winners
-    t = time.perf_counter()
-    typed = c.post(f"/api/runs/{run['id']}/predict", json={"texts": ["my car's brakes squeak"]})
-    assert time.perf_counter() - t < 0.5 and typed.status_code == 200
+    typed = _median_seconds(
+        lambda: c.post(f"/api/runs/{run['id']}/predict", json={"texts": ["my car's brakes squeak"]})
+    )
+    assert typed < 0.5
     empty = c.post(f"/api/runs/{run['id']}/predict", json={"texts": [" "]})
     assert empty.status_code == 422 and empty.json()["error"]["code"] == "empty_text"
 
@@ -110,9 +120,10 @@ def test_audio_predictions_from_microphone_clips(c, tmp_path):
     assert answer.status_code == 200, answer.text
     _check(answer.json(), labels, 3)
     clip = held[0][1].read_bytes()
-    t = time.perf_counter()
-    assert c.post(f"/api/runs/{run['id']}/predict", files=files(("mic.wav", clip))).is_success
-    assert time.perf_counter() - t < 1.0
+    heard = _median_seconds(
+        lambda: c.post(f"/api/runs/{run['id']}/predict", files=files(("mic.wav", clip)))
+    )
+    assert heard < 1.0
 
 
 def test_only_a_finished_run_predicts(c, tmp_path):
