@@ -9,6 +9,7 @@ byte for byte that run's.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import tempfile
@@ -160,8 +161,6 @@ def _require_done(workspace, rid: str) -> dict[str, Any]:
 
 
 def _metrics(workspace, rid: str) -> dict[str, Any]:
-    import json
-
     path = workspace.run_dir(rid) / "metrics.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))

@@ -9,6 +9,7 @@ the 30 s a first training may take (measured in benchmarks/bench_studio.py).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from transferkit.errors import BadInputError
@@ -143,8 +144,6 @@ _METRICS = {
 
 def run_view(workspace, rid: str) -> dict[str, Any]:
     """A run as GET /api/runs/{rid} answers it: its row, and its metrics once it is done."""
-    import json
-
     run = workspace.run(rid)
     metrics = None
     if run["state"] == "done":
