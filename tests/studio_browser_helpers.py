@@ -218,10 +218,13 @@ def paste(page, cls: str, texts) -> None:
     expect(tiles).to_have_count(before + len(texts), timeout=30_000)
 
 
-def train(page, timeout_s: float = 300) -> str:
-    """Click Train, see the live progress, wait for the report's summary; the run's id."""
+def train(page, strategy: str | None = None, timeout_s: float = 300) -> str:
+    """Pick the strategy (else auto), click Train, see the live progress, wait for the
+    report's summary; the run's id."""
     from playwright.sync_api import expect
 
+    if strategy:
+        page.select_option("#train-strategy", strategy)
     page.click("#train-start")
     expect(page.locator("#train-progress")).to_be_visible()
     expect(page.locator("#report-summary .big")).to_be_visible(timeout=int(timeout_s * 1000))
@@ -289,6 +292,19 @@ def export_all(page, tmp: Path, *, int8: bool) -> dict:
     page.set_checked("#export-int8", int8)
     page.click("#export-onnx")
     link = page.locator("#export-onnx-download")
+    banner = page.locator("#banner")
+    expect(page.locator("#export-onnx-download, #banner:not([hidden])").first).to_be_visible(
+        timeout=300_000
+    )
+    refusal = None
+    if int8 and banner.is_visible():
+        # int8 is kept only when accuracy holds; a refusal is the export's own message, and
+        # the float graph is still there to take
+        refusal = page.locator("#banner-text").text_content()
+        assert "int8 quantisation loses" in refusal, refusal
+        page.click("#banner-close")
+        page.set_checked("#export-int8", False)
+        page.click("#export-onnx")
     expect(link).to_be_visible(timeout=300_000)
     onnx = zip_names(download(page, "#export-onnx-download", tmp / "onnx.zip"))
     command = page.locator("#export-command")
@@ -304,6 +320,7 @@ def export_all(page, tmp: Path, *, int8: bool) -> dict:
         "copied": copied,
         "dataset": dataset,
         "onnx_facts": page.locator("#onnx-result").text_content(),
+        "int8_refusal": refusal,
     }
 
 

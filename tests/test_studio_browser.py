@@ -131,6 +131,7 @@ def test_image_project_from_webcam_and_files_to_export(page, tmp_path, studio):
     assert "manifest.json" in {n.rsplit("/", 1)[-1] for n in out["bundle"]}
     assert any(n.endswith(".onnx") for n in out["onnx"])
     assert out["copied"] == out["command"] and "--backbone" in out["command"]
+    assert "held-out examples" in out["onnx_facts"]
     # the dataset as the run saw it: each class a folder of its 20 images
     for cls in classes:
         assert sum(n.split("/")[-2:-1] == [cls] for n in out["dataset"]) == 20
@@ -152,8 +153,10 @@ def test_text_project_from_pasted_and_uploaded_posts_to_export(page, tmp_path):
             files[-1].write_text(text, encoding="utf-8")
         upload(page, cls, files)
 
-    run_id = train(page)
+    # the frozen encoder and a head: auto would fine-tune MiniLM contrastively, minutes on 2 cores
+    run_id = train(page, strategy="features")
     run = _api(page, f"/api/runs/{run_id}")
+    assert run["settings"]["strategy"] == "features"
     check_report(page, run)
 
     page.fill("#live-text", posts["rec.autos"][20])  # predictions follow the typing

@@ -64,16 +64,9 @@ async function exportOnnx() {
 }
 
 function parity(value) {
-  if (value === undefined || value === null) return null;
-  if (typeof value === "number") return `largest difference from the bundle ${value.toExponential(1)}`;
-  if (typeof value === "object") {
-    const diff = value.max_abs_diff ?? value.max_abs ?? value.max_abs_difference;
-    const agree = value.agreement ?? value.label_agreement;
-    return [diff !== undefined ? `largest difference from the bundle ${Number(diff).toExponential(1)}` : null,
-      agree !== undefined ? `same label as the bundle on ${(100 * agree).toFixed(0)} %` : null]
-      .filter(Boolean).join(", ") || null;
-  }
-  return String(value);
+  if (!value || value.max_abs_diff_probabilities === undefined) return null;
+  const diff = Number(value.max_abs_diff_probabilities).toExponential(1);
+  return `probabilities within ${diff} of the bundle's on ${value.examples} held-out examples`;
 }
 
 async function copyCommand() {

@@ -6,7 +6,8 @@ import { h, pct, s } from "./dom.js";
 export function reportSummary(run) {
   const m = run.metrics || {};
   const out = [];
-  const support = Object.values(m.per_class || {}).reduce((a, c) => a + (c.support || 0), 0);
+  const support = m.n_test ||
+    Object.values(m.per_class || {}).reduce((a, c) => a + (c.support || 0), 0);
   const interval = m.accuracy_interval;
   out.push(
     h("div", { class: "headline" },
@@ -25,6 +26,9 @@ export function reportSummary(run) {
           text: [m.backbone, m.strategy].filter(Boolean).join(" · ") +
             (m.seconds ? ` · ${seconds(m.seconds)}` : "") }))),
   );
+  for (const reason of [m.backbone_reason, m.strategy_reason]) {
+    if (reason) out.push(h("p", { class: "small muted reason", text: reason }));
+  }
   if (m.baseline) out.push(verdict(m.baseline));
   if (m.per_class) out.push(h("h3", { text: "Per class" }), perClass(m));
   if (m.confusion && m.labels) out.push(h("h3", { text: "Confusion" }), confusion(m));

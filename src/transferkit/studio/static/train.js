@@ -130,9 +130,9 @@ function progressEvent(event) {
     $("train-stage").textContent = event.name;
     logLine(`${event.name}${d.state ? ` (${d.state})` : ""}`);
   } else if (event.kind === "epoch") {
-    const parts = Object.entries(d).filter(([, v]) => typeof v === "number")
+    const parts = Object.entries(d).filter(([k, v]) => k !== "epoch" && typeof v === "number")
       .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`);
-    logLine(`epoch ${parts.join(", ")}`);
+    logLine(`${event.name} epoch ${d.epoch ?? ""}: ${parts.join(", ")}`);
   } else if (event.kind === "metric") {
     logLine(`${event.name}: ${JSON.stringify(d.value ?? d)}`);
   } else if (event.kind === "warning") {
