@@ -54,6 +54,11 @@ async function predict(body, into = $("live-bars")) {
   }
   if (state.run !== run) return null; // another model was chosen meanwhile
   const prediction = answer.predictions[0];
+  if (prediction.label === null) { // this input could not be read; the server says why
+    into.replaceChildren();
+    $("live-status").textContent = prediction.error || "this input could not be read";
+    return null;
+  }
   into.replaceChildren(...bars(answer.labels, prediction));
   $("live-status").textContent =
     `${prediction.label} — answered in ${Math.round(performance.now() - started)} ms`;

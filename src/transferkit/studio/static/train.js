@@ -9,6 +9,7 @@ import { reportSummary } from "./report.js";
 import { on, state } from "./store.js";
 
 const choicesFor = new Map(); // modality → GET /api/choices answer
+const offered = new Map(); // select id → the choices it lists
 let job = null; // the training job this page follows
 let watchedRun = null; // a run that was training when the page loaded
 
@@ -17,6 +18,9 @@ export function setupTrain() {
   $("train-cancel").addEventListener("click", () =>
     guarded(() => api(`/api/jobs/${job}/cancel`, { method: "POST" })));
   $("run-select").addEventListener("change", () => guarded(() => selectRun($("run-select").value)));
+  for (const id of ["train-backbone", "train-strategy"]) {
+    $(id).addEventListener("change", () => showDoc($(id)));
+  }
   on("project", (project) => project && guarded(() => showProject(project)));
   on("run", showRun);
 }
@@ -27,21 +31,27 @@ async function showProject(project) {
       await api(`/api/choices?modality=${encodeURIComponent(project.modality)}`));
   }
   const { backbones, strategies } = choicesFor.get(project.modality);
-  fillSelect($("train-backbone"), backbones, (b) =>
-    b.name === "auto" ? "auto (rank the candidates on your data)" : b.name);
-  fillSelect($("train-strategy"), strategies, (st) =>
-    st.name === "auto" ? "auto (chosen for your data)" : st.name, (st) => st.doc);
+  fillSelect($("train-backbone"), backbones);
+  fillSelect($("train-strategy"), strategies);
   const running = state.runs.find((r) => r.state === "running");
   if (running && !job && watchedRun !== running.id) watch(running.id);
   fillRuns();
 }
 
-function fillSelect(select, items, label, title = () => "") {
+/** Options from the choices; each one's "doc" is its tooltip and shows under the select. */
+function fillSelect(select, items) {
   const keep = select.value;
   select.replaceChildren(...items.map((it) =>
-    h("option", { value: it.name, text: label(it), title: title(it) || "" })));
+    h("option", { value: it.name, text: it.name, title: it.doc || "" })));
   const fallback = items.find((it) => it.default) || items[0];
   select.value = items.some((it) => it.name === keep) ? keep : fallback ? fallback.name : "";
+  offered.set(select.id, items);
+  showDoc(select);
+}
+
+function showDoc(select) {
+  const item = (offered.get(select.id) || []).find((it) => it.name === select.value);
+  $(`${select.id}-doc`).textContent = (item && item.doc) || "";
 }
 
 function fillRuns() {
@@ -49,9 +59,15 @@ function fillRuns() {
   const select = $("run-select");
   select.replaceChildren(...done.map((r, i) => {
     const settings = r.settings || {};
-    const when = new Date(r.created * 1000).toLocaleString();
-    const what = [settings.backbone, settings.strategy].filter(Boolean).join(" · ");
-    return h("option", { value: r.id, text: `#${done.length - i} ${when}${what ? ` — ${what}` : ""}` });
+    const created = new Date(r.created * 1000);
+    const when = created.toDateString() === new Date().toDateString()
+      ? created.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+      : created.toLocaleDateString();
+    // what was asked for, where it was more than the defaults
+    const asked = [settings.backbone, settings.strategy]
+      .filter((x) => x && x !== "auto" && x !== "default").join(" · ");
+    return h("option", { value: r.id,
+      text: `#${done.length - i} · ${when}${asked ? ` · ${asked}` : ""}` });
   }));
   if (!done.length) select.append(h("option", { value: "", text: "none yet" }));
   select.disabled = !done.length;
