@@ -55,13 +55,13 @@ function render(project) {
       card = makeCard(cls);
       cards.set(cls.id, card);
       $("classes").append(card.el);
-      card.load();
+      guarded(card.load);
     }
     card.update(cls);
   }
   // a tile's move select lists the other classes: redraw the tiles when those changed
   const key = project.classes.map((c) => `${c.id}:${c.name}`).join("|");
-  if (classKey && key !== classKey) for (const card of cards.values()) card.load();
+  if (classKey && key !== classKey) for (const card of cards.values()) guarded(card.load);
   classKey = key;
 }
 
@@ -91,14 +91,14 @@ function makeCard(cls) {
       classes: state.project.classes,
       onRemoved: (movedTo) => {
         setCount(card.count - 1);
-        if (movedTo && cards.has(movedTo)) cards.get(movedTo).load();
-        refreshProjects();
+        if (movedTo && cards.has(movedTo)) guarded(cards.get(movedTo).load);
+        guarded(refreshProjects);
       },
     });
   card.added = (examples) => {
     grid.append(...examples.map((e) => tile(e)));
     setCount(card.count + examples.length);
-    refreshProjects();
+    guarded(refreshProjects);
   };
 
   editableText(q(".class-name"), (name) =>
@@ -146,7 +146,7 @@ function makeCard(cls) {
   el.addEventListener("drop", (event) => {
     event.preventDefault();
     el.classList.remove("dropping");
-    filesFromDrop(event.dataTransfer).then((items) => send(items, "upload"));
+    guarded(async () => send(await filesFromDrop(event.dataTransfer), "upload"));
   });
 
   if (m.inline_inputs) setupPaste(card, q);
@@ -235,12 +235,14 @@ async function startWebcam(card, q, send) {
       take();
       timer = setInterval(take, 1000 / FRAMES_PER_SECOND);
     },
-    async stop() {
+    stop() {
       clearInterval(timer);
-      const blobs = await Promise.all(frames);
-      const at = Date.now();
-      await send(blobs.map((blob, i) => ({ name: `webcam-${at}-${i + 1}.png`, blob })), "webcam");
-      counter.textContent = `${blobs.length} frames added`;
+      guarded(async () => {
+        const blobs = await Promise.all(frames);
+        const at = Date.now();
+        await send(blobs.map((blob, i) => ({ name: `webcam-${at}-${i + 1}.png`, blob })), "webcam");
+        counter.textContent = `${blobs.length} frames added`;
+      });
     },
   });
   return {
@@ -278,12 +280,13 @@ async function startMicrophone(card, q, send) {
         if (clips.length >= max) release();
       });
     },
-    async stop() {
+    stop() {
       mic.stop();
       const at = Date.now();
       const items = clips.map((blob, i) => ({ name: `microphone-${at}-${i + 1}.wav`, blob }));
-      await send(items, "microphone");
-      counter.textContent = `${plural(items.length, "clip")} added`;
+      send(items, "microphone").then(() => {
+        counter.textContent = `${plural(items.length, "clip")} added`;
+      });
     },
   });
   return {

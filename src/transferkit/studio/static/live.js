@@ -113,7 +113,14 @@ async function liveWebcam() {
   let timer = null;
   const loop = async () => {
     const started = performance.now();
-    const frame = await grabFrame(video);
+    let frame;
+    try {
+      frame = await grabFrame(video);
+    } catch (error) {
+      stopLive();
+      showError(`The webcam gave no picture: ${error.message}`);
+      return;
+    }
     if (!on) return;
     await predict(fileForm(frame, "frame.png"));
     if (on) timer = setTimeout(loop, Math.max(0, FRAME_EVERY_MS - (performance.now() - started)));

@@ -34,7 +34,7 @@ async function showProject(project) {
   fillSelect($("train-backbone"), backbones);
   fillSelect($("train-strategy"), strategies);
   const running = state.runs.find((r) => r.state === "running");
-  if (running && !job && watchedRun !== running.id) watch(running.id);
+  if (running && !job && watchedRun !== running.id) guarded(() => watch(running.id));
   fillRuns();
 }
 
