@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ADDRESS = re.compile(r"open (http://\S+/)")
+ADDRESS = re.compile(r"open (http://[^/\s]+/)(\S*)")
 # chromium's fake camera and microphone; the page asks for both without a prompt
 MEDIA_FLAGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 VOICES = (
@@ -36,10 +36,11 @@ def need(what: str, ok: bool) -> None:
 
 
 class Studio:
-    """``transferkit studio --workspace DIR --port 0`` in a subprocess; ``url`` is the address
-    it prints once its socket is bound."""
+    """``transferkit studio --workspace DIR --port 0`` in a subprocess; ``address`` is the
+    address it prints once its socket is bound (with ``?token=`` when it has one), ``url`` the
+    same without the token."""
 
-    def __init__(self, workspace: Path):
+    def __init__(self, workspace: Path, env: dict[str, str] | None = None):
         exe = Path(sys.executable).with_name("transferkit")
         command = [str(exe)] if exe.exists() else [sys.executable, "-m", "transferkit.cli"]
         self.proc = subprocess.Popen(
@@ -47,18 +48,18 @@ class Studio:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.lines: list[str] = []
         found = threading.Event()
-        self.url = ""
+        self.url = self.address = ""
 
         def read() -> None:  # keep draining, so the server never blocks on a full pipe
             for line in self.proc.stdout:
                 self.lines.append(line)
                 match = ADDRESS.search(line)
                 if match and not self.url:
-                    self.url = match.group(1)
+                    self.url, self.address = match.group(1), match.group(1) + match.group(2)
                     found.set()
 
         threading.Thread(target=read, daemon=True).start()

@@ -108,6 +108,28 @@ def test_a_refused_upload_is_named_in_the_banner_and_the_rest_is_kept(page, tmp_
     assert page.errors == []
 
 
+def test_a_studio_with_a_token_opens_from_the_address_it_prints(browser, tmp_path):
+    token = "browser-test-token-0123456789"
+    server = Studio(tmp_path / "workspace", env={"TRANSFERKIT_STUDIO_TOKEN": token})
+    try:
+        assert server.address == f"{server.url}?token={token}"
+        context = browser.new_context()
+        stranger = context.new_page()
+        response = stranger.goto(server.url)  # the address without its token
+        assert response.status == 401
+        expect(stranger.locator("body")).to_contain_text("transferkit studio")
+        # the printed address: the token becomes an HttpOnly cookie and leaves the address bar
+        page = open_page(context, server.address)
+        assert token not in page.url
+        assert [c["httpOnly"] for c in context.cookies() if c["name"] == "studio_token"] == [True]
+        create_project(page, "Locked", "text", ["yes", "no"])
+        paste(page, "yes", ["a clear yes", "yes please"])
+        assert page.errors == []
+        context.close()
+    finally:
+        server.stop()
+
+
 def test_examples_dropped_picked_as_a_folder_moved_deleted_renamed_survive_a_reload(page, tmp_path):
     digits = write_digits(tmp_path / "digits", digits=(2, 5), per_class=3)
     (tmp_path / "digits" / "digit-2" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # skipped
