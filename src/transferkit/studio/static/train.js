@@ -107,14 +107,31 @@ async function startTraining() {
   }
 }
 
-/** A run that was already training (the page was reloaded): wait for it by its state. */
+/** A run that was already training (the page was reloaded): follow its job when the server
+ * names it, else wait for the run's state to change. */
 async function watch(rid) {
   watchedRun = rid;
   showProgress(true, "training (started before this page was loaded)…");
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 2000));
-    const run = await api(`/api/runs/${encodeURIComponent(rid)}`, { quiet: true }).catch(() => null);
-    if (!run || run.state !== "running" || !state.project) break;
+  const run = await api(`/api/runs/${encodeURIComponent(rid)}`, { quiet: true }).catch(() => null);
+  if (run && run.job_id) {
+    job = run.job_id;
+    $("train-cancel").hidden = false;
+    $("train-start").disabled = true;
+    try {
+      const final = await followJob(job, progressEvent);
+      if (final.state === "failed") showError(`Training failed: ${final.error}`);
+    } finally {
+      job = null;
+      $("train-cancel").hidden = true;
+      $("train-start").disabled = false;
+    }
+  } else {
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 2000));
+      const now = await api(`/api/runs/${encodeURIComponent(rid)}`, { quiet: true })
+        .catch(() => null);
+      if (!now || now.state !== "running" || !state.project) break;
+    }
   }
   showProgress(false);
   watchedRun = null;
