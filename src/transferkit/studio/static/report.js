@@ -30,8 +30,10 @@ export function reportSummary(run) {
     if (reason) out.push(h("p", { class: "small muted reason", text: reason }));
   }
   if (m.baseline) out.push(verdict(m.baseline));
-  if (m.per_class) out.push(h("h3", { text: "Per class" }), perClass(m));
-  if (m.confusion && m.labels) out.push(h("h3", { text: "Confusion" }), confusion(m));
+  // long class names scroll inside their table rather than widen the panel
+  const wrap = (table) => h("div", { class: "table-wrap" }, table);
+  if (m.per_class) out.push(h("h3", { text: "Per class" }), wrap(perClass(m)));
+  if (m.confusion && m.labels) out.push(h("h3", { text: "Confusion" }), wrap(confusion(m)));
   if (m.learning_curve && m.learning_curve.points && m.learning_curve.points.length) {
     out.push(h("h3", { text: "Learning curve" }), curve(m.learning_curve),
       h("p", { class: "small", text: m.learning_curve.advice || "" }));
