@@ -117,6 +117,84 @@ def test_predict_on_ray_writes_every_input_once_as_in_process(
     assert not list(tmp_path.glob(".predictions.jsonl*"))  # the parts are gone
 
 
+def test_the_workers_run_the_bundles_checked_onnx_export_made_once(
+    cluster, bundle, pool, expected, tmp_path
+):
+    """A bundle on Ray: the driver exports it once (cached by its manifest digest, parity
+    checked on its held-out examples) and the workers run that graph without torch: the
+    bundle's labels, its probabilities within 1e-4, the bundle's identity in the output."""
+    from transferkit.scale.models import export_problem, resolve_model
+
+    settings = JobSettings(engine="ray", batch_size=16)
+    first = run_job("predict", str(bundle), [str(pool)], tmp_path / "a.parquet", settings=settings)
+    folder = Path(first["export"])
+    ref = resolve_model(str(bundle))
+    assert folder.parent.name == "exports" and export_problem(folder, ref) is None
+    made = (folder / "export.json").stat().st_mtime_ns
+    second = run_job("predict", str(bundle), [str(pool)], tmp_path / "b.parquet", settings=settings)
+    assert second["export"] == first["export"]
+    assert (folder / "export.json").stat().st_mtime_ns == made  # reused, not made again
+    labels, probabilities = expected
+    for row in pq.read_table(tmp_path / "b.parquet").to_pylist():
+        if Path(row["input"]).name in UNREADABLE:
+            assert row["label"] is None and row["error"]
+            continue
+        p = probabilities[row["input"]]
+        np.testing.assert_allclose(list(row["probabilities"].values()), p, atol=1e-4)
+        assert row["label"] == labels[int(np.argmax(p))]
+    assert read_metadata(tmp_path / "b.parquet")["model"] == ref.identity
+
+
+def test_a_bundle_that_cannot_be_exported_runs_with_torch_on_ray(
+    cluster, bundle, pool, expected, tmp_path, monkeypatch
+):
+    """The bundle copied without its run folder has no held-out examples to check an export
+    on: the workers load the bundle itself, with the same results."""
+    import shutil
+
+    monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path / "cache"))  # no export cached
+    alone = tmp_path / "model"
+    shutil.copytree(bundle, alone)
+    out = tmp_path / "torch.parquet"
+    summary = run_job("predict", str(alone), [str(pool)], out,
+                      settings=JobSettings(engine="ray", batch_size=16))  # fmt: skip
+    assert summary["export"] is None and not (tmp_path / "cache" / "exports").exists()
+    labels, probabilities = expected
+    for row in pq.read_table(out).to_pylist():
+        if Path(row["input"]).name not in UNREADABLE:
+            p = probabilities[row["input"]]
+            np.testing.assert_allclose(list(row["probabilities"].values()), p, atol=1e-5)
+
+
+@pytest.mark.parametrize("where", ["missing", "tampered", "another bundle"])
+def test_a_worker_without_the_export_on_its_node_runs_the_bundle(bundle, pool, expected,
+                                                                  tmp_path, where):  # fmt: skip
+    """A cluster's other nodes may not hold the driver's cached export, or hold something
+    else at that path: the worker opens the bundle instead of trusting it."""
+    import shutil
+    from dataclasses import replace
+
+    from transferkit.data.dataset import Sample
+    from transferkit.scale.models import OpenModel, resolve_model, with_export
+
+    ref = with_export(resolve_model(str(bundle)))
+    copy = tmp_path / "export"
+    if where != "missing":
+        shutil.copytree(ref.export, copy)
+    if where == "tampered":
+        with (copy / "model.onnx").open("r+b") as f:
+            f.seek(-1, os.SEEK_END)
+            f.write(b"\x00")
+    if where == "another bundle":
+        ref = replace(ref, identity={"bundle_manifest_sha256": "0" * 64})
+    model = OpenModel(replace(ref, export=str(copy)), batch_size=8, threads=1)
+    assert not model.runs_export  # the bundle, with torch
+    files = [p for p in map(Path, _inputs(pool)) if p.name not in UNREADABLE][:8]
+    proba, ok, _ = model.predict_proba(tuple(Sample(f, None, None) for f in files))
+    labels, probabilities = expected
+    np.testing.assert_allclose(proba, [probabilities[str(f)] for f in files], atol=1e-5)
+
+
 def test_an_exported_model_predicts_a_file_list_on_ray(
     cluster, bundle, pool, expected, tmp_path, capsys
 ):

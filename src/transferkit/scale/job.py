@@ -18,7 +18,7 @@ import pyarrow as pa
 from transferkit.events import NULL_EVENTS, Events
 from transferkit.scale.engine import ENGINES, Placement, open_engine
 from transferkit.scale.inputs import list_job_inputs
-from transferkit.scale.models import check_gpu_capable, resolve_model
+from transferkit.scale.models import check_gpu_capable, resolve_model, with_export
 from transferkit.scale.output import PartialOutput, check_output
 from transferkit.scale.rows import KINDS, schema
 from transferkit.scale.worker import input_table
@@ -70,6 +70,8 @@ def run_job(
     ref = resolve_model(model, weights=weights, runtime=runtime, backbone_ok=kind == "embed")
     if settings.placement.gpus:
         check_gpu_capable(ref)
+    if settings.engine == "ray" and kind == "predict":
+        ref = with_export(ref)  # workers start without torch: a Ray job's fixed cost
     modality = get_modality(ref.modality)
     with open_engine(settings.engine, settings.placement) as engine:
         with events.progress(0, "Listing inputs", modality.noun) as listing:
@@ -108,6 +110,7 @@ def run_job(
         "computed": len(todo),
         "resumed": kept,
         "engine": settings.engine,
+        "export": ref.export,
         "seconds": round(seconds, 3),
         "per_second": round(len(todo) / seconds, 1) if todo and seconds > 0 else None,
     }
