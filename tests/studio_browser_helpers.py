@@ -226,13 +226,14 @@ def train(page, strategy: str | None = None, timeout_s: float = 300) -> str:
 
     if strategy:
         page.select_option("#train-strategy", strategy)
+    before = page.url
     page.click("#train-start")
     expect(page.locator("#train-progress")).to_be_visible()
-    expect(page.locator("#report-summary .big")).to_be_visible(timeout=int(timeout_s * 1000))
+    # done: the page shows the new run (its id in the address) and its report
+    page.wait_for_url(lambda url: "/run/" in url and url != before, timeout=timeout_s * 1000)
+    expect(page.locator("#report-summary .big")).to_be_visible()
     expect(page.locator("#train-progress")).to_be_hidden()
-    match = re.search(r"/run/([^/]+)$", page.url)
-    assert match, page.url
-    return match.group(1)
+    return re.search(r"/run/([^/]+)$", page.url).group(1)
 
 
 def check_report(page, run: dict) -> None:
