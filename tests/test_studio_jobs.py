@@ -149,6 +149,8 @@ def test_cancel_stops_a_real_training_and_a_queued_one_never_starts(tmp_path, di
         while c.get(f"/api/jobs/{a['job_id']}").json()["progress"] is None:
             assert time.monotonic() < deadline, "no progress from the training"
             time.sleep(0.05)
+        training = c.get(f"/api/runs/{a['run_id']}").json()  # a reloaded page follows the job
+        assert training["state"] == "running" and training["job_id"] == a["job_id"]
         assert c.post(f"/api/jobs/{b['job_id']}/cancel").status_code == 202
         assert c.post(f"/api/jobs/{a['job_id']}/cancel").status_code == 202
         job = wait_job(c, a["job_id"], timeout=60)
@@ -156,7 +158,7 @@ def test_cancel_stops_a_real_training_and_a_queued_one_never_starts(tmp_path, di
         assert wait_job(c, b["job_id"])["state"] == "cancelled"
         for started in (a, b):
             run = c.get(f"/api/runs/{started['run_id']}").json()
-            assert run["state"] == "cancelled" and run["metrics"] is None
+            assert run["state"] == "cancelled" and run["metrics"] is None and run["job_id"] is None
             assert not (tmp_path / "ws" / "runs" / started["run_id"] / "model").exists()
         # the project is free again
         _, run = train(c, other["id"])

@@ -101,12 +101,12 @@ def events(jid: str, request: Request) -> StreamingResponse:
 @router.get("/api/projects/{pid}/runs")
 def project_runs(pid: str, request: Request) -> list[dict]:
     ws = request.app.state.workspace
-    return [run_view(ws, run["id"]) for run in ws.runs(pid)]
+    return [run_view(ws, run["id"], _jobs(request)) for run in ws.runs(pid)]
 
 
 @router.get("/api/runs/{rid}")
 def run(rid: str, request: Request) -> dict:
-    return run_view(request.app.state.workspace, rid)
+    return run_view(request.app.state.workspace, rid, _jobs(request))
 
 
 @router.get("/api/runs/{rid}/report")

@@ -142,8 +142,9 @@ _METRICS = {
 }
 
 
-def run_view(workspace, rid: str) -> dict[str, Any]:
-    """A run as GET /api/runs/{rid} answers it: its row, and its metrics once it is done."""
+def run_view(workspace, rid: str, runner: JobRunner | None = None) -> dict[str, Any]:
+    """A run as GET /api/runs/{rid} answers it: its row, its metrics once it is done, and the
+    id of the job training it while one does (a reloaded page follows that job's stream)."""
     run = workspace.run(rid)
     metrics = None
     if run["state"] == "done":
@@ -154,8 +155,10 @@ def run_view(workspace, rid: str) -> dict[str, Any]:
             found = None
         if isinstance(found, dict):
             metrics = {key: found.get(source) for key, source in _METRICS.items()}
+    job = runner.active(run["project_id"]) if runner is not None else None
     return {
         **run,
+        "job_id": job.id if job is not None and job.kind == "train" and job.run_id == rid else None,
         "metrics": metrics,
         "report_url": f"/api/runs/{rid}/report" if metrics is not None else None,
     }
