@@ -42,6 +42,7 @@ BENCHMARKS = [
     "fashion_mnist",
     "cache",
     "finetune",
+    "finetune_small",
     "text",
     "text_chinese",
     "text_e5",

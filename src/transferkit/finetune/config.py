@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from transferkit.errors import BadInputError
 
 REGULARIZERS = ("none", "l2sp")
+# the small-data guard of --strategy finetune (strategies/finetune_guard.py)
+GUARDS = ("cross-fit", "off")
 # L2-SP coefficients (see l2sp.py for why alpha is below the paper's 0.1)
 DEFAULT_ALPHA = 0.01
 DEFAULT_BETA = 0.01
@@ -18,7 +20,8 @@ class FinetuneConfig:
     """Hyper-parameters of ``finetune`` (and, with ``pretrained=False``, ``scratch``).
 
     ``lr`` is the head's learning rate in stage 2; the top backbone group gets ``lr ·
-    backbone_lr_ratio`` and each group below ``lr_decay`` times less; None runs the LR finder.
+    backbone_lr_ratio`` (at most ``backbone_lr_max``) and each group below ``lr_decay`` times
+    less; None runs the LR finder.
     ``unfreeze_groups`` counts backbone layer groups from the top (None: all).
     """
 
@@ -28,6 +31,10 @@ class FinetuneConfig:
     head_lr: float | None = None
     lr_decay: float = 0.7
     backbone_lr_ratio: float = 1.0
+    # the ceiling of the top backbone group's rate; None: ``--strategy finetune`` picks it
+    # from the data (strategies/finetune_guard.py: 1e-4 with at most 20 examples in a class,
+    # else none), and the engine alone applies none
+    backbone_lr_max: float | None = None
     unfreeze_groups: int | None = 5
     unfreeze_every: int = 1  # epochs between unfreezing steps; 0 unfreezes them all at once
     weight_decay: float = 0.01
@@ -54,6 +61,9 @@ class FinetuneConfig:
     # the groups that will be unfrozen (AdaBN, see batchnorm.py). Off by default: on
     # Fashion-MNIST it cost the warmed-up head 3-6 points of test accuracy
     adapt_bn: bool = False
+    # with no validation split and at most 20 examples in a class: keep the head warm-up
+    # unless cross-fitted fine-tuning beats it (see strategies/finetune_guard.py)
+    guard: str = "cross-fit"
     pretrained: bool = True
 
     def __post_init__(self) -> None:
@@ -77,6 +87,13 @@ class FinetuneConfig:
             raise BadInputError(
                 f"backbone-lr-ratio must be in (0, 1]; got {self.backbone_lr_ratio}"
             )
+        if self.backbone_lr_max is not None and not (
+            self.backbone_lr_max > 0 and math.isfinite(self.backbone_lr_max)
+        ):
+            raise BadInputError(
+                f"backbone-lr-max must be a positive learning rate (e.g. 1e-4); got "
+                f"{self.backbone_lr_max!r}"
+            )
         if self.unfreeze_groups is not None and self.unfreeze_groups < 0:
             raise BadInputError(f"unfreeze-groups must be >= 0; got {self.unfreeze_groups}")
         if not 0 <= self.warmup < 1:
@@ -96,6 +113,8 @@ class FinetuneConfig:
                 "--regularize l2sp pulls weights towards the pretrained ones; a from-scratch "
                 "model has none. Use it with --strategy finetune."
             )
+        if self.guard not in GUARDS:
+            raise BadInputError(f"guard must be one of {', '.join(GUARDS)}; got {self.guard!r}")
         from transferkit.finetune.augment import AUGMENTS
 
         if self.augment not in AUGMENTS:

@@ -86,6 +86,8 @@ class LayerGroupUnfreezing(TrainableParameters):
     between two unfreezing steps, 0 to train all of them from the first epoch. ``decays``: the
     learning-rate factor of each step down from the head, top group first. ``from_scratch``:
     a randomly initialised network, which every layer learns from the start.
+    ``backbone_lr_max``: the most the top backbone group may learn at, whatever the head's rate
+    (None: no ceiling); the groups below keep their ``decays`` relative to it.
     """
 
     groups: tuple[tuple[str, ...], ...]
@@ -93,6 +95,7 @@ class LayerGroupUnfreezing(TrainableParameters):
     every: int
     decays: tuple[float, ...]
     from_scratch: bool = False
+    backbone_lr_max: float | None = None
 
     @classmethod
     def from_config(cls, model: nn.Module, config: FinetuneConfig) -> LayerGroupUnfreezing:
@@ -113,7 +116,16 @@ class LayerGroupUnfreezing(TrainableParameters):
             every=config.unfreeze_every if config.pretrained else 0,
             decays=(first,) + (config.lr_decay,) * (n_groups - 1),
             from_scratch=not config.pretrained,
+            backbone_lr_max=config.backbone_lr_max if config.pretrained else None,
         )
+
+    def decays_for(self, lr: float) -> list[float]:
+        """``decays`` with the first step lowered so the top group learns at most
+        ``backbone_lr_max`` when the head learns at ``lr``."""
+        decays = list(self.decays)
+        if self.backbone_lr_max is not None and decays:
+            decays[0] = min(decays[0], self.backbone_lr_max / lr)
+        return decays
 
     def first_stage(self) -> int:
         # every=0: every target group at once, else the top one first
@@ -129,7 +141,7 @@ class LayerGroupUnfreezing(TrainableParameters):
             model,
             self.groups,
             head_lr=lr,
-            decay=list(self.decays),
+            decay=self.decays_for(lr),
             weight_decay=weight_decay,
             unfrozen_groups=stage,
         )
@@ -155,7 +167,7 @@ class LayerGroupUnfreezing(TrainableParameters):
             self.groups,
             stage,
             head_lr=lr,
-            decay=list(self.decays),
+            decay=self.decays_for(lr),
             weight_decay=weight_decay,
             scheduler=scheduler,
         )

@@ -222,6 +222,7 @@ class AdapterStrategy(FinetuneStrategy):
     Config = AdapterConfig
     capabilities = Capabilities(uses_validation=True, trains_backbone=True)
     options = ADAPTER_OPTIONS
+    small_data_guard = False  # finetune's guard was measured without this method
     imported_ = None  # --adapter-from's adapter (interop.SharedAdapter), read by ``fit``
 
     @property

@@ -30,6 +30,13 @@ from transferkit.strategies.base import (
     parameters_fact,
     restore_trained_backbone,
 )
+from transferkit.strategies.finetune_guard import (
+    cross_fit,
+    guard_fact,
+    guard_skip_reason,
+    resolve_backbone_lr_max,
+    warm_up_only,
+)
 from transferkit.strategies.options import EPOCHS, LR
 from transferkit.strategies.registry import register_strategy
 
@@ -170,6 +177,15 @@ FINETUNE_OPTIONS = (
         must_be="in (0, 1]",
     ),
     Option(
+        "--backbone-lr-max",
+        "backbone_lr_max",
+        float,
+        "most the top unfrozen backbone group learns at (default: 1e-4 when a class has <= 20 "
+        "examples, else none; the head keeps the LR finder's rate; 1: the head's rate)",
+        valid=lambda v: v > 0,
+        must_be="> 0",
+    ),
+    Option(
         "--unfreeze-groups",
         "unfreeze_groups",
         int,
@@ -195,6 +211,14 @@ FINETUNE_OPTIONS = (
         str,
         "l2sp: penalise the distance to the pretrained weights instead of to zero",
         choices=("none", "l2sp"),
+    ),
+    Option(
+        "--guard",
+        "guard",
+        str,
+        "with no validation split and <= 20 examples in a class, keep the head warm-up unless "
+        "fine-tuning beats it, cross-fitted on two halves (default cross-fit; costs a 2nd run)",
+        choices=("cross-fit", "off"),
     ),
     Option(
         "--l2sp-alpha",
@@ -235,6 +259,9 @@ class FinetuneStrategy(Strategy):
     capabilities = Capabilities(uses_validation=True, trains_backbone=True)
     options = FINETUNE_OPTIONS
     default_head = "linear"
+    # the small-data guard (finetune_guard.py): measured for plain fine-tuning only; a method
+    # built on this one (domain adaptation, adapters) judges its own result
+    small_data_guard = True
 
     def _backbone_module(self, backbone, seed: int):
         return backbone.materialize()
@@ -372,6 +399,7 @@ class FinetuneStrategy(Strategy):
                 f"--head {ctx.head.name} works with --strategy features only. Leave --head out."
             )
         prep = self.prepare(backbone, data.train, embed=ctx.embed, seed=ctx.seed, val=data.val)
+        cfg = resolve_backbone_lr_max(cfg, prep.train)
         model = prep.model
         runner = Finetuner(
             model,
@@ -391,10 +419,20 @@ class FinetuneStrategy(Strategy):
         result = runner.fit(
             prep.train_batches, prep.val_batches, embeddings=prep.embeddings, resume=ctx.resume
         )
+        guard = self._guard(backbone, prep, ctx, cfg, result)
+        kept_warm_up = guard is not None and guard.get("decision") == "warm-up"
+        if kept_warm_up:
+            # the pretrained backbone and a warm-up head fitted as stage 1 fitted it
+            prep = self.prepare(backbone, prep.train, embed=ctx.embed, seed=ctx.seed, val=None)
+            warm_up_only(prep, cfg, ctx.seed, result.lrs["head_lr"])
+            model = prep.model
+            result.best_epoch = 0
 
         trained = model.backbone.cpu().eval()
         trained.to(memory_format=torch.contiguous_format)
         start = trained.weights_source if cfg.pretrained else "random init"
+        if kept_warm_up:
+            start += "; the small-data guard kept the head warm-up"
         trained.mark_trained(
             state_sha256=state_sha256(trained), source=f"{self.name} of {backbone.name} ({start})"
         )
@@ -412,16 +450,34 @@ class FinetuneStrategy(Strategy):
                 "batch_size": prep.batch_size,
                 "device": str(prep.device),
                 "pretrained_weights_sha256": backbone.weights_sha256,
-                "training": result.to_dict(),
+                "training": {**result.to_dict(), **({"guard": guard} if guard else {})},
                 "config_used": {**asdict(cfg), "lr": result.lrs.get("lr")},
                 "layer_groups": len(model.layer_groups()),
-                "unfrozen_groups": runner.target_groups,
+                "unfrozen_groups": 0 if kept_warm_up else runner.target_groups,
                 "bn_statistics_adapted_on": prep.bn_adapted,
                 "parameters": parameter_counts(model),
             },
             backbone=trained,
             head=fitted_head,
         )
+
+    def _guard(self, backbone, prep: Prepared, ctx: FitContext, cfg, result) -> dict | None:
+        """What the small-data guard measured and decided (None for methods without it)."""
+        if not self.small_data_guard:
+            return None
+        skip = guard_skip_reason(prep.train, prep.val, cfg)
+        if skip is None and result.resumed_from_epoch is not None:
+            skip = "resumed run: the guard runs only in a run that trains from the start"
+        if skip is not None:
+            return {"applied": False, "reason": skip}
+        log.info(
+            "small-data guard: %d training examples and no validation split; fitting each "
+            "half and scoring it on the other half (warm-up vs fine-tuned)",
+            len(prep.train),
+        )
+        guard = cross_fit(self, backbone, prep.train, ctx, cfg)
+        log.info("small-data guard: %s", guard["reason"])
+        return guard
 
     def metrics_block(self, result: StrategyResult) -> dict:
         return {
@@ -446,7 +502,13 @@ class FinetuneStrategy(Strategy):
                 facts["learning rate (head, stage 2)"] = f"{float(lrs['lr']):.3g} ({source})"
             if lrs.get("head_lr") is not None:
                 facts["learning rate (head warm-up)"] = f"{float(lrs['head_lr']):.3g}"
+        ceiling = (metrics.get("hyperparameters") or {}).get("backbone_lr_max")
+        if isinstance(ceiling, int | float):
+            facts["learning rate ceiling (backbone)"] = f"{float(ceiling):.3g}"
         facts["best epoch"] = training.get("best_epoch")
+        guard = guard_fact(training.get("guard"))
+        if guard is not None:
+            facts["small-data guard"] = guard
         facts["stopped early"] = "yes" if training.get("stopped_early") else "no"
         if training.get("resumed_from_epoch") is not None:
             facts["resumed after epoch"] = training.get("resumed_from_epoch")
@@ -493,6 +555,7 @@ class ScratchStrategy(FinetuneStrategy):
     capabilities = Capabilities(
         uses_validation=True, trains_backbone=True, pretrained_weights=False
     )
+    small_data_guard = False
 
     def _backbone_module(self, backbone, seed: int):
         import torch
