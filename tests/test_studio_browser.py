@@ -220,10 +220,21 @@ def test_text_project_from_pasted_and_uploaded_posts_to_export(page, tmp_path):
             files[-1].write_text(text, encoding="utf-8")
         upload(page, cls, files)
 
+    # a fine-tuning started and cancelled: the page says so and the project has no model yet
+    page.select_option("#train-strategy", "contrastive")
+    page.click("#train-start")
+    expect(page.locator("#train-log li").first).to_be_visible()
+    page.click("#train-cancel")
+    expect(page.locator("#train-log li.warning")).to_have_text("cancelled", timeout=120_000)
+    expect(page.locator("#train-start")).to_be_enabled()
+    expect(page.locator("#report-summary .big")).to_have_count(0)
+
     # the frozen encoder and a head: auto would fine-tune MiniLM contrastively, minutes on 2 cores
     run_id = train(page, strategy="features")
     run = _api(page, f"/api/runs/{run_id}")
     assert run["settings"]["strategy"] == "features"
+    runs = _api(page, f"/api/projects/{run['project_id']}/runs")
+    assert sorted(r["state"] for r in runs) == ["cancelled", "done"]
     check_report(page, run)
 
     page.fill("#live-text", posts["rec.autos"][20])  # predictions follow the typing
