@@ -171,6 +171,18 @@ def test_examples_dropped_picked_as_a_folder_moved_deleted_renamed_survive_a_rel
     expect(card(page, "deuces").locator(".tile")).to_have_count(2)
     expect(card(page, "fives").locator(".tile")).to_have_count(2)
     expect(page.locator(".project-list li.active")).to_contain_text("4 examples")
+    # deleting asks first; "Cancel" keeps it, "OK" deletes
+    page.once("dialog", lambda d: d.dismiss())
+    card(page, "fives").locator(".class-delete").click()
+    expect(card(page, "fives")).to_have_count(1)
+    page.once("dialog", lambda d: d.accept())
+    card(page, "fives").locator(".class-delete").click()
+    expect(page.locator(".class-card")).to_have_count(1)
+    page.once("dialog", lambda d: d.accept())
+    page.click("#project-delete")
+    expect(page.locator("#welcome")).to_be_visible()
+    expect(page.locator(".project-list a", has_text="Sorting")).to_have_count(0)
+    assert "#project" not in page.url
     assert page.errors == []
 
 
