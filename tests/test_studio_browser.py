@@ -232,10 +232,15 @@ def test_text_project_from_pasted_and_uploaded_posts_to_export(page, tmp_path):
             files[-1].write_text(text, encoding="utf-8")
         upload(page, cls, files)
 
-    # a fine-tuning started and cancelled: the page says so and the project has no model yet
+    # a fine-tuning started; the page reloaded meanwhile finds its job again (progress and
+    # Cancel); cancelled, it says so and the project has no model yet
     page.select_option("#train-strategy", "contrastive")
     page.click("#train-start")
     expect(page.locator("#train-log li").first).to_be_visible()
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("#train-stage")).not_to_have_text("")
+    expect(page.locator("#train-log li").first).to_be_visible()  # events replayed from the start
     page.click("#train-cancel")
     expect(page.locator("#train-log li.warning")).to_have_text("cancelled", timeout=120_000)
     expect(page.locator("#train-start")).to_be_enabled()

@@ -34,7 +34,7 @@ async function showProject(project) {
   fillSelect($("train-backbone"), backbones);
   fillSelect($("train-strategy"), strategies);
   const running = state.runs.find((r) => r.state === "running");
-  if (running && !job && watchedRun !== running.id) guarded(() => watch(running.id));
+  if (running && !job && watchedRun !== running.id) guarded(() => watch(running));
   fillRuns();
 }
 
@@ -76,20 +76,25 @@ function fillRuns() {
 
 async function startTraining() {
   const body = {
-    backbone: $("train-backbone").value || "auto",
+    backbone: $("train-backbone").value || "default",
     strategy: $("train-strategy").value || "auto",
     seed: 0,
     baseline: $("train-baseline").checked,
   };
   const started = await api(`/api/projects/${state.project.id}/train`, { method: "POST", json: body });
-  job = started.job_id;
-  const pid = state.project.id;
   showProgress(true, "queued");
+  await follow(started.job_id, started.run_id);
+}
+
+/** Follow a training job to its end; then show its run, or say why there is none. */
+async function follow(jid, rid) {
+  job = jid;
+  const pid = state.project.id;
   $("train-cancel").hidden = false;
   $("train-start").disabled = true;
   let final;
   try {
-    final = await followJob(job, progressEvent);
+    final = await followJob(jid, progressEvent);
   } finally {
     job = null;
     $("train-cancel").hidden = true;
@@ -99,7 +104,7 @@ async function startTraining() {
   if (final.state === "done") {
     showProgress(false);
     await reloadProject();
-    await selectRun(started.run_id);
+    await selectRun(rid);
   } else {
     logLine(final.state === "cancelled" ? "cancelled" : `failed: ${final.error}`, "warning");
     if (final.state === "failed") showError(`Training failed: ${final.error}`);
@@ -107,37 +112,32 @@ async function startTraining() {
   }
 }
 
-/** A run that was already training (the page was reloaded): follow its job when the server
- * names it, else wait for the run's state to change. */
-async function watch(rid) {
-  watchedRun = rid;
+/** A run that was already training when the page loaded: follow its job when the server names
+ * it, else wait for the run's state to change. */
+async function watch(summary) {
+  watchedRun = summary.id;
   showProgress(true, "training (started before this page was loaded)…");
-  const run = await api(`/api/runs/${encodeURIComponent(rid)}`, { quiet: true }).catch(() => null);
-  if (run && run.job_id) {
-    job = run.job_id;
-    $("train-cancel").hidden = false;
-    $("train-start").disabled = true;
-    try {
-      const final = await followJob(job, progressEvent);
-      if (final.state === "failed") showError(`Training failed: ${final.error}`);
-    } finally {
-      job = null;
-      $("train-cancel").hidden = true;
-      $("train-start").disabled = false;
+  try {
+    // the project's run list is rows; the run's own view names its job
+    const run = await api(`/api/runs/${encodeURIComponent(summary.id)}`, { quiet: true })
+      .catch(() => summary);
+    if (run.job_id) {
+      await follow(run.job_id, run.id);
+      return;
     }
-  } else {
     for (;;) {
       await new Promise((r) => setTimeout(r, 2000));
-      const now = await api(`/api/runs/${encodeURIComponent(rid)}`, { quiet: true })
+      const now = await api(`/api/runs/${encodeURIComponent(run.id)}`, { quiet: true })
         .catch(() => null);
       if (!now || now.state !== "running" || !state.project) break;
     }
-  }
-  showProgress(false);
-  watchedRun = null;
-  if (state.project) {
-    await reloadProject();
-    if (state.runs.some((r) => r.id === rid && r.state === "done")) await selectRun(rid);
+    showProgress(false);
+    if (state.project) {
+      await reloadProject();
+      if (state.runs.some((r) => r.id === run.id && r.state === "done")) await selectRun(run.id);
+    }
+  } finally {
+    watchedRun = null;
   }
 }
 
