@@ -86,21 +86,23 @@ class _LinearHead(Head):
         Z = self._normalize(X)
         self.mean_ = np.average(Z, axis=0, weights=sample_weight).astype(np.float32)
         Z = Z - self.mean_
-        basis = None
-        if len(Z) < Z.shape[1]:
-            _, _, vt = np.linalg.svd(Z, full_matrices=False)
-            basis = vt  # (n, d): orthonormal rows spanning the training examples
-            Z = Z @ basis.T
-        # lbfgs on float32 stops where rounding hides the fall of the loss, ~1e-4 short of the
-        # optimum in probability (liblinear converts to float64 itself)
-        Z = Z.astype(np.float64)
-        # one C given: nothing to choose between, so no folds
-        folds = cv_splits(y, groups, self.config.cv, seed) if len(self.config.Cs) > 1 else None
         from threadpoolctl import threadpool_limits
 
+        # one C given: nothing to choose between, so no folds
+        folds = cv_splits(y, groups, self.config.cv, seed) if len(self.config.Cs) > 1 else None
+        basis = None
+        small = len(Z) < Z.shape[1]
         # a problem this small gains nothing from BLAS threads, and on a busy 2-core machine
-        # their spinning was measured to turn a 0.3 s fit into 13 s
-        with threadpool_limits(1 if basis is not None else None):
+        # their spinning was measured to turn a 0.3 s fit into 13 s (and the SVD of 60 examples
+        # from 0.012 s into 0.13-0.78 s)
+        with threadpool_limits(1 if small else None):
+            if small:
+                _, _, vt = np.linalg.svd(Z, full_matrices=False)
+                basis = vt  # (n, d): orthonormal rows spanning the training examples
+                Z = Z @ basis.T
+            # lbfgs on float32 stops where rounding hides the fall of the loss, ~1e-4 short of
+            # the optimum in probability (liblinear converts to float64 itself)
+            Z = Z.astype(np.float64)
             coef, intercept, C = self._fit_linear(Z, y, folds, sample_weight)
         if basis is not None:
             coef = coef @ basis
