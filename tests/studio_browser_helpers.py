@@ -66,6 +66,26 @@ class Studio:
         if not found.wait(60):
             self.stop()
             raise AssertionError("the studio printed no address:\n" + "".join(self.lines))
+        self._wait_listening()
+
+    def _wait_listening(self, seconds: float = 30) -> None:
+        """The address is printed once the socket is bound; uvicorn listens a moment later."""
+        import time
+        import urllib.request
+
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no $http_proxy
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                with direct.open(self.url + "api/health", timeout=5) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    lines = "".join(self.lines)
+                    raise AssertionError(f"the studio does not answer:\n{lines}") from None
+            time.sleep(0.1)
 
     def stop(self) -> None:
         self.proc.terminate()
