@@ -2,8 +2,11 @@
 against a real ``transferkit studio`` server: for an image, a text and an audio project, a person
 creates 3 classes, collects examples (webcam bursts and image files; pasted and uploaded texts;
 microphone clips and speech files), trains, reads the report, tries the model live and on a
-held-out file, exports the bundle, ONNX and the command, reloads the page and finds it all there.
-The browser's console shows no error at any point.
+held-out file, exports the bundle, ONNX and the command, reloads the page and finds it all there
+(the text project also reloads during a fine-tuning and cancels it). Smaller tests: a refused
+upload named in the banner; folders, drops, moves, deletes and renames surviving a reload; a
+token-protected studio opened from the address it prints. The browser's console shows no error
+at any point.
 
 Chromium's fake camera (a moving test pattern) and fake microphone (a real espeak-ng sentence
 given with ``--use-file-for-fake-audio-capture``) stand in for the devices; every other example
