@@ -104,7 +104,7 @@ def run(args) -> int:
     )
     models = load_models(args.models, forward_batch=args.forward_batch)
     app = create_app(models, limits, token)
-    sock = _bind(args.host, args.port)
+    sock = bind_socket(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     # bound before uvicorn starts: --port 0 is resolved, and the line below is the truth
@@ -116,13 +116,14 @@ def run(args) -> int:
     )
     level = "warning" if args.quiet else "info"
     config = uvicorn.Config(
-        app, log_level=level, log_config=_logging_to_stderr(), timeout_graceful_shutdown=5
+        app, log_level=level, log_config=logging_to_stderr(), timeout_graceful_shutdown=5
     )
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to HOST:PORT and listening (port 0: any free one)."""
     from transferkit.errors import BadInputError
 
     try:
@@ -130,6 +131,9 @@ def _bind(host: str, port: int) -> socket.socket:
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        # listening before the address is printed: a client that connects at once waits in the
+        # backlog until uvicorn accepts, instead of being refused
+        sock.listen(2048)
     except OSError as exc:
         raise BadInputError(
             f"cannot listen on {host}:{port} ({exc}); pick another --port"
@@ -137,7 +141,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _logging_to_stderr() -> dict:
+def logging_to_stderr() -> dict:
     """uvicorn's logging, access lines included, on stderr: stdout holds the JSON line only."""
     import copy
 

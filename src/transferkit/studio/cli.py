@@ -56,7 +56,7 @@ def run(args) -> int:
 
     from transferkit.errors import BadInputError
     from transferkit.serve.auth import check_binding, load_token
-    from transferkit.serve.cli import _bind, _logging_to_stderr
+    from transferkit.serve.cli import bind_socket, logging_to_stderr
     from transferkit.studio.app import create_app
     from transferkit.studio.security import TOKEN_ENV
     from transferkit.studio.uploads import MiB, UploadLimits
@@ -69,7 +69,7 @@ def run(args) -> int:
     # a request carries several files: the body may hold four of the largest, at least 64 MiB
     limits = UploadLimits(max_file_bytes=file_bytes, max_body_bytes=max(64 * MiB, 4 * file_bytes))
     app = create_app(args.workspace, token=token, host=args.host, limits=limits)
-    sock = _bind(args.host, args.port)
+    sock = bind_socket(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     login = f"?token={token}" if token else ""
@@ -81,7 +81,7 @@ def run(args) -> int:
     )
     level = "warning" if args.quiet else "info"
     config = uvicorn.Config(
-        app, log_level=level, log_config=_logging_to_stderr(), timeout_graceful_shutdown=5
+        app, log_level=level, log_config=logging_to_stderr(), timeout_graceful_shutdown=5
     )
     uvicorn.Server(config).run(sockets=[sock])
     return 0
