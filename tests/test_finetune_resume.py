@@ -72,6 +72,7 @@ def _final(run: Path) -> tuple[dict, bytes]:
     for record in metrics["training"]["history"]:
         record.pop("seconds")
     metrics["training"].pop("seconds")
+    metrics["training"].get("guard", {}).pop("seconds", None)
     metrics["training"].pop("resumed_from_epoch")
     return metrics, (run / "model" / "backbone.safetensors").read_bytes()
 

@@ -35,6 +35,7 @@ from transferkit.strategies.finetune_guard import (
     guard_fact,
     guard_skip_reason,
     resolve_backbone_lr_max,
+    state_copy,
     warm_up_only,
 )
 from transferkit.strategies.options import EPOCHS, LR
@@ -401,6 +402,9 @@ class FinetuneStrategy(Strategy):
         prep = self.prepare(backbone, data.train, embed=ctx.embed, seed=ctx.seed, val=data.val)
         cfg = resolve_backbone_lr_max(cfg, prep.train)
         model = prep.model
+        guard_skip = self._guard_skip(prep, cfg)
+        # the guard refits from the pretrained state: fine-tuning changes the module in place
+        pretrained = state_copy(model.backbone) if guard_skip is None else None
         runner = Finetuner(
             model,
             cfg,
@@ -419,10 +423,11 @@ class FinetuneStrategy(Strategy):
         result = runner.fit(
             prep.train_batches, prep.val_batches, embeddings=prep.embeddings, resume=ctx.resume
         )
-        guard = self._guard(backbone, prep, ctx, cfg, result)
+        guard = self._guard(backbone, prep, ctx, cfg, guard_skip, pretrained)
         kept_warm_up = guard is not None and guard.get("decision") == "warm-up"
         if kept_warm_up:
             # the pretrained backbone and a warm-up head fitted as stage 1 fitted it
+            model.backbone.load_state_dict(pretrained)
             prep = self.prepare(backbone, prep.train, embed=ctx.embed, seed=ctx.seed, val=None)
             warm_up_only(prep, cfg, ctx.seed, result.lrs["head_lr"])
             model = prep.model
@@ -461,13 +466,17 @@ class FinetuneStrategy(Strategy):
             head=fitted_head,
         )
 
-    def _guard(self, backbone, prep: Prepared, ctx: FitContext, cfg, result) -> dict | None:
-        """What the small-data guard measured and decided (None for methods without it)."""
+    def _guard_skip(self, prep: Prepared, cfg) -> str | None:
+        """Why the small-data guard does not run (None: it runs; "" for methods without it)."""
         if not self.small_data_guard:
+            return ""
+        # a resumed run measures it again: it depends on the data and the seed, not on the run
+        return guard_skip_reason(prep.train, prep.val, cfg)
+
+    def _guard(self, backbone, prep, ctx, cfg, skip, pretrained) -> dict | None:
+        """What the small-data guard measured and decided (None for methods without it)."""
+        if skip == "":
             return None
-        skip = guard_skip_reason(prep.train, prep.val, cfg)
-        if skip is None and result.resumed_from_epoch is not None:
-            skip = "resumed run: the guard runs only in a run that trains from the start"
         if skip is not None:
             return {"applied": False, "reason": skip}
         log.info(
@@ -475,7 +484,7 @@ class FinetuneStrategy(Strategy):
             "half and scoring it on the other half (warm-up vs fine-tuned)",
             len(prep.train),
         )
-        guard = cross_fit(self, backbone, prep.train, ctx, cfg)
+        guard = cross_fit(self, backbone, prep.train, ctx, cfg, pretrained)
         log.info("small-data guard: %s", guard["reason"])
         return guard
 

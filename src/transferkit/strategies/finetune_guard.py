@@ -77,6 +77,8 @@ def guard_skip_reason(train, val, cfg) -> str | None:
         return "turned off (--guard off)"
     if not cfg.pretrained or not cfg.head_epochs:
         return "no head warm-up to keep"
+    if cfg.adapt_bn:
+        return "AdaBN gives every fit its own statistics (--adapt-bn)"
     if val is not None:
         return "a validation split chose the epoch (the warm-up is its epoch 0)"
     smallest = smallest_class(train)
@@ -129,8 +131,18 @@ def sign_test_p(wins: int, losses: int) -> float:
     return sum(comb(n, k) for k in range(wins, n + 1)) / 2**n if n else 1.0
 
 
-def cross_fit(strategy, backbone, train, ctx, cfg) -> dict[str, Any]:
-    """2-fold paired estimate: (warm-up correct, fine-tuned correct) on each held-out half."""
+def state_copy(module) -> dict:
+    """A detached copy of ``module``'s weights and buffers (BatchNorm statistics included)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def cross_fit(strategy, backbone, train, ctx, cfg, pretrained: dict) -> dict[str, Any]:
+    """2-fold paired estimate: (warm-up correct, fine-tuned correct) on each held-out half.
+
+    ``backbone.materialize()`` hands every fit the same module, already fine-tuned on all the
+    data: each fit here starts from ``pretrained`` (its state before that), and the module gets
+    its fine-tuned state back at the end.
+    """
     import torch
 
     from transferkit.events import NULL_EVENTS
@@ -140,9 +152,14 @@ def cross_fit(strategy, backbone, train, ctx, cfg) -> dict[str, Any]:
     started = time.perf_counter()
     first, second, _ = train.split(test_size=0.0, val_size=0.5, seed=ctx.seed)
     modality = get_modality(train.modality)
+    module = backbone.materialize()
+    tuned_state = state_copy(module)
     folds = []
     for fit_part, held in ((first, second), (second, first)):
+        module.load_state_dict(pretrained)
         prep = strategy.prepare(backbone, fit_part, embed=ctx.embed, seed=ctx.seed, val=None)
+        if prep.model.backbone is not module:  # the state loads above would miss the fit
+            raise RuntimeError("the small-data guard needs the backbone's shared module")
         runner = Finetuner(
             prep.model,
             cfg,
@@ -157,6 +174,7 @@ def cross_fit(strategy, backbone, train, ctx, cfg) -> dict[str, Any]:
             held, prep.model.backbone, batch_size=prep.batch_size, augment="none"
         )
         finetuned = _hits(prep.model, held_batches, prep.device)
+        module.load_state_dict(pretrained)
         fresh = strategy.prepare(backbone, fit_part, embed=ctx.embed, seed=ctx.seed, val=None)
         warm_up_only(fresh, cfg, ctx.seed, result.lrs["head_lr"])
         warm = _hits(fresh.model.to(prep.device), held_batches, prep.device)
@@ -164,6 +182,7 @@ def cross_fit(strategy, backbone, train, ctx, cfg) -> dict[str, Any]:
         del prep, fresh, runner
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+    module.load_state_dict(tuned_state)
     warm = np.concatenate([w for w, _ in folds])
     tuned = np.concatenate([t for _, t in folds])
     wins, losses = int((tuned & ~warm).sum()), int((warm & ~tuned).sum())
