@@ -73,14 +73,20 @@ def choose(
         choice.backbone_reason = f"best of {n_scored} ranked: {choice.ranking['explanation']}"
     if choice.strategy == AUTO:
         from transferkit.backbones import get_spec
-        from transferkit.strategies import choose_strategy, needs_separability
+        from transferkit.strategies import (
+            choose_strategy,
+            needs_frozen_check,
+            needs_separability,
+        )
 
         spec = get_spec(choice.backbone)
-        separability = None
+        separability = frozen_cv = None
         if needs_separability(dataset, spec):
             separability = _knn_probe(dataset, choice, weights=weights, **embed)
+        if needs_frozen_check(dataset, spec):
+            frozen_cv = _frozen_cv(dataset, choice, weights=weights, **embed)
         choice.strategy, choice.strategy_reason = choose_strategy(
-            dataset, spec, separability=separability
+            dataset, spec, separability=separability, frozen_cv=frozen_cv
         )
     return choice
 
@@ -91,11 +97,24 @@ def _knn_probe(dataset, choice: Choice, *, weights, **embed) -> float:
         for row in choice.ranking["ranking"]:
             if row["backbone"] == choice.backbone:
                 return float(row["knn_loo"])
+    from transferkit.transferability import knn_loo_accuracy
+
+    return knn_loo_accuracy(*_frozen_embeddings(dataset, choice, weights=weights, **embed))
+
+
+def _frozen_cv(dataset, choice: Choice, *, weights, **embed) -> float | None:
+    """Cross-validated accuracy of a logistic head on the frozen embeddings."""
+    from transferkit.transferability import cv_logistic_accuracy
+
+    return cv_logistic_accuracy(*_frozen_embeddings(dataset, choice, weights=weights, **embed))
+
+
+def _frozen_embeddings(dataset, choice: Choice, *, weights, **embed):
+    """(embeddings, targets) of the readable examples by the frozen backbone."""
     from transferkit.backbones import resolve_backbone
     from transferkit.modalities import extract_embeddings
-    from transferkit.transferability import knn_loo_accuracy
 
     ref = resolve_backbone(choice.backbone, weights=weights)
     # cached: a features run afterwards reuses these embeddings as they are
     result = extract_embeddings(ref, dataset, **embed)
-    return knn_loo_accuracy(result.embeddings[result.ok], dataset.targets[result.ok])
+    return result.embeddings[result.ok], dataset.targets[result.ok]

@@ -147,3 +147,22 @@ def nce(source_proba: np.ndarray, y: np.ndarray) -> float:
 SCORES = {"logme": logme, "h_score": h_score, "knn_loo": knn_loo_accuracy}
 # ... and from the source classifier's probabilities (backbones that keep one)
 SOURCE_SCORES = {"leep": leep, "nce": nce}
+
+
+def cv_logistic_accuracy(features: np.ndarray, y: np.ndarray, seed: int = 0) -> float | None:
+    """Stratified k-fold accuracy (k = min(5, the smallest class)) of a logistic regression
+    at C=1 on the embeddings: what a head on them would score on unseen examples. None when a
+    class has fewer than 2 examples (no fold could test it)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from threadpoolctl import threadpool_limits
+
+    y = np.asarray(y)
+    smallest = np.unique(y, return_counts=True)[1].min() if len(y) else 0
+    if smallest < 2:
+        return None
+    folds = StratifiedKFold(n_splits=min(5, int(smallest)), shuffle=True, random_state=seed)
+    # a few hundred rows gain nothing from BLAS threads (see heads/linear.py)
+    with threadpool_limits(1):
+        scores = cross_val_score(LogisticRegression(C=1.0, max_iter=2000), features, y, cv=folds)
+    return float(np.mean(scores))

@@ -17,7 +17,7 @@ import transferkit.strategies.mmd  # noqa: F401
 import transferkit.strategies.selftrain  # noqa: F401
 import transferkit.strategies.subspace  # noqa: F401
 import transferkit.strategies.tradaboost  # noqa: F401
-from transferkit.strategies.auto import choose_strategy, needs_separability
+from transferkit.strategies.auto import choose_strategy, needs_frozen_check, needs_separability
 from transferkit.strategies.base import (
     Capabilities,
     FitContext,
@@ -50,6 +50,7 @@ __all__ = [
     "check_fit_data",
     "choose_strategy",
     "make_strategy",
+    "needs_frozen_check",
     "needs_separability",
     "register_strategy",
     "strategy_class",

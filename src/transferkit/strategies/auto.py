@@ -4,7 +4,10 @@ What decides, in order (each rule measured on our benchmarks, see BENCHMARKS.md)
 
 1. **A frozen encoder** (USE, word vectors) can only give features.
 2. **Text with a trainable sentence encoder**: ``contrastive`` (SetFit-style) beats a head on
-   frozen embeddings at 8-64 examples per class, for a minute or two of CPU.
+   frozen embeddings at 8-64 examples per class, for a minute or two of CPU — unless the frozen
+   embeddings already separate the classes: before any strategy that trains the encoder, a
+   logistic head on the (cached) frozen embeddings is cross-validated on the training data,
+   and at ``FROZEN_ENOUGH_CV`` or more the head on frozen features is kept (see there).
 3. **Audio**: ``features``. Fine-tuning aisfx measured 0.642 against 0.715 for the head alone on
    Sonic Pi (5-fold CV) and 0.929 against 0.921 on espeak words (BENCHMARKS.md, ``audio``).
 4. **Images with a trainable encoder**: ``features`` unless all of
@@ -22,6 +25,7 @@ What decides, in order (each rule measured on our benchmarks, see BENCHMARKS.md)
 from __future__ import annotations
 
 DOMAIN_GAP_KNN = 0.6
+FROZEN_ENOUGH_CV = 0.85
 FINETUNE_MIN_PER_CLASS = 20
 CPU_FINETUNE_MAX_EXAMPLES = 2000
 
@@ -39,13 +43,32 @@ def needs_separability(dataset, spec) -> bool:
     return spec.trainable and get_modality(dataset.modality).auto_strategy(dataset, spec) is None
 
 
+def needs_frozen_check(dataset, spec) -> bool:
+    """Whether the modality's choice trains the encoder, so that ``choose_strategy`` first
+    looks at the frozen embeddings' cross-validated accuracy."""
+    from transferkit.modalities import get_modality
+    from transferkit.strategies.registry import strategy_class
+
+    if not spec.trainable:
+        return False
+    decided = get_modality(dataset.modality).auto_strategy(dataset, spec)
+    return decided is not None and strategy_class(decided[0]).capabilities.trains_backbone
+
+
 def choose_strategy(
-    dataset, spec, *, separability: float | None = None, gpu: bool | None = None
+    dataset,
+    spec,
+    *,
+    separability: float | None = None,
+    frozen_cv: float | None = None,
+    gpu: bool | None = None,
 ) -> tuple[str, str]:
     """(strategy name, the reason in one sentence) for ``dataset`` encoded by ``spec``.
 
     ``separability``: leave-one-out k-NN accuracy of the frozen embeddings (None: unknown, which
-    keeps the safe ``features``); ``gpu``: whether a CUDA device is there (None: look).
+    keeps the safe ``features``); ``frozen_cv``: cross-validated accuracy of a logistic head on
+    them (None: not measured, which keeps the modality's choice); ``gpu``: whether a CUDA device
+    is there (None: look).
     Text and audio decide by their modality (``Modality.auto_strategy``): rules 2 and 3.
     """
     from transferkit.modalities import get_modality
@@ -56,7 +79,7 @@ def choose_strategy(
         return "features", "a frozen encoder: frozen embeddings + a head"
     decided = get_modality(dataset.modality).auto_strategy(dataset, spec)
     if decided is not None:
-        return decided
+        return _check_frozen(decided, spec, frozen_cv)
     if separability is None:
         return "features", f"{dataset.modality} data: frozen embeddings + a head (fast, safe)"
     probe = f"a k-NN probe on the frozen {spec.name} embeddings reaches {separability:.0%}"
@@ -81,3 +104,24 @@ def choose_strategy(
         f"{probe} (a large domain gap) with {low}-{high} examples per class and {where}: "
         "fine-tune the encoder",
     )
+
+
+def _check_frozen(decided: tuple[str, str], spec, frozen_cv: float | None) -> tuple[str, str]:
+    """The modality's choice, or ``features`` when the frozen embeddings already score
+    ``FROZEN_ENOUGH_CV`` under a cross-validated head (training the encoder measured no gain
+    there, at many times the cost)."""
+    name, why = decided
+    if frozen_cv is None:
+        return decided
+    measured = (
+        f"a logistic head on the frozen {spec.name} embeddings scores {frozen_cv:.1%} in "
+        "cross-validation on the training data"
+    )
+    if frozen_cv >= FROZEN_ENOUGH_CV:
+        return (
+            "features",
+            f"{measured} (>= {FROZEN_ENOUGH_CV:.0%}): the frozen embeddings already separate "
+            f"the classes, so a head on them instead of {name} (which measured no better there, "
+            "at many times the time)",
+        )
+    return name, f"{why}; {measured} (< {FROZEN_ENOUGH_CV:.0%}), so training the encoder can add"
