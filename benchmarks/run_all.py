@@ -45,6 +45,7 @@ BENCHMARKS = [
     "finetune_small",
     "text",
     "text_chinese",
+    "text_auto",
     "text_e5",
     "ranking",
     "audio",
