@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -55,14 +56,18 @@ class TextEncoder(TrainedIdentity, nn.Module):
     def materialize(self) -> TextEncoder:
         return self
 
-    def token_ids(self, texts: Iterable[str], **options):
+    def token_ids(self, texts: Iterable[str], *, max_length: int | None = None, **options):
         """The tokenizer's output for ``texts`` as this encoder reads them (clipped, lowercased
         if the model was, truncated to ``max_length`` tokens); every tokenisation goes through
-        here. ``options`` go to the tokenizer (``padding``, ``return_tensors``)."""
+        here. ``max_length``: a shorter cap than the encoder's own (None: its own); ``options``
+        go to the tokenizer (``padding``, ``return_tensors``)."""
+        preprocess = self.preprocess
+        if max_length is not None and max_length < preprocess.max_length:
+            preprocess = replace(preprocess, max_length=max_length)
         return self.tokenizer(
-            self.preprocess.prepare(texts),
+            preprocess.prepare(texts),
             truncation=True,
-            max_length=self.preprocess.max_length,
+            max_length=preprocess.max_length,
             **options,
         )
 

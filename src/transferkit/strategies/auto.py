@@ -25,7 +25,12 @@ What decides, in order (each rule measured on our benchmarks, see BENCHMARKS.md)
 from __future__ import annotations
 
 DOMAIN_GAP_KNN = 0.6
-FROZEN_ENOUGH_CV = 0.85
+# MiniLM, seed-0 draws, 5-fold CV of a C=1 logistic head on the training texts vs test accuracy:
+# contrastive won or tied up to CV 0.82 on the tuning sets (Rotten Tomatoes K=8-64: 0.42-0.73;
+# 20 Newsgroups K=8-64: 0.69-0.82; 20 Newsgroups K=16 tied at 0.701), and still won at 0.88 on
+# Reuters R8 K=16 (0.901 against 0.884: a first bound of 0.85 failed that check), so the bound
+# sits above it; R8 K=64 (CV 0.93, features 0.932) is where the frozen embeddings suffice
+FROZEN_ENOUGH_CV = 0.90
 FINETUNE_MIN_PER_CLASS = 20
 CPU_FINETUNE_MAX_EXAMPLES = 2000
 

@@ -40,6 +40,12 @@ from transferkit.strategies.base import (
 from transferkit.strategies.options import EPOCHS, LR
 from transferkit.strategies.registry import register_strategy
 
+# Tokens of a text the pair loss reads; the head's embeddings still read the encoder's full
+# length. A step costs about linearly in tokens: per text and epoch, 16 20 Newsgroups posts
+# trained 6.0x slower than 16 Rotten Tomatoes snippets (~30 tokens) at MiniLM's 256 and 4.1x
+# at 128 (tests/test_contrastive_long_texts.py, 2 cores); 64 keeps it within issue 17's 3x.
+PAIR_MAX_LENGTH = 64
+
 
 @dataclass
 class ContrastiveConfig:
@@ -85,14 +91,22 @@ class ContrastiveConfig:
     loss: str = "supcon"
     temperature: float = 0.1
     augment: str = "none"  # accepted for the common CLI option; texts are not augmented
+    # the pair loss reads at most this many tokens of a text (the head's embeddings still read
+    # the encoder's own max_length); None: the encoder's own. See PAIR_MAX_LENGTH
+    pair_max_length: int | None = PAIR_MAX_LENGTH
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "max_encoded", "batch_size", "train_groups"):
+        for name in ("epochs", "max_encoded", "batch_size", "train_groups", "pair_max_length"):
             value = getattr(self, name)
             if value is None and name != "max_encoded":
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise BadInputError(f"{name} must be a whole number >= 1; got {value!r}")
+        if self.pair_max_length is not None and self.pair_max_length < 2:
+            raise BadInputError(
+                f"pair_max_length must be >= 2 tokens (a start and an end token); got "
+                f"{self.pair_max_length}"
+            )
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise BadInputError(f"lr must be a positive learning rate (e.g. 1e-4); got {self.lr}")
         from transferkit.finetune.precision import resolve_precision
@@ -122,6 +136,17 @@ class ContrastiveConfig:
     def trained_groups(self, n_groups: int) -> int:
         """How many of ``n_groups`` layer groups train (the default: all but the embeddings)."""
         return n_groups - 1 if self.train_groups is None else min(self.train_groups, n_groups)
+
+
+class _CappedTokens:
+    """What ``TextBatches`` reads of an encoder, tokenizing at the pair loss's shorter cap."""
+
+    def __init__(self, module, max_length: int | None):
+        self.tokenizer = module.tokenizer
+        self._module, self._max_length = module, max_length
+
+    def token_ids(self, texts):
+        return self._module.token_ids(texts, max_length=self._max_length)
 
 
 @register_strategy
@@ -170,7 +195,12 @@ class ContrastiveStrategy(Strategy):
         rng = np.random.default_rng(seed)
         module = self.encoder(backbone)
         batch_size, steps, lr = cfg.resolved(len(train))
-        batches = TextBatches(train.texts, train.targets, module, batch_size=batch_size)
+        batches = TextBatches(
+            train.texts,
+            train.targets,
+            _CappedTokens(module, cfg.pair_max_length),
+            batch_size=batch_size,
+        )
         epochs = steps // batches.num_batches()
         train_groups = self.set_trainable(module)
         trainable = [p for p in module.parameters() if p.requires_grad]
