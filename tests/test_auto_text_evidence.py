@@ -55,3 +55,29 @@ def test_cv_logistic_accuracy_measures_separation():
     noise = rng.normal(size=(30, 16))
     assert cv_logistic_accuracy(noise, y) < 0.7
     assert cv_logistic_accuracy(separated[:21], np.r_[y[:20], 3]) is None  # a class of one
+
+
+@pytest.mark.e2e
+def test_auto_measures_real_frozen_embeddings_before_choosing(tmp_path):
+    """Two topics no sentence encoder confuses: auto measures MiniLM's frozen embeddings and
+    keeps a head on them, saying so."""
+    from conftest import require_offline_weights
+
+    from transferkit.auto_choice import choose
+    from transferkit.modalities import load_dataset
+
+    require_offline_weights("all_minilm_l6_v2")
+    topics = {
+        "football": ["the striker scored a late goal", "the keeper saved a penalty kick",
+                     "the team won the league match", "fans cheered the winning goal",
+                     "the coach picked a new defender", "a red card for the midfielder"],
+        "baking": ["knead the dough and let it rise", "bake the bread in a hot oven",
+                   "whisk eggs and sugar for the cake", "the pastry needs cold butter",
+                   "sift the flour before mixing", "the muffins cool on a rack"],
+    }  # fmt: skip
+    path = tmp_path / "topics.csv"
+    rows = [f'"{text}",{label}' for label, texts in topics.items() for text in texts]
+    path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    choice = choose(load_dataset(path), "all_minilm_l6_v2", "auto", cache=False)
+    assert choice.strategy == "features", choice.strategy_reason
+    assert "100.0% in cross-validation" in choice.strategy_reason
