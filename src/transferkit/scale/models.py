@@ -141,7 +141,7 @@ def export_problem(folder: Path, ref: ModelRef) -> str | None:
     source = manifest.get("source") or {}
     if source.get("bundle_manifest_sha256") != ref.identity.get("bundle_manifest_sha256"):
         return "exported from another bundle"
-    if tuple(exported.labels) != ref.labels or exported.modality != ref.modality:
+    if (tuple(exported.labels), exported.modality) != (ref.labels, ref.modality):
         return "other labels or modality than the bundle's"
     if manifest.get("quantization") is not None:
         return "quantised (its probabilities are not the bundle's)"
