@@ -94,11 +94,11 @@ def test_only_the_top_layers_print_and_only_progress_draws_bars():
 
     package = Path(transferkit.__file__).parent
     # the CLI, and the commands of the layers beside it (export, serve, Ray, gap) that print their
-    # one JSON result line; the Keras converter runs as its own process, whose stdout line is
-    # its answer to the parent
+    # one JSON result line, and the studio's, which prints its address; the Keras converter runs
+    # as its own process, whose stdout line is its answer to the parent
     may_print = {
         "cli.py", "progress.py", "export/cli.py", "scale/cli.py", "serve/cli.py",
-        "domain_gap/cli.py", "backbones/foreign/keras_worker.py",
+        "domain_gap/cli.py", "studio/cli.py", "backbones/foreign/keras_worker.py",
     }  # fmt: skip
     found = []
     for path in sorted(package.rglob("*.py")):

@@ -24,9 +24,16 @@ def studio(tmp_path_factory):
     root = tmp_path_factory.mktemp("studio")
     examples = digit_examples(root / "digits", per_class=11)
     app = create_app(root / "ws")
-    with client(app) as c:
-        project = make_project(c, "digits", "image", {k: v[:10] for k, v in examples.items()})
-        yield c, app, project, root / "ws"
+    # an embedding cache of this module's own: other tests of the session embed the same digits,
+    # and the first training here must be a cold one for the cache test to mean anything
+    before = os.environ["TRANSFERKIT_CACHE_DIR"]
+    os.environ["TRANSFERKIT_CACHE_DIR"] = str(root / "cache")
+    try:
+        with client(app) as c:
+            project = make_project(c, "digits", "image", {k: v[:10] for k, v in examples.items()})
+            yield c, app, project, root / "ws"
+    finally:
+        os.environ["TRANSFERKIT_CACHE_DIR"] = before
 
 
 @pytest.fixture(scope="module")

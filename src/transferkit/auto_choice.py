@@ -112,9 +112,12 @@ def _frozen_cv(dataset, choice: Choice, *, weights, **embed) -> float | None:
 def _frozen_embeddings(dataset, choice: Choice, *, weights, **embed):
     """(embeddings, targets) of the readable examples by the frozen backbone."""
     from transferkit.backbones import resolve_backbone
-    from transferkit.modalities import extract_embeddings
+    from transferkit.modalities import extract_embeddings, get_modality
 
     ref = resolve_backbone(choice.backbone, weights=weights)
+    # measured before the estimator's own check: a backbone of another modality must be refused
+    # by name here, not fail inside the extractor
+    get_modality(dataset.modality).check_backbone(ref, dataset)
     # cached: a features run afterwards reuses these embeddings as they are
     result = extract_embeddings(ref, dataset, **embed)
     return result.embeddings[result.ok], dataset.targets[result.ok]

@@ -86,10 +86,11 @@ class _LinearHead(Head):
         Z = self._normalize(X)
         self.mean_ = np.average(Z, axis=0, weights=sample_weight).astype(np.float32)
         Z = Z - self.mean_
-        from threadpoolctl import threadpool_limits
-
         # one C given: nothing to choose between, so no folds
         folds = cv_splits(y, groups, self.config.cv, seed) if len(self.config.Cs) > 1 else None
+        # after sklearn (cv_splits): without the train extra, its import names the extra to add
+        from threadpoolctl import threadpool_limits
+
         basis = None
         small = len(Z) < Z.shape[1]
         # a problem this small gains nothing from BLAS threads, and on a busy 2-core machine
