@@ -86,7 +86,6 @@ def add_parser(sub, positive_int) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """Load the models (refusing a tampered one), then serve until interrupted."""
-    import uvicorn
 
     from transferkit.serve.app import create_app
     from transferkit.serve.auth import check_binding, load_token
@@ -105,21 +104,33 @@ def run(args) -> int:
     models = load_models(args.models, forward_batch=args.forward_batch)
     app = create_app(models, limits, token)
     sock = bind_socket(args.host, args.port)
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
     # bound before uvicorn starts: --port 0 is resolved, and the line below is the truth
     print(
-        json.dumps(
-            {"url": f"http://{shown}:{port}", "models": sorted(models), "token": bool(token)}
-        ),
+        json.dumps({"url": socket_url(sock), "models": sorted(models), "token": bool(token)}),
         flush=True,
     )
-    level = "warning" if args.quiet else "info"
+    run_on_socket(app, sock, quiet=args.quiet)
+    return 0
+
+
+def socket_url(sock: socket.socket) -> str:
+    """``http://HOST:PORT`` of a bound socket (an IPv6 host in brackets)."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def run_on_socket(app, sock: socket.socket, *, quiet: bool) -> None:
+    """Serve ``app`` with uvicorn on ``sock`` until interrupted, its log lines on stderr."""
+    import uvicorn
+
     config = uvicorn.Config(
-        app, log_level=level, log_config=logging_to_stderr(), timeout_graceful_shutdown=5
+        app,
+        log_level="warning" if quiet else "info",
+        log_config=logging_to_stderr(),
+        timeout_graceful_shutdown=5,
     )
     uvicorn.Server(config).run(sockets=[sock])
-    return 0
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

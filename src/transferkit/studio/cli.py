@@ -52,11 +52,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """Open the workspace, print the studio's address, then serve until interrupted."""
-    import uvicorn
-
     from transferkit.errors import BadInputError
     from transferkit.serve.auth import check_binding, load_token
-    from transferkit.serve.cli import bind_socket, logging_to_stderr
+    from transferkit.serve.cli import bind_socket, run_on_socket, socket_url
     from transferkit.studio.app import create_app
     from transferkit.studio.security import TOKEN_ENV
     from transferkit.studio.uploads import MiB, UploadLimits
@@ -70,18 +68,12 @@ def run(args) -> int:
     limits = UploadLimits(max_file_bytes=file_bytes, max_body_bytes=max(64 * MiB, 4 * file_bytes))
     app = create_app(args.workspace, token=token, host=args.host, limits=limits)
     sock = bind_socket(args.host, args.port)
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
     login = f"?token={token}" if token else ""
     # bound before uvicorn starts: --port 0 is resolved, and the address below is the truth
     print(
-        f"transferkit studio: open http://{shown}:{port}/{login} "
+        f"transferkit studio: open {socket_url(sock)}/{login} "
         f"(workspace {app.state.workspace.root}; Ctrl+C stops it)",
         flush=True,
     )
-    level = "warning" if args.quiet else "info"
-    config = uvicorn.Config(
-        app, log_level=level, log_config=logging_to_stderr(), timeout_graceful_shutdown=5
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    run_on_socket(app, sock, quiet=args.quiet)
     return 0
