@@ -29,6 +29,15 @@ def _isolated_cache(tmp_path_factory):
         os.environ["TRANSFERKIT_CACHE_DIR"] = old
 
 
+def need(what: str, ok: bool) -> None:
+    """Skip (a failure under CI, where ``make test`` installs it) when a tool is missing."""
+    if not ok:
+        message = f"{what} is missing: run `make test` (it installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def require_offline_weights(name: str = "mobilenet_v2") -> None:
     """Skip (outside CI) or fail (under CI) when a packaged backbone's weights are missing."""
     from transferkit.backbones import get_spec

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pytest
+from conftest import need
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDRESS = re.compile(r"open (http://[^/\s]+/)(\S*)")
@@ -24,15 +24,6 @@ VOICES = (
     "en-us", "en-gb", "en-029", "en-gb-scotland", "en-gb-x-rp",
     "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc", "en-us+f3", "en-gb+f2", "en-us+m3",
 )  # fmt: skip
-
-
-def need(what: str, ok: bool) -> None:
-    """Skip (a failure under CI, where ``make test`` installs it) when a tool is missing."""
-    if not ok:
-        message = f"{what} is missing: run `make test` (it installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 class Studio:

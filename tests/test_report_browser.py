@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import draw_shape, make_shapes_folder, require_offline_weights
+from conftest import draw_shape, make_shapes_folder, need, require_offline_weights
 from PIL import Image
 
 from transferkit.cli import main
@@ -25,22 +24,14 @@ from transferkit.cli import main
 pytestmark = pytest.mark.e2e
 
 
-def _need(what: str, ok: bool) -> None:
-    if not ok:
-        message = f"{what} is missing: run `make test` (it installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def browser():
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    _need("Debian chromium", chromium is not None)
+    need("Debian chromium", chromium is not None)
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _need("the playwright Python package", False)
+        need("the playwright Python package", False)
     with sync_playwright() as p:
         # --no-sandbox: CI containers run as root, where Chromium's sandbox cannot start
         b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
