@@ -143,7 +143,7 @@ class RayEngine:
             # **ray_remote_args they travel in will go; its defaults retry forever, which an
             # input that crashes every worker reading it would turn into a job that never ends
             warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
-            results = ray.data.from_arrow(blocks).map_batches(
+            results = _dataset(blocks).map_batches(
                 Worker,
                 fn_constructor_args=(kind, ref, batch_size, threads, placement.gpus > 0),
                 batch_size=None,  # a block is a task: their sizes are task_blocks' choice
@@ -155,6 +155,17 @@ class RayEngine:
                 max_task_retries=MAX_TASK_RETRIES,
             )
         yield from results.iter_batches(batch_size=None, batch_format="pyarrow")
+
+
+def _dataset(blocks: list[pa.Table]):
+    """A Ray dataset of exactly ``blocks``, its blocks' metadata read here: ``from_arrow`` reads
+    it in one Ray task per block, which waits for worker processes to start (0.7 s of a job's
+    start on 2 cores) and keeps the pool's workers waiting. Where Ray has no ``from_blocks``,
+    ``from_arrow`` (which also keeps one block per table)."""
+    import ray.data
+
+    from_blocks = getattr(ray.data, "from_blocks", None)
+    return from_blocks(blocks) if from_blocks is not None else ray.data.from_arrow(blocks)
 
 
 def task_blocks(rows: pa.Table, batch_size: int, workers: int) -> list[pa.Table]:
@@ -200,6 +211,10 @@ def start_local_ray():
             include_dashboard=False,
             no_monitor=True,
             include_log_monitor=False,
+            # Ray starts a worker per core for tasks when the driver connects; a job runs no
+            # tasks (its pool's actors get workers of their own), and on 2 cores their start
+            # (each a Python process importing Ray) slowed the pool's
+            _system_config={"prestart_worker_first_driver": False},
         )
         return Node(params, head=True, shutdown_at_exit=False, spawn_reaper=True,
                     ray_init_cluster=True)  # fmt: skip
