@@ -214,12 +214,15 @@ def start_local_ray():
             # Ray starts a worker per core for tasks when the driver connects; a job runs no
             # tasks (its pool's actors get workers of their own), and on 2 cores their start
             # (each a Python process importing Ray) slowed the pool's
-            _system_config={"prestart_worker_first_driver": False},
+            _system_config=_NO_TASK_WORKERS,
         )
         return Node(params, head=True, shutdown_at_exit=False, spawn_reaper=True,
                     ray_init_cluster=True)  # fmt: skip
     except (ImportError, TypeError, AttributeError):
         return None
+
+
+_NO_TASK_WORKERS = {"prestart_worker_first_driver": False}
 
 
 def connect(address: str | None) -> bool:
@@ -235,7 +238,8 @@ def connect(address: str | None) -> bool:
     # the job as exceptions
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     if address is None:
-        ray.init(address="local", num_cpus=available_cores(), include_dashboard=False, **quiet)
+        ray.init(address="local", num_cpus=available_cores(), include_dashboard=False,
+                 _system_config=_NO_TASK_WORKERS, **quiet)  # fmt: skip
         return True
     _check_reachable(address)
     try:
