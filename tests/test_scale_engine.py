@@ -5,7 +5,13 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from transferkit.scale.engine import BATCHES_PER_TASK, TAIL_BATCHES_PER_WORKER, task_blocks
+from transferkit.scale.engine import (
+    BATCHES_PER_TASK,
+    ONE_THREAD_BATCH,
+    TAIL_BATCHES_PER_WORKER,
+    forward_batch,
+    task_blocks,
+)
 
 
 @pytest.mark.parametrize(
@@ -25,3 +31,10 @@ def test_the_last_tasks_are_single_batches_so_the_workers_finish_together():
     tail = TAIL_BATCHES_PER_WORKER * 2
     assert all(n <= 64 for n in blocks[-tail:])  # the end: a batch each, at most
     assert set(blocks[: -tail - 1]) == {64 * BATCHES_PER_TASK}  # the bulk: whole tasks
+
+
+def test_one_thread_cpu_workers_run_small_forward_batches_and_gpu_workers_the_jobs():
+    assert forward_batch(64, threads=1, gpus=0) == ONE_THREAD_BATCH < 64
+    assert forward_batch(4, threads=1, gpus=0) == 4  # a smaller batch asked for is kept
+    assert forward_batch(64, threads=2, gpus=0) == 64  # threads split a batch among them
+    assert forward_batch(64, threads=1, gpus=0.5) == 64  # a GPU wants big batches
