@@ -73,7 +73,9 @@ def test_train_backbone_auto_takes_the_ranking_winner_and_reports_why(tmp_path):
     # ranked on the training data only: the 20 % test split is never looked at
     assert ranking["n_examples"] == metrics["n_train"]
     assert metrics["backbone_reason"].startswith("best of")
-    assert "k-NN probe" in metrics["strategy_reason"]  # --strategy auto measured the gap
+    # --strategy auto weighed fine-tuning on held-out training examples of the winner's features
+    assert "held-out training examples" in metrics["strategy_reason"]
+    assert metrics["auto"]["candidates"][0]["strategy"] == "finetune"
     page = (out / "report.html").read_text(encoding="utf-8")
     assert 'id="ranking"' in page and "why this backbone" in page
     assert page.count('<span class="tag">chosen</span>') == 1

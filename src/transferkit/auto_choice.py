@@ -5,7 +5,9 @@ A missing ``--backbone`` takes the modality's default (``Modality.default_backbo
 (``ranking.py``: LogME and friends on frozen embeddings, which land in the embedding cache, so
 the winner is not encoded twice) and takes the winner. ``--strategy auto`` then decides from the
 data and the machine (``strategies/auto.py``), using the winner's frozen k-NN probe as its
-measure of the domain gap. Both reasons end up in metrics.json and the report.
+measure of the domain gap. Both reasons end up in metrics.json and the report. A ``weigh``
+function (``auto_evidence.Weigher``: ``transferkit train``'s ``--budget``) decides the strategy
+from evidence on the data instead, and its record goes to metrics.json ``auto``.
 
 The estimator and ``transferkit train`` share this one function, so that the CLI can decide
 before it splits off a validation set (fine-tuning needs one; features do not).
@@ -13,6 +15,7 @@ before it splits off a validation set (fine-tuning needs one; features do not).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +31,7 @@ class Choice:
     backbone_reason: str | None = None
     strategy_reason: str | None = None
     ranking: dict[str, Any] | None = field(default=None, repr=False)
+    evidence: dict[str, Any] | None = field(default=None, repr=False)
 
     def describe(self) -> dict[str, Any]:
         """The reasons, as recorded in metrics.json (only those that were decided)."""
@@ -36,6 +40,8 @@ class Choice:
             out["backbone_reason"] = self.backbone_reason
         if self.strategy_reason:
             out["strategy_reason"] = self.strategy_reason
+        if self.evidence is not None:
+            out["auto"] = self.evidence
         return out
 
 
@@ -50,9 +56,14 @@ def choose(
     runtime: str = "auto",
     events: Events = NULL_EVENTS,
     accept_licence: bool = False,
+    weigh: Callable[..., tuple[str, str, dict[str, Any]]] | None = None,
 ) -> Choice:
     """Resolve ``auto`` (and a missing backbone) into concrete names for ``dataset``; a
-    candidate for non-commercial use only is ranked only with ``accept_licence``."""
+    candidate for non-commercial use only is ranked only with ``accept_licence``.
+
+    ``weigh(dataset, backbone, spec, frozen_cv=...)``: decides ``--strategy auto`` from
+    evidence, returning (strategy, reason, record); None decides by the rules of
+    ``strategies/auto.py``."""
     from transferkit.errors import BadInputError
     from transferkit.modalities import get_modality
 
@@ -81,6 +92,13 @@ def choose(
 
         spec = get_spec(choice.backbone)
         separability = frozen_cv = None
+        if weigh is not None:
+            if needs_frozen_check(dataset, spec):
+                frozen_cv = _frozen_cv(dataset, choice, weights=weights, **embed)
+            choice.strategy, choice.strategy_reason, choice.evidence = weigh(
+                dataset, choice.backbone, spec, frozen_cv=frozen_cv
+            )
+            return choice
         if needs_separability(dataset, spec):
             separability = _knn_probe(dataset, choice, weights=weights, **embed)
         if needs_frozen_check(dataset, spec):

@@ -243,10 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--strategy",
         default="auto",
-        help="auto (default: chosen from the data, see the report's 'why this strategy': "
-        "contrastive for text with a trainable encoder; for images features, or finetune when "
-        "the frozen features separate the classes poorly and there are enough examples and "
-        "compute), features (frozen backbone + head), finetune (train the backbone too), "
+        help="auto (default: chosen from evidence on the training data within --budget, see "
+        "the report's 'What auto compared': features, unless contrastive (text) or finetune "
+        "(images) clearly beats it on held-out training examples), features (frozen backbone "
+        "+ head), finetune (train the backbone too), "
         "contrastive (text: SetFit-style pair training of the encoder, then a head), adapter "
         "(transformers: a LoRA or bottleneck adapter trained in the frozen encoder, stored "
         "alone: --adapter, --objective) or scratch "
@@ -255,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the method without target labels; --method NAME picks one), coral, subspace, "
         "selftrain, importance, kmm (frozen embeddings), dann, cdan, mmd (fine-tuning); with "
         "--source (a labelled source domain, DATA a few labelled target examples): tradaboost",
+    )
+    t.add_argument(
+        "--budget",
+        metavar="MINUTES",
+        help="--strategy auto: the minutes this run may take (default 10). Auto times a short "
+        "probe of each costlier strategy (finetune for images, contrastive for text), weighs "
+        "those that fit against features on held-out training examples, and keeps one only if "
+        "it wins clearly; the report says what it compared",
     )
     t.add_argument(
         "--augment",
@@ -551,6 +559,7 @@ def cmd_train(args) -> int:
         source=args.source,
         target_test=args.target_test,
         accept_licence=args.accept_licence,
+        budget=args.budget,
         **_classifier_kwargs(args),
     )
     print(json.dumps(summary, ensure_ascii=False))

@@ -44,6 +44,7 @@ def train_run(
     source: str | Path | None = None,
     target_test: str | Path | None = None,
     accept_licence: bool = False,
+    budget: float | None = None,
     **classifier_params: Any,
 ) -> dict[str, Any]:
     """Train, evaluate and write RUN/model, RUN/metrics.json, RUN/report.html; return a summary.
@@ -66,7 +67,9 @@ def train_run(
     as both, its labels unused for training. ``strategy="adapt"`` with
     ``strategy_params={"method": NAME}`` runs the strategy NAME. A backbone whose weights are
     for non-commercial use only is refused unless ``accept_licence`` (``--backbone auto`` skips
-    it as a candidate).
+    it as a candidate). ``budget``: the minutes ``strategy="auto"`` may spend, which weighs the
+    costlier strategies on evidence from the training data (``auto_evidence``; None: its
+    default) and refuses any other strategy.
     """
     from transferkit.atomic import write_json_atomic
     from transferkit.data import check_split_classes
@@ -78,6 +81,15 @@ def train_run(
     from transferkit.strategies.adapt.strategy import resolve_method
 
     started = time.perf_counter()
+    if strategy == "auto":
+        from transferkit.auto_evidence import DEFAULT_BUDGET_MINUTES, check_budget
+
+        budget = check_budget(DEFAULT_BUDGET_MINUTES if budget is None else budget)
+    elif budget is not None:
+        raise BadInputError(
+            f"--budget limits the time --strategy auto spends weighing strategies; the "
+            f"{strategy} strategy was named. Drop --budget, or use --strategy auto."
+        )
     if backbone not in (None, "auto"):
         from transferkit.backbones.licence import check_licence_accepted
 
@@ -141,6 +153,25 @@ def train_run(
     if "auto" in (backbone, strategy):
         # decided on the training data only (never the test set), before the validation split
         # is used or merged, since that depends on whether the strategy trains the backbone
+        weigh = None
+        if strategy == "auto":
+            from transferkit.auto_evidence import Weigher
+
+            # the evidence holds out what the run itself would: fine-tuning's validation split
+            # when it gets one, else nothing (cross-fit)
+            watched = len(val_part) and not (
+                val_size == 0 or (auto_val and validation_too_small(val_part, full.labels))
+            )
+            weigh = Weigher(
+                train=train_part if watched else train_part.merge(val_part),
+                val=val_part if watched else None,
+                budget_minutes=budget,
+                started=started,
+                seed=seed,
+                weights=weights,
+                head=head,
+                fit_params=classifier_params,
+            )
         choice = _choose(
             train_part.merge(val_part),
             backbone,
@@ -148,8 +179,12 @@ def train_run(
             weights,
             classifier_params,
             accept_licence,
+            weigh,
         )
         backbone, strategy = choice.backbone, choice.strategy
+        if settings is not None:
+            # a resumed run continues the strategy chosen, not a new choice on other timings
+            settings = {**settings, "strategy": strategy, "budget": None}
     capabilities = strategy_class(strategy).capabilities
     trains_backbone = capabilities.trains_backbone
     # before any training: a strategy that needs a target without one, or gets one it ignores
@@ -273,12 +308,14 @@ def train_run(
         clf.save(results / "model", metrics=bundle_metrics)
         write_json_atomic(results / "metrics.json", metrics)
         section = clf.strategy_.report_section(metrics)
+        from transferkit.auto_evidence import auto_section
+
         write_report(
             results / "report.html",
             metrics,
             mistakes=mistakes[:24],
             title=f"transferkit — {Path(data).name}",
-            sections=[section] if section else [],
+            sections=[s for s in (section, auto_section(metrics)) if s],
         )
     summary = {
         "out": str(out),
@@ -402,7 +439,7 @@ def _embedding_map(clf, test_ds, *, seed: int) -> dict[str, Any] | None:
         return None
 
 
-def _choose(train_data, backbone, strategy, weights, classifier_params, accept_licence):
+def _choose(train_data, backbone, strategy, weights, classifier_params, accept_licence, weigh):
     from transferkit.auto_choice import choose
     from transferkit.progress import as_events
 
@@ -414,6 +451,7 @@ def _choose(train_data, backbone, strategy, weights, classifier_params, accept_l
         weights=weights,
         events=as_events(classifier_params.get("progress", True)),
         accept_licence=accept_licence,
+        weigh=weigh,
         **{k: classifier_params[k] for k in keys if k in classifier_params},
     )
 
