@@ -46,6 +46,7 @@ BENCHMARKS = [
     "text",
     "text_chinese",
     "text_auto",
+    "auto_budget",
     "text_e5",
     "ranking",
     "audio",

@@ -1,5 +1,9 @@
 """``--strategy auto``: pick the transfer strategy from the data, the encoder and the machine.
 
+These rules decide for ``TransferClassifier(strategy="auto")``; ``transferkit train`` decides
+from held-out evidence within ``--budget`` instead (``auto_evidence.py``), which keeps rule 2's
+frozen-embedding bound and the modalities' choices of rules 2 and 3 as its candidates.
+
 What decides, in order (each rule measured on our benchmarks, see BENCHMARKS.md):
 
 1. **A frozen encoder** (USE, word vectors) can only give features.
