@@ -147,7 +147,12 @@ class Weigher:
     def _weigh(self, name: str, backbone: str, folds, base: np.ndarray) -> dict[str, Any]:
         """One candidate's row: its probe and estimate, then (if it fits) its evidence."""
         row: dict[str, Any] = {"strategy": name}
-        probe = self._probe(name, backbone, folds[0][0])
+        try:
+            probe = self._probe(name, backbone, folds[0][0])
+        except BadInputError as exc:  # the candidate refuses this data: the others still run
+            row.update(status="skipped", reason=f"skipped: it refuses this data ({exc})")
+            log.info("auto: %s %s", name, row["reason"])
+            return row
         row["probe"] = probe.to_dict()
         per_fit = [probe.estimate(len(fit_on)) for fit_on, _ in folds]
         final = probe.estimate(len(self.train) + (0 if self.val is None else len(self.val)))
