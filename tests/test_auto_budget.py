@@ -165,3 +165,15 @@ def test_images_too_costly_for_the_budget_keep_features_and_say_so(tmp_path):
     assert row["status"] == "skipped" and "min of the 0.05 min budget left" in row["reason"]
     assert row["probe"]["planned_steps"] >= row["probe"]["timed_steps"] >= 1
     assert "run twice by the small-data guard" in row["reason"]  # 3 a class: the guard runs
+
+
+def test_with_a_validation_split_the_evidence_is_scored_on_it(tiny, tmp_path):
+    """Enough data for fine-tuning's validation split (10 a class): features (and any
+    candidate) fit on the rest and are scored on that split, not cross-fitted."""
+    data = _noise_texts(tmp_path / "t.csv", per_class=80)
+    m = _train(data, tmp_path / "run", tiny, "--budget", "0.001")
+    auto = m["auto"]
+    assert auto["evidence"].startswith("the validation split (")
+    n_val = auto["features"]["n_scored"]
+    assert f"({n_val} examples)" in auto["evidence"]
+    assert 20 <= n_val < m["n_train"] / 3  # 15 % of the training part, every class in it
