@@ -12,19 +12,27 @@ round (an early wrong label can be dropped). The labelling head is a logistic re
 C is chosen once by cross-validation on the labelled rows; the final head is the one the run
 asks for, fitted on the labelled and pseudo-labelled rows (a pseudo-labelled row counts as much
 as the mean labelled row).
+
+What it costs: one cross-validated fit on the labelled rows, then ``rounds - 1`` refits with
+that C, each warm-started from the one before (the first from the labelling head), and the final
+head once. With the run's own logistic head, its grid on the labelled rows *is* the labelling
+head's (the fit the head needs anyway to choose C without the pseudo-labels), so it runs once:
+a separate labelling grid, cold refits and a second grid made selftrain 3.03x source-only's fit
+time on the adaptation benchmark (MNIST 120/class, all pairs and seeds).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
-from transferkit.heads.linear import LogisticHead
+from transferkit.heads.linear import LogisticHead, power_normalize
 from transferkit.strategies.adapt.base import DomainEmbeddings, FeatureAdaptation, HeadTrainingSet
 from transferkit.strategies.adapt.config import SOURCE_SELECT
 from transferkit.strategies.adapt.threads import one_blas_thread
-from transferkit.strategies.base import Option
+from transferkit.strategies.base import FitContext, Option
 from transferkit.strategies.registry import register_strategy
 from transferkit.strategies.selftrain.config import SelfTrainConfig
 
@@ -45,17 +53,26 @@ def _balanced_pick(proba: np.ndarray, threshold: float, portion: float) -> np.nd
 
 
 def pseudo_label(
-    emb: DomainEmbeddings, threshold: float, portion: float, rounds: int, seed: int
+    emb: DomainEmbeddings,
+    threshold: float,
+    portion: float,
+    rounds: int,
+    seed: int,
+    labeller: LogisticHead | None = None,
 ) -> tuple[np.ndarray, dict]:
-    """The pseudo-label of each target row (-1: left out) and the history of the rounds."""
-    X, y, target = emb.source.X, emb.source.y, emb.target
-    groups = emb.source.groups
-    weight = emb.source_weight
-    chooser = LogisticHead(Cs=_CS, cv=3).fit(X, y, weight, seed=seed, groups=groups)
-    C = chooser.info_["C"]
-    labels = np.full(len(target), -1)
+    """The pseudo-label of each target row (-1: left out) and the history of the rounds.
+
+    ``labeller``: a logistic head already fitted on the labelled rows, C chosen by its grid
+    (None: one is fitted here, C from a small grid)."""
+    if labeller is None:
+        source = emb.source
+        labeller = LogisticHead(Cs=_CS, cv=3)
+        labeller.fit(source.X, source.y, emb.source_weight, seed=seed, groups=source.groups)
+    C = float(labeller.info_["C"])
+    refit = _Refit(labeller, C, emb.target)
+    labels = np.full(len(emb.target), -1)
     history = []
-    proba = chooser.predict_proba(target)
+    proba = labeller.predict_proba(emb.target)
     for r in range(1, rounds + 1):
         new = _balanced_pick(proba, threshold, r / rounds * portion)
         history.append(
@@ -71,11 +88,36 @@ def pseudo_label(
         labels = new
         if r == rounds:
             break
-        head = LogisticHead(Cs=(C,))
-        rows = _training_rows(emb, labels)
-        head.fit(rows.X, rows.y, rows.weight, seed=seed, groups=rows.groups)
-        proba = head.predict_proba(target)
-    return labels, {"C": C, "history": history}
+        proba = refit(_training_rows(emb, labels))
+    return labels, {"C": C, "history": history, "refits": refit.fits}
+
+
+class _Refit:
+    """The labelling head refitted on new training rows with its C fixed, warm-started from
+    its last solution, in the labelling head's space (power-normalised, centred on the
+    labelled rows): the pseudo-labels change a little from round to round, so the optimum
+    does too. The labelling head and a refit are both plain L2 logistic regressions on those
+    rows, so the warm start changes where lbfgs starts, not where it ends."""
+
+    def __init__(self, labeller: LogisticHead, C: float, target: np.ndarray):
+        from sklearn.linear_model import LogisticRegression
+
+        self.center = labeller.mean_
+        self.target = self._space(target)
+        self.model = LogisticRegression(C=C, max_iter=labeller.config.max_iter, warm_start=True)
+        # the labelling head's own solution (stored in this same space) is the first start
+        self.model.coef_ = labeller.coef_.astype(np.float64)
+        self.model.intercept_ = labeller.intercept_.astype(np.float64)
+        self.fits = 0
+
+    def _space(self, X: np.ndarray) -> np.ndarray:
+        return (power_normalize(X) - self.center).astype(np.float64)
+
+    def __call__(self, rows: HeadTrainingSet) -> np.ndarray:
+        """Refit on ``rows``; the target rows' class probabilities."""
+        self.model.fit(self._space(rows.X), rows.y, sample_weight=rows.weight)
+        self.fits += 1
+        return self.model.predict_proba(self.target)
 
 
 def _training_rows(emb: DomainEmbeddings, labels: np.ndarray) -> HeadTrainingSet:
@@ -135,9 +177,32 @@ class SelfTrainStrategy(FeatureAdaptation):
     )
 
     def prepare(self, emb: DomainEmbeddings, seed: int) -> HeadTrainingSet:
+        return self._pseudo_labelled(emb, seed, None)
+
+    def training_set(self, emb: DomainEmbeddings, ctx: FitContext) -> HeadTrainingSet:
+        """With a logistic head of the default normalisation, its grid on the labelled rows
+        is the labelling head, and the C it chose is fixed on the run's head (what
+        ``chosen_on_labelled_rows`` would choose, by the same fit); another head keeps its own
+        choice there and the labelling head its small grid."""
+        head = ctx.head
+        grid = getattr(head.config, "Cs", ())
+        if head.name != LogisticHead.name or head.config.standardize or len(grid) <= 1:
+            return self._pseudo_labelled(emb, ctx.seed, None)
+        source = emb.source
+        labeller = LogisticHead(**head.get_params())
+        # fitted as the run's head would fit it (its own BLAS threads), as source-only fits it
+        labeller.fit(source.X, source.y, emb.source_weight, seed=ctx.seed, groups=source.groups)
+        head.config = replace(head.config, Cs=(float(labeller.info_["C"]),))
+        return self._pseudo_labelled(emb, ctx.seed, labeller)
+
+    def _pseudo_labelled(
+        self, emb: DomainEmbeddings, seed: int, labeller: LogisticHead | None
+    ) -> HeadTrainingSet:
         config = self.config
         with one_blas_thread():
-            labels, info = pseudo_label(emb, config.threshold, config.portion, config.rounds, seed)
+            labels, info = pseudo_label(
+                emb, config.threshold, config.portion, config.rounds, seed, labeller
+            )
         rows = _training_rows(emb, labels)
         picked = labels[labels >= 0]
         info.update(
