@@ -190,9 +190,22 @@ def gap_change(emb: DomainEmbeddings, prepared: HeadTrainingSet, seed: int) -> d
     before = proxy_a_distance(emb.source.X, emb.target, seed=seed)
     out = {"before": before["a_distance"], "domain_error_before": before["domain_error"]}
     try:
-        rows, _ = prepared.source_part(len(emb.source.X))
+        rows, source_rows = prepared.source_part(len(emb.source.X))
     except ValueError as exc:
         return {**out, "after": None, "why_no_after": str(exc)}
     weight = None if prepared.weight is None else prepared.weight[rows]
+    if weight is None and _unchanged(emb.source.X, prepared.X[rows], source_rows):
+        # the method left the source rows as they were (selftrain adds target rows; adapt may
+        # keep source-only): the same rows, subsample and folds would measure the same again
+        return {**out, "after": out["before"], "domain_error_after": out["domain_error_before"]}
     after = proxy_a_distance(prepared.X[rows], emb.target, source_weight=weight, seed=seed)
     return {**out, "after": after["a_distance"], "domain_error_after": after["domain_error"]}
+
+
+def _unchanged(source: np.ndarray, rows: np.ndarray, source_rows: np.ndarray) -> bool:
+    """Whether ``rows`` (source row ``source_rows[i]`` each) are the source rows, in order."""
+    return (
+        len(source_rows) == len(source)
+        and bool((source_rows == np.arange(len(source))).all())
+        and np.array_equal(rows, source)
+    )
