@@ -55,7 +55,8 @@ def test_only_the_adapter_and_head_train_and_the_bundle_holds_only_them(
 
     base = resolve_backbone("hf:test/tiny", weights=tiny_weights)
     before = {k: v.clone() for k, v in base.materialize().model.state_dict().items()}
-    clf = _fit(tiny_weights, adapter=method, lr=1e-2)
+    # r=8 (not the default 16, which is the tiny BERT's whole width)
+    clf = _fit(tiny_weights, adapter=method, lr=1e-2, adapter_rank=8, adapter_alpha=16)
     root = clf.backbone_.model.state_dict()
     for name, tensor in before.items():  # peft keeps the base layer as base_layer
         key = name if name in root else name.replace(".weight", ".base_layer.weight")
@@ -108,7 +109,7 @@ def test_the_contrastive_objective_trains_the_adapter_with_the_pair_loss(tiny_we
     assert clf.head_.name == "logistic" and clf.head_.info_["cv_folds"] == 0
     assert clf.score(_dataset()) >= 0.9
     section = clf.strategy_.report_section(clf.strategy_metrics_)
-    assert section.facts["adapter"].startswith("LoRA r=8")
+    assert section.facts["adapter"].startswith("LoRA r=16, alpha=32")
     assert "parameters trained" in section.facts
     clf.save(tmp_path / "model")
     again = _reload(tmp_path / "model", tiny_weights)
@@ -193,6 +194,10 @@ def test_adapter_settings_are_checked_up_front():
         AdapterConfig(epochs=0)
     assert AdapterConfig().engine().epochs == 12 and AdapterConfig().engine().lr == 1e-3
     assert AdapterConfig(objective="contrastive").pairs().epochs is None  # contrastive's rule
+    # the LoRA the strategy trains by default (r=16, alpha=32, every linear layer), as the
+    # benchmark's notes and the README state it
+    config = AdapterConfig().spec().config
+    assert (config["r"], config["alpha"], config["target_modules"]) == (16, 32, "all")
 
 
 def test_objective_auto_is_the_pair_loss_for_text_and_classification_elsewhere(tiny_weights):
