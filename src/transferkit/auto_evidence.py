@@ -42,10 +42,10 @@ from transferkit.events import Event, Events
 
 log = logging.getLogger("transferkit")
 
-# a run on a CPU laptop that a user waits for: features runs take seconds, one fine-tuning of
-# 10 photos a class (and its cross-fitted evidence) a few minutes, so the evidence for one
-# costlier candidate and its final run fit, where a large set's fine-tuning (tens of minutes)
-# is skipped unless the user gives it the time
+# a run a user waits for on a CPU laptop, not tuned: on 2 busy cores (BENCHMARKS.md,
+# auto_budget) finetune's evidence and final run were estimated at 52 s for Tux Paint 4 x 10
+# and 110 s for MNIST 5 a class (10 classes), so sets several times larger still get weighed,
+# while a large set's fine-tuning (tens of minutes) is skipped unless given the time
 DEFAULT_BUDGET_MINUTES = 10.0
 # steps timed after the first (which pays one-off costs: allocation, first-batch tracing)
 PROBE_STEPS = 3
