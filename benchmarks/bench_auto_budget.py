@@ -1,8 +1,9 @@
 """``--strategy auto`` with its default ``--budget``: features vs the costlier strategy vs auto.
 
-Issue 17, item 4: auto weighs the costlier strategy (images: finetune, text: contrastive)
-against features on held-out training examples, within a time budget estimated from a short
-measured probe (``auto_evidence.py``). Per task, seed 0, ``transferkit train`` three times:
+Issue 17, item 4: auto weighs finetune against features on held-out training images, within a
+time budget estimated from a short measured probe; for text it keeps contrastive (the measured
+rule) unless the frozen embeddings separate the classes or the probe says the run overruns the
+budget (``auto_evidence.py``). Per task, seed 0, ``transferkit train`` three times:
 
 - ``--strategy features``; ``--strategy finetune`` (images) or ``contrastive`` (text);
 - ``--strategy auto`` (default budget, 10 min): its choice, its reason, what it compared, its

@@ -83,29 +83,68 @@ def test_a_budget_too_small_skips_the_costlier_strategy_and_says_why(tiny, tmp_p
     assert row["estimate_seconds"] > row["budget_left_seconds"]
     assert "of the 0.001 min budget left" in row["reason"] and "s a step x" in row["reason"]
     assert "contrastive" in m["strategy_reason"] and "budget" in m["strategy_reason"]
-    assert auto["evidence"] == "2-fold cross-fit on the training data"
-    assert auto["features"]["n_scored"] == m["n_train"]  # every training example scored once
+    assert "features" not in auto  # the rules' pick is only checked against the budget
     page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert 'id="auto"' in page and "What auto compared" in page and "0.001 min" in page
 
 
-def test_a_budget_that_fits_compares_on_held_out_examples_and_records_it(tiny, tmp_path):
+def test_text_the_rules_contrastive_is_kept_when_its_run_fits_the_budget(tiny, tmp_path):
+    """Text's measured rule trains the encoder: auto checks the frozen embeddings and that the
+    run fits the budget (a measured probe), without fitting it twice more for evidence."""
     data = _noise_texts(tmp_path / "t.csv")
     m = _train(data, tmp_path / "run", tiny, "--budget", "5")
     auto = m["auto"]
     (row,) = auto["candidates"]
+    assert row["strategy"] == "contrastive" and row["status"] == "fits"
+    assert row["estimate_evidence_seconds"] == 0 and row["probe"]["timed_steps"] >= 1
+    assert row["estimate_seconds"] <= row["budget_left_seconds"]
+    assert "features" not in auto and "evidence" not in auto  # nothing held out, nothing fitted
+    assert m["strategy"] == auto["winner"] == "contrastive"
+    assert "fits the budget" in m["strategy_reason"] and m["strategy_reason"] == auto["reason"]
+    page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert "What auto compared" in page and "fits the budget" in page
+
+
+def _digit_folder(root: Path, digits: range, per_class: int) -> Path:
+    """scikit-learn's bundled 8x8 handwritten digit scans, enlarged, in class folders."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    scans = load_digits()
+    for digit in digits:
+        (root / str(digit)).mkdir(parents=True)
+        for i, image in enumerate(scans.images[scans.target == digit][:per_class]):
+            pixels = (255 - image * 16).clip(0, 255).astype(np.uint8)
+            Image.fromarray(pixels).resize((64, 64)).save(root / str(digit) / f"{i}.png")
+    return root
+
+
+@pytest.mark.e2e
+def test_images_a_budget_that_fits_compares_on_held_out_examples_and_records_it(tmp_path):
+    """Fine-tuning (not the images' rule) fitted and scored like features on the same held-out
+    halves; the winner is fine-tuning exactly when the sign test says it clearly won."""
+    from conftest import require_offline_weights
+
+    require_offline_weights("mobilenet_v2")
+    root = _digit_folder(tmp_path / "digits", range(10), 4)
+    out = tmp_path / "run"
+    args = ["--backbone", "mobilenet_v2", "--augment", "none", "--budget", "30"]
+    code = main(["-q", "train", str(root), "--out", str(out), *args, "--no-progress"])
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    auto = m["auto"]
+    (row,) = auto["candidates"]
     assert row["status"] == "compared" and row["estimate_seconds"] <= row["budget_left_seconds"]
+    assert auto["evidence"] == "2-fold cross-fit on the training data"
     n = auto["features"]["n_scored"]
+    assert n == m["n_train"]  # every training example scored once
     # paired counts on the same held-out examples, and the sign test over the disagreements
     right, base = row["accuracy"] * n, auto["features"]["accuracy"] * n
     assert round(right - base) == row["only_right"] - row["features_only_right"]
     assert 0 < row["sign_test_p"] <= 1 and "sign test" in row["reason"]
-    # text's rules pick contrastive: it is kept unless features clearly won, and trained
-    assert row["clear_win"] + row["unclear"] <= 1
-    won = row["clear_win"] or row["unclear"]
-    assert m["strategy"] == auto["winner"] == ("contrastive" if won else "features")
+    assert m["strategy"] == auto["winner"] == ("finetune" if row["clear_win"] else "features")
     assert m["strategy_reason"] == auto["reason"]
-    page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    page = (out / "report.html").read_text(encoding="utf-8")
     assert "What auto compared" in page and "sign test" in page
 
 
@@ -146,17 +185,10 @@ def test_images_too_costly_for_the_budget_keep_features_and_say_so(tmp_path):
     """Real handwritten digits (scikit-learn's bundled 8x8 scans, enlarged), MobileNetV2 with
     its packaged weights: fine-tuning is probed, estimated, and skipped for a 0.05 min budget."""
     from conftest import require_offline_weights
-    from PIL import Image
-    from sklearn.datasets import load_digits
 
     require_offline_weights("mobilenet_v2")
-    digits = load_digits()
-    root = tmp_path / "digits"
-    for digit in range(10):  # ten classes of four: features misses enough held out
-        (root / str(digit)).mkdir(parents=True)
-        for i, image in enumerate(digits.images[digits.target == digit][:4]):
-            pixels = (255 - image * 16).clip(0, 255).astype(np.uint8)
-            Image.fromarray(pixels).resize((64, 64)).save(root / str(digit) / f"{i}.png")
+    # ten classes of four: features misses enough held out
+    root = _digit_folder(tmp_path / "digits", range(10), 4)
     out = tmp_path / "run"
     code = main(["-q", "train", str(root), "--out", str(out), "--backbone", "mobilenet_v2",
                  "--augment", "none", "--budget", "0.05", "--no-progress"])  # fmt: skip
@@ -169,13 +201,20 @@ def test_images_too_costly_for_the_budget_keep_features_and_say_so(tmp_path):
     assert "run twice by the small-data guard" in row["reason"]  # 3 a class: the guard runs
 
 
-def test_with_a_validation_split_the_evidence_is_scored_on_it(tiny, tmp_path):
-    """Enough data for fine-tuning's validation split (10 a class): features (and any
-    candidate) fit on the rest and are scored on that split, not cross-fitted."""
-    data = _noise_texts(tmp_path / "t.csv", per_class=80)
-    m = _train(data, tmp_path / "run", tiny, "--budget", "0.001")
-    auto = m["auto"]
+@pytest.mark.e2e
+def test_with_a_validation_split_the_evidence_is_scored_on_it(tmp_path):
+    """Enough data for fine-tuning's validation split: features (and any candidate) fit on the
+    rest and are scored on that split, not cross-fitted."""
+    from conftest import require_offline_weights
+
+    require_offline_weights("mobilenet_v2")
+    root = _digit_folder(tmp_path / "digits", range(3), 80)
+    out = tmp_path / "run"
+    code = main(["-q", "train", str(root), "--out", str(out), "--backbone", "mobilenet_v2",
+                 "--budget", "0.001", "--no-progress"])  # fmt: skip
+    assert code == 0
+    auto = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["auto"]
     assert auto["evidence"].startswith("the validation split (")
     n_val = auto["features"]["n_scored"]
     assert f"({n_val} examples)" in auto["evidence"]
-    assert 20 <= n_val < m["n_train"] / 3  # 15 % of the training part, every class in it
+    assert 30 <= n_val < 240 / 3  # 15 % of the training part, every class in it

@@ -172,6 +172,7 @@ def train_run(
                 head=head,
                 fit_params=classifier_params,
             )
+        choose_started = time.perf_counter()
         choice = _choose(
             train_part.merge(val_part),
             backbone,
@@ -182,6 +183,8 @@ def train_run(
             weigh,
         )
         backbone, strategy = choice.backbone, choice.strategy
+        # what the user waited for before training: ranking, probes, auto's evidence fits
+        choose_seconds = time.perf_counter() - choose_started
         if settings is not None:
             # a resumed run continues the strategy chosen, not a new choice on other timings
             settings = {**settings, "strategy": strategy, "budget": None}
@@ -299,6 +302,8 @@ def train_run(
     skipped = [[str(p), r] for p, r in skipped] + metrics.get("skipped_files", [])
     if skipped:
         metrics["skipped_files"] = skipped
+    if choice is not None:
+        metrics["seconds"]["choose"] = choose_seconds
     metrics["seconds"]["total"] = time.perf_counter() - started
 
     # the results appear together, in one step (see run_folder)
