@@ -93,10 +93,11 @@ class _LinearHead(Head):
 
         basis = None
         small = len(Z) < Z.shape[1]
-        # a problem this small gains nothing from BLAS threads, and on a busy 2-core machine
-        # their spinning was measured to turn a 0.3 s fit into 13 s (and the SVD of 60 examples
-        # from 0.012 s into 0.13-0.78 s)
-        with threadpool_limits(1 if small else None):
+        # one BLAS thread: the solvers' matrix-vector products gain little from threads, and on
+        # a busy 2-core machine their spinning turned a 0.3 s fit into 13 s, the SVD of 60
+        # examples from 0.012 s into 0.13-0.78 s, and a logistic fit on 5,000 x 1,280
+        # embeddings from 0.2-0.3 s (one thread) into 1.5-2.7 s (load 3; 24.7 s vs 1.6 s at 5)
+        with threadpool_limits(1):
             if small:
                 _, _, vt = np.linalg.svd(Z, full_matrices=False)
                 basis = vt  # (n, d): orthonormal rows spanning the training examples
