@@ -24,8 +24,9 @@ train`` runs): ``TransferClassifier(backbone, strategy=M, strategy_params={"augm
 One embedding cache for the whole run, so each input is embedded once per backbone; the time
 compared is the fit's own (``seconds_["train"]``: the method and the head, extraction apart).
 Acceptance (issue 18): the best adapted ≥ source-only + 10 points on at least one MNIST pair;
-``adapt`` (auto) ≥ source-only on every pair (means over seeds); every feature-level method's
-time ≤ 2x source-only's.
+``adapt`` (auto) ≥ source-only on every pair (means over seeds); the time of every
+feature-level method (``TIMED_METHODS``: CORAL, subspace alignment, self-training) ≤ 2x
+source-only's; the instance-based weights (importance, KMM) are shown with their time.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ NAME = "adapt"
 TITLE = "Domain adaptation: labelled source, unlabelled target (issue 18)"
 SEEDS = (0, 1, 2)
 FEATURE_METHODS = ("coral", "subspace", "selftrain", "importance", "kmm")
+# the issue's time target is for feature-level alignment (its part 1: CORAL, subspace
+# alignment, self-training); the instance-based weights (part 3) are shown with their time
+TIMED_METHODS = ("coral", "subspace", "selftrain")
 DEEP_METHODS = ("dann", "cdan", "mmd")
 MNIST_PAIRS = ("mnist-digits", "mnist-pyclustering")
 GAIN_TARGET = 0.10
@@ -413,8 +417,8 @@ def _rows(results, pairs, seeds, feature, notes) -> list[dict]:
                 f"{sum(spent):.1f} s",
                 f"{base_time:.1f} s",
                 f"{ratio:.2f}x",
-                f"≤ {TIME_TARGET:.0f}x",
-                c.verdict(ratio <= TIME_TARGET),
+                f"≤ {TIME_TARGET:.0f}x" if method in TIMED_METHODS else "info",
+                c.verdict(ratio <= TIME_TARGET) if method in TIMED_METHODS else "—",
             )
         )
     return rows
