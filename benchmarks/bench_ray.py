@@ -42,7 +42,6 @@ from pathlib import Path
 
 from benchmarks import _common as c
 from benchmarks import datasets
-from transferkit.scale.engine import ONE_THREAD_BATCH
 
 NAME = "ray"
 TITLE = "Batch prediction on a local Ray (actor pool vs one process)"
@@ -200,6 +199,9 @@ def run(quick: bool = False) -> dict:
     try:
         import pyarrow  # noqa: F401 - both come with ray[data]
         import ray  # noqa: F401
+
+        # here, not at the top: without ray[data] (pyarrow) the row says unavailable
+        from transferkit.scale.engine import ONE_THREAD_BATCH
 
         folder = datasets.write_fashion_test_folder(n_images)
         with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
