@@ -107,9 +107,14 @@ def test_a_second_training_on_the_same_examples_hits_the_embedding_cache(studio,
     assert second["id"] != first[1]["id"]
     a, b = first[1]["metrics"], second["metrics"]
     assert b["accuracy"] == a["accuracy"] and b["confusion"] == a["confusion"]
-    # encoding is what a first training waits for; the cache leaves little of it (the whole
-    # run's time: auto's held-out evidence already encodes the training examples before the fit)
-    assert b["seconds"]["total"] < 0.25 * a["seconds"]["total"], (a["seconds"], b["seconds"])
+
+    # encoding is what a first training waits for; the cache leaves little of it. Auto's
+    # choosing encodes the training examples before the fit, so encoding is choose + extract
+    # (the whole run's time also holds fixed costs: 1.38 s vs 0.45 s on a busy CI machine)
+    def encoding(m):
+        return m["seconds"].get("choose", 0.0) + m["seconds"]["extract"]
+
+    assert encoding(b) < 0.25 * encoding(a), (a["seconds"], b["seconds"])
     runs = c.get(f"/api/projects/{project['id']}/runs").json()
     assert [r["id"] for r in runs[:2]] == [second["id"], first[1]["id"]]
 
