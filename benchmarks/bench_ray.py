@@ -13,9 +13,9 @@ imports, model loading and, for Ray, its start-up included), in R interleaved ro
 quick: 1); the median round of each is reported. Throughput ratio = single-process seconds /
 Ray seconds (target >= 0.9). The labels of both outputs are compared input by input.
 
-Informative row: the single process at the Ray workers' forward batch (``--batch-size 8``, each
-round right after the Ray run), to show whether the workers' small batches would speed up one
-process (2 threads) as well.
+Both sides run the CNN a few images per ONNX Runtime call (``cpu_forward_chunk``: two per
+thread, so 4 for the single process's 2 threads and 2 for each one-thread worker); the job's
+batch of 64 is what is decoded and written at once.
 
 Informative row: the same Ray command joining a Ray started apart (``ray start --head --block``,
 then ``--address``), as a cluster is used: the job pays neither Ray's start nor its stop.
@@ -58,10 +58,10 @@ def _train(tmp: Path, env: dict) -> Path:
     return run / "model"
 
 
-def _single(model: Path, folder: Path, env: dict, out: Path, extra: tuple = ()) -> float:
+def _single(model: Path, folder: Path, env: dict, out: Path) -> float:
     """Seconds of the single-process predict; its JSON lines go to ``out``."""
     command = c.transferkit_cli_command()
-    command += ["-q", "predict", str(model), str(folder), "--no-progress", "--no-cache", *extra]
+    command += ["-q", "predict", str(model), str(folder), "--no-progress", "--no-cache"]
     with out.open("w") as stdout:
         t0 = time.perf_counter()
         proc = subprocess.run(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
@@ -200,23 +200,17 @@ def run(quick: bool = False) -> dict:
         import pyarrow  # noqa: F401 - both come with ray[data]
         import ray  # noqa: F401
 
-        # here, not at the top: without ray[data] (pyarrow) the row says unavailable
-        from transferkit.scale.engine import ONE_THREAD_BATCH
-
         folder = datasets.write_fashion_test_folder(n_images)
         with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
             tmp = Path(tmp)
             env = c.transferkit_env(cache_dir=tmp / "cache")
             model = _train(tmp, env)
-            single, on_ray, summaries, small = [], [], [], []
+            single, on_ray, summaries = [], [], []
             for _ in range(rounds):  # interleaved: load from other processes hits both alike
                 single.append(_single(model, folder, env, tmp / "single.jsonl"))
                 seconds, summary = _ray(model, folder, env, tmp / "ray.parquet")
                 on_ray.append(seconds)
                 summaries.append(summary)
-                # does the Ray workers' small forward batch speed up one process as well?
-                small_batch = ("--batch-size", str(ONE_THREAD_BATCH))
-                small.append(_single(model, folder, env, tmp / "small.jsonl", small_batch))
             names, ray_labels = _inputs_and_labels(tmp / "ray.parquet")
             lines = [json.loads(line) for line in (tmp / "single.jsonl").read_text().splitlines()]
             single_labels = {line["input"]: line.get("label") for line in lines}
@@ -247,7 +241,6 @@ def run(quick: bool = False) -> dict:
     t_single, t_ray = statistics.median(single), statistics.median(on_ray)
     ratio = t_single / t_ray
     t_joined = statistics.median(joined)
-    t_small = statistics.median(small)
     agree = sum(single_labels.get(n) == ray_labels[n] for n in names) / max(1, len(names))
     once = len(names) == len(set(names)) == n_images and set(names) == set(single_labels)
     fault_once = len(fault_names) == len(set(fault_names)) == n_images
@@ -258,7 +251,7 @@ def run(quick: bool = False) -> dict:
     fault_ok = fault["returncode"] == 0 and mid_run and restarted and fault_once and fault_same
     data.update(
         single_seconds=single, ray_seconds=on_ray, ray_summaries=summaries, ratio=ratio,
-        joined_seconds=joined, joined_ratio=t_single / t_joined, small_batch_seconds=small,
+        joined_seconds=joined, joined_ratio=t_single / t_joined,
         label_agreement=agree, fault=fault, fault_rows=len(fault_names),
         fault_unique=len(set(fault_names)),
     )  # fmt: skip
@@ -278,13 +271,6 @@ def run(quick: bool = False) -> dict:
             f"{n_images / t_joined:.0f} img/s ({t_joined:.1f} s)",
             f"{n_images / t_single:.0f} img/s",
             f"{t_single / t_joined:.2f}",
-            "info",
-        ),
-        c.row(
-            f"… one process at the Ray workers' forward batch (`--batch-size {ONE_THREAD_BATCH}`)",
-            f"{n_images / t_ray:.0f} img/s",
-            f"{n_images / t_small:.0f} img/s ({t_small:.1f} s)",
-            f"{t_small / t_ray:.2f}",
             "info",
         ),
         c.row(

@@ -9,6 +9,7 @@ from conftest import make_shapes_folder, require_offline_weights
 from transferkit.data import Dataset, Sample, load_image_folder
 from transferkit.features.runtime import make_runner
 from transferkit.modalities import extract_embeddings
+from transferkit.system import cpu_forward_chunk
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +93,20 @@ def test_unknown_runtime_is_a_clear_error(mobilenet):
 
     with pytest.raises(BadInputError, match="runtime must be one of"):
         make_runner(mobilenet, runtime="tensorrt")
+
+
+def test_onnx_runs_a_batch_in_cpu_sized_calls_with_the_same_embeddings(mobilenet, monkeypatch):
+    runner = make_runner(mobilenet, runtime="onnx", num_threads=1)
+    pixels = np.random.default_rng(0).integers(0, 256, (10, 3, 224, 224), dtype=np.uint8)
+    calls = []
+    run = runner.session.run
+    monkeypatch.setattr(
+        runner.session,
+        "run",
+        lambda out, feed: calls.append(len(next(iter(feed.values())))) or run(out, feed),
+    )
+    chunked = runner(pixels)
+    chunk = cpu_forward_chunk(1)
+    assert calls == [chunk] * (10 // chunk) + ([10 % chunk] if 10 % chunk else [])
+    whole = run(None, {runner.input_name: pixels})[0]  # one call of 10, as before
+    assert chunked.shape == (10, 1280) and np.abs(chunked - whole).max() < 1e-4

@@ -7,11 +7,11 @@ import pytest
 
 from transferkit.scale.engine import (
     BATCHES_PER_TASK,
-    ONE_THREAD_BATCH,
     TAIL_BATCHES_PER_WORKER,
     forward_batch,
     task_blocks,
 )
+from transferkit.system import cpu_forward_chunk
 
 
 @pytest.mark.parametrize(
@@ -33,8 +33,13 @@ def test_the_last_tasks_are_single_batches_so_the_workers_finish_together():
     assert set(blocks[: -tail - 1]) == {64 * BATCHES_PER_TASK}  # the bulk: whole tasks
 
 
-def test_one_thread_cpu_workers_run_small_forward_batches_and_gpu_workers_the_jobs():
-    assert forward_batch(64, threads=1, gpus=0) == ONE_THREAD_BATCH < 64
-    assert forward_batch(4, threads=1, gpus=0) == 4  # a smaller batch asked for is kept
-    assert forward_batch(64, threads=2, gpus=0) == 64  # threads split a batch among them
-    assert forward_batch(64, threads=1, gpus=0.5) == 64  # a GPU wants big batches
+def test_cpu_workers_run_images_in_small_forward_batches_and_gpu_workers_the_jobs():
+    assert forward_batch(64, "image", threads=1, gpus=0) == cpu_forward_chunk(1) < 64
+    assert forward_batch(64, "image", threads=4, gpus=0) == cpu_forward_chunk(4)  # per thread
+    assert forward_batch(1, "image", threads=1, gpus=0) == 1  # a smaller batch asked for is kept
+    assert forward_batch(64, "image", threads=1, gpus=0.5) == 64  # a GPU wants big batches
+    assert forward_batch(64, "text", threads=1, gpus=0) == 64  # measured on CNNs: texts keep theirs
+
+
+def test_the_cpu_forward_chunk_grows_with_the_threads():
+    assert cpu_forward_chunk(1) < cpu_forward_chunk(2) < cpu_forward_chunk(16) <= 64

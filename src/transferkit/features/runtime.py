@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from transferkit.paths import cache_dir
-from transferkit.system import available_cores
+from transferkit.system import available_cores, cpu_forward_chunk
 
 log = logging.getLogger("transferkit")
 
@@ -107,9 +107,17 @@ class OnnxRunner:
             str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
         self.input_name = self.session.get_inputs()[0].name
+        self.chunk = cpu_forward_chunk(num_threads)
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(pixels)})[0]
+        # a few images per call keep a CNN's activations in cache (``cpu_forward_chunk``: up to
+        # 2x the throughput of one call of 64 for mobile networks)
+        cuts = range(self.chunk, len(pixels), self.chunk)
+        parts = [
+            self.session.run(None, {self.input_name: np.ascontiguousarray(chunk)})[0]
+            for chunk in np.split(pixels, cuts)
+        ]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _export_onnx(model: torch.nn.Module, size: int, dest: Path) -> None:

@@ -30,7 +30,7 @@ import pyarrow as pa
 from transferkit.errors import BadInputError
 from transferkit.scale.models import ModelRef
 from transferkit.scale.worker import Worker
-from transferkit.system import available_cores
+from transferkit.system import available_cores, cpu_forward_chunk
 
 ENGINES = ("local", "ray")
 # how often Ray restarts a dead worker and reruns its batches: a worker killed now and then is
@@ -45,11 +45,6 @@ BATCHES_PER_TASK = 4
 # four batches the last one ran alone for ~1.4 s of a 10,000-image job on 2 cores (the other
 # worker idle); TAIL_BATCHES_PER_WORKER single-batch tasks per worker end the job
 TAIL_BATCHES_PER_WORKER = 2
-# a one-thread CPU worker runs the model on at most this many inputs at once: small batches keep
-# a mobile CNN's activations in the core's cache (ONNX Runtime, 1 thread, img/s at batch 4 / 8 /
-# 64: EfficientNet-B0 150 / 126 / 74, MobileNetV2 164 / 141 / 112, ResNet-18 57 / 55 / 56 -
-# no loss for plain convolutions); a GPU worker keeps the job's batch size
-ONE_THREAD_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -143,7 +138,7 @@ class RayEngine:
         placement = self.placement
         blocks = task_blocks(rows, batch_size, self.workers)
         threads = max(1, int(placement.cpus_per_worker))
-        forward = forward_batch(batch_size, threads, placement.gpus)
+        forward = forward_batch(batch_size, ref.modality, threads, placement.gpus)
         with warnings.catch_warnings():
             # Ray 2.60 has no named parameter for these actor options yet and warns that the
             # **ray_remote_args they travel in will go; its defaults retry forever, which an
@@ -174,10 +169,13 @@ def _dataset(blocks: list[pa.Table]):
     return from_blocks(blocks) if from_blocks is not None else ray.data.from_arrow(blocks)
 
 
-def forward_batch(batch_size: int, threads: int, gpus: float) -> int:
+def forward_batch(batch_size: int, modality: str, threads: int, gpus: float) -> int:
     """How many inputs a worker runs through the model at once: ``batch_size``, but at most
-    ONE_THREAD_BATCH on a one-thread CPU worker (tasks keep ``batch_size`` rows per batch)."""
-    return batch_size if gpus or threads > 1 else min(batch_size, ONE_THREAD_BATCH)
+    ``cpu_forward_chunk(threads)`` images on a CPU worker (a CNN's activations stay in cache;
+    tasks keep ``batch_size`` rows). A GPU wants the whole batch; texts and clips keep it too."""
+    if gpus or modality != "image":
+        return batch_size
+    return min(batch_size, cpu_forward_chunk(threads))
 
 
 def task_blocks(rows: pa.Table, batch_size: int, workers: int) -> list[pa.Table]:
