@@ -5,7 +5,8 @@ mobilenet_v2 features and the default head. Images: the first N official test im
 PNGs (full: 1,000, quick: 128), the same files on both sides.
 
 Server: ``transferkit -q serve RUN/model --port 0`` in a subprocess, default settings (micro-
-batches of up to 64 inputs, no wait, forward passes of 2), warmed with a few requests.
+batches of up to 64 inputs, no wait, forward passes of 16, 2 batches at once on half the cores
+each), warmed with a few requests.
 Load: locust, headless, in its own process on the same machine (its CPU time comes out of the
 same cores): FastHttpUser clients each POST one image per request (multipart), back to back,
 no think time, cycling through the N images; 1, 8 and 32 concurrent clients, D seconds each
@@ -14,7 +15,7 @@ checked (200, one prediction); p50/p99 latency and requests/s come from locust's
 
 In-process: ``TransferClassifier.load(RUN/model, cache=False, batch_size=B)`` then
 ``predict_details`` on the N image files in one call, after a warm-up call, for forward passes
-of B = 64 (the library's default) and B = 2 (the server's ``--forward-batch``) — each measured
+of B = 64 (the library's default) and B = 16 (the server's ``--forward-batch``) — each measured
 before and after the load runs in this same process (load from other processes then hits both
 sides alike); the fastest is the reference. Ratio = server requests/s at 32 clients
 (one image each) / in-process images/s; target >= 0.8. The server's labels for all N images
@@ -42,7 +43,7 @@ QUICK_IMAGES = 128
 CLIENTS = (1, 8, 32)
 # the library's default forward pass, and the server's (--forward-batch): the faster is the
 # reference, so the ratio measures serving, not a choice of batch size
-IN_PROCESS_BATCHES = (64, 2)
+IN_PROCESS_BATCHES = (64, 16)
 TARGET_RATIO = 0.8
 _BOUNDARY = "transferkit-bench-boundary"
 
@@ -259,7 +260,8 @@ def run(quick: bool = False) -> dict:
         f"{', '.join(map(str, CLIENTS))} clients, {failures} failed; locust ran on the same "
         "cores as the server",
         "server: `transferkit -q serve RUN/model --port 0` (micro-batches <= 64 inputs, no "
-        "wait, forward passes of 2); load: `locust --headless -u N -r N -t "
+        "wait, forward passes of 16, 2 batches at once on a core each); load: `locust "
+        "--headless -u N -r N -t "
         f"{seconds}s --reset-stats` with FastHttpUser clients posting one PNG each, no think time",
     ]
     if quick:

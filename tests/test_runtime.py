@@ -23,6 +23,7 @@ from runtime_helpers import (
 
 from transferkit.errors import BadInputError, BundleError
 from transferkit.runtime import is_exported, load_exported, read_exported
+from transferkit.system import cpu_forward_chunk
 
 
 @pytest.fixture
@@ -82,6 +83,29 @@ def test_runtime_gives_the_torch_paths_probabilities_on_real_files(exported, pho
     assert model.predict(photos) == [IMAGE_LABELS[i] for i in proba.argmax(axis=1)]
     embeddings, ok, _ = model.embed(photos)
     assert embeddings.shape == (len(photos), 4) and ok.all()
+
+
+def test_images_run_a_few_per_onnx_call_on_cpu_with_the_same_answers(exported, photos):
+    model = load_exported(exported, threads=1)
+    whole = model.predict_proba(photos, batch_size=1)[0]  # one image per call, as a reference
+    calls = []
+    run = model.session.run
+    model.session = _Recording(run, calls)
+    proba, ok, _ = model.predict_proba(photos * 2, batch_size=len(photos) * 2)
+    assert ok.all() and max(calls) == cpu_forward_chunk(1) < len(photos) * 2
+    assert sum(calls) == len(photos) * 2
+    np.testing.assert_allclose(proba, np.concatenate([whole, whole]), atol=1e-6)
+
+
+class _Recording:
+    """A session stand-in that counts each call's rows and runs the real one."""
+
+    def __init__(self, run, calls: list) -> None:
+        self.run_real, self.calls = run, calls
+
+    def run(self, outputs, feed):
+        self.calls.append(len(next(iter(feed.values()))))
+        return self.run_real(outputs, feed)
 
 
 def test_unreadable_inputs_get_a_nan_row_and_their_reason(exported, photos, tmp_path):

@@ -157,6 +157,7 @@ class TransferClassifier:
         seed: int = 0,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
+        threads: int | None = None,
     ):
         self.backbone = backbone
         self.strategy = strategy
@@ -172,6 +173,9 @@ class TransferClassifier:
         self.seed = seed
         self.checkpoint_dir = checkpoint_dir
         self.resume = resume
+        # threads of a frozen backbone's forward pass (None: every core); a server running
+        # several batches at once gives each one thread
+        self.threads = threads
 
     # -- parameters, as sklearn's BaseEstimator has them (without importing sklearn) --------
     @classmethod
@@ -315,6 +319,7 @@ class TransferClassifier:
             cache=self.cache,
             events=as_events(self.progress),
             runtime=self.runtime,
+            num_threads=self.threads,
             view=view,
         )
         if result.problems:

@@ -20,6 +20,7 @@ import numpy as np
 from transferkit.errors import BadInputError
 from transferkit.runtime.folder import MODEL_FILE, OUTPUTS, ExportedFolder, read_exported
 from transferkit.runtime.inputs import GraphInputs, inputs_for
+from transferkit.system import available_cores, cpu_forward_chunk
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,14 @@ class ExportedModel:
         self.inputs: GraphInputs = inputs_for(folder, [i.name for i in self.session.get_inputs()])
         # the session and the tokenizer hold what they need: the file bytes can go
         self.folder = replace(folder, contents={})
+        # images run through a CNN on CPU a few per call (``cpu_forward_chunk``: the activations
+        # stay in cache); a GPU, texts and clips take the whole chunk of inputs at once
+        on_cpu = self.session.get_providers()[0] == "CPUExecutionProvider"
+        self._pass = (
+            cpu_forward_chunk(threads or available_cores())
+            if on_cpu and self.modality == "image"
+            else None
+        )
 
     @property
     def path(self) -> Path:
@@ -117,13 +126,24 @@ class ExportedModel:
             chunk = inputs[start : start + batch_size]
             feeds, bad = self.inputs.feeds(chunk)
             for rows, feed in feeds:
-                p, e = self.session.run(list(OUTPUTS), feed)
+                p, e = self._forward(feed)
                 self._check_width(OUTPUTS[0], p.shape[1])
                 self._check_width(OUTPUTS[1], e.shape[1])
                 index = np.asarray(rows) + start
                 proba[index], embeddings[index], ok[index] = p, e, True
             problems += [(self.inputs.name(chunk[i]), bad[i]) for i in sorted(bad)]
         return Prediction(proba, embeddings, ok, problems)
+
+    def _forward(self, feed: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, embeddings) of one feed, in passes of ``self._pass`` rows if set."""
+        n = len(next(iter(feed.values())))
+        if self._pass is None or n <= self._pass:
+            return tuple(self.session.run(list(OUTPUTS), feed))
+        parts = [
+            self.session.run(list(OUTPUTS), {k: v[i : i + self._pass] for k, v in feed.items()})
+            for i in range(0, n, self._pass)
+        ]
+        return np.concatenate([p for p, _ in parts]), np.concatenate([e for _, e in parts])
 
     def predict_proba(
         self, inputs: Sequence, *, batch_size: int = 32

@@ -64,12 +64,17 @@ async def _authorised(
 
 
 def create_app(
-    models: dict[str, ServedModel], limits: Limits | None = None, token: str | None = None
+    models: dict[str, ServedModel],
+    limits: Limits | None = None,
+    token: str | None = None,
+    *,
+    in_flight: int = 1,
 ) -> FastAPI:
-    """The server's application for ``models`` (loaded by ``load_models``)."""
+    """The server's application for ``models`` (loaded by ``load_models``); ``in_flight``
+    batches of a model run at once (``transferkit serve``: one a core, with one-thread models)."""
     limits = limits or Limits()
     metrics = ServerMetrics()
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transferkit-inference")
+    executor = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="transferkit-inference")
     batchers: dict[str, MicroBatcher] = {}
     shares = backbone_groups(models.values())
     metrics.backbones.set(len({id(m.weights_in_memory()) for m in models.values()}))
@@ -79,7 +84,12 @@ def create_app(
         wait_s = limits.batch_wait_ms / 1000
         for name, model in models.items():
             batchers[name] = MicroBatcher(
-                model, executor, metrics, batch_size=limits.batch_size, wait_s=wait_s
+                model,
+                executor,
+                metrics,
+                batch_size=limits.batch_size,
+                wait_s=wait_s,
+                in_flight=in_flight,
             )
         tasks = [asyncio.create_task(b.run(), name=f"batcher-{n}") for n, b in batchers.items()]
         try:

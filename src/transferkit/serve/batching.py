@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -51,14 +52,18 @@ class MicroBatcher:
         *,
         batch_size: int,
         wait_s: float,
+        in_flight: int = 1,
     ):
         self.model = model
+        self.in_flight = in_flight
         self.executor = executor
         self.metrics = metrics
         self.batch_size = batch_size
         self.wait_s = wait_s
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self._carried: Job | None = None  # the job that did not fit in the last batch
+        self._warming = threading.Lock()
+        self._warm = False
 
     async def submit(self, inputs: list) -> BatchResult:
         """Queue ``inputs`` and wait for their result (cancelling drops them from the queue)."""
@@ -67,26 +72,45 @@ class MicroBatcher:
         return await job.future
 
     async def run(self) -> None:
-        """Form batches and run them, until cancelled."""
-        loop = asyncio.get_running_loop()
-        while True:
-            jobs = await self._next_batch()
-            jobs = [job for job in jobs if not job.future.done()]  # timed out while queued
-            if not jobs:
-                continue
-            size = sum(len(job.inputs) for job in jobs)
-            start = time.perf_counter()
-            outcomes = await loop.run_in_executor(self.executor, self._predict, jobs)
-            self.metrics.batch_seconds.labels(self.model.name).observe(time.perf_counter() - start)
-            self.metrics.batch_size.labels(self.model.name).observe(size)
-            for job, outcome in zip(jobs, outcomes):
-                if job.future.done():
+        """Form batches and run them, until cancelled: up to ``in_flight`` at once, so the
+        next batch's inputs are decoded while this one's are encoded, and requests that
+        arrive meanwhile wait to form the batch after."""
+        slots = asyncio.Semaphore(self.in_flight)
+        running: set[asyncio.Task] = set()
+        try:
+            while True:
+                await slots.acquire()
+                try:
+                    jobs = await self._next_batch()
+                except BaseException:
+                    slots.release()
+                    raise
+                jobs = [job for job in jobs if not job.future.done()]  # timed out while queued
+                if not jobs:
+                    slots.release()
                     continue
-                if isinstance(outcome, BaseException):
-                    job.future.set_exception(outcome)
-                else:
-                    self.metrics.predictions.labels(self.model.name).inc(len(job.inputs))
-                    job.future.set_result(outcome)
+                task = asyncio.create_task(self._run_batch(jobs))
+                running.add(task)
+                task.add_done_callback(lambda t: (running.discard(t), slots.release()))
+        finally:
+            for task in running:
+                task.cancel()
+
+    async def _run_batch(self, jobs: list[Job]) -> None:
+        loop = asyncio.get_running_loop()
+        size = sum(len(job.inputs) for job in jobs)
+        start = time.perf_counter()
+        outcomes = await loop.run_in_executor(self.executor, self._predict, jobs)
+        self.metrics.batch_seconds.labels(self.model.name).observe(time.perf_counter() - start)
+        self.metrics.batch_size.labels(self.model.name).observe(size)
+        for job, outcome in zip(jobs, outcomes):
+            if job.future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                job.future.set_exception(outcome)
+            else:
+                self.metrics.predictions.labels(self.model.name).inc(len(job.inputs))
+                job.future.set_result(outcome)
 
     async def _next_batch(self) -> list[Job]:
         first = self._carried or await self.queue.get()
@@ -110,6 +134,16 @@ class MicroBatcher:
         return jobs
 
     def _predict(self, jobs: list[Job]) -> list[BatchResult | BaseException]:
+        if self._warm:
+            return self._predict_now(jobs)
+        # the first batch builds the model's lazy state (runtime, session) alone: two batches
+        # in flight must not both build it
+        with self._warming:
+            outcomes = self._predict_now(jobs)
+            self._warm = any(isinstance(o, BatchResult) for o in outcomes)
+            return outcomes
+
+    def _predict_now(self, jobs: list[Job]) -> list[BatchResult | BaseException]:
         """Every job's result from one pass over their inputs together (in the inference
         thread); when the batch as a whole is refused, each job alone, so one request's bad
         inputs never fail another's."""

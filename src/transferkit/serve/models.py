@@ -215,11 +215,14 @@ def parse_model_arg(arg: str) -> tuple[str, Path]:
     return name, folder
 
 
-def load_models(args: list[str], *, forward_batch: int = 2) -> dict[str, ServedModel]:
+def load_models(
+    args: list[str], *, forward_batch: int = 16, threads: int | None = None
+) -> dict[str, ServedModel]:
     """Load every model named on the command line, refusing a tampered or unreadable one (the
     bundle's and the exported folder's own checks name the file) and two models under one
     name; frozen backbones that are the same (name, weights, preprocessing) are loaded once.
-    ``forward_batch``: inputs per forward pass."""
+    ``forward_batch``: inputs per forward pass; ``threads``: of each forward pass (None: every
+    core)."""
     models: dict[str, ServedModel] = {}
     for arg in args:
         name, path = parse_model_arg(arg)
@@ -228,22 +231,24 @@ def load_models(args: list[str], *, forward_batch: int = 2) -> dict[str, ServedM
                 f"two models are named {name!r} ({models[name].path} and {path}); name them "
                 "apart with NAME=PATH"
             )
-        models[name] = _load(name, path, forward_batch)
+        models[name] = _load(name, path, forward_batch, threads)
     share_backbones(models.values())
     return models
 
 
-def _load(name: str, path: Path, forward_batch: int) -> ServedModel:
+def _load(name: str, path: Path, forward_batch: int, threads: int | None) -> ServedModel:
     from transferkit.runtime import is_exported, load_exported
 
     if is_exported(path):
-        return ServedExport(name, path, load_exported(path), forward_batch)
+        return ServedExport(name, path, load_exported(path, threads=threads), forward_batch)
     from transferkit.bundle import read_manifest
     from transferkit.estimator import TransferClassifier
     from transferkit.run_folder import recover_before_reading
 
     recover_before_reading(path)
-    clf = TransferClassifier.load(path, progress=False, cache=False, batch_size=forward_batch)
+    clf = TransferClassifier.load(
+        path, progress=False, cache=False, batch_size=forward_batch, threads=threads
+    )
     return ServedBundle(name, path, clf, read_manifest(path))
 
 
