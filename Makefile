@@ -23,8 +23,10 @@ models: $(BIN)/python
 # espeak-ng (real speech clips), sonic-pi-samples (real sound one-shots) and
 # tuxpaint-stamps-default (real object photos cut out: fine-tuning at 10 images a class)
 SYSTEM_PACKAGES := chromium espeak-ng sonic-pi-samples tuxpaint-stamps-default
+# and those only the benchmarks read: openclipart-png (clip art drawings, the image suite)
+BENCH_PACKAGES := openclipart-png
 system:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(SYSTEM_PACKAGES) $(EXTRA_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
 		echo "could not install$$missing (apt-get needs root): the tests that need them will say so"; \
@@ -43,6 +45,7 @@ test: setup system
 	$(BIN)/pytest -q
 
 bench: setup  ## every benchmark side by side with its references; rewrites BENCHMARKS.md
+	$(MAKE) --no-print-directory system EXTRA_PACKAGES="$(BENCH_PACKAGES)"
 	$(BIN)/python -m benchmarks
 
 clean:

@@ -43,6 +43,7 @@ BENCHMARKS = [
     "cache",
     "finetune",
     "finetune_small",
+    "image_suite",
     "text",
     "text_chinese",
     "text_auto",
@@ -191,6 +192,13 @@ def render_section(result: dict) -> str:
     for row in result.get("rows", []):
         lines.append("| " + " | ".join(_cell(row.get(col)) for col in COLUMNS) + " |")
     lines.append("")
+    # a bench may add tables of its own (e.g. one per strategy), each under a bold title
+    for table in result.get("tables", []):
+        lines += [f"**{table['title']}**", ""]
+        lines.append("| " + " | ".join(_cell(h) for h in table["headers"]) + " |")
+        lines.append("|" + "---|" * len(table["headers"]))
+        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table["rows"]]
+        lines.append("")
     for note in result.get("notes", []):
         lines.append(f"- {' '.join(str(note).split())}")
     if result.get("notes"):
