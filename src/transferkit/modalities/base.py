@@ -53,6 +53,9 @@ class Modality:
     # keyword options of ``load_labelled`` for tables (``text_col`` is ``--text-col``)
     table_options: ClassVar[tuple[str, ...]] = ()
     baseline: ClassVar[Baseline] = Baseline("scratch")
+    # its encoders are CNNs that run faster on CPU a few inputs per forward call
+    # (``system.cpu_forward_chunk``); Ray's CPU workers then take such small batches
+    small_cpu_passes: ClassVar[bool] = False
 
     # -- data ---------------------------------------------------------------------------------
     def detect(self, path: Path, **options: Any) -> bool:

@@ -26,6 +26,7 @@ class ImageModality(Modality):
     trainable_example = "mobilenet_v2"
     views = VIEWS  # and the mirror image: the same class for almost every photo
     default_augment = "light"
+    small_cpu_passes = True
 
     def detect(self, path: Path, **options: Any) -> bool:
         """Images are what a folder holds when no other modality claims it."""

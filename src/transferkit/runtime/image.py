@@ -17,6 +17,7 @@ from transferkit.runtime.pixels import INTERPOLATIONS, planar_pixels
 class ImageInputs(GraphInputs):
     modality = "image"
     accepts = "image files, (name, bytes) pairs or bytes"
+    small_cpu_passes = True
 
     def __init__(self, folder, graph_inputs):
         super().__init__(folder, graph_inputs)

@@ -30,6 +30,8 @@ class GraphInputs:
     modality: ClassVar[str]
     # what one input is, in messages ("image files or (name, bytes) pairs")
     accepts: ClassVar[str]
+    # its graphs are CNNs that run faster on CPU a few inputs per call (``cpu_forward_chunk``)
+    small_cpu_passes: ClassVar[bool] = False
 
     def __init__(self, folder: ExportedFolder, graph_inputs: Sequence[str]):
         # a subclass reads the files it needs from ``folder`` while it is built; kept without

@@ -59,11 +59,8 @@ class ExportedModel:
         # images run through a CNN on CPU a few per call (``cpu_forward_chunk``: the activations
         # stay in cache); a GPU, texts and clips take the whole chunk of inputs at once
         on_cpu = self.session.get_providers()[0] == "CPUExecutionProvider"
-        self._pass = (
-            cpu_forward_chunk(threads or available_cores())
-            if on_cpu and self.modality == "image"
-            else None
-        )
+        small = on_cpu and self.inputs.small_cpu_passes
+        self._pass = cpu_forward_chunk(threads or available_cores()) if small else None
 
     @property
     def path(self) -> Path:

@@ -171,9 +171,12 @@ def _dataset(blocks: list[pa.Table]):
 
 def forward_batch(batch_size: int, modality: str, threads: int, gpus: float) -> int:
     """How many inputs a worker runs through the model at once: ``batch_size``, but at most
-    ``cpu_forward_chunk(threads)`` images on a CPU worker (a CNN's activations stay in cache;
-    tasks keep ``batch_size`` rows). A GPU wants the whole batch; texts and clips keep it too."""
-    if gpus or modality != "image":
+    ``cpu_forward_chunk(threads)`` on a CPU worker for a modality of CNNs (images: their
+    activations stay in cache; tasks keep ``batch_size`` rows). A GPU wants the whole batch;
+    texts and clips keep it too."""
+    from transferkit.modalities import get_modality
+
+    if gpus or not get_modality(modality).small_cpu_passes:
         return batch_size
     return min(batch_size, cpu_forward_chunk(threads))
 
