@@ -292,3 +292,35 @@ def test_a_method_is_a_strategy_subclass_with_its_own_hooks_and_policy(world, mo
     # BatchNorm scales and shifts (and, precise BN, their statistics); no convolution weight
     assert changed and all(".1." in k for k in changed), changed
     assert "block2.1.weight" in changed
+
+
+def test_the_guard_falls_back_to_exactly_what_features_gives(world, tmp_path, monkeypatch):
+    """When the small-data guard keeps the frozen features, the model is --strategy features':
+    the pretrained backbone and the default logistic head, saved and reloaded as such."""
+    from transferkit.strategies import finetune_guard
+
+    monkeypatch.setattr(finetune_guard, "MAX_P", -1.0)  # no evidence can keep fine-tuning
+    params = {k: v for k, v in PARAMS.items() if k != "val_size"}  # 8 a class: no split
+    common = {"backbone": NAME, "weights": world["weights"], **COMMON}
+    tuned = TransferClassifier(strategy="finetune", strategy_params=params, **common)
+    tuned.fit(world["train"])
+    frozen = TransferClassifier(strategy="features", **common).fit(world["train"])
+
+    guard = tuned.fit_info_["training"]["guard"]
+    assert guard["applied"] and guard["decision"] == "features" and guard["n_scored"] == 24
+    assert 0.0 <= guard["features_cv_accuracy"] <= 1.0
+    assert tuned.head_.name == frozen.head_.name == "logistic"
+    assert tuned.fit_info_["unfrozen_groups"] == 0
+    # the pretrained weights, back in place: same state as the file they came from
+    pretrained = load_file(world["weights"])
+    for name, value in _trained_state(tuned.backbone_).items():
+        torch.testing.assert_close(value, pretrained[name])
+    np.testing.assert_allclose(
+        tuned.predict_proba(world["test"]), frozen.predict_proba(world["test"]), atol=1e-5
+    )
+    loaded = TransferClassifier.load(tuned.save(tmp_path / "model"), cache=False, **COMMON)
+    assert loaded.head_.name == "logistic"
+    np.testing.assert_allclose(
+        loaded.predict_proba(world["test"]), tuned.predict_proba(world["test"]), atol=1e-6
+    )
+    assert finetune_guard.guard_fact(guard).startswith("frozen features kept")

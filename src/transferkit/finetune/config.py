@@ -61,8 +61,9 @@ class FinetuneConfig:
     # the groups that will be unfrozen (AdaBN, see batchnorm.py). Off by default: on
     # Fashion-MNIST it cost the warmed-up head 3-6 points of test accuracy
     adapt_bn: bool = False
-    # with no validation split and at most 20 examples in a class: keep the head warm-up
-    # unless cross-fitted fine-tuning beats it (see strategies/finetune_guard.py)
+    # with no validation split and at most 20 examples in a class: keep the frozen features
+    # (--strategy features' model) unless cross-fitted fine-tuning beats them (see
+    # strategies/finetune_guard.py)
     guard: str = "cross-fit"
     pretrained: bool = True
 

@@ -85,6 +85,14 @@ def embed_training_set(backbone, train, embed, augment: str) -> TrainingEmbeddin
     return TrainingEmbeddings(X, y, groups, rows, int(ok.sum()), info)
 
 
+def frozen_features_head(spec):
+    """The head ``--strategy features`` fits by default on ``spec``'s embeddings (unfitted)."""
+    from transferkit.heads import make_head
+
+    params = {"standardize": True} if spec.standardize_features else {}
+    return make_head(FeaturesStrategy.default_head, **params)
+
+
 def fit_head(head, X: np.ndarray, emb: TrainingEmbeddings, sample_weight, seed: int) -> None:
     """Fit ``head`` on rows ``X`` of ``emb`` (each view weighted as its sample, if weighted)."""
     weights = {} if sample_weight is None else {"sample_weight": sample_weight[emb.rows]}

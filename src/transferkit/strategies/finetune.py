@@ -32,11 +32,11 @@ from transferkit.strategies.base import (
 )
 from transferkit.strategies.finetune_guard import (
     cross_fit,
+    fit_frozen_features,
     guard_fact,
     guard_skip_reason,
     resolve_backbone_lr_max,
     state_copy,
-    warm_up_only,
 )
 from transferkit.strategies.options import EPOCHS, LR
 from transferkit.strategies.registry import register_strategy
@@ -217,8 +217,9 @@ FINETUNE_OPTIONS = (
         "--guard",
         "guard",
         str,
-        "with no validation split and <= 20 examples in a class, keep the head warm-up unless "
-        "fine-tuning beats it, cross-fitted on two halves (default cross-fit; costs a 2nd run)",
+        "with no validation split and <= 20 examples in a class, keep the frozen features "
+        "(what --strategy features gives) unless fine-tuning beats them, cross-fitted on two "
+        "halves (default cross-fit; costs a 2nd run)",
         choices=("cross-fit", "off"),
     ),
     Option(
@@ -424,25 +425,24 @@ class FinetuneStrategy(Strategy):
             prep.train_batches, prep.val_batches, embeddings=prep.embeddings, resume=ctx.resume
         )
         guard = self._guard(backbone, prep, ctx, cfg, guard_skip, pretrained)
-        kept_warm_up = guard is not None and guard.get("decision") == "warm-up"
-        if kept_warm_up:
-            # the pretrained backbone and a warm-up head fitted as stage 1 fitted it
+        kept_features = guard is not None and guard.get("decision") == "features"
+        if kept_features:
+            # what --strategy features gives: the pretrained backbone and its default head
             model.backbone.load_state_dict(pretrained)
-            prep = self.prepare(backbone, prep.train, embed=ctx.embed, seed=ctx.seed, val=None)
-            warm_up_only(prep, cfg, ctx.seed, result.lrs["head_lr"])
-            model = prep.model
+            fitted_head = fit_frozen_features(backbone, prep.train, ctx.embed, ctx.seed)
             result.best_epoch = 0
+        else:
+            fitted_head = LinearSoftmaxHead.from_torch(
+                model.head, len(prep.train.labels), {"lr": result.lrs.get("lr")}
+            )
 
         trained = model.backbone.cpu().eval()
         trained.to(memory_format=torch.contiguous_format)
         start = trained.weights_source if cfg.pretrained else "random init"
-        if kept_warm_up:
-            start += "; the small-data guard kept the head warm-up"
+        if kept_features:
+            start += "; the small-data guard kept the frozen features"
         trained.mark_trained(
             state_sha256=state_sha256(trained), source=f"{self.name} of {backbone.name} ({start})"
-        )
-        fitted_head = LinearSoftmaxHead.from_torch(
-            model.head, len(prep.train.labels), {"lr": result.lrs.get("lr")}
         )
         return StrategyResult(
             n_train=len(prep.train),
@@ -458,7 +458,7 @@ class FinetuneStrategy(Strategy):
                 "training": {**result.to_dict(), **({"guard": guard} if guard else {})},
                 "config_used": {**asdict(cfg), "lr": result.lrs.get("lr")},
                 "layer_groups": len(model.layer_groups()),
-                "unfrozen_groups": 0 if kept_warm_up else runner.target_groups,
+                "unfrozen_groups": 0 if kept_features else runner.target_groups,
                 "bn_statistics_adapted_on": prep.bn_adapted,
                 "parameters": parameter_counts(model),
             },
@@ -481,7 +481,7 @@ class FinetuneStrategy(Strategy):
             return {"applied": False, "reason": skip}
         log.info(
             "small-data guard: %d training examples and no validation split; fitting each "
-            "half and scoring it on the other half (warm-up vs fine-tuned)",
+            "half and scoring it on the other half (frozen features vs fine-tuned)",
             len(prep.train),
         )
         guard = cross_fit(self, backbone, prep.train, ctx, cfg, pretrained)
