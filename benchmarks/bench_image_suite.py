@@ -56,6 +56,43 @@ MARGIN = 1.0  # points: finetune >= features - 1, auto >= best - 1
 SUITE_GAIN = 2.0  # points: finetune over features, averaged over the suite
 FASHION_GAIN = 3.0  # points: Fashion-MNIST 50/class
 QUICK = (("clipart", 10), ("faces", 10))
+# a previous full run's results JSON whose dataset x K runs are taken instead of rerun: the suite
+# takes ~2 h on 2 cores, so its halves can be measured apart (the notes say which rows came
+# from which run and commit)
+REUSE_ENV = "BENCH_IMAGE_SUITE_REUSE"
+
+
+def _commit() -> str:
+    """This checkout's commit (``+dirty`` with uncommitted changes), for the record."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=c.REPO_ROOT, capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def _reusable(seeds) -> tuple[dict, str]:
+    """(dataset x K -> runs, where they came from) of ``REUSE_ENV``'s results file, if set."""
+    path = os.environ.get(REUSE_ENV)
+    if not path:
+        return {}, ""
+    previous = json.loads(Path(path).read_text())
+    data = previous.get("data") or {}
+    if previous.get("name") != NAME or data.get("quick"):
+        raise ValueError(f"{path} is not a full run of the {NAME} benchmark")
+    runs = {
+        key: value
+        for key, value in (data.get("runs") or {}).items()
+        if all(len(value.get(s, [])) == len(seeds) for s in STRATEGIES)
+    }
+    meta = previous.get("meta") or {}
+    origin = f"{path} (measured {meta.get('date', '?')} at commit {data.get('commit', '?')})"
+    return runs, origin
 
 
 def task(name: str, k: int, seed: int) -> tuple[Path, Path]:
@@ -84,7 +121,7 @@ def _train(train: Path, test: Path, run: Path, strategy: str, seed: int, env) ->
         "accuracy": float(metrics["accuracy"]),
         "strategy": metrics["strategy"],
         "reason": metrics.get("strategy_reason"),
-        # what the small-data guard kept: "finetune", "warm-up", or "off" (not applied)
+        # what the small-data guard kept: "finetune", "features", or "off" (not applied)
         "guard": (guard.get("decision") if guard.get("applied") else "off") if guard else None,
         "seconds": float(seconds.get("train", 0.0)) + float(seconds.get("choose", 0.0)),
         "wall": wall,
@@ -160,14 +197,18 @@ def run(quick: bool) -> dict:
     if only_k:
         plan = [(n, k) for n, k in plan if k == int(only_k)]
     seeds = SEEDS[:1] if quick else SEEDS
+    reusable, origin = ({}, "") if quick else _reusable(seeds)
     rows, notes, results = [], [], {}
-    gains = []
+    gains, reused = [], []
     with tempfile.TemporaryDirectory(prefix="tk-bench-image-suite-") as tmp:
         env = c.transferkit_env(Path(tmp) / "cache")
         for name, k in plan:
             runs = {s: [] for s in STRATEGIES}
+            if f"{name} K={k}" in reusable:
+                runs = reusable[f"{name} K={k}"]
+                reused.append(f"{name} K={k}")
             try:
-                for seed in seeds:
+                for seed in seeds if not runs["features"] else ():
                     train, test = task(name, k, seed)
                     for strategy in STRATEGIES:
                         out = Path(tmp) / f"{name}-k{k}-s{seed}-{strategy}"
@@ -200,6 +241,8 @@ def run(quick: bool) -> dict:
         "train s: metrics.json seconds.train (+ seconds.choose for auto), mean over seeds; "
         "guard: what the small-data guard kept (finetune runs at most 20 a class)"
     )
+    if reused:
+        notes.append(f"rows {', '.join(reused)}: taken from {origin}, not rerun ({REUSE_ENV})")
     if quick:
         notes.append(f"QUICK run: {', '.join(f'{n} K={k}' for n, k in QUICK)}, 1 seed")
     elif only_k:
@@ -210,5 +253,5 @@ def run(quick: bool) -> dict:
         "rows": rows,
         "tables": _strategy_tables(results, seeds),
         "notes": notes,
-        "data": {"quick": quick, "runs": results},
+        "data": {"quick": quick, "commit": _commit(), "runs": results},
     }
