@@ -6,7 +6,8 @@ and seed, all with MobileNetV2 (ImageNet-1k V1, packaged weights):
 
 - ``--strategy features``: the default head on frozen embeddings;
 - ``--strategy finetune``: head warm-up, then the top groups unfrozen at backbone rates (at
-  most 20 a class: a 1e-4 ceiling and the small-data guard, ``strategies/finetune_guard.py``);
+  most 20 a class: a 1e-4 ceiling and the small-data guard, ``strategies/finetune_guard.py``,
+  which keeps the frozen features unless cross-fitted fine-tuning clearly beats them);
 - ``--strategy auto``: features / finetune from evidence on the training data within the
   default ``--budget`` (``auto_evidence.py``); its choice is recorded.
 

@@ -42,8 +42,9 @@ How the guard measures, and why this way:
   the estimate leans towards the frozen features. The guard only keeps what the data shows.
 
 Above ``TINY_PER_CLASS`` examples in the smallest class the guard stays off: fine-tuning
-has data to learn from there (Fashion-MNIST 50/class gains 3-4 points), and the second run
-would cost minutes.
+has data to learn from there, and the second run would cost minutes. At 50 a class, 3 seeds
+(BENCHMARKS.md, image suite), unguarded fine-tuning gained 2.7 points on Fashion-MNIST and 4.1
+on MNIST and stayed within a point of the features elsewhere (clip art -0.6, faces +0.0).
 """
 
 from __future__ import annotations
