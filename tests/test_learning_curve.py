@@ -68,6 +68,20 @@ def test_train_with_learning_curve_adds_points_and_a_report_section(tmp_path, ca
     assert "Learning curve" in html and 'href="#learning-curve"' in html
 
 
+@pytest.mark.parametrize("head", ["linear", "svm", "knn"])
+def test_the_learning_curve_refits_every_head(tmp_path, capsys, head):
+    """Every point keeps the full fit's C where the head chose one from a grid (logistic,
+    svm); ``linear`` has a fixed C, ``knn`` none (``--head linear`` once crashed here)."""
+    require_offline_weights("mobilenet_v2")
+    data = make_shapes_folder(tmp_path / "shapes", per_class=10)
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "--learning-curve", "--head", head]
+    assert main([*args, "--no-progress"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["head"] == head
+    assert [p["per_class"] for p in metrics["learning_curve"]["points"]][:2] == [1, 2]
+
+
 @pytest.mark.e2e
 def test_learning_curve_never_draws_files_that_cannot_be_read(tmp_path, capsys):
     require_offline_weights("mobilenet_v2")

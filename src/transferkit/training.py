@@ -498,7 +498,9 @@ def _learning_curve(train_ds, test_ds, clf, *, seed: int, fit_params=None, **cla
         )
     params = dict(classifier_params)
     chosen_c = getattr(clf.head_, "info_", {}).get("C")
-    if chosen_c is not None:
+    # only heads that choose C from a grid (logistic, svm) have one to pin; ``linear`` has a
+    # fixed C and no grid
+    if chosen_c is not None and hasattr(getattr(clf.head_, "config", None), "Cs"):
         # the curve varies the data, not the model: every point keeps the regularisation chosen
         # on all the training data (as sklearn's learning_curve keeps its estimator), which
         # also spares a cross-validated grid search per point (~10x faster)
