@@ -6,8 +6,9 @@ MobileNetV2 (ImageNet-1k V1, packaged weights) on this CPU, per dataset and seed
 - ``finetune`` as it was before (``--backbone-lr-max 1 --guard off``: the top backbone group at
   the LR finder's head rate, nothing watching stage 2 when there is no validation split);
 - ``finetune`` with its defaults now (at most 20 examples in a class: the top group at most
-  1e-4, and the small-data guard, which keeps the head warm-up unless 2-fold cross-fitting on
-  the training data shows fine-tuning beats it; see strategies/finetune_guard.py).
+  1e-4, and the small-data guard, which keeps the frozen features (what ``features`` gives)
+  unless 2-fold cross-fitting on the training data shows fine-tuning beats them; see
+  strategies/finetune_guard.py).
 
 Datasets (``photo_datasets.py``, ``rank_datasets.py``, ``datasets.py``): Tux Paint object photos
 (7 classes, 10 a class, the rest test; issue 17's failing kind of data) and scikit-image faces vs
