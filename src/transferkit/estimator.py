@@ -230,6 +230,7 @@ class TransferClassifier:
         from transferkit.heads import make_head
         from transferkit.modalities import get_modality
         from transferkit.strategies import FitContext, FitData, check_fit_data, make_strategy
+        from transferkit.strategies.features import head_params_for
 
         if int(self.batch_size) < 1:
             raise BadInputError(f"batch_size must be at least 1; got {self.batch_size}")
@@ -267,9 +268,7 @@ class TransferClassifier:
         head_params = dict(self.head_params or {})
         if head_name == strategy.default_head and not head_params:
             head_params = dict(strategy.default_head_params)
-        if get_spec(name).standardize_features and head_name in ("logistic", "svm"):
-            head_params.setdefault("standardize", True)
-        head = make_head(head_name, **head_params)
+        head = make_head(head_name, **head_params_for(get_spec(name), head_name, head_params))
         t0 = time.perf_counter()
         pretrained = strategy.capabilities.pretrained_weights
         # resolved and verified now, built only if some embedding is not cached yet

@@ -85,12 +85,21 @@ def embed_training_set(backbone, train, embed, augment: str) -> TrainingEmbeddin
     return TrainingEmbeddings(X, y, groups, rows, int(ok.sum()), info)
 
 
+def head_params_for(spec, head_name: str, params: dict | None = None) -> dict:
+    """``params`` for ``head_name`` on ``spec``'s embeddings: linear heads standardise
+    classical features whose dimensions differ in scale (``spec.standardize_features``)."""
+    params = dict(params or {})
+    if spec.standardize_features and head_name in ("logistic", "svm"):
+        params.setdefault("standardize", True)
+    return params
+
+
 def frozen_features_head(spec):
     """The head ``--strategy features`` fits by default on ``spec``'s embeddings (unfitted)."""
     from transferkit.heads import make_head
 
-    params = {"standardize": True} if spec.standardize_features else {}
-    return make_head(FeaturesStrategy.default_head, **params)
+    name = FeaturesStrategy.default_head
+    return make_head(name, **head_params_for(spec, name))
 
 
 def fit_head(head, X: np.ndarray, emb: TrainingEmbeddings, sample_weight, seed: int) -> None:
