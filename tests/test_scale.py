@@ -244,11 +244,26 @@ def test_gpu_workers_are_refused_for_a_bundle_whose_encoder_runs_on_cpu(bundle, 
 def _map_workers() -> dict[int, str]:
     """pid -> title of the processes running Ray Data's actor pool (ray::MapWorker...)."""
     found = {}
-    for proc in psutil.process_iter(["pid", "cmdline"]):
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
         title = " ".join(proc.info["cmdline"] or [])
-        if title.startswith("ray::MapWorker"):
+        if title.startswith("ray::MapWorker") and proc.info["status"] != psutil.STATUS_ZOMBIE:
             found[proc.info["pid"]] = title
     return found
+
+
+def _kill_and_wait(pid: int, timeout: float = 30.0) -> None:
+    """SIGKILL is asynchronous: wait until the process is really gone (or a zombie its parent
+    has not reaped yet), so a listing taken right after the kill does not still show it."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"ray::MapWorker {pid} still alive {timeout:.0f} s after SIGKILL")
 
 
 def test_a_worker_killed_mid_run_leaves_every_input_exactly_once(cluster, bundle, pool, tmp_path):
@@ -263,7 +278,7 @@ def test_a_worker_killed_mid_run_leaves_every_input_exactly_once(cluster, bundle
             return
         if event.data["n"] >= 48:  # some batches back, most still to come
             pid = next(iter(_map_workers()))
-            os.kill(pid, signal.SIGKILL)
+            _kill_and_wait(pid)
             killed.update(pid=pid, at=event.data["n"], total=event.data["total"])
 
     out = tmp_path / "predictions.parquet"
