@@ -37,6 +37,7 @@ from benchmarks import clipart_datasets as cd
 from benchmarks import datasets as imd
 from benchmarks import photo_datasets as pd
 from benchmarks import rank_datasets as rd
+from benchmarks import suite_runs as sr
 
 NAME = "image_suite"
 TITLE = "Image suite: features vs finetune vs --strategy auto (issue 17)"
@@ -57,43 +58,10 @@ MARGIN = 1.0  # points: finetune >= features - 1, auto >= best - 1
 SUITE_GAIN = 2.0  # points: finetune over features, averaged over the suite
 FASHION_GAIN = 3.0  # points: Fashion-MNIST 50/class
 QUICK = (("clipart", 10), ("faces", 10))
-# a previous full run's results JSON whose dataset x K runs are taken instead of rerun: the suite
-# takes ~2 h on 2 cores, so its halves can be measured apart (the notes say which rows came
-# from which run and commit)
+# a previous run's results JSON (or its checkpoint, results/image_suite.partial.json) whose
+# dataset x K runs are taken instead of rerun: the suite takes hours on 2 cores, so its parts
+# can be measured apart (the notes say which rows came from which run and commit)
 REUSE_ENV = "BENCH_IMAGE_SUITE_REUSE"
-
-
-def _commit() -> str:
-    """This checkout's commit (``+dirty`` with uncommitted changes), for the record."""
-    import subprocess
-
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=c.REPO_ROOT, capture_output=True, text=True, check=False
-        )
-        return done.stdout.strip()
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-
-
-def _reusable(seeds) -> tuple[dict, str]:
-    """(dataset x K -> runs, where they came from) of ``REUSE_ENV``'s results file, if set."""
-    path = os.environ.get(REUSE_ENV)
-    if not path:
-        return {}, ""
-    previous = json.loads(Path(path).read_text())
-    data = previous.get("data") or {}
-    if previous.get("name") != NAME or data.get("quick"):
-        raise ValueError(f"{path} is not a full run of the {NAME} benchmark")
-    runs = {
-        key: value
-        for key, value in (data.get("runs") or {}).items()
-        if all(len(value.get(s, [])) == len(seeds) for s in STRATEGIES)
-    }
-    meta = previous.get("meta") or {}
-    origin = f"{path} (measured {meta.get('date', '?')} at commit {data.get('commit', '?')})"
-    return runs, origin
 
 
 def task(name: str, k: int, seed: int) -> tuple[Path, Path]:
@@ -130,8 +98,7 @@ def _train(train: Path, test: Path, run: Path, strategy: str, seed: int, env) ->
     }
 
 
-def _mean(runs: list[dict]) -> float:
-    return float(np.mean([r["accuracy"] for r in runs]))
+_mean = sr.mean_accuracy
 
 
 def _rows_for(name: str, k: int, runs: dict) -> list[dict]:
@@ -173,22 +140,11 @@ def _rows_for(name: str, k: int, runs: dict) -> list[dict]:
 
 def _strategy_tables(results: dict, seeds) -> list[dict]:
     """One table per strategy: a row per dataset x K, a column per seed and the mean."""
-    tables = []
-    for strategy in STRATEGIES:
-        rows = []
-        for key, runs in results.items():
-            accs = [f"{r['accuracy']:.4f}" for r in runs[strategy]]
-            seconds = np.mean([r["seconds"] for r in runs[strategy]])
-            extra = ""
-            if strategy == "auto":
-                extra = "/".join(r["strategy"] for r in runs[strategy])
-            elif strategy == "finetune":
-                extra = "/".join(str(r["guard"] or "—") for r in runs[strategy])
-            rows.append([key, *accs, f"{_mean(runs[strategy]):.4f}", f"{seconds:.0f}", extra])
-        what = {"auto": "chose", "finetune": "guard", "features": ""}[strategy]
-        headers = ["dataset K", *(f"seed {s}" for s in seeds), "mean", "train s", what]
-        tables.append({"title": f"--strategy {strategy}", "headers": headers, "rows": rows})
-    return tables
+    extra = {
+        "auto": ("chose", lambda r: r["strategy"]),
+        "finetune": ("guard", lambda r: str(r["guard"] or "—")),
+    }
+    return sr.strategy_tables(results, STRATEGIES, seeds, extra)
 
 
 def run(quick: bool) -> dict:
@@ -198,7 +154,7 @@ def run(quick: bool) -> dict:
     if only_k:
         plan = [(n, k) for n, k in plan if k == int(only_k)]
     seeds = SEEDS[:1] if quick else SEEDS
-    reusable, origin = ({}, "") if quick else _reusable(seeds)
+    reusable, origin = ({}, "") if quick else sr.reusable(NAME, REUSE_ENV, STRATEGIES, seeds)
     rows, notes, results = [], [], {}
     gains, reused = [], []
     with tempfile.TemporaryDirectory(prefix="tk-bench-image-suite-") as tmp:
@@ -220,6 +176,8 @@ def run(quick: bool) -> dict:
                 )
                 continue
             results[f"{name} K={k}"] = runs
+            if not quick:
+                sr.checkpoint(NAME, results)
             rows += _rows_for(name, k, runs)
             gains.append(100 * (_mean(runs["finetune"]) - _mean(runs["features"])))
             notes.append(
@@ -254,5 +212,5 @@ def run(quick: bool) -> dict:
         "rows": rows,
         "tables": _strategy_tables(results, seeds),
         "notes": notes,
-        "data": {"quick": quick, "commit": _commit(), "runs": results},
+        "data": {"quick": quick, "commit": sr.commit(), "runs": results},
     }

