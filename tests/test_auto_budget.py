@@ -90,19 +90,31 @@ def test_a_budget_too_small_skips_the_costlier_strategy_and_says_why(tiny, tmp_p
 
 def test_text_the_rules_contrastive_is_kept_when_its_run_fits_the_budget(tiny, tmp_path):
     """Text's measured rule trains the encoder: auto checks the frozen embeddings and that the
-    run fits the budget (a measured probe), without fitting it twice more for evidence."""
+    run fits the budget (a measured probe), without fitting it twice more for evidence; the
+    probe's fit, on the run's own examples, goes on to its end and is the run's model."""
     data = _noise_texts(tmp_path / "t.csv")
-    m = _train(data, tmp_path / "run", tiny, "--budget", "5")
+    m = _train(data, tmp_path / "run", tiny, "--budget", "5", "--seed", "3")
     auto = m["auto"]
     (row,) = auto["candidates"]
     assert row["strategy"] == "contrastive" and row["status"] == "fits"
-    assert row["estimate_evidence_seconds"] == 0 and row["probe"]["timed_steps"] >= 1
-    assert row["estimate_seconds"] <= row["budget_left_seconds"]
+    assert row["estimate_evidence_seconds"] == 0 and row["probe"]["ran_to_end"]
+    assert row["probe_is_the_run"] and row["estimate_seconds"] <= 5 * 60
     assert "features" not in auto and "evidence" not in auto  # nothing held out, nothing fitted
     assert m["strategy"] == auto["winner"] == "contrastive"
-    assert "fits the budget" in m["strategy_reason"] and m["strategy_reason"] == auto["reason"]
+    assert "the run's model" in m["strategy_reason"] and m["strategy_reason"] == auto["reason"]
     page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
-    assert "What auto compared" in page and "fits the budget" in page
+    assert "What auto compared" in page and "fitted within the budget" in page
+    # the same model as --strategy contrastive with the same seed, trained once: the seconds
+    # of that fit are training, not choosing counted again
+    plain = _train(data, tmp_path / "plain", tiny, "--strategy", "contrastive", "--seed", "3")
+    from transferkit import TransferClassifier
+
+    texts = [line.split(",")[0].strip('"') for line in data.read_text().splitlines()[1:]]
+    ours = TransferClassifier.load(tmp_path / "run" / "model", weights=tiny).predict_proba(texts)
+    theirs = TransferClassifier.load(tmp_path / "plain" / "model", weights=tiny)
+    np.testing.assert_allclose(ours, theirs.predict_proba(texts), atol=1e-5)
+    assert m["hyperparameters"] == plain["hyperparameters"]
+    assert m["seconds"]["train"] > 0 and m["seconds"]["choose"] < m["seconds"]["total"]
 
 
 def _digit_folder(root: Path, digits: range, per_class: int) -> Path:

@@ -149,11 +149,10 @@ def train_run(
         split_info["folders"] = {role: str(folder) for role, folder in folders.items()}
     if given_val is not None:
         val_part = given_val
-    choice = None
+    choice = weigh = None
     if "auto" in (backbone, strategy):
         # decided on the training data only (never the test set), before the validation split
         # is used or merged, since that depends on whether the strategy trains the backbone
-        weigh = None
         if strategy == "auto":
             from transferkit.auto_evidence import Weigher
 
@@ -246,7 +245,18 @@ def train_run(
             from transferkit.run_settings import write_settings
 
             write_settings(out, settings)
-    clf.fit(train_ds, val=val_ds, **fit_params)
+    taken = None
+    if weigh is not None and val_ds is None and not fit_params and not resume:
+        taken = weigh.take_fitted(strategy, train_ds)
+    if taken is not None:
+        # auto's probe of this strategy ran to its end on these examples with these settings:
+        # that fit is this run's model (fitting the same again would double the wait)
+        fitted, fit_seconds = taken
+        fitted.progress, fitted.checkpoint_dir = clf.progress, clf.checkpoint_dir
+        clf = fitted
+        choose_seconds -= fit_seconds  # counted once, as training (seconds.train)
+    else:
+        clf.fit(train_ds, val=val_ds, **fit_params)
     metrics, mistakes = clf.evaluate_details(test_ds)
     # what was held out for validation: nothing when it was trained on
     metrics["split"] = {**split_info, "val_size": split_info["val_size"] if val_ds else 0}
