@@ -150,6 +150,7 @@ def train_run(
     if given_val is not None:
         val_part = given_val
     choice = weigh = None
+    libraries_seconds = 0.0
     if "auto" in (backbone, strategy):
         # decided on the training data only (never the test set), before the validation split
         # is used or merged, since that depends on whether the strategy trains the backbone
@@ -171,6 +172,14 @@ def train_run(
                 head=head,
                 fit_params=classifier_params,
             )
+        if strategy == "auto":
+            # the frozen check fits logistic heads: importing their libraries is loading, timed
+            # apart as a fit times it (seconds.load), not the time choosing takes
+            from transferkit.heads import make_head
+
+            t_libraries = time.perf_counter()
+            make_head("logistic").load_libraries()
+            libraries_seconds = time.perf_counter() - t_libraries
         choose_started = time.perf_counter()
         choice = _choose(
             train_part.merge(val_part),
@@ -314,6 +323,8 @@ def train_run(
         metrics["skipped_files"] = skipped
     if choice is not None:
         metrics["seconds"]["choose"] = choose_seconds
+    if libraries_seconds:
+        metrics["seconds"]["load"] = metrics["seconds"].get("load", 0.0) + libraries_seconds
     metrics["seconds"]["total"] = time.perf_counter() - started
 
     # the results appear together, in one step (see run_folder)
