@@ -55,7 +55,9 @@ MARGIN = 1.0
 QUICK = (("tweets", 8), ("rotten_tomatoes", 8))
 REUSE_ENV = "BENCH_TEXT_AUTO_REUSE"
 # SetFit (installed defaults, setfit_reference.py) beside every dataset x K: the issue's bar for
-# auto. BENCH_TEXT_AUTO_SETFIT=0 leaves it out (it needs `pip install setfit` into its own venv)
+# auto. BENCH_TEXT_AUTO_SETFIT=0 leaves it out (it needs `pip install setfit` into its own venv);
+# =rotten_tomatoes,tweets runs it on those datasets only: on long texts SetFit encodes 256
+# tokens of both texts of every pair, so one run of Reuters 8 x 16 took 66 min on 2 cores
 SETFIT_ENV = "BENCH_TEXT_AUTO_SETFIT"
 SETFIT_TIME_RATIO = 1 / 3
 
@@ -163,8 +165,20 @@ def _plan(quick: bool) -> tuple[list[tuple[str, int]], str]:
     return plan, part
 
 
-def _all_have_setfit(results: dict, seeds) -> bool:
-    return bool(results) and all(len(r.get("setfit", [])) == len(seeds) for r in results.values())
+def _setfit_datasets(quick: bool) -> tuple[str, ...]:
+    """The datasets SetFit runs beside (``SETFIT_ENV``: 0, a comma list, or all by default)."""
+    value = os.environ.get(SETFIT_ENV, "")
+    if quick or value == "0":
+        return ()
+    names = tuple(n for n in value.split(",") if n and n != "1") or DATASETS
+    unknown = sorted(set(names) - set(DATASETS))
+    if unknown:
+        raise ValueError(f"{SETFIT_ENV}: unknown {unknown}; known: {DATASETS} (or 0)")
+    return names
+
+
+def _any_has_setfit(results: dict, seeds) -> bool:
+    return any(len(r.get("setfit", [])) == len(seeds) for r in results.values())
 
 
 def _describe_seeds(runs: dict, seeds) -> str:
@@ -182,7 +196,7 @@ def run(quick: bool) -> dict:
     reusable, origin = ({}, "") if quick else sr.reusable(NAME, REUSE_ENV, STRATEGIES, seeds)
     rows, notes, results, reused = [], [], {}, []
     command = ""
-    with_setfit = not quick and os.environ.get(SETFIT_ENV, "1") != "0"
+    setfit_on = _setfit_datasets(quick)
     with tempfile.TemporaryDirectory(prefix="tk-bench-text-auto-") as tmp:
         env = c.transferkit_env(Path(tmp) / "cache")
         for name, k in plan:
@@ -196,7 +210,7 @@ def run(quick: bool) -> dict:
                     out = Path(tmp) / f"{name}-k{k}-s{seed}-{strategy}"
                     runs[strategy].append(_train(train, test, out, strategy, seed, env))
             try:
-                for seed in seeds[len(runs.get("setfit", [])) :] if with_setfit else ():
+                for seed in seeds[len(runs.get("setfit", [])) :] if name in setfit_on else ():
                     train, test = task(name, k, seed)
                     runs.setdefault("setfit", []).append(_setfit(train, test, k, seed))
             except Exception as exc:  # SetFit's own trouble is a row; the suite goes on
@@ -231,12 +245,15 @@ def run(quick: bool) -> dict:
         "the auto threshold (FROZEN_ENOUGH_CV in strategies/auto.py) was set on the tuning sets "
         "(seed 0 draws); the other three check it"
     )
-    if with_setfit:
+    if setfit_on:
         notes.append(
             "SetFit: TrainingArguments defaults"
             + "".join(f", num_iterations={v} at K={k}" for k, v in setfit_ref.ITERATIONS.items())
             + "; its seconds = trainer.train(); auto's = metrics.json seconds.train + choose"
         )
+    without = [key for key, runs in results.items() if len(runs.get("setfit", [])) < len(seeds)]
+    if without and not quick:
+        notes.append(f"SetFit not run on {', '.join(without)} ({SETFIT_ENV}; see its comment)")
     if reused:
         notes.append(f"rows {', '.join(reused)}: taken from {origin}, not rerun ({REUSE_ENV})")
     if quick:
@@ -249,7 +266,7 @@ def run(quick: bool) -> dict:
         "rows": rows,
         "tables": sr.strategy_tables(
             results,
-            (*STRATEGIES, "setfit") if _all_have_setfit(results, seeds) else STRATEGIES,
+            (*STRATEGIES, "setfit") if _any_has_setfit(results, seeds) else STRATEGIES,
             seeds,
             {"auto": ("chose", lambda r: r["strategy"])},
             {"setfit": "SetFit (installed defaults; the reference)"},

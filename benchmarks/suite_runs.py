@@ -95,6 +95,8 @@ def strategy_tables(
         header, describe = extra.get(strategy, ("", None))
         rows = []
         for key, runs in results.items():
+            if len(runs.get(strategy, [])) != len(seeds):  # not run on this one (a reference)
+                continue
             accs = [f"{r['accuracy']:.4f}" for r in runs[strategy]]
             seconds = np.mean([r["seconds"] for r in runs[strategy]])
             note = "/".join(describe(r) for r in runs[strategy]) if describe else ""
