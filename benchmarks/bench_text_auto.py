@@ -59,6 +59,8 @@ REUSE_ENV = "BENCH_TEXT_AUTO_REUSE"
 # =rotten_tomatoes,tweets runs it on those datasets only: on long texts SetFit encodes 256
 # tokens of both texts of every pair, so one run of Reuters 8 x 16 took 66 min on 2 cores
 SETFIT_ENV = "BENCH_TEXT_AUTO_SETFIT"
+# =1 with REUSE: render what the reused file holds, each dataset x K it lacks a NOT RUN row
+RENDER_ONLY_ENV = "BENCH_TEXT_AUTO_RENDER_ONLY"
 SETFIT_TIME_RATIO = 1 / 3
 
 
@@ -196,7 +198,8 @@ def run(quick: bool) -> dict:
     reusable, origin = ({}, "") if quick else sr.reusable(NAME, REUSE_ENV, STRATEGIES, seeds)
     rows, notes, results, reused = [], [], {}, []
     command = ""
-    setfit_on = _setfit_datasets(quick)
+    render_only = os.environ.get(RENDER_ONLY_ENV) == "1"
+    setfit_on = () if render_only else _setfit_datasets(quick)
     with tempfile.TemporaryDirectory(prefix="tk-bench-text-auto-") as tmp:
         env = c.transferkit_env(Path(tmp) / "cache")
         for name, k in plan:
@@ -204,6 +207,9 @@ def run(quick: bool) -> dict:
             runs = reusable.get(key) or {s: [] for s in STRATEGIES}
             if key in reusable:
                 reused.append(key)
+            elif render_only:
+                rows.append(c.row(f"{key}", "not measured in this run", status="NOT RUN"))
+                continue
             for seed in seeds if not runs["features"] else ():
                 train, test = task(name, k, seed)
                 for strategy in STRATEGIES:
@@ -217,7 +223,7 @@ def run(quick: bool) -> dict:
                 runs.pop("setfit", None)
                 rows.append(c.row(f"{key}: SetFit", c.short_error(exc), status="NOT RUN"))
             results[key] = runs
-            if not quick:
+            if not quick and not render_only:
                 sr.checkpoint(NAME, results)
             rows += _rows_for(name, k, runs)
             if len(runs.get("setfit", [])) == len(seeds):
@@ -245,7 +251,7 @@ def run(quick: bool) -> dict:
         "the auto threshold (FROZEN_ENOUGH_CV in strategies/auto.py) was set on the tuning sets "
         "(seed 0 draws); the other three check it"
     )
-    if setfit_on:
+    if setfit_on or _any_has_setfit(results, seeds):
         notes.append(
             "SetFit: TrainingArguments defaults"
             + "".join(f", num_iterations={v} at K={k}" for k, v in setfit_ref.ITERATIONS.items())
