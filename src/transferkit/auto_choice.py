@@ -32,6 +32,8 @@ class Choice:
     strategy_reason: str | None = None
     ranking: dict[str, Any] | None = field(default=None, repr=False)
     evidence: dict[str, Any] | None = field(default=None, repr=False)
+    # seconds of choosing spent importing libraries (a fit times those as loading, not work)
+    load_seconds: float = 0.0
 
     def describe(self) -> dict[str, Any]:
         """The reasons, as recorded in metrics.json (only those that were decided)."""
@@ -94,6 +96,7 @@ def choose(
         separability = frozen_cv = None
         if weigh is not None:
             if needs_frozen_check(dataset, spec):
+                choice.load_seconds += _load_head_libraries()
                 frozen_cv = _frozen_cv(dataset, choice, weights=weights, **embed)
             choice.strategy, choice.strategy_reason, choice.evidence = weigh(
                 dataset, choice.backbone, spec, frozen_cv=frozen_cv
@@ -107,6 +110,17 @@ def choose(
             dataset, spec, separability=separability, frozen_cv=frozen_cv
         )
     return choice
+
+
+def _load_head_libraries() -> float:
+    """Import what the frozen check's logistic heads need; the seconds it took."""
+    import time
+
+    from transferkit.heads import make_head
+
+    started = time.perf_counter()
+    make_head("logistic").load_libraries()
+    return time.perf_counter() - started
 
 
 def _knn_probe(dataset, choice: Choice, *, weights, **embed) -> float:

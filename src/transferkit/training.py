@@ -172,14 +172,6 @@ def train_run(
                 head=head,
                 fit_params=classifier_params,
             )
-        if strategy == "auto":
-            # the frozen check fits logistic heads: importing their libraries is loading, timed
-            # apart as a fit times it (seconds.load), not the time choosing takes
-            from transferkit.heads import make_head
-
-            t_libraries = time.perf_counter()
-            make_head("logistic").load_libraries()
-            libraries_seconds = time.perf_counter() - t_libraries
         choose_started = time.perf_counter()
         choice = _choose(
             train_part.merge(val_part),
@@ -191,8 +183,11 @@ def train_run(
             weigh,
         )
         backbone, strategy = choice.backbone, choice.strategy
-        # what the user waited for before training: ranking, probes, auto's evidence fits
-        choose_seconds = time.perf_counter() - choose_started
+        # what the user waited for before training: ranking, probes, auto's evidence fits;
+        # importing the frozen check's head libraries is loading (seconds.load), as a fit
+        # times it
+        libraries_seconds = choice.load_seconds
+        choose_seconds = time.perf_counter() - choose_started - libraries_seconds
         if settings is not None:
             # a resumed run continues the strategy chosen, not a new choice on other timings
             settings = {**settings, "strategy": strategy, "budget": None}
