@@ -88,12 +88,15 @@ def test_a_budget_too_small_skips_the_costlier_strategy_and_says_why(tiny, tmp_p
     assert 'id="auto"' in page and "What auto compared" in page and "0.001 min" in page
 
 
-def test_text_the_rules_contrastive_is_kept_when_its_run_fits_the_budget(tiny, tmp_path):
+@pytest.mark.parametrize("split", [[], ["--val-size", "0.25"]], ids=["no-split", "val-split"])
+def test_text_the_rules_contrastive_is_kept_when_its_run_fits_the_budget(split, tiny, tmp_path):
     """Text's measured rule trains the encoder: auto checks the frozen embeddings and that the
     run fits the budget (a measured probe), without fitting it twice more for evidence; the
-    probe's fit, on the run's own examples, goes on to its end and is the run's model."""
+    probe's fit, on the run's own examples, goes on to its end and is the run's model. With a
+    validation split (the default from 10 texts a class on) as well: contrastive watches none
+    and trains on those examples too, so its probe fits on them and is still the run."""
     data = _noise_texts(tmp_path / "t.csv")
-    m = _train(data, tmp_path / "run", tiny, "--budget", "5", "--seed", "3")
+    m = _train(data, tmp_path / "run", tiny, "--budget", "5", "--seed", "3", *split)
     auto = m["auto"]
     (row,) = auto["candidates"]
     assert row["strategy"] == "contrastive" and row["status"] == "fits"
@@ -106,7 +109,9 @@ def test_text_the_rules_contrastive_is_kept_when_its_run_fits_the_budget(tiny, t
     assert "What auto compared" in page and "fitted within the budget" in page
     # the same model as --strategy contrastive with the same seed, trained once: the seconds
     # of that fit are training, not choosing counted again
-    plain = _train(data, tmp_path / "plain", tiny, "--strategy", "contrastive", "--seed", "3")
+    plain = _train(
+        data, tmp_path / "plain", tiny, "--strategy", "contrastive", "--seed", "3", *split
+    )
     from transferkit import TransferClassifier
 
     texts = [line.split(",")[0].strip('"') for line in data.read_text().splitlines()[1:]]

@@ -255,10 +255,10 @@ def train_run(
     if taken is not None:
         # auto's probe of this strategy ran to its end on these examples with these settings:
         # that fit is this run's model (fitting the same again would double the wait)
-        fitted, fit_seconds = taken
+        fitted = taken.classifier
         fitted.progress, fitted.checkpoint_dir = clf.progress, clf.checkpoint_dir
         clf = fitted
-        choose_seconds -= fit_seconds  # counted once, as training (seconds.train)
+        choose_seconds -= taken.seconds  # counted once, as training (seconds.train)
     else:
         clf.fit(train_ds, val=val_ds, **fit_params)
     metrics, mistakes = clf.evaluate_details(test_ds)
