@@ -85,6 +85,8 @@ def test_contrastive_config_rejects_bad_values():
         ContrastiveConfig(loss="triplet")
     with pytest.raises(BadInputError, match="temperature"):
         ContrastiveConfig(temperature=0)
+    with pytest.raises(BadInputError, match="pair_windows must be true or false"):
+        ContrastiveConfig(pair_windows="yes")
 
 
 def test_contrastive_trains_the_encoder_then_a_head_and_reloads(tiny_weights, tmp_path):
@@ -125,6 +127,43 @@ def test_contrastive_can_train_only_the_top_layer_groups(tiny_weights):
     top, below = set(groups[-1]), {n for g in groups[:-1] for n in g}
     assert any(not torch.equal(after[n], before[n]) for n in top)
     assert all(torch.equal(after[n], before[n]) for n in below)
+
+
+def _contrastive(tiny_weights, ds, **params) -> TransferClassifier:
+    return TransferClassifier(
+        backbone="hf:test/tiny",
+        weights=tiny_weights,
+        strategy="contrastive",
+        strategy_params={"epochs": 4, "lr": 1e-3, "batch_size": 6, "train_groups": 1, **params},
+        progress=False,
+        cache=False,
+        seed=2,
+    ).fit(ds)
+
+
+def test_contrastive_reads_texts_longer_than_the_pair_cap_through_windows(tiny_weights):
+    """Three-word texts are 5 tokens with [CLS] and [SEP]: at a pair cap of 4 each is read
+    through one of its two windows an epoch (the cached lower layers hold every window), and
+    that trains another model than reading each text's first 2 words."""
+    ds = _dataset()
+    windowed = _contrastive(tiny_weights, ds, pair_max_length=4)
+    info = windowed.fit_info_["contrastive"]
+    three_words = sum(len(t.split()) == 3 for t in [*POS, *NEG])
+    assert info["windowed_texts"] == three_words and info["windows"] == len(ds) + three_words
+    assert info["cached_lower_layers"] is True
+    first = _contrastive(tiny_weights, ds, pair_max_length=4, pair_windows=False)
+    assert first.fit_info_["contrastive"]["windowed_texts"] == 0
+    assert not np.allclose(windowed.predict_proba(ds), first.predict_proba(ds), atol=1e-6)
+
+
+def test_contrastive_on_texts_that_fit_the_pair_cap_is_the_same_with_or_without_windows(
+    tiny_weights,
+):
+    ds = _dataset()
+    windowed = _contrastive(tiny_weights, ds)
+    assert windowed.fit_info_["contrastive"]["windowed_texts"] == 0
+    first = _contrastive(tiny_weights, ds, pair_windows=False)
+    np.testing.assert_array_equal(windowed.predict_proba(ds), first.predict_proba(ds))
 
 
 def test_finetune_runs_the_shared_engine_on_text(tiny_weights, tmp_path):

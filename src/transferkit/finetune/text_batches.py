@@ -21,12 +21,29 @@ class TextBatches:
     def __init__(self, texts: Sequence[str], targets: np.ndarray, encoder, *, batch_size: int):
         if len(texts) != len(targets):
             raise ValueError(f"{len(texts)} texts but {len(targets)} targets")
-        self.targets = np.asarray(targets, dtype=np.int64)
-        self.batch_size = int(batch_size)
-        self.tokenizer = encoder.tokenizer
         encoded = encoder.token_ids(texts)
-        self.input_ids = encoded["input_ids"]
-        self.attention_mask = encoded["attention_mask"]
+        self._set(encoded["input_ids"], encoded["attention_mask"], targets, encoder.tokenizer)
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def from_ids(
+        cls, input_ids: Sequence[Sequence[int]], targets: np.ndarray, tokenizer, *, batch_size
+    ) -> TextBatches:
+        """Batches of texts tokenized already (``text_windows``: the windows of long texts),
+        every token of each attended to."""
+        if len(input_ids) != len(targets):
+            raise ValueError(f"{len(input_ids)} token lists but {len(targets)} targets")
+        batches = cls.__new__(cls)
+        masks = [[1] * len(ids) for ids in input_ids]
+        batches._set([list(ids) for ids in input_ids], masks, targets, tokenizer)
+        batches.batch_size = int(batch_size)
+        return batches
+
+    def _set(self, input_ids, attention_mask, targets, tokenizer) -> None:
+        self.targets = np.asarray(targets, dtype=np.int64)
+        self.tokenizer = tokenizer
+        self.input_ids = input_ids
+        self.attention_mask = attention_mask
 
     def __len__(self) -> int:
         return len(self.targets)
