@@ -315,13 +315,15 @@ class ContrastiveStrategy(Strategy):
             # the whole text as the encoder reads it (its own max_length), then cut
             full = module.token_ids(train.texts)["input_ids"]
             split = split_windows(full, module.token_ids([""])["input_ids"][0], cfg.pair_max_length)
-            if split is not None and len(split[0]) > len(train):
+            if split is not None:
+                # texts that all fit are their own windows: the capped reading's ids, so they
+                # are batched as they are (not tokenized again) and nothing is picked
                 ids, owner = split
                 targets = train.targets[owner]
                 batches = TextBatches.from_ids(
                     ids, targets, module.tokenizer, batch_size=batch_size
                 )
-                return batches, WindowPicker(owner, seed)
+                return batches, WindowPicker(owner, seed) if len(ids) > len(train) else None
         capped = _CappedTokens(module, cfg.pair_max_length)
         return TextBatches(train.texts, train.targets, capped, batch_size=batch_size), None
 
