@@ -87,6 +87,8 @@ def test_contrastive_config_rejects_bad_values():
         ContrastiveConfig(temperature=0)
     with pytest.raises(BadInputError, match="pair_windows must be true or false"):
         ContrastiveConfig(pair_windows="yes")
+    with pytest.raises(BadInputError, match="script_guard must be true or false"):
+        ContrastiveConfig(script_guard=1)
 
 
 def test_contrastive_trains_the_encoder_then_a_head_and_reloads(tiny_weights, tmp_path):

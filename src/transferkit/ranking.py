@@ -122,31 +122,19 @@ def rank_backbones(
     }
 
 
-# languages written in the Latin script: an encoder that knows only these cannot read Chinese,
-# Russian, Arabic... text (ISO 639-1)
-LATIN_SCRIPT_LANGUAGES = frozenset(
-    "en de fr es it nl pt pl tr sv da no fi cs sk sl hr ro hu et lv lt id ms vi".split()
-)
-NON_LATIN_DATA = 0.3  # share of letters outside the Latin script that makes text "non-Latin"
-
-
 def _mark_language_mismatch(dataset, rows: list[dict[str, Any]]) -> None:
     """Flag text encoders whose known languages are all Latin-script, on non-Latin data."""
     if not rows:
         return
     from transferkit.backbones import get_spec
+    from transferkit.backbones.scripts import script_mismatch
     from transferkit.modalities import get_modality
 
     share = get_modality(dataset.modality).non_latin_share(dataset)
-    if share <= NON_LATIN_DATA:
-        return
     for row in rows:
-        languages = set(get_spec(row["backbone"]).languages)
-        if languages and languages <= LATIN_SCRIPT_LANGUAGES:
-            row["language_mismatch"] = (
-                f"knows {', '.join(sorted(languages))} only, and {share:.0%} of this data's "
-                "letters are not Latin"
-            )
+        mismatch = script_mismatch(get_spec(row["backbone"]), share)
+        if mismatch:
+            row["language_mismatch"] = mismatch
 
 
 def order_rows(dataset, rows: list[dict[str, Any]]) -> None:

@@ -26,8 +26,6 @@ from transferkit.modalities.base import Modality, refuse_options
 
 # a text given as itself (not in a file) is named "text:<its index among the inputs>"
 _LITERAL = "text:"
-# the default encoder knows English; on data mostly in other scripts the multilingual one
-_NON_LATIN_DEFAULT = 0.3
 
 
 class TextModality(Modality):
@@ -76,7 +74,9 @@ class TextModality(Modality):
     def default_backbone(self, dataset: Dataset) -> str:
         """All-MiniLM, or for text in other scripts than Latin (Chinese, Russian, Arabic…) the
         multilingual encoder, since the default sentence encoder knows English only."""
-        if self.non_latin_share(dataset) > _NON_LATIN_DEFAULT:
+        from transferkit.backbones.scripts import is_non_latin
+
+        if is_non_latin(self.non_latin_share(dataset)):
             return "use_multilingual"
         return self.default_backbone_name
 
@@ -103,6 +103,17 @@ class TextModality(Modality):
         return TextBatches(dataset.texts, dataset.targets, module, batch_size=batch_size)
 
     def auto_strategy(self, dataset: Dataset, spec) -> tuple[str, str]:
+        from transferkit.backbones.scripts import script_mismatch
+
+        mismatch = script_mismatch(spec, self.non_latin_share(dataset))
+        if mismatch:
+            # contrastive would keep the frozen features here too (strategies/contrastive.py)
+            return (
+                "features",
+                f"{spec.name} {mismatch}: training it on pairs of these texts measured worse "
+                "than a head on its frozen embeddings; a head on them (an encoder that reads "
+                "this script, e.g. --backbone use_multilingual, does better still)",
+            )
         counts = [c for c in dataset.class_counts().values() if c]
         return (
             "contrastive",

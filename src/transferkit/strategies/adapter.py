@@ -201,6 +201,7 @@ class _PairTraining(ContrastiveStrategy):
     """The contrastive strategy's pair loss, training only the adapter of ``owner``."""
 
     name = "adapter"
+    guards_script = False  # measured for contrastive only
 
     def __init__(self, owner: AdapterStrategy, seed: int) -> None:
         self.config = owner.config.pairs()

