@@ -7,7 +7,8 @@ metrics.json ``auto`` and to the report's "What auto compared" section):
 1. **Candidates**: ``features`` always. With a trainable backbone, one strategy that trains it:
    the modality's own choice when that trains the encoder (text: ``contrastive``), ``finetune``
    when the modality leaves it to a probe (images); none when the modality decided on frozen
-   features (audio: measured, see ``modalities/audio.py``) or the encoder is frozen.
+   features (audio: measured, see ``modalities/audio.py``; text an encoder cannot read, see
+   ``backbones/scripts.py``) or the encoder is frozen.
 2. **Features' evidence** (seconds: the embedding cache): ``features`` fitted and scored on
    examples it did not see, never the test split: the validation split when the run has one
    (the one fine-tuning would watch), else 2-fold cross-fitting on stratified halves of the

@@ -110,9 +110,9 @@ class TextModality(Modality):
             # contrastive would keep the frozen features here too (strategies/contrastive.py)
             return (
                 "features",
-                f"{spec.name} {mismatch}: training it on pairs of these texts measured worse "
-                "than a head on its frozen embeddings; a head on them (an encoder that reads "
-                "this script, e.g. --backbone use_multilingual, does better still)",
+                f"{spec.name} {mismatch}: training it on pairs of such texts measured no "
+                "better than a head on its frozen embeddings; a head on them (an encoder that "
+                "reads this script, e.g. --backbone use_multilingual, does better still)",
             )
         counts = [c for c in dataset.class_counts().values() if c]
         return (
