@@ -105,7 +105,8 @@ def _estimate_note(key: str, auto: dict) -> str:
         if "seconds" in row:
             text += f", the evidence fits took {row['seconds']:.0f} s"
         parts.append(text)
-    return f"{key}: " + "; ".join(parts)
+    compared = "; ".join(parts) or "nothing weighed against features (the reason says why)"
+    return f"{key}: {compared}"
 
 
 def run(quick: bool) -> dict:

@@ -63,6 +63,8 @@ def test_contrastive_keeps_the_frozen_features_on_a_script_its_encoder_cannot_re
     assert info["steps"] == 0 and info["history"] == []
     assert info["script_guard"].startswith("frozen features kept: all_minilm_l6_v2 knows en only")
     assert guarded.strategy_metrics_["parameters"]["trained"] < 10_000  # the head only
+    # embedding is timed apart from the head's fit, as for --strategy features
+    assert 0 < guarded.fit_info_["seconds_extract"] < info["seconds"]
     features = _fit(train, "features")
     np.testing.assert_allclose(
         guarded.predict_proba(texts), features.predict_proba(texts), atol=1e-6
