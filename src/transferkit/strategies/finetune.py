@@ -429,7 +429,9 @@ class FinetuneStrategy(Strategy):
         if kept_features:
             # what --strategy features gives: the pretrained backbone and its default head
             model.backbone.load_state_dict(pretrained)
-            fitted_head = fit_frozen_features(backbone, prep.train, ctx.embed, ctx.seed)
+            fitted_head = fit_frozen_features(
+                backbone, prep.train, ctx.embed, ctx.seed, cfg.augment
+            )
             result.best_epoch = 0
         else:
             fitted_head = LinearSoftmaxHead.from_torch(
