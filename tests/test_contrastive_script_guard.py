@@ -6,35 +6,22 @@ weights; the guarded run must be exactly what ``--strategy features`` gives."""
 from __future__ import annotations
 
 import csv
-import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_offline_weights
+from conftest import benchmark_data, require_offline_weights
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[1]
 N_TEST = 200
 
 
 @pytest.fixture(scope="module")
 def chinese():
-    if str(ROOT) not in sys.path:  # the benchmark's dataset builder is reused, not copied
-        sys.path.insert(0, str(ROOT))
-    from benchmarks.datasets import DatasetUnavailableError
-    from benchmarks.text_datasets import write_chinese_task
     from transferkit import load_dataset
 
     require_offline_weights("all_minilm_l6_v2")
-    try:
-        train, test = write_chinese_task(8, 0)
-    except DatasetUnavailableError as exc:  # the package registry was unreachable
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    train, test = benchmark_data("text_datasets.write_chinese_task", 8, 0)
     with open(test, encoding="utf-8") as fp:
         texts = [row["text"] for row in csv.DictReader(fp)][:N_TEST]
     return load_dataset(train), texts
