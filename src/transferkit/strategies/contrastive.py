@@ -348,7 +348,8 @@ class ContrastiveStrategy(Strategy):
             return {}
         if not self.config.script_guard:
             return {"script_guard": "off (script_guard=false)"}
-        return {"script_guard": "encoder trained: it reads the data's script"}
+        # an encoder without listed languages is not judged, so "nothing against", not "reads"
+        return {"script_guard": "encoder trained: nothing says it cannot read the data's script"}
 
     def keep_frozen(self, backbone, train, ctx: FitContext, reason: str, started: float):
         """What ``--strategy features`` fits (the pretrained encoder, its default head), as
