@@ -66,6 +66,19 @@ def test_contrastive_batch_and_steps_follow_the_data_size():
     assert ContrastiveConfig(batch_size=32, lr=1e-5, epochs=2).resolved(500) == (32, 32, 1e-5)
 
 
+def test_contrastive_reads_long_texts_for_proportionally_fewer_epochs():
+    """The epoch rule is for texts of at most SHORT_TEXT_TOKENS: texts read 4x as long get a
+    quarter of the epochs (each text read about as many tokens in all); given epochs stand."""
+    from transferkit.strategies.contrastive import SHORT_TEXT_TOKENS
+
+    cfg = ContrastiveConfig()
+    assert cfg.resolved(32, SHORT_TEXT_TOKENS) == (16, 32, 1e-4)  # short: 16 epochs
+    assert cfg.resolved(32, 4 * SHORT_TEXT_TOKENS) == (16, 8, 1e-4)  # 4 epochs of 2 batches
+    assert cfg.resolved(16, 4 * SHORT_TEXT_TOKENS) == (16, 2, 1e-4)  # one batch: 8 -> 2
+    assert cfg.resolved(5000, 4 * SHORT_TEXT_TOKENS)[1] == 79  # at least one epoch
+    assert ContrastiveConfig(epochs=3).resolved(32, 4 * SHORT_TEXT_TOKENS) == (16, 6, 1e-4)
+
+
 def test_contrastive_trains_every_layer_but_the_embeddings_by_default():
     assert ContrastiveConfig().trained_groups(7) == 6
     assert ContrastiveConfig(train_groups=2).trained_groups(7) == 2
@@ -152,6 +165,8 @@ def test_contrastive_reads_texts_longer_than_the_pair_cap_through_windows(tiny_w
     info = windowed.fit_info_["contrastive"]
     three_words = sum(len(t.split()) == 3 for t in [*POS, *NEG])
     assert info["windowed_texts"] == three_words and info["windows"] == len(ds) + three_words
+    # an epoch reads one window of each text: 4 tokens of a windowed text, 3 or 4 of the rest
+    assert info["mean_tokens"] <= 4
     assert info["cached_lower_layers"] is True
     first = _contrastive(tiny_weights, ds, pair_max_length=4, pair_windows=False)
     assert first.fit_info_["contrastive"]["windowed_texts"] == 0

@@ -48,6 +48,19 @@ class TextBatches:
     def __len__(self) -> int:
         return len(self.targets)
 
+    def mean_tokens(self, owner: np.ndarray | None = None) -> float:
+        """Tokens an epoch reads of a text, on average: each row's length, or, with ``owner``
+        (the text each row is a window of), the mean of each text's windows' lengths (an epoch
+        reads one of them)."""
+        lengths = np.asarray([len(ids) for ids in self.input_ids], dtype=np.float64)
+        if not len(lengths):
+            return 0.0
+        if owner is None:
+            return float(lengths.mean())
+        owner = np.asarray(owner, dtype=np.int64)
+        per_text = np.bincount(owner, weights=lengths) / np.bincount(owner)
+        return float(per_text.mean())
+
     def num_batches(self) -> int:
         return math.ceil(len(self) / self.batch_size)
 

