@@ -194,7 +194,7 @@ def test_adapter_settings_are_checked_up_front():
         AdapterConfig(epochs=0)
     assert AdapterConfig().engine().epochs == 12 and AdapterConfig().engine().lr == 1e-3
     assert AdapterConfig(objective="contrastive").pairs().epochs is None  # contrastive's rule
-    # long texts through 64-token windows, as measured (not contrastive's whole 256-token reads)
+    # long texts through 64-token windows (not contrastive's whole 256-token reads)
     assert AdapterConfig(objective="contrastive").pairs().pair_max_length == 64
     # the LoRA the strategy trains by default (r=16, alpha=32, every linear layer), as the
     # benchmark's notes and the README state it

@@ -49,8 +49,10 @@ OBJECTIVES = ("auto", "classify", "contrastive")
 # function and need larger steps than full fine-tuning (LoRA's papers use 5e-4 to 1e-3)
 ADAPTER_LR = 1e-3
 CLASSIFY_EPOCHS = 12
-# the pair objective reads long texts through 64-token windows, one a text an epoch: texts then
-# read at most 64 tokens an epoch, so contrastive's epoch rule keeps every epoch for them
+# the pair objective reads long texts through 64-token windows, one a text an epoch, as its
+# figures before contrastive's whole-text reading were measured; contrastive's epoch rule then
+# gives long texts (~60 tokens an epoch) a little fewer epochs (20 Newsgroups 4 x 64: 5, not 6),
+# which BENCHMARKS.md ``adapter`` measured at f3ef113
 ADAPTER_PAIR_MAX_LENGTH = 64
 
 ADAPTER_OPTIONS = (
@@ -178,8 +180,8 @@ class AdapterConfig(FinetuneConfig):
 
     def pairs(self) -> ContrastiveConfig:
         """The contrastive strategy's settings for ``--objective contrastive``."""
-        # 64-token windows, as its figures (BENCHMARKS.md ``adapter``) were measured: contrastive's
-        # longer, fewer reads of long texts were measured with the whole encoder training only
+        # 64-token windows (see ADAPTER_PAIR_MAX_LENGTH): contrastive's whole-text reads of long
+        # texts were tuned with the whole encoder training only
         return ContrastiveConfig(
             epochs=self.epochs,
             lr=self.lr or ADAPTER_LR,
