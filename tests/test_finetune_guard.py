@@ -68,6 +68,7 @@ def test_finetune_at_10_per_class_does_not_fall_below_the_frozen_features(
     assert guard["applied"] and guard["n_scored"] == 40
     assert guard["decision"] in ("finetune", "features")
     assert tuned["hyperparameters"]["backbone_lr_max"] == pytest.approx(1e-4)
+    assert tuned["hyperparameters"]["update_bn_stats"] is False  # kept pretrained at 10 a class
     assert tuned["n_test"] == frozen["n_test"] > 0
     # the floor: what --strategy features gets on the same test photos
     assert tuned["accuracy"] >= frozen["accuracy"], (tuned["accuracy"], frozen["accuracy"], guard)
@@ -85,6 +86,7 @@ def test_finetune_at_10_per_class_does_not_fall_below_the_frozen_features(
 
     page = (tmp_path / "tuned" / "report.html").read_text()
     assert "small-data guard" in page
+    assert "BatchNorm statistics" in page  # and that they stayed pretrained
     kept = "frozen features kept" if guard["decision"] == "features" else "fine-tuned model kept"
     assert kept in page
 
@@ -137,6 +139,7 @@ def test_the_ceiling_and_the_guard_apply_to_tiny_data_only(tmp_path):
     from transferkit.strategies.finetune_guard import (
         guard_skip_reason,
         resolve_backbone_lr_max,
+        resolve_bn_statistics,
         sign_test_p,
     )
 
@@ -147,6 +150,13 @@ def test_the_ceiling_and_the_guard_apply_to_tiny_data_only(tmp_path):
     assert resolve_backbone_lr_max(config, more).backbone_lr_max is None
     given = FinetuneConfig(backbone_lr_max=1.0)
     assert resolve_backbone_lr_max(given, tiny).backbone_lr_max == 1.0
+    # the BatchNorm statistics: kept pretrained on tiny data, learned above it, a given
+    # choice kept, and a from-scratch model (no pretrained statistics) always learns them
+    assert resolve_bn_statistics(config, tiny).update_bn_stats is False
+    assert resolve_bn_statistics(config, more).update_bn_stats is True
+    assert resolve_bn_statistics(FinetuneConfig(update_bn_stats=True), tiny).update_bn_stats
+    scratch = FinetuneConfig(pretrained=False)
+    assert resolve_bn_statistics(scratch, tiny).update_bn_stats is True
     assert guard_skip_reason(tiny, None, config) is None
     assert "more than 20" in guard_skip_reason(more, None, config)
     assert "validation split" in guard_skip_reason(tiny, tiny, config)

@@ -529,7 +529,8 @@ class Finetuner:
         t0 = time.perf_counter()
         lr_at_start = float(optimizer.param_groups[0]["lr"])  # the head's, as the epoch begins
         train_mode(model)  # frozen BatchNorm layers back to eval: statistics untouched
-        if not cfg.update_bn_stats:
+        learn_bn = cfg.update_bn_stats is not False  # None (not chosen by a strategy): learn
+        if not learn_bn:
             keep_bn_statistics(model)
         total = correct = n = 0
         label = f"stage 2 ({stage} groups)" if cfg.pretrained else "scratch"
@@ -562,7 +563,7 @@ class Finetuner:
             correct += int((logits.detach().argmax(1) == y).sum())
             n += len(y)
             bar.update(1, loss=f"{total / n:.3f}")
-        if cfg.update_bn_stats:
+        if learn_bn:
             self._precise_bn(train, state)
         val_loss = val_acc = None
         if val is not None:

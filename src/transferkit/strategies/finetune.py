@@ -36,6 +36,7 @@ from transferkit.strategies.finetune_guard import (
     guard_fact,
     guard_skip_reason,
     resolve_backbone_lr_max,
+    resolve_bn_statistics,
     state_copy,
 )
 from transferkit.strategies.options import EPOCHS, LR
@@ -402,6 +403,10 @@ class FinetuneStrategy(Strategy):
             )
         prep = self.prepare(backbone, data.train, embed=ctx.embed, seed=ctx.seed, val=data.val)
         cfg = resolve_backbone_lr_max(cfg, prep.train)
+        if self.small_data_guard:
+            # measured for plain fine-tuning only, like the guard (a domain adaptation hook
+            # re-estimates them on the target domain on purpose)
+            cfg = resolve_bn_statistics(cfg, prep.train)
         model = prep.model
         guard_skip = self._guard_skip(prep, cfg)
         # the guard refits from the pretrained state: fine-tuning changes the module in place
@@ -513,9 +518,12 @@ class FinetuneStrategy(Strategy):
                 facts["learning rate (head, stage 2)"] = f"{float(lrs['lr']):.3g} ({source})"
             if lrs.get("head_lr") is not None:
                 facts["learning rate (head warm-up)"] = f"{float(lrs['head_lr']):.3g}"
-        ceiling = (metrics.get("hyperparameters") or {}).get("backbone_lr_max")
+        hyper = metrics.get("hyperparameters") or {}
+        ceiling = hyper.get("backbone_lr_max")
         if isinstance(ceiling, int | float):
             facts["learning rate ceiling (backbone)"] = f"{float(ceiling):.3g}"
+        if hyper.get("update_bn_stats") is False:
+            facts["BatchNorm statistics"] = "kept pretrained (not re-estimated on this data)"
         facts["best epoch"] = training.get("best_epoch")
         guard = guard_fact(training.get("guard"))
         if guard is not None:

