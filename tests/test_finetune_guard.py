@@ -150,13 +150,19 @@ def test_the_ceiling_and_the_guard_apply_to_tiny_data_only(tmp_path):
     assert resolve_backbone_lr_max(config, more).backbone_lr_max is None
     given = FinetuneConfig(backbone_lr_max=1.0)
     assert resolve_backbone_lr_max(given, tiny).backbone_lr_max == 1.0
+
     # the BatchNorm statistics: kept pretrained on tiny data, learned above it, a given
     # choice kept, and a from-scratch model (no pretrained statistics) always learns them
-    assert resolve_bn_statistics(config, tiny).update_bn_stats is False
-    assert resolve_bn_statistics(config, more).update_bn_stats is True
-    assert resolve_bn_statistics(FinetuneConfig(update_bn_stats=True), tiny).update_bn_stats
-    scratch = FinetuneConfig(pretrained=False)
-    assert resolve_bn_statistics(scratch, tiny).update_bn_stats is True
+    def bn(cfg, data):  # in the order the strategy resolves them: the ceiling first
+        return resolve_bn_statistics(resolve_backbone_lr_max(cfg, data), data).update_bn_stats
+
+    assert bn(config, tiny) is False
+    assert bn(config, more) is True
+    assert bn(FinetuneConfig(update_bn_stats=True), tiny) is True
+    assert bn(FinetuneConfig(pretrained=False), tiny) is True
+    # above the ceiling (the head's rate) kept statistics collapsed MNIST: learned again
+    assert bn(FinetuneConfig(backbone_lr_max=1.0), tiny) is True
+    assert bn(FinetuneConfig(backbone_lr_max=5e-5), tiny) is False
     assert guard_skip_reason(tiny, None, config) is None
     assert "more than 20" in guard_skip_reason(more, None, config)
     assert "validation split" in guard_skip_reason(tiny, tiny, config)

@@ -57,8 +57,8 @@ class FinetuneConfig:
     # chance. (An earlier measurement against learning them was made while precise BN read
     # the first 128 images in folder order, i.e. three classes.)
     # None: ``--strategy finetune`` chooses from the data (strategies/finetune_guard.py: kept
-    # pretrained with at most 20 examples in a class, where the 1e-4 ceiling keeps the rates
-    # small, else learned); the engine alone learns them
+    # pretrained with at most 20 examples in a class while the backbone learns under the 1e-4
+    # ceiling, else learned); the engine alone learns them
     update_bn_stats: bool | None = None
     # before the head warm-up, re-estimate on the training images the BatchNorm statistics of
     # the groups that will be unfrozen (AdaBN, see batchnorm.py). Off by default: on
