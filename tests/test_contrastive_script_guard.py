@@ -56,6 +56,8 @@ def test_contrastive_keeps_the_frozen_features_on_a_script_its_encoder_cannot_re
     np.testing.assert_allclose(
         guarded.predict_proba(texts), features.predict_proba(texts), atol=1e-6
     )
+    # untouched weights keep their pretrained identity: the embedding cache serves both
+    assert guarded.backbone_.weights_sha256 == features.backbone_.weights_sha256 is not None
     guarded.save(tmp_path / "model")
     again = TransferClassifier.load(tmp_path / "model", progress=False)
     np.testing.assert_allclose(again.predict_proba(texts), guarded.predict_proba(texts), atol=1e-5)

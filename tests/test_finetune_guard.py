@@ -83,6 +83,14 @@ def test_finetune_at_10_per_class_does_not_fall_below_the_frozen_features(
             for run in ("tuned", "features")
         )
         np.testing.assert_allclose(kept, features, atol=1e-5)
+        # the pretrained weights under their own identity (the embedding cache's key)
+        kept_sha, features_sha = (
+            json.loads((tmp_path / run / "model" / "manifest.json").read_text())["backbone"][
+                "weights_sha256"
+            ]
+            for run in ("tuned", "features")
+        )
+        assert kept_sha == features_sha is not None
 
     page = (tmp_path / "tuned" / "report.html").read_text()
     assert "small-data guard" in page

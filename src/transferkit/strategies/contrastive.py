@@ -374,7 +374,6 @@ class ContrastiveStrategy(Strategy):
         """What ``--strategy features`` fits (the pretrained encoder, its default head), as
         this strategy's result, saying why."""
         from transferkit.events import Event
-        from transferkit.finetune.model import state_sha256
         from transferkit.strategies.finetune_guard import fit_frozen_features
 
         log.info("contrastive: the script guard kept the frozen features: %s", reason)
@@ -382,8 +381,10 @@ class ContrastiveStrategy(Strategy):
         module = backbone.materialize()
         module.eval()
         module.requires_grad_(False)  # nothing of the encoder trains (the parameter count)
+        # the pretrained weights, untouched: their identity stays, so the embedding cache
+        # serves (and keeps) the vectors --strategy features computes from the same weights
         module.mark_trained(
-            state_sha256=state_sha256(module),
+            state_sha256=backbone.weights_sha256,
             source=f"{self.name} of {backbone.name} ({backbone.weights_source}; the script "
             "guard kept the frozen features)",
         )

@@ -411,6 +411,7 @@ class FinetuneStrategy(Strategy):
         guard_skip = self._guard_skip(prep, cfg)
         # the guard refits from the pretrained state: fine-tuning changes the module in place
         pretrained = state_copy(model.backbone) if guard_skip is None else None
+        pretrained_identity = model.backbone.weights_sha256
         runner = Finetuner(
             model,
             cfg,
@@ -448,8 +449,11 @@ class FinetuneStrategy(Strategy):
         start = trained.weights_source if cfg.pretrained else "random init"
         if kept_features:
             start += "; the small-data guard kept the frozen features"
+        # kept features: the weights are those the module held before fine-tuning, so they
+        # keep that identity and the embedding cache serves the frozen features' vectors
         trained.mark_trained(
-            state_sha256=state_sha256(trained), source=f"{self.name} of {backbone.name} ({start})"
+            state_sha256=pretrained_identity if kept_features else state_sha256(trained),
+            source=f"{self.name} of {backbone.name} ({start})",
         )
         return StrategyResult(
             n_train=len(prep.train),
