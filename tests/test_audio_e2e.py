@@ -131,8 +131,13 @@ def test_aisfx_fine_tunes_on_spoken_words_and_its_bundle_reloads(words, tmp_path
     manifest = json.loads((out / "model" / "manifest.json").read_text())
     assert "backbone.safetensors" in manifest["files"]
     assert "Training" in (out / "report.html").read_text()
-    # the bundle alone (plus the packaged architecture) reproduces the tuned network
     from transferkit.backbones import resolve_backbone
+
+    # the weights it started from, by their file's sha256 (an audio backbone is its own
+    # module: read after training, this had been the tuned weights' hash)
+    pretrained_sha256 = resolve_backbone("aisfx").weights_sha256
+    assert manifest["backbone"]["pretrained_weights_sha256"] == pretrained_sha256
+    # the bundle alone (plus the packaged architecture) reproduces the tuned network
 
     clf = TransferClassifier.load(out / "model", progress=False, cache=False)
     tuned = dict(clf.backbone_.named_parameters())

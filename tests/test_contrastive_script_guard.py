@@ -59,6 +59,8 @@ def test_contrastive_keeps_the_frozen_features_on_a_script_its_encoder_cannot_re
     # untouched weights keep their pretrained identity: the embedding cache serves both
     assert guarded.backbone_.weights_sha256 == features.backbone_.weights_sha256 is not None
     guarded.save(tmp_path / "model")
+    # a features-sized bundle: the encoder's weights are the installed pretrained ones
+    assert not (tmp_path / "model" / "backbone.safetensors").exists()
     again = TransferClassifier.load(tmp_path / "model", progress=False)
     np.testing.assert_allclose(again.predict_proba(texts), guarded.predict_proba(texts), atol=1e-5)
 

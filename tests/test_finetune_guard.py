@@ -91,6 +91,7 @@ def test_finetune_at_10_per_class_does_not_fall_below_the_frozen_features(
             for run in ("tuned", "features")
         )
         assert kept_sha == features_sha is not None
+        assert not (tmp_path / "tuned" / "model" / "backbone.safetensors").exists()
 
     page = (tmp_path / "tuned" / "report.html").read_text()
     assert "small-data guard" in page

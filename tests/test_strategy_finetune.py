@@ -318,7 +318,12 @@ def test_the_guard_falls_back_to_exactly_what_features_gives(world, tmp_path, mo
     np.testing.assert_allclose(
         tuned.predict_proba(world["test"]), frozen.predict_proba(world["test"]), atol=1e-5
     )
-    loaded = TransferClassifier.load(tuned.save(tmp_path / "model"), cache=False, **COMMON)
+    # saved as a features bundle is: no backbone weights, the pretrained ones named by sha256
+    bundle = tuned.save(tmp_path / "model")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert "backbone.safetensors" not in manifest["files"]
+    assert manifest["backbone"]["weights_sha256"] == frozen.backbone_.weights_sha256
+    loaded = TransferClassifier.load(bundle, weights=world["weights"], cache=False, **COMMON)
     assert loaded.head_.name == "logistic"
     np.testing.assert_allclose(
         loaded.predict_proba(world["test"]), tuned.predict_proba(world["test"]), atol=1e-6

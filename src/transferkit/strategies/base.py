@@ -159,8 +159,11 @@ class Strategy:
         """What the bundle keeps of ``backbone`` as ``fit`` (or ``restore``) left it:
         ``save_bundle`` keyword arguments, and under ``"backbone"`` entries of the manifest's
         backbone object. A frozen backbone: nothing (the manifest names its pretrained
-        weights); one that trained: all its weights (``info``: the fit's)."""
-        if not self.capabilities.trains_backbone:
+        weights); one that trained: all its weights (``info``: the fit's). A strategy that
+        trains but whose guard kept the pretrained weights untouched (they kept their identity,
+        ``info["pretrained_weights_sha256"]``) is saved as a frozen one: a features-sized
+        bundle that loads the installed weights after checking their sha256."""
+        if not self.capabilities.trains_backbone or untouched(backbone, info):
             return {}
         return {
             "backbone_state": {k: v.detach().cpu() for k, v in backbone.state_dict().items()},
@@ -206,9 +209,26 @@ def check_pretrained_weights(backbone, bundle) -> None:
         )
 
 
+def untouched(backbone, info: Mapping[str, Any]) -> bool:
+    """Whether ``backbone`` still holds the pretrained weights a fit started from: the fit says
+    so (``info["backbone_untouched"]``: a guard kept them) and the module kept their identity,
+    ``info["pretrained_weights_sha256"]``."""
+    pretrained = info.get("pretrained_weights_sha256")
+    return (
+        info.get("backbone_untouched") is True
+        and pretrained is not None
+        and backbone.weights_sha256 == pretrained
+    )
+
+
 def restore_trained_backbone(backbone, bundle):
     """The backbone module with the trained weights ``bundle`` stores (verified by their
-    sha256 when read), under the identity the manifest records."""
+    sha256 when read), under the identity the manifest records; for a bundle without them
+    (its guard kept the pretrained weights), the installed pretrained ones, checked as a
+    frozen strategy's are."""
+    if bundle.backbone_file is None:
+        check_pretrained_weights(backbone, bundle)
+        return backbone.materialize().eval()
     module = backbone.materialize()
     bundle.load_backbone_state(module)
     strategy = bundle.manifest["strategy"]["name"]

@@ -403,6 +403,7 @@ class ContrastiveStrategy(Strategy):
             info={
                 "seconds_extract": sum(extracting),
                 "pretrained_weights_sha256": backbone.weights_sha256,
+                "backbone_untouched": True,
                 "parameters": parameter_counts(module, head.get_state()[1]),
                 "config_used": asdict(self.config),
                 "contrastive": {

@@ -396,6 +396,9 @@ class FinetuneStrategy(Strategy):
         from transferkit.heads.softmax import LinearSoftmaxHead
 
         cfg = self.engine_config()
+        # read before training: an audio backbone is its own module, and marking the trained
+        # module trained renames it too
+        pretrained_sha256 = backbone.weights_sha256
         if ctx.head.name != "linear":
             raise BadInputError(
                 f"--strategy {self.name} trains a linear softmax head with the backbone; "
@@ -420,7 +423,7 @@ class FinetuneStrategy(Strategy):
             events=ctx.events,
             fingerprint={
                 "backbone": backbone.name,
-                "weights_sha256": backbone.weights_sha256,
+                "weights_sha256": pretrained_sha256,
                 "dataset": prep.train.fingerprint(),
                 "labels": list(prep.train.labels),
             },
@@ -465,7 +468,8 @@ class FinetuneStrategy(Strategy):
                 "n_val": len(prep.val) if prep.val is not None else 0,
                 "batch_size": prep.batch_size,
                 "device": str(prep.device),
-                "pretrained_weights_sha256": backbone.weights_sha256,
+                "pretrained_weights_sha256": pretrained_sha256,
+                "backbone_untouched": kept_features,
                 "training": {**result.to_dict(), **({"guard": guard} if guard else {})},
                 "config_used": {**asdict(cfg), "lr": result.lrs.get("lr")},
                 "layer_groups": len(model.layer_groups()),
