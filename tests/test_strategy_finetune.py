@@ -329,3 +329,25 @@ def test_the_guard_falls_back_to_exactly_what_features_gives(world, tmp_path, mo
         loaded.predict_proba(world["test"]), tuned.predict_proba(world["test"]), atol=1e-6
     )
     assert finetune_guard.guard_fact(guard).startswith("frozen features kept")
+    # and saved again after loading: still without backbone weights
+    again = loaded.save(tmp_path / "again")
+    assert json.loads((again / "manifest.json").read_text())["files"] == manifest["files"]
+    assert not (again / "backbone.safetensors").exists()
+
+
+def test_a_loaded_model_saved_again_writes_the_bundle_it_came_from(world, tmp_path):
+    """The manifest's training record and the pretrained weights' identity survive a load and
+    a save (they live in fit_info_, which a loaded model rebuilds from its manifest)."""
+    loaded = TransferClassifier.load(world["bundle"], cache=False, **COMMON)
+    again = loaded.save(tmp_path / "again")
+    first = json.loads((world["bundle"] / "manifest.json").read_text())
+    second = json.loads((again / "manifest.json").read_text())
+    # where the weights came from now names the bundle they were loaded from
+    assert second["backbone"].pop("weights_source").startswith("finetune bundle ")
+    first["backbone"].pop("weights_source")
+    assert second["backbone"] == first["backbone"]
+    assert second["strategy"] == first["strategy"]
+    assert second["files"] == first["files"]
+    assert _sha256(again / "backbone.safetensors") == _sha256(
+        world["bundle"] / "backbone.safetensors"
+    )

@@ -526,10 +526,26 @@ class TransferClassifier:
         clf.labels_ = bundle.labels
         clf.head_ = _head_from_bundle(bundle)
         clf.n_train_ = int(mf["strategy"].get("n_train", 0))
-        clf.fit_info_ = {}
+        clf.fit_info_ = _fit_info_from_bundle(bundle, backbone)
         clf.strategy_metrics_ = {}
         clf.seconds_ = {}
         return clf
+
+
+def _fit_info_from_bundle(bundle, backbone) -> dict[str, Any]:
+    """What a loaded model knows of the fit that made it, so that saving it again writes the
+    bundle it was loaded from: how it trained (the manifest's strategy entries), which
+    pretrained weights a trained backbone started from, and, for a bundle without backbone
+    weights of a strategy that trains one (its guard kept them untouched), that the backbone
+    is still the pretrained one it was checked against at load."""
+    mf = bundle.manifest
+    info: dict[str, Any] = {k: mf["strategy"][k] for k in _MANIFEST_FIT_INFO if k in mf["strategy"]}
+    if bundle.backbone_file is not None:
+        info["pretrained_weights_sha256"] = mf["backbone"].get("pretrained_weights_sha256")
+    else:
+        info["backbone_untouched"] = True
+        info["pretrained_weights_sha256"] = backbone.weights_sha256
+    return info
 
 
 def _bundle_backbone(bundle, weights):
