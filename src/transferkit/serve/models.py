@@ -120,8 +120,9 @@ class ServedBundle(ServedModel):
         return self.clf.backbone_
 
     def shareable_backbone(self) -> tuple[str, ...] | None:
-        if self.clf.strategy_.capabilities.trains_backbone:
-            return None  # training changed it: this model's own
+        trained = self.clf.strategy_.capabilities.trains_backbone
+        if trained and not self.clf.fit_info_.get("backbone_untouched"):
+            return None  # training changed it: this model's own (unless its guard kept it)
         bb = self.clf.backbone_
         preprocess = json.dumps(bb.preprocess.to_dict(), sort_keys=True)
         return (bb.name, str(bb.weights_sha256), preprocess)

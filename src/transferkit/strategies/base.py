@@ -227,8 +227,9 @@ def restore_trained_backbone(backbone, bundle):
     (its guard kept the pretrained weights), the installed pretrained ones, checked as a
     frozen strategy's are."""
     if bundle.backbone_file is None:
+        # exactly what a frozen strategy restores (so `serve` can share it with their bundles)
         check_pretrained_weights(backbone, bundle)
-        return backbone.materialize().eval()
+        return backbone
     module = backbone.materialize()
     bundle.load_backbone_state(module)
     strategy = bundle.manifest["strategy"]["name"]
