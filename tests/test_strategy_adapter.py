@@ -89,6 +89,9 @@ def test_only_the_adapter_and_head_train_and_the_bundle_holds_only_them(
     # one identity for the trained and the reloaded encoder, neither the base's
     identity = adapted_identity(base.weights_sha256, manifest["files"][ADAPTER_FILE])
     assert again.backbone_.weights_sha256 == clf.backbone_.weights_sha256 == identity
+    # no backbone weights in the bundle, yet not the pretrained encoder: `serve` must not share
+    # it as a frozen one, nor a re-save drop the adapter
+    assert "backbone_untouched" not in again.fit_info_
 
 
 def test_the_adapter_learns_the_task(tiny_weights):

@@ -535,16 +535,21 @@ class TransferClassifier:
 def _fit_info_from_bundle(bundle, backbone) -> dict[str, Any]:
     """What a loaded model knows of the fit that made it, so that saving it again writes the
     bundle it was loaded from: how it trained (the manifest's strategy entries), which
-    pretrained weights a trained backbone started from, and, for a bundle without backbone
-    weights of a strategy that trains one (its guard kept them untouched), that the backbone
-    is still the pretrained one it was checked against at load."""
+    pretrained weights a trained backbone started from, and whether the backbone is still
+    the pretrained one (a frozen strategy's, or one a guard kept: a bundle with neither
+    backbone weights nor an adapter, whose restored backbone has the identity its manifest
+    names, checked against the installed weights at load)."""
     mf = bundle.manifest
     info: dict[str, Any] = {k: mf["strategy"][k] for k in _MANIFEST_FIT_INFO if k in mf["strategy"]}
-    if bundle.backbone_file is not None:
-        info["pretrained_weights_sha256"] = mf["backbone"].get("pretrained_weights_sha256")
-    else:
+    if (
+        bundle.backbone_file is None
+        and "adapter" not in mf
+        and backbone.weights_sha256 == mf["backbone"]["weights_sha256"]
+    ):
         info["backbone_untouched"] = True
         info["pretrained_weights_sha256"] = backbone.weights_sha256
+    elif mf["backbone"].get("pretrained_weights_sha256"):
+        info["pretrained_weights_sha256"] = mf["backbone"]["pretrained_weights_sha256"]
     return info
 
 
