@@ -120,9 +120,8 @@ class ServedBundle(ServedModel):
         return self.clf.backbone_
 
     def shareable_backbone(self) -> tuple[str, ...] | None:
-        trained = self.clf.strategy_.capabilities.trains_backbone
-        if trained and not self.clf.fit_info_.get("backbone_untouched"):
-            return None  # training changed it: this model's own (unless its guard kept it)
+        if not self.clf.fit_info_.get("backbone_untouched"):
+            return None  # trained weights or an adapter: this model's own (see load's fit info)
         bb = self.clf.backbone_
         preprocess = json.dumps(bb.preprocess.to_dict(), sort_keys=True)
         return (bb.name, str(bb.weights_sha256), preprocess)
