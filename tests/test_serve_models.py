@@ -28,38 +28,41 @@ COMMON = {"backbone": NAME, "runtime": "torch", "progress": False, "cache": Fals
 TUNE = {"epochs": 1, "lr": 1e-3, "head_epochs": 3}
 
 
-@pytest.fixture()
-def bundles(tmp_path, monkeypatch):
-    # the tiny backbone as a torchvision one is: a download address (never reached here) whose
-    # file, once in the torch hub cache, is found there offline
-    spec = registry._REGISTRY[NAME]
-    url = "https://download.invalid/tiny_cnn_test.safetensors"
-    monkeypatch.setitem(
-        registry._REGISTRY, NAME, replace(spec, weights=replace(spec.weights, url=url))
-    )
-    torch_home = tmp_path / "torch"
-    monkeypatch.setenv("TORCH_HOME", str(torch_home))
-    monkeypatch.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path / "cache"))
-    checkpoints = torch_home / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    write_tiny_weights(checkpoints / "tiny_cnn_test.safetensors")
-    train = make_shapes_folder(tmp_path / "train", per_class=8)
-    test = make_shapes_folder(tmp_path / "test", per_class=3, seed=5)
-    out = {"test": test}
-    out["frozen"] = TransferClassifier(strategy="features", **COMMON).fit(train)
-    tuned = TransferClassifier(
-        strategy="finetune", strategy_params={**TUNE, "guard": "off"}, **COMMON
-    )
-    out["tuned"] = tuned.fit(train)
-    with monkeypatch.context() as mp:
-        mp.setattr(finetune_guard, "MAX_P", -1.0)  # no evidence can keep fine-tuning
-        kept = TransferClassifier(strategy="finetune", strategy_params=TUNE, **COMMON).fit(train)
-    assert kept.fit_info_["training"]["guard"]["decision"] == "features"
-    out["kept"] = kept
-    for name in ("frozen", "tuned", "kept"):
-        out[name].save(tmp_path / name)
-        out[f"{name}_path"] = tmp_path / name
-    return out
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):  # after the module's autouse tiny_registered
+    """A features, a fine-tuned and a guard-kept finetune model of the same data, each saved:
+    fitted once for the module's tests."""
+    tmp_path = tmp_path_factory.mktemp("serve-models")
+    with pytest.MonkeyPatch.context() as mp:
+        # the tiny backbone as a torchvision one is: a download address (never reached here)
+        # whose file, once in the torch hub cache, is found there offline
+        spec = registry._REGISTRY[NAME]
+        url = "https://download.invalid/tiny_cnn_test.safetensors"
+        mp.setitem(registry._REGISTRY, NAME, replace(spec, weights=replace(spec.weights, url=url)))
+        torch_home = tmp_path / "torch"
+        mp.setenv("TORCH_HOME", str(torch_home))
+        mp.setenv("TRANSFERKIT_CACHE_DIR", str(tmp_path / "cache"))
+        checkpoints = torch_home / "hub" / "checkpoints"
+        checkpoints.mkdir(parents=True)
+        write_tiny_weights(checkpoints / "tiny_cnn_test.safetensors")
+        train = make_shapes_folder(tmp_path / "train", per_class=8)
+        test = make_shapes_folder(tmp_path / "test", per_class=3, seed=5)
+        out = {"test": test}
+        out["frozen"] = TransferClassifier(strategy="features", **COMMON).fit(train)
+        tuned = TransferClassifier(
+            strategy="finetune", strategy_params={**TUNE, "guard": "off"}, **COMMON
+        )
+        out["tuned"] = tuned.fit(train)
+        with mp.context() as guarded:
+            guarded.setattr(finetune_guard, "MAX_P", -1.0)  # no evidence can keep fine-tuning
+            kept = TransferClassifier(strategy="finetune", strategy_params=TUNE, **COMMON)
+            kept.fit(train)
+        assert kept.fit_info_["training"]["guard"]["decision"] == "features"
+        out["kept"] = kept
+        for name in ("frozen", "tuned", "kept"):
+            out[name].save(tmp_path / name)
+            out[f"{name}_path"] = tmp_path / name
+        yield out
 
 
 def test_a_guard_kept_finetune_bundle_shares_the_frozen_backbone(bundles):
