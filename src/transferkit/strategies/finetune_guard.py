@@ -56,6 +56,21 @@ How the guard measures, and why this way:
 - halves see half the data; fine-tuning gains more than a linear head from more examples, so
   the estimate leans towards the frozen features. The guard only keeps what the data shows.
 
+Tried at 10 a class for a larger gain over the frozen features, not adopted (MobileNetV2, guard
+off, seeds 10-12, 500 test images, mean points over features per dataset, 2026-12-07):
+
+- the default head refitted on the fine-tuned encoder's embeddings (as ``contrastive`` does)
+  instead of the softmax head trained with it: clip art -1.6 -> +0.6 (+1.4 with mirrored
+  views), Fashion-MNIST +0.4 -> +0.6, MNIST +1.3 -> +0.7, Tux Paint -2.4 -> +0.0. Steadier,
+  but about +0.5 on average, too little for the cross-fit on halves to tell from chance; at 50
+  a class it cost MNIST 1.3 points (seeds 10-11) and left Fashion-MNIST as it was (+2.8);
+- 30 epochs instead of 12 (2.3x the training time): MNIST +2.6, Fashion-MNIST +0.4, clip art
+  -2.1; with the refitted head +1.1 / +0.9 / +0.7.
+
+No variant tried gains more than about a point on average at this size, so the guard keeping
+the frozen features costs little; it is there for the losses (Tux Paint seed 10: -7.2 with the
+softmax head).
+
 Above ``TINY_PER_CLASS`` examples in the smallest class the guard stays off: fine-tuning
 has data to learn from there, and the second run would cost minutes. At 50 a class, 3 seeds
 (BENCHMARKS.md, image suite), unguarded fine-tuning gained 2.7 points on Fashion-MNIST and 4.1
