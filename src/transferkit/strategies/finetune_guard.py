@@ -57,7 +57,8 @@ How the guard measures, and why this way:
   the estimate leans towards the frozen features. The guard only keeps what the data shows.
 
 Tried at 10 a class for a larger gain over the frozen features, not adopted (MobileNetV2, guard
-off, seeds 10-12, 500 test images, mean points over features per dataset, 2026-12-07):
+off, seeds 10-12, the image suite's test sets, mean points over features per dataset,
+2026-12-07):
 
 - the default head refitted on the fine-tuned encoder's embeddings (as ``contrastive`` does)
   instead of the softmax head trained with it: clip art -1.6 -> +0.6 (+1.4 with mirrored
