@@ -85,18 +85,23 @@ def test_train_finetune_writes_model_metrics_and_report(finetuned):
     assert metrics["strategy"] == "finetune"
     assert "baseline" not in metrics
     training = metrics["training"]
-    assert [r["stage"] for r in training["history"]] == ["head", "unfreeze:1"]
+    # 8 images a class: stage 2 starts from the frozen-features probe, no warm-up (LP-FT)
+    assert [r["stage"] for r in training["history"]] == ["probe", "unfreeze:1"]
     assert training["lrs"]["lr"] == pytest.approx(1e-3)  # --lr given: used as is
+    assert "finder" not in training["lrs"]  # nothing to find: no warm-up, --lr given
     hyper = metrics["hyperparameters"]
     assert hyper["epochs"] == 1
     assert hyper["lr"] == pytest.approx(1e-3)
     assert hyper["pretrained"] is True
+    assert hyper["head_start"] == "probe" and hyper["head_epochs"] == 0
+    assert metrics["head"] == "logistic"  # the probe's type, with its fine-tuned weights
 
     report = (run / "report.html").read_text()
     assert "Training curves" in report
     assert '<a href="#training">' in report
     assert "<svg" in report
     assert "Did transfer help" not in report
+    assert "head start</th><td>the frozen-features head" in report
 
 
 def test_evaluate_and_predict_the_finetuned_bundle(world, finetuned):

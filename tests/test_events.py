@@ -79,7 +79,9 @@ def test_a_finetuning_run_tells_its_stage_and_epochs_in_order(tmp_path):
     assert {e.name for e in recorder.events} == {"finetune"}
     history = clf.fit_info_["training"]["history"]
     assert recorder.history("finetune") == history
-    assert [r["stage"] for r in history] == ["head", "unfreeze:1", "unfreeze:2"]
+    # 6 images a class: epoch 0 is the frozen-features probe stage 2 starts from
+    assert [r["stage"] for r in history] == ["probe", "unfreeze:1", "unfreeze:2"]
+    assert history[0]["val_accuracy"] is not None  # measured on the split as every epoch is
     assert all(r["val_accuracy"] is not None and r["train_loss"] > 0 for r in history)
     # each epoch's steps come between the previous epoch's row and its own
     order = [(e.kind, e.data["epoch"]) for e in recorder.events if e.kind in ("step", "epoch")]

@@ -160,17 +160,26 @@ def test_the_graph_gives_the_bundles_probabilities_and_embeddings(features_bundl
     np.testing.assert_allclose(embedding, clf.transform(files), atol=1e-4)
 
 
+# guard off: on this tiny data it could keep the frozen features, and these cases are a
+# fine-tuned backbone, under its softmax layer (the warm-up start) or under the fine-tuned
+# frozen-features probe (the tiny-data default: a logistic head)
+_TUNED = {"epochs": 1, "guard": "off"}
+
+
 @pytest.mark.parametrize(
-    ("run", "options"),
+    ("run", "options", "head"),
     [
-        # guard off: on this tiny data it could keep the frozen features (a logistic head),
-        # and this case is the fine-tuned backbone with its softmax layer
-        ("finetune", {"strategy": "finetune", "strategy_params": {"epochs": 1, "guard": "off"}}),
-        ("knn", {"head": "knn"}),
-        ("centroid", {"head": "centroid"}),
+        (
+            "finetune",
+            {"strategy": "finetune", "strategy_params": {**_TUNED, "head_start": "warm-up"}},
+            "linear",
+        ),
+        ("finetune-probe", {"strategy": "finetune", "strategy_params": _TUNED}, "logistic"),
+        ("knn", {"head": "knn"}, "knn"),
+        ("centroid", {"head": "centroid"}, "centroid"),
     ],
 )
-def test_finetune_and_distance_head_bundles_export_with_parity(world, run, options):
+def test_finetune_and_distance_head_bundles_export_with_parity(world, run, options, head):
     bundle = _train(world, run, **options)
     out = world["root"] / f"{run}-onnx"
     # a random test split: the held-out examples are given with --data
@@ -178,8 +187,8 @@ def test_finetune_and_distance_head_bundles_export_with_parity(world, run, optio
     doc = json.loads((out / EXPORT_JSON).read_text())
     assert doc["parity"]["max_abs_diff_probabilities"] <= 1e-4
     assert doc["source"]["strategy"] == options.get("strategy", "features")
-    assert doc["source"]["head"] == options.get("head", "linear")
-    if run == "finetune":
+    assert doc["source"]["head"] == head
+    if run.startswith("finetune"):
         assert (bundle / "backbone.safetensors").is_file()
 
 

@@ -38,7 +38,9 @@ def test_finetune_mobilenet_v2_on_real_digits(digits, tmp_path, capsys):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["strategy"] == "finetune"
     assert metrics["accuracy"] > 0.5  # 8 training digits per class, one epoch; chance is 0.1
-    assert [r["stage"] for r in metrics["training"]["history"]] == ["head", "unfreeze:1"]
+    # 8 a class: stage 2 starts from the frozen-features probe (LP-FT), no softmax warm-up
+    assert [r["stage"] for r in metrics["training"]["history"]] == ["probe", "unfreeze:1"]
+    assert metrics["head"] == "logistic"
     manifest = json.loads((run / "model" / "manifest.json").read_text())
     assert "backbone.safetensors" in manifest["files"]
     capsys.readouterr()

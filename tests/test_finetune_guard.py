@@ -180,3 +180,27 @@ def test_the_ceiling_and_the_guard_apply_to_tiny_data_only(tmp_path):
     assert sign_test_p(5, 3) == pytest.approx(93 / 256)
     assert sign_test_p(9, 1) == pytest.approx(11 / 1024)
     assert sign_test_p(0, 0) == 1.0
+
+
+def test_the_probe_start_applies_to_tiny_image_data_under_the_ceiling_only(tmp_path):
+    from conftest import make_shapes_folder
+
+    from transferkit.finetune.config import FinetuneConfig
+    from transferkit.modalities import load_dataset
+    from transferkit.strategies.finetune_guard import resolve_backbone_lr_max, resolve_head_start
+
+    tiny = load_dataset(make_shapes_folder(tmp_path / "tiny", per_class=10))
+    more = load_dataset(make_shapes_folder(tmp_path / "more", per_class=21))
+
+    def start(cfg, data):  # in the order the strategy resolves them: the ceiling first
+        return resolve_head_start(resolve_backbone_lr_max(cfg, data), data).head_start
+
+    assert start(FinetuneConfig(), tiny) == "probe"
+    assert start(FinetuneConfig(), more) == "warm-up"
+    assert start(FinetuneConfig(head_start="warm-up"), tiny) == "warm-up"  # a given choice
+    assert start(FinetuneConfig(head_start="probe"), more) == "probe"
+    # above the ceiling the probe was measured to lose (3e-4: 4-12 points): the warm-up
+    assert start(FinetuneConfig(backbone_lr_max=1.0), tiny) == "warm-up"
+    # measured on images only
+    texts = tiny.__class__(samples=tiny.samples, labels=tiny.labels, modality="text")
+    assert start(FinetuneConfig(), texts) == "warm-up"

@@ -25,8 +25,10 @@ from transferkit.errors import BadInputError
 from transferkit.estimator import TransferClassifier
 from transferkit.modalities import load_dataset
 
-# an explicit validation share: with 8 images per class the automatic choice is no split
-PARAMS = {"epochs": 1, "lr": 1e-3, "head_epochs": 3, "val_size": 0.15}
+# an explicit validation share: with 8 images per class the automatic choice is no split;
+# the softmax warm-up (at 8 a class images would start from the frozen-features probe, tested
+# on its own below): the path every run above 20 a class and every method built on it takes
+PARAMS = {"epochs": 1, "lr": 1e-3, "head_epochs": 3, "val_size": 0.15, "head_start": "warm-up"}
 COMMON = {"runtime": "torch", "progress": False}
 
 
@@ -294,13 +296,15 @@ def test_a_method_is_a_strategy_subclass_with_its_own_hooks_and_policy(world, mo
     assert "block2.1.weight" in changed
 
 
-def test_the_guard_falls_back_to_exactly_what_features_gives(world, tmp_path, monkeypatch):
+@pytest.mark.parametrize("start", ["warm-up", "probe"])
+def test_the_guard_falls_back_to_exactly_what_features_gives(world, tmp_path, monkeypatch, start):
     """When the small-data guard keeps the frozen features, the model is --strategy features':
     the pretrained backbone and the default logistic head, saved and reloaded as such."""
     from transferkit.strategies import finetune_guard
 
     monkeypatch.setattr(finetune_guard, "MAX_P", -1.0)  # no evidence can keep fine-tuning
     params = {k: v for k, v in PARAMS.items() if k != "val_size"}  # 8 a class: no split
+    params["head_start"] = start
     common = {"backbone": NAME, "weights": world["weights"], **COMMON}
     tuned = TransferClassifier(strategy="finetune", strategy_params=params, **common)
     tuned.fit(world["train"])
@@ -333,6 +337,40 @@ def test_the_guard_falls_back_to_exactly_what_features_gives(world, tmp_path, mo
     again = loaded.save(tmp_path / "again")
     assert json.loads((again / "manifest.json").read_text())["files"] == manifest["files"]
     assert not (again / "backbone.safetensors").exists()
+
+
+def test_tiny_image_data_starts_stage_2_from_the_frozen_features_head(world):
+    """LP-FT: at <= 20 images a class the head stage 2 trains is --strategy features' own,
+    fitted first; with a learning rate too small to move anything the fine-tuned model is
+    that features model, and the saved head is of its type."""
+    common = {"backbone": NAME, "weights": world["weights"], **COMMON}
+    frozen = TransferClassifier(strategy="features", **common).fit(world["train"])
+    still = TransferClassifier(
+        strategy="finetune", strategy_params={"epochs": 1, "guard": "off", "lr": 1e-12}, **common
+    ).fit(world["train"])
+    hyper = still.strategy_metrics_["hyperparameters"]
+    assert hyper["head_start"] == "probe" and hyper["head_epochs"] == 0
+    assert still.head_.name == frozen.head_.name == "logistic"
+    np.testing.assert_allclose(
+        still.predict_proba(world["test"]), frozen.predict_proba(world["test"]), atol=1e-4
+    )
+    training = still.fit_info_["training"]
+    assert [r["stage"] for r in training["history"]] == ["probe", "unfreeze:1"]
+    assert training["history"][0]["train_accuracy"] == pytest.approx(
+        frozen.score(world["train"]), abs=1e-6
+    )
+    assert "finder" not in training["lrs"]  # no warm-up: no head rate to find
+
+    # by default the head learns at the backbone's tiny-data ceiling, and the report says so
+    tuned = TransferClassifier(
+        strategy="finetune", strategy_params={"epochs": 1, "guard": "off"}, **common
+    ).fit(world["train"])
+    lrs = tuned.fit_info_["training"]["lrs"]
+    assert lrs["lr"] == pytest.approx(1e-4) and "ceiling" in lrs["lr_source"]
+    facts = tuned.strategy_.report_section(tuned.strategy_metrics_).facts
+    assert facts["head start"].startswith("the frozen-features head")
+    assert facts["learning rate (head, stage 2)"].startswith("0.0001 (the backbone's ceiling")
+    assert not np.allclose(tuned.head_.coef_, frozen.head_.coef_)  # trained with the backbone
 
 
 def test_a_loaded_model_saved_again_writes_the_bundle_it_came_from(world, tmp_path):

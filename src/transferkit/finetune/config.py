@@ -10,6 +10,9 @@ from transferkit.errors import BadInputError
 REGULARIZERS = ("none", "l2sp")
 # the small-data guard of --strategy finetune (strategies/finetune_guard.py)
 GUARDS = ("cross-fit", "off")
+# where stage 2's head starts: a softmax layer warmed up on the frozen embeddings, or the
+# frozen-features head itself (LP-FT, finetune/probe_head.py)
+HEAD_STARTS = ("warm-up", "probe")
 # L2-SP coefficients (see l2sp.py for why alpha is below the paper's 0.1)
 DEFAULT_ALPHA = 0.01
 DEFAULT_BETA = 0.01
@@ -68,6 +71,12 @@ class FinetuneConfig:
     # (--strategy features' model) unless cross-fitted fine-tuning beats them (see
     # strategies/finetune_guard.py)
     guard: str = "cross-fit"
+    # "warm-up": a new softmax layer trained for ``head_epochs`` on the frozen embeddings;
+    # "probe": the frozen-features head (--strategy features' default head) fitted on them,
+    # trained on at ``lr`` (LP-FT). None: ``--strategy finetune`` chooses from the data
+    # (strategies/finetune_guard.py: the probe under the tiny-data ceiling, else the warm-up);
+    # the engine alone warms up
+    head_start: str | None = None
     pretrained: bool = True
 
     def __post_init__(self) -> None:
@@ -116,6 +125,15 @@ class FinetuneConfig:
             raise BadInputError(
                 "--regularize l2sp pulls weights towards the pretrained ones; a from-scratch "
                 "model has none. Use it with --strategy finetune."
+            )
+        if self.head_start is not None and self.head_start not in HEAD_STARTS:
+            raise BadInputError(
+                f"head-start must be one of {', '.join(HEAD_STARTS)}; got {self.head_start!r}"
+            )
+        if self.head_start == "probe" and not self.pretrained:
+            raise BadInputError(
+                "--head-start probe starts from a head fitted on pretrained embeddings; a "
+                "from-scratch model has none. Use it with --strategy finetune."
             )
         if self.guard not in GUARDS:
             raise BadInputError(f"guard must be one of {', '.join(GUARDS)}; got {self.guard!r}")

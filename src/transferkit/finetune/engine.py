@@ -96,7 +96,7 @@ class EpochRecord:
     """One row of the training history (also the report's training curves)."""
 
     epoch: int
-    stage: str  # "head" (warm-up) or "unfreeze:<groups>" or "scratch"
+    stage: str  # "head" (warm-up), "probe" (fitted head), "unfreeze:<groups>" or "scratch"
     unfrozen_groups: int
     train_loss: float
     train_accuracy: float
@@ -364,12 +364,15 @@ class Finetuner:
             log.info("resuming after epoch %d of %d", checkpoint.epoch, cfg.epochs)
         else:
             vectors = embeddings() if cfg.pretrained and embeddings is not None else None
-            if cfg.lr is None or (vectors is not None and cfg.head_lr is None):
+            # the head warm-up's rate comes from the finder too (none needed without a warm-up)
+            if cfg.lr is None or (vectors is not None and cfg.head_epochs and cfg.head_lr is None):
                 lrs["finder"] = self._lr_from_finder(train, vectors)
             lrs["lr"] = cfg.lr if cfg.lr is not None else lrs["finder"]["used"]
             lrs["lr_source"] = "given" if cfg.lr is not None else "lr finder"
             if vectors is not None and cfg.head_epochs:
                 history += self._warm_up_head(vectors, lrs)
+            elif vectors is not None and cfg.head_start == "probe":
+                history.append(self._probe_record(vectors))
             stage = self.policy.first_stage()
             self.policy.apply(model, stage)
             optimizer = torch.optim.AdamW(
@@ -494,6 +497,31 @@ class Finetuner:
                 seconds=sum(r["seconds"] for r in rows),
             )
         ]
+
+    def _probe_record(self, vectors) -> EpochRecord:
+        """Epoch 0 of a run whose head starts fitted (the probe, ``head_start="probe"``): how
+        it does on the cached training embeddings, as a warm-up's record would say."""
+        cfg = self.config
+        (X, y), _ = vectors
+        t0 = time.perf_counter()
+        head = self.model.head
+        device = next(head.parameters()).device
+        with torch.no_grad():
+            logits = head(X.float().to(device))
+            y = y.long().to(device)
+            loss = float(F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing))
+            accuracy = float((logits.argmax(1) == y).float().mean())
+        return EpochRecord(
+            epoch=0,
+            stage="probe",
+            unfrozen_groups=0,
+            train_loss=loss,
+            train_accuracy=accuracy,
+            val_loss=None,  # filled in with the other epochs' measure when there is a split
+            val_accuracy=None,
+            lr=0.0,
+            seconds=time.perf_counter() - t0,
+        )
 
     def _lr_from_finder(self, train: Batches, vectors) -> dict[str, Any]:
         """The LR range test used when no learning rate is given.

@@ -37,6 +37,8 @@ from transferkit.strategies.finetune_guard import (
     guard_skip_reason,
     resolve_backbone_lr_max,
     resolve_bn_statistics,
+    resolve_head_start,
+    start_from_probe,
     state_copy,
 )
 from transferkit.strategies.options import EPOCHS, LR
@@ -224,6 +226,15 @@ FINETUNE_OPTIONS = (
         choices=("cross-fit", "off"),
     ),
     Option(
+        "--head-start",
+        "head_start",
+        str,
+        "where the trained head starts: probe = the frozen-features head (--strategy features' "
+        "own, LP-FT), warm-up = a new softmax layer trained on the frozen embeddings first "
+        "(default: probe when a class has <= 20 examples, else warm-up)",
+        choices=("probe", "warm-up"),
+    ),
+    Option(
         "--l2sp-alpha",
         "l2sp_alpha",
         float,
@@ -241,13 +252,21 @@ FINETUNE_OPTIONS = (
     ),
 )
 
+# the report's words for FinetuneConfig.head_start
+HEAD_START_WORDS = {
+    "probe": "the frozen-features head (--strategy features' own), trained on with the "
+    "backbone (LP-FT)",
+    "warm-up": "a new softmax layer, warmed up on the frozen embeddings",
+}
+
 # how report.html draws a fine-tuning history
 _CHARTS = (
     Chart("loss", ("train_loss", "val_loss")),
     Chart("accuracy", ("train_accuracy", "val_accuracy"), fixed_range=(0.0, 1.0)),
 )
 _CHART_NOTE = (
-    "dotted grey: a stage begins (head warm-up at epoch 0, then one more layer group unfrozen) "
+    "dotted grey: a stage begins (at epoch 0 the head: warmed up, or the frozen-features probe; "
+    "then one more layer group unfrozen) "
     "· green: the best epoch, whose weights were kept"
 )
 
@@ -410,7 +429,13 @@ class FinetuneStrategy(Strategy):
             # measured for plain fine-tuning only, like the guard (a domain adaptation hook
             # re-estimates them on the target domain on purpose)
             cfg = resolve_bn_statistics(cfg, prep.train)
+            cfg = resolve_head_start(cfg, prep.train)
         model = prep.model
+        probe, lr_given = None, cfg.lr is not None
+        if cfg.head_start == "probe":
+            # fitted now, while the module holds the weights its cached embeddings came from
+            probe = fit_frozen_features(backbone, prep.train, ctx.embed, ctx.seed, cfg.augment)
+            cfg = start_from_probe(model, probe, cfg)
         guard_skip = self._guard_skip(prep, cfg)
         # the guard refits from the pretrained state: fine-tuning changes the module in place
         pretrained = state_copy(model.backbone) if guard_skip is None else None
@@ -433,15 +458,22 @@ class FinetuneStrategy(Strategy):
         result = runner.fit(
             prep.train_batches, prep.val_batches, embeddings=prep.embeddings, resume=ctx.resume
         )
+        if probe is not None and not lr_given:
+            result.lrs["lr_source"] = "the backbone's ceiling (the head starts fitted)"
         guard = self._guard(backbone, prep, ctx, cfg, guard_skip, pretrained)
         kept_features = guard is not None and guard.get("decision") == "features"
         if kept_features:
             # what --strategy features gives: the pretrained backbone and its default head
             model.backbone.load_state_dict(pretrained)
-            fitted_head = fit_frozen_features(
-                backbone, prep.train, ctx.embed, ctx.seed, cfg.augment
+            fitted_head = (
+                probe
+                if probe is not None
+                else fit_frozen_features(backbone, prep.train, ctx.embed, ctx.seed, cfg.augment)
             )
             result.best_epoch = 0
+        elif probe is not None:
+            # the probe's type (logistic) with the weights stage 2 gave it
+            fitted_head = model.head.to_head({"fine_tuned_lr": result.lrs.get("lr")})
         else:
             fitted_head = LinearSoftmaxHead.from_torch(
                 model.head, len(prep.train.labels), {"lr": result.lrs.get("lr")}
@@ -522,11 +554,14 @@ class FinetuneStrategy(Strategy):
         lrs = training.get("lrs") or {}
         if isinstance(lrs, Mapping):
             if lrs.get("lr") is not None:
-                source = "given" if lrs.get("lr_source") == "given" else "LR finder"
+                source = lrs.get("lr_source") or "LR finder"
+                source = {"lr finder": "LR finder"}.get(str(source), str(source))
                 facts["learning rate (head, stage 2)"] = f"{float(lrs['lr']):.3g} ({source})"
             if lrs.get("head_lr") is not None:
                 facts["learning rate (head warm-up)"] = f"{float(lrs['head_lr']):.3g}"
         hyper = metrics.get("hyperparameters") or {}
+        if hyper.get("head_start") in HEAD_START_WORDS:
+            facts["head start"] = HEAD_START_WORDS[hyper["head_start"]]
         ceiling = hyper.get("backbone_lr_max")
         if isinstance(ceiling, int | float):
             facts["learning rate ceiling (backbone)"] = f"{float(ceiling):.3g}"
