@@ -166,6 +166,8 @@ def test_sigkill_after_epoch_one_then_resume_matches_an_uninterrupted_run(world,
     [
         (["--da-weight", "0"], "argument --da-weight: must be greater than 0"),
         (["--mmd-estimate", "linear"], "--mmd-estimate do not apply to the dann strategy"),
+        # the probe start was measured for plain fine-tuning only
+        (["--head-start", "probe"], "--head-start do not apply to the dann strategy"),
     ],
 )
 def test_bad_options_exit_2_naming_them(world, capsys, monkeypatch, extra, message):

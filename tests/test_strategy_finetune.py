@@ -296,6 +296,30 @@ def test_a_method_is_a_strategy_subclass_with_its_own_hooks_and_policy(world, mo
     assert "block2.1.weight" in changed
 
 
+def test_a_method_built_on_finetune_refuses_the_probe_start(world, monkeypatch):
+    """The probe start was measured for plain fine-tuning: a method that judges its own result
+    (small_data_guard False: domain adaptation, adapters) says so instead of trying it."""
+    from transferkit import strategies
+    from transferkit.strategies.finetune import FinetuneStrategy
+
+    class Method(FinetuneStrategy):
+        name = "unguarded_method_test"
+        small_data_guard = False
+
+    monkeypatch.setitem(strategies.STRATEGIES, Method.name, Method)
+    clf = TransferClassifier(
+        backbone=NAME, weights=world["weights"], strategy=Method.name,
+        strategy_params={**PARAMS, "head_start": "probe"}, **COMMON,
+    )  # fmt: skip
+    with pytest.raises(BadInputError, match="measured for --strategy finetune only"):
+        clf.fit(world["train"])
+    # left to choose, such a method keeps the warm-up at any size
+    params = {k: v for k, v in PARAMS.items() if k != "head_start"}
+    clf.set_params(strategy_params=params).fit(world["train"])
+    assert clf.strategy_metrics_["hyperparameters"]["head_start"] is None
+    assert clf.head_.name == "linear"
+
+
 @pytest.mark.parametrize("start", ["warm-up", "probe"])
 def test_the_guard_falls_back_to_exactly_what_features_gives(world, tmp_path, monkeypatch, start):
     """When the small-data guard keeps the frozen features, the model is --strategy features':

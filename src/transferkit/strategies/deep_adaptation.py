@@ -87,7 +87,8 @@ class DeepAdaptation(FinetuneStrategy):
     method: ClassVar[str]
     Config = DeepAdaptationConfig
     capabilities = DEEP_CAPABILITIES
-    options = (*FINETUNE_OPTIONS, DA_WEIGHT)
+    # the probe start (--head-start) was measured for plain fine-tuning only
+    options = (*(o for o in FINETUNE_OPTIONS if o.flag != "--head-start"), DA_WEIGHT)
     small_data_guard = False  # finetune's guard was measured without this method
 
     def loss_options(self) -> dict[str, Any]:

@@ -430,6 +430,11 @@ class FinetuneStrategy(Strategy):
             # re-estimates them on the target domain on purpose)
             cfg = resolve_bn_statistics(cfg, prep.train)
             cfg = resolve_head_start(cfg, prep.train)
+        elif cfg.head_start == "probe":
+            raise BadInputError(
+                f"head_start='probe' was measured for --strategy finetune only; --strategy "
+                f"{self.name} starts from the warm-up. Leave head_start out."
+            )
         model = prep.model
         probe, lr_given = None, cfg.lr is not None
         if cfg.head_start == "probe":
