@@ -231,7 +231,7 @@ FINETUNE_OPTIONS = (
         str,
         "where the trained head starts: probe = the frozen-features head (--strategy features' "
         "own, LP-FT), warm-up = a new softmax layer trained on the frozen embeddings first "
-        "(default: probe when a class has <= 20 examples, else warm-up)",
+        "(default: probe for images with <= 20 examples in a class, else warm-up)",
         choices=("probe", "warm-up"),
     ),
     Option(
