@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from transferkit.errors import BadInputError
-from transferkit.finetune.config import FinetuneConfig
+from transferkit.finetune.config import HEAD_STARTS, FinetuneConfig
 from transferkit.strategies.base import (
     Capabilities,
     Chart,
@@ -232,7 +232,7 @@ FINETUNE_OPTIONS = (
         "where the trained head starts: probe = the frozen-features head (--strategy features' "
         "own, LP-FT), warm-up = a new softmax layer trained on the frozen embeddings first "
         "(default: probe for images with <= 20 examples in a class, else warm-up)",
-        choices=("probe", "warm-up"),
+        choices=HEAD_STARTS,
     ),
     Option(
         "--l2sp-alpha",

@@ -299,6 +299,7 @@ def cross_fit(strategy, backbone, train, ctx, cfg, pretrained: dict) -> dict[str
         if prep.model.backbone is not module:  # the state loads above would miss the fit
             raise RuntimeError("the small-data guard needs the backbone's shared module")
         if cfg.head_start == "probe":  # fine-tuning starts from this half's own floor
+            # cfg already holds the probe's settings (fit resolved them): only the head changes
             start_from_probe(prep.model, floor, cfg)
         runner = Finetuner(
             prep.model,
