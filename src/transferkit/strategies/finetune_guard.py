@@ -158,7 +158,15 @@ def resolve_head_start(cfg, train):
     the stage-2 rates at 3e-4 instead of 1e-4 the probe lost 6-13 points on Tux Paint, up to 5
     on clip art and 7 on Fashion-MNIST (seed 10): the ceiling stays. 30 epochs instead of 12
     gained on MNIST (+2.9) and lost on clip art and Tux Paint (-1.2 each). Images only
-    (``PROBE_MODALITIES``): it was not measured on text or audio."""
+    (``PROBE_MODALITIES``): it was not measured on text or audio.
+
+    Above the ceiling the warm-up stays: at 50 a class (probe start, head and top group at 1e-3
+    with the layer-wise decay below, BatchNorm statistics learned; seeds 10-12, guard off,
+    points over features) the probe gave Fashion-MNIST +4.6 / +3.8 / +1.2, MNIST +3.2 / +1.0 /
+    +3.4 and clip art +1.2 / +0.7 / -1.0, against the warm-up's +1.4 / +3.4 / +4.0, +3.0 / +1.8
+    / +3.0 and +4.4 / -1.0 / +5.6: no better on Fashion-MNIST and MNIST (means +3.2 vs +2.9,
+    +2.5 vs +2.6), 2.7 points worse on clip art. Two seeds had looked like a lead (Fashion-MNIST
+    +4.3 against +2.4); the third seed reversed it."""
     from dataclasses import replace
 
     if cfg.head_start is not None:
