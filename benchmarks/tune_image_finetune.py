@@ -1,13 +1,13 @@
 """Tuning runs for ``--strategy finetune`` on the image suite's data, on draws it does not report.
 
 Issue 17's lesson: a default is tuned on some draws and reported on others. The image suite
-(``bench_image_suite.py``) reports seeds 0-2; the fine-tuning variants compared in
-``strategies/finetune_guard.py`` were measured with this script on seeds 10 and up: each draw
-trains ``--strategy features`` and ``--strategy finetune`` (MobileNetV2, ``strategy_params``
-from ``--params``, the guard off unless ``--params`` says otherwise) on the same training folder
-and scores both on the same test images. One JSON line per draw is appended to ``--out``, so a
-variant's runs can be compared with another's later; the means per dataset are printed at the
-end.
+(``bench_image_suite.py``) reports seeds 0-2; fine-tuning variants are compared here on seeds
+10 and up (as those quoted in ``strategies/finetune_guard.py`` and ``finetune/config.py`` were):
+each draw trains ``--strategy features`` and ``--strategy finetune`` (MobileNetV2,
+``strategy_params`` from ``--params``, the guard off unless ``--params`` says otherwise) on the
+same training folder and scores both on the same test images. One JSON line per draw is
+appended to ``--out``, so a variant's runs can be compared with another's later; the means per
+dataset are printed at the end.
 
     python -m benchmarks.tune_image_finetune --draws fashion:50:10-12,clipart:50:10-12 \\
         --params '{"head_start": "probe", "lr": 1e-3}' --tag lpft-1e-3
