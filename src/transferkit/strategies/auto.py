@@ -33,8 +33,13 @@ DOMAIN_GAP_KNN = 0.6
 # contrastive won or tied up to CV 0.82 on the tuning sets (Rotten Tomatoes K=8-64: 0.42-0.73;
 # 20 Newsgroups K=8-64: 0.69-0.82; 20 Newsgroups K=16 tied at 0.701), and still won at 0.88 on
 # Reuters R8 K=16 (0.901 against 0.884: a first bound of 0.85 failed that check), so the bound
-# sits above it; R8 K=64 (CV 0.93, features 0.932) is where the frozen embeddings suffice
-FROZEN_ENOUGH_CV = 0.90
+# sits above it. A bound of 0.90 kept features on R8 K=64 (CV 0.91-0.93 on every draw), but once
+# contrastive read long texts whole it won there too: on draws the suite does not report (seeds
+# 10 / 11 / 12) contrastive 0.930 / 0.936 / 0.937 against features' 0.909 / 0.917 / 0.931, and
+# on the ones it does 0.938 against 0.933 (mean of 3). So the bound sits above every CV at which
+# training the encoder measured a gain: with 95 % of held-out texts right, at most 5 points
+# are left, and no suite dataset reaches it
+FROZEN_ENOUGH_CV = 0.95
 FINETUNE_MIN_PER_CLASS = 20
 CPU_FINETUNE_MAX_EXAMPLES = 2000
 
