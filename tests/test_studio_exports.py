@@ -150,11 +150,19 @@ def test_a_text_project_is_a_folder_of_text_files(studio, tmp_path):
         assert path.read_text(encoding="utf-8") == text
 
 
-def test_exports_of_a_run_that_did_not_finish_are_refused(studio):
+def test_exports_of_a_run_that_did_not_finish_are_refused(studio, tmp_path):
     c, project, _, _ = studio
+    # another project's training holds the one worker (backbone auto ranks every offline
+    # backbone: seconds), so this run is still queued when it is cancelled: cancelling it while
+    # it ran raced its end (its embeddings are cached), and on a busy machine it finished first
+    other = make_project(c, "other", "image", digit_examples(tmp_path / "other", per_class=4))
+    holder = c.post(f"/api/projects/{other['id']}/train", json={"backbone": "auto"}).json()
     started = c.post(f"/api/projects/{project['id']}/train", json={}).json()
+    assert c.get(f"/api/jobs/{started['job_id']}").json()["state"] == "queued"
     c.post(f"/api/jobs/{started['job_id']}/cancel")
+    c.post(f"/api/jobs/{holder['job_id']}/cancel")
     assert wait_job(c, started["job_id"])["state"] == "cancelled"
+    assert wait_job(c, holder["job_id"])["state"] in ("cancelled", "done")
     rid = started["run_id"]
     for answer in (
         c.get(f"/api/runs/{rid}/export/bundle"),
